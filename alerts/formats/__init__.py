@@ -1,0 +1,117 @@
+"""Feed formats: raw delivery bytes in, normalised alerts out. Plain Python, no Django.
+
+``parse_delivery(format, body, options)`` is the one entry point the ingest task
+calls. It returns a ``ParseResult`` or raises ``ParseError`` with a message for the
+dead-letter view ("line 17: not valid JSON: ..."); no other exception escapes, for
+any bytes whatsoever, so a hostile or broken delivery is kept with its error and never
+kills the worker.
+
+Normalisation every parser follows:
+
+* times are aware UTC datetimes; an unreadable time is None, not an error;
+* ``target_ip`` and ``source_ips`` hold only real IP addresses (canonical text); a
+  masked or bogus address is kept in ``target_host`` or the labels instead;
+* text is kept as sent (escaping is the templates' job) minus NUL characters, and
+  capped: titles 500 characters, label values 2,000, descriptions 10,000;
+* numbers are finite and non-negative, ports 0-65535, counters fit a bigint.
+
+Gzip bodies (first bytes 1f 8b) are decompressed transparently, up to
+``options["max_decompressed_bytes"]`` (256 MiB by default) so a gzip bomb is refused.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from . import alertmanager, cloudflare, crowdsec, fastnetmon, generic, suricata, wazuh
+from .base import ParsedAlert, ParseError, ParseResult, make_fingerprint
+
+__all__ = [
+    "FORMATS",
+    "ParseError",
+    "ParseResult",
+    "ParsedAlert",
+    "make_fingerprint",
+    "parse_delivery",
+]
+
+Parser = Callable[[bytes, Mapping[str, Any]], ParseResult]
+
+FORMATS: dict[str, Parser] = {
+    "cloudflare": cloudflare.parse,
+    "alertmanager": alertmanager.parse,
+    "suricata": suricata.parse,
+    "fastnetmon": fastnetmon.parse,
+    "crowdsec": crowdsec.parse,
+    "generic": generic.parse,
+    "wazuh": wazuh.parse,
+}
+
+DEFAULT_MAX_DECOMPRESSED = 256 * 1024 * 1024
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def parse_delivery(format: str, body: bytes, options: Mapping[str, Any] | None = None) -> ParseResult:
+    """Parse one delivery's raw bytes with the feed's format.
+
+    ``options`` are the feed's format options (Suricata ``lenient``, the generic
+    ``mapping``, ...). Raises ParseError, and only ParseError, when the delivery
+    cannot be read.
+    """
+    parser = FORMATS.get(format) if isinstance(format, str) else None
+    if parser is None:
+        known = ", ".join(sorted(FORMATS))
+        raise ParseError(f"unknown feed format {format!r}: expected one of {known}")
+    if options is None:
+        options = {}
+    elif not isinstance(options, Mapping):
+        raise ParseError(f"feed options must be an object, got {type(options).__name__}")
+    if isinstance(body, bytearray | memoryview):
+        body = bytes(body)
+    if not isinstance(body, bytes):
+        raise ParseError(f"the delivery body must be bytes, got {type(body).__name__}")
+    if body.startswith(GZIP_MAGIC):
+        body = _gunzip(body, _max_size(options))
+    try:
+        return parser(body, options)
+    except ParseError:
+        raise
+    except RecursionError:
+        raise ParseError("the payload is nested too deeply to read") from None
+    except MemoryError:
+        raise ParseError("the payload is too large to parse in memory") from None
+    except Exception as exc:  # noqa: BLE001 - a parser bug must dead-letter the delivery, not kill the worker
+        raise ParseError(
+            f"the {format} parser failed on this delivery ({type(exc).__name__}: {str(exc)[:200]}); "
+            "this is a bug in Shieldwall, please report it with the delivery"
+        ) from exc
+
+
+def _max_size(options: Mapping[str, Any]) -> int:
+    value = options.get("max_decompressed_bytes", DEFAULT_MAX_DECOMPRESSED)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        return DEFAULT_MAX_DECOMPRESSED
+    return value
+
+
+def _gunzip(body: bytes, limit: int) -> bytes:
+    """Decompress every gzip member of the body, refusing output beyond ``limit`` bytes."""
+    out = bytearray()
+    data = body
+    while data:
+        decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            out += decompressor.decompress(data, limit - len(out) + 1)
+        except zlib.error as exc:
+            raise ParseError(f"gzip body is corrupt: {exc}") from None
+        if len(out) > limit:
+            raise ParseError(f"gzip body expands beyond {limit // (1024 * 1024)} MiB; refusing to read it")
+        if not decompressor.eof:
+            raise ParseError("gzip body is truncated: the compressed stream ends early")
+        data = decompressor.unused_data
+        # Padding after the last member (some tools write NULs) is not another member.
+        if data and not data.startswith(GZIP_MAGIC):
+            break
+    return bytes(out)

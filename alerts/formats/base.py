@@ -1,0 +1,70 @@
+"""What every feed parser returns: plain data, no Django.
+
+A parser turns the raw bytes of one delivery into ``ParsedAlert`` objects. The
+ingest service maps them to customers and upserts them on (feed, fingerprint).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+LAYERS = ("L3", "L4", "L7")
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+
+
+class ParseError(ValueError):
+    """The delivery cannot be read as this format. The message is shown to engineers."""
+
+
+@dataclass
+class ParsedAlert:
+    """One normalised alert, as read from a feed payload.
+
+    ``fingerprint`` identifies the alert across repeats: the same attack notified twice
+    has the same fingerprint. ``resolved`` is True for an END/resolved event, which
+    closes the open alert of that fingerprint instead of opening a new one.
+    """
+
+    fingerprint: str
+    title: str
+    layer: str = "L4"  # one of LAYERS
+    vector: str = "unknown"  # syn_flood, udp_flood, dns_amplification, http_flood, waf_sqli, ...
+    severity: str = "medium"  # one of SEVERITIES
+    external_id: str = ""
+    event_time: datetime | None = None  # aware, UTC
+    ended_at: datetime | None = None
+    resolved: bool = False
+    target_ip: str = ""
+    target_port: int | None = None
+    target_host: str = ""
+    # what the mapping to a customer looks at: zone name, account, label values
+    zone: str = ""
+    pps: float | None = None
+    bps: float | None = None
+    rps: float | None = None
+    packets: int | None = None
+    bytes: int | None = None
+    source_ips: list[str] = field(default_factory=list)
+    source_asns: list[int] = field(default_factory=list)
+    source_countries: list[str] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+    raw: dict[str, Any] = field(default_factory=dict)  # the part of the payload this alert came from
+
+
+@dataclass
+class ParseResult:
+    """Alerts read from one delivery, plus counts of records that are not alerts."""
+
+    alerts: list[ParsedAlert] = field(default_factory=list)
+    # e.g. {"flow": 120, "stats": 3} for Suricata events that are counted, not alerted
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+def make_fingerprint(*parts: object) -> str:
+    """A stable 32-hex-digit key from the parts that identify one alert."""
+    joined = "\x1f".join("" if p is None else str(p) for p in parts)
+    return hashlib.sha256(joined.encode("utf-8", "surrogatepass")).hexdigest()[:32]

@@ -1,0 +1,48 @@
+"""FilterSets shared by the HTML lists and the API."""
+
+from __future__ import annotations
+
+import django_filters
+from django.db.models import Q
+
+from console.models import Asset, AuditEvent, Customer
+
+
+class CustomerFilterSet(django_filters.FilterSet):
+    q = django_filters.CharFilter(method="search", label="Search")
+    plan = django_filters.ChoiceFilter(choices=Customer.Plan.choices)
+
+    class Meta:
+        model = Customer
+        fields = ["plan"]
+
+    def search(self, queryset, name, value):  # noqa: ANN001, ANN201
+        return queryset.filter(Q(name__icontains=value) | Q(slug__icontains=value) | Q(assets__value__icontains=value)).distinct()
+
+
+class AssetFilterSet(django_filters.FilterSet):
+    q = django_filters.CharFilter(field_name="value", lookup_expr="icontains", label="Search")
+    customer = django_filters.CharFilter(field_name="customer__slug")
+
+    class Meta:
+        model = Asset
+        fields = ["kind", "customer"]
+
+
+class AuditEventFilterSet(django_filters.FilterSet):
+    q = django_filters.CharFilter(method="search", label="Search")
+    customer = django_filters.CharFilter(field_name="customer__slug", label="Customer")
+    actor = django_filters.CharFilter(field_name="actor_name", label="Actor")
+    action = django_filters.CharFilter(field_name="action", lookup_expr="istartswith")
+    object_type = django_filters.CharFilter(field_name="object_type")
+    object_id = django_filters.CharFilter(field_name="object_id")
+    request_id = django_filters.CharFilter(field_name="request_id")
+    since = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
+    until = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt")
+
+    class Meta:
+        model = AuditEvent
+        fields = ["customer", "actor", "action", "object_type", "object_id", "request_id"]
+
+    def search(self, queryset, name, value):  # noqa: ANN001, ANN201
+        return queryset.filter(Q(object_repr__icontains=value) | Q(action__icontains=value) | Q(actor_name__icontains=value))

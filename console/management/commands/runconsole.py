@@ -1,0 +1,72 @@
+"""Start the whole console in one terminal: web, Celery worker, Celery beat and the demo feed.
+
+Ctrl-C stops all of it. This is what ``make run`` calls.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Run web + Celery worker + beat (+ the simulated alert feed) until Ctrl-C."
+
+    def add_arguments(self, parser) -> None:  # noqa: ANN001
+        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=settings.PORT)
+        parser.add_argument("--no-simulate", action="store_true", help="do not start the simulated alert feed")
+
+    def handle(self, *args, host: str, port: int, no_simulate: bool, **options) -> None:
+        python = sys.executable
+        manage = str(settings.BASE_DIR / "manage.py")
+        celery = [python, "-m", "celery", "-A", "console"]
+        processes = {
+            "web": [python, manage, "runserver", f"{host}:{port}", "--noreload"]
+            if settings.DEBUG
+            else [python, "-m", "gunicorn", "console.wsgi", "-b", f"{host}:{port}", "-w", "3", "--access-logfile", "-"],
+            "worker": [*celery, "worker", "-Q", "default,ingest,analysis,reports", "-c", "2", "-l", "warning"],
+            "beat": [*celery, "beat", "-l", "warning", "-s", settings.CELERY_BEAT_SCHEDULE_FILENAME],
+        }
+        simulate = not no_simulate and os.environ.get("SIMULATE", "1") not in ("0", "false", "no")
+        if simulate:
+            processes["feed"] = [python, manage, "simulate_feed", "--url", f"http://{host}:{port}", "--forever"]
+        children: dict[str, subprocess.Popen] = {}
+        for name, cmd in processes.items():
+            # Own process group per child so Ctrl-C reaches us first and we stop them in order.
+            children[name] = subprocess.Popen(cmd, cwd=settings.BASE_DIR, start_new_session=True)
+        self.stdout.write(self.style.SUCCESS(f"Shieldwall console: http://{host}:{port}/"))
+        self.stdout.write(f"Processes: {', '.join(f'{n} (pid {p.pid})' for n, p in children.items())}")
+        self.stdout.write("Ctrl-C stops all of them.")
+        stopping = False
+
+        def stop(*_args) -> None:  # noqa: ANN002
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        try:
+            while not stopping:
+                for name, child in children.items():
+                    if child.poll() is not None:
+                        self.stderr.write(f"{name} exited with {child.returncode}; stopping the console")
+                        stopping = True
+                time.sleep(0.5)
+        finally:
+            for child in children.values():
+                if child.poll() is None:
+                    os.killpg(child.pid, signal.SIGTERM)
+            deadline = time.time() + 10
+            for child in children.values():
+                try:
+                    child.wait(timeout=max(0.1, deadline - time.time()))
+                except subprocess.TimeoutExpired:
+                    os.killpg(child.pid, signal.SIGKILL)
+            self.stdout.write("Stopped.")

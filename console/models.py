@@ -1,0 +1,193 @@
+"""Customers, their protected assets, user profiles and the audit log."""
+
+from __future__ import annotations
+
+import ipaddress
+import zoneinfo
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.urls import reverse
+
+from console.querysets import CustomerScopedQuerySet
+
+
+def validate_timezone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"{value!r} is not a known time zone")
+
+
+class CustomerQuerySet(models.QuerySet):
+    def visible_to(self, user) -> CustomerQuerySet:
+        from console import roles
+
+        if roles.is_internal(user):
+            return self
+        customer_id = roles.bound_customer_id(user)
+        return self.filter(pk=customer_id) if customer_id else self.none()
+
+
+class Customer(models.Model):
+    """A customer of the protection service, from a free-plan blog to an enterprise bank."""
+
+    class Plan(models.TextChoices):
+        FREE = "free", "Free"
+        PRO = "pro", "Pro"
+        BUSINESS = "business", "Business"
+        ENTERPRISE = "enterprise", "Enterprise"
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+    plan = models.CharField(max_length=20, choices=Plan.choices, default=Plan.FREE)
+    timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+    contacts = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='People to reach during an incident: [{"name", "email", "phone", "role", "reports": true}]',
+    )
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = CustomerQuerySet.as_manager()
+
+    customer_visible = True
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("customer-detail", args=[self.slug])
+
+    @property
+    def report_emails(self) -> list[str]:
+        return [c["email"] for c in self.contacts if c.get("email") and c.get("reports", True)]
+
+
+class Asset(models.Model):
+    """Something of a customer's that we protect: a zone, a Magic Transit prefix, a Spectrum app."""
+
+    class Kind(models.TextChoices):
+        ZONE = "zone", "Zone / hostname"
+        PREFIX = "prefix", "IP prefix (Magic Transit)"
+        SPECTRUM = "spectrum", "Spectrum application"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="assets")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    value = models.CharField(
+        max_length=255, help_text="example.com, 203.0.113.0/24, or host:port / ip:port for Spectrum"
+    )
+    description = models.CharField(max_length=255, blank=True)
+
+    objects = CustomerScopedQuerySet.as_manager()
+
+    customer_visible = True
+
+    class Meta:
+        ordering = ["customer__name", "kind", "value"]
+        constraints = [models.UniqueConstraint(fields=["kind", "value"], name="asset_kind_value_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.value}"
+
+    def clean(self) -> None:
+        self.value = self.value.strip().lower()
+        if self.kind == self.Kind.PREFIX:
+            try:
+                network = ipaddress.ip_network(self.value, strict=True)
+            except ValueError as exc:
+                raise ValidationError({"value": f"not a valid CIDR prefix: {exc}"}) from exc
+            self.value = str(network)
+        elif self.kind == self.Kind.ZONE:
+            label = self.value.rstrip(".")
+            if not label or " " in label or "/" in label or "." not in label:
+                raise ValidationError({"value": "a zone is a hostname such as example.com"})
+            self.value = label
+        elif self.kind == self.Kind.SPECTRUM:
+            host, sep, port = self.value.rpartition(":")
+            if not sep or not port.isdigit() or not (0 < int(port) < 65536) or not host:
+                raise ValidationError({"value": "a Spectrum application is host:port, e.g. ssh.example.com:22"})
+
+    def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+        if self.kind != self.Kind.PREFIX:
+            return None
+        return ipaddress.ip_network(self.value)
+
+
+class Profile(models.Model):
+    """What the console knows of a user beyond Django's auth: the customer a customer viewer is bound to."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile")
+    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.CASCADE, related_name="viewers")
+
+    def __str__(self) -> str:
+        return f"profile of {self.user}"
+
+
+class AuditEventQuerySet(CustomerScopedQuerySet):
+    def update(self, **kwargs):  # noqa: ANN201
+        raise PermissionError("the audit log is append-only")
+
+    def delete(self):  # noqa: ANN201
+        raise PermissionError("the audit log is append-only")
+
+
+class AuditEvent(models.Model):
+    """One change to something that matters: who, what, when, before and after.
+
+    Append-only: the model refuses updates and deletes, and on PostgreSQL a trigger
+    refuses them for anything that goes around the model.
+    """
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # No database constraint and no cascade: a deleted user or customer must not
+    # rewrite history (the append-only trigger would refuse it anyway).
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    actor_name = models.CharField(max_length=150, help_text="username, or the system actor for tasks")
+    request_id = models.CharField(max_length=64, blank=True, db_index=True)
+    action = models.CharField(max_length=80, db_index=True)
+    object_type = models.CharField(max_length=80, db_index=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    object_repr = models.CharField(max_length=300, blank=True)
+    customer = models.ForeignKey(
+        Customer, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["object_type", "object_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_name} {self.action} {self.object_repr}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None:
+            raise PermissionError("the audit log is append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):  # noqa: ANN201
+        raise PermissionError("the audit log is append-only")
+
+
+class Heartbeat(models.Model):
+    """The last time each background process proved it runs (beat writes, /healthz reads)."""
+
+    name = models.CharField(max_length=50, unique=True)
+    at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.at}"

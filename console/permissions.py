@@ -1,0 +1,43 @@
+"""Who may see and do what: one place for the API and the pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+from django.http import Http404
+from rest_framework.permissions import BasePermission
+
+from console import roles
+
+
+def get_visible_or_404(queryset: models.QuerySet, user: Any, **lookup: Any) -> Any:
+    """Fetch one object the user may see; 404 alike for missing and forbidden (never 403)."""
+    qs = queryset.visible_to(user) if hasattr(queryset, "visible_to") else queryset
+    try:
+        return qs.get(**lookup)
+    except (qs.model.DoesNotExist, ValueError, TypeError) as exc:
+        raise Http404(f"No {qs.model._meta.verbose_name} matches the given query.") from exc
+
+
+class IsConsoleUser(BasePermission):
+    """Logged in; internal roles read everything in scope, acting roles write.
+
+    Customer viewers and outsiders get empty querysets through ``visible_to`` and so
+    404s on objects; they may not write at all.
+    """
+
+    def has_permission(self, request, view) -> bool:  # noqa: ANN001
+        user = request.user
+        if not user or not user.is_authenticated:
+            return False
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return True
+        return roles.can_act(user)
+
+
+class IsInternal(BasePermission):
+    """Only the provider's own staff: the feeds, the audit log, the alert stream."""
+
+    def has_permission(self, request, view) -> bool:  # noqa: ANN001
+        return bool(request.user and request.user.is_authenticated and roles.is_internal(request.user))

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from console import roles
+from console.filters import AuditEventFilterSet, CustomerFilterSet
+from console.health import health
+from console.models import AuditEvent, Customer
+from console.permissions import get_visible_or_404
+from console.selectors import dashboard_overview
+
+
+def require_internal(request: HttpRequest) -> None:
+    """Pages of the provider's own staff: a customer viewer or outsider gets a 404."""
+    if not roles.is_internal(request.user):
+        raise Http404("No such page")
+
+
+def paginate(request: HttpRequest, queryset, per_page: int = 50):  # noqa: ANN001, ANN201
+    return Paginator(queryset, per_page).get_page(request.GET.get("page"))
+
+
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    report = health()
+    return JsonResponse(report, status=200 if report["ok"] else 503)
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    if not roles.is_internal(request.user):
+        return render(request, "console/no_access.html", status=200)
+    return render(request, "console/dashboard.html", dashboard_overview())
+
+
+@login_required
+def customer_list(request: HttpRequest) -> HttpResponse:
+    require_internal(request)
+    filterset = CustomerFilterSet(request.GET, queryset=Customer.objects.visible_to(request.user))
+    page = paginate(request, filterset.qs.prefetch_related("assets"))
+    template = "console/_customer_rows.html" if request.htmx else "console/customer_list.html"
+    return render(request, template, {"filter": filterset, "page": page})
+
+
+@login_required
+def customer_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    require_internal(request)
+    customer = get_visible_or_404(Customer.objects.all(), request.user, slug=slug)
+    return render(
+        request,
+        "console/customer_detail.html",
+        {"customer": customer, "assets": customer.assets.all(), "audit": AuditEvent.objects.filter(customer=customer)[:20]},
+    )
+
+
+@login_required
+def audit_list(request: HttpRequest) -> HttpResponse:
+    require_internal(request)
+    filterset = AuditEventFilterSet(request.GET, queryset=AuditEvent.objects.visible_to(request.user))
+    page = paginate(request, filterset.qs.select_related("customer"))
+    template = "console/_audit_rows.html" if request.htmx else "console/audit_list.html"
+    return render(request, template, {"filter": filterset, "page": page})
