@@ -1,1 +1,416 @@
-"""Models of the alerts app."""
+"""Feeds, the inbox of raw deliveries, normalised alerts, attacks and silences."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+from alerts.querysets import AlertQuerySet, AttackQuerySet, DeliveryQuerySet, FeedQuerySet, SilenceQuerySet
+from console.models import Asset, Customer
+
+
+class Feed(models.Model):
+    """A source of alerts: a webhook that senders push to, or a URL we poll."""
+
+    class Format(models.TextChoices):
+        CLOUDFLARE = "cloudflare", "Cloudflare notifications"
+        ALERTMANAGER = "alertmanager", "Prometheus Alertmanager"
+        SURICATA = "suricata", "Suricata EVE JSON"
+        FASTNETMON = "fastnetmon", "FastNetMon"
+        CROWDSEC = "crowdsec", "CrowdSec LAPI"
+        WAZUH = "wazuh", "Wazuh"
+        GENERIC = "generic", "Generic JSON (field mapping)"
+
+    class Mode(models.TextChoices):
+        PUSH = "push", "Push (webhook)"
+        PULL = "pull", "Pull (polled URL)"
+
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=80, unique=True)
+    format = models.CharField(max_length=20, choices=Format.choices)
+    enabled = models.BooleanField(default=True)
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.PUSH)
+    customer = models.ForeignKey(
+        Customer,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="feeds",
+        help_text="Every alert of this feed belongs to this customer (leave empty to map by asset or label).",
+    )
+    customer_label = models.CharField(
+        max_length=80, default="customer", blank=True, help_text="Label whose value is a customer slug."
+    )
+    options = models.JSONField(default=dict, blank=True, help_text="Parser options, e.g. the generic field mapping.")
+    # The bearer token is stored hashed and shown once; the signing key (optional HMAC)
+    # must be kept to verify signatures.
+    secret_hash = models.CharField(max_length=64, editable=False)
+    secret_hint = models.CharField(max_length=8, editable=False, blank=True)
+    signing_key = models.CharField(max_length=128, blank=True, help_text="Require an HMAC-SHA256 body signature.")
+    max_body_bytes = models.PositiveIntegerField(default=10 * 1024 * 1024)
+    rate_limit_per_minute = models.PositiveIntegerField(default=6000)
+    pull_url = models.URLField(blank=True)
+    pull_interval = models.PositiveIntegerField(default=60, help_text="seconds between polls")
+    last_pulled_at = models.DateTimeField(null=True, blank=True)
+    last_delivery_at = models.DateTimeField(null=True, blank=True)
+    delivery_count = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = FeedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("feed-detail", args=[self.slug])
+
+    def ingest_path(self) -> str:
+        return reverse("ingest", args=[self.slug])
+
+    def set_secret(self) -> str:
+        """Make a new bearer token; only its hash is kept. Returns the token to show once."""
+        token = secrets.token_urlsafe(32)
+        self.secret_hash = hashlib.sha256(token.encode()).hexdigest()
+        self.secret_hint = token[-4:]
+        return token
+
+    def check_secret(self, token: str) -> bool:
+        if not token or not self.secret_hash:
+            return False
+        return hmac.compare_digest(hashlib.sha256(token.encode()).hexdigest(), self.secret_hash)
+
+    def health(self) -> str:
+        if not self.enabled:
+            return "disabled"
+        if self.last_error_at and (not self.last_delivery_at or self.last_error_at >= self.last_delivery_at):
+            return "failing"
+        if not self.last_delivery_at:
+            return "waiting"
+        return "ok"
+
+
+class Delivery(models.Model):
+    """One raw delivery, stored before any parsing: the inbox. Nothing accepted is ever lost."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROCESSED = "processed", "Processed"
+        REJECTED = "rejected", "Rejected"
+
+    feed = models.ForeignKey(Feed, on_delete=models.CASCADE, related_name="deliveries")
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+    body = models.BinaryField()
+    body_sha256 = models.CharField(max_length=64)
+    headers = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=20, default="push")  # push, pull, import
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    alerts_created = models.PositiveIntegerField(default=0)
+    alerts_updated = models.PositiveIntegerField(default=0)
+    alerts_resolved = models.PositiveIntegerField(default=0)
+    skipped = models.JSONField(default=dict, blank=True)
+
+    objects = DeliveryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        verbose_name_plural = "deliveries"
+        constraints = [
+            # A sender's retry of the same bytes is the same delivery: a no-op.
+            models.UniqueConstraint(fields=["feed", "body_sha256"], name="delivery_feed_body_unique"),
+        ]
+        indexes = [models.Index(fields=["status", "received_at"])]
+
+    def __str__(self) -> str:
+        return f"delivery {self.pk} of {self.feed_id}"
+
+    @property
+    def size(self) -> int:
+        return len(self.body or b"")
+
+    def body_text(self, limit: int = 200_000) -> str:
+        return bytes(self.body[:limit]).decode("utf-8", "replace")
+
+
+class Layer(models.TextChoices):
+    L3 = "L3", "L3 network"
+    L4 = "L4", "L4 transport"
+    L7 = "L7", "L7 application"
+
+
+class Severity(models.TextChoices):
+    CRITICAL = "critical", "Critical"
+    HIGH = "high", "High"
+    MEDIUM = "medium", "Medium"
+    LOW = "low", "Low"
+    INFO = "info", "Info"
+
+
+class Attack(models.Model):
+    """Alerts of one customer and target that overlap in time: one attack to reason about."""
+
+    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.CASCADE, related_name="attacks")
+    target = models.CharField(max_length=255, help_text="the IP, hostname or zone under attack")
+    title = models.CharField(max_length=300, blank=True)
+    vectors = models.JSONField(default=list, blank=True)
+    layer = models.CharField(max_length=2, choices=Layer.choices, blank=True)
+    severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.MEDIUM)
+    started_at = models.DateTimeField(db_index=True)
+    last_seen = models.DateTimeField(db_index=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    ongoing = models.BooleanField(default=True, db_index=True)
+    peak_bps = models.FloatField(null=True, blank=True)
+    peak_pps = models.FloatField(null=True, blank=True)
+    peak_rps = models.FloatField(null=True, blank=True)
+    peak_at = models.DateTimeField(null=True, blank=True)
+    alert_count = models.PositiveIntegerField(default=0)
+    mitigated = models.BooleanField(default=False)
+    urgency = models.PositiveSmallIntegerField(default=0, db_index=True)
+    urgency_reasons = models.JSONField(default=list, blank=True)
+    summary = models.JSONField(default=dict, blank=True)
+    summarized_at = models.DateTimeField(null=True, blank=True)
+
+    objects = AttackQuerySet.as_manager()
+
+    customer_visible = True  # reports show attacks to their customer
+
+    class Meta:
+        ordering = ["-last_seen", "-id"]
+        indexes = [models.Index(fields=["customer", "target", "last_seen"])]
+
+    def __str__(self) -> str:
+        return self.title or f"attack on {self.target}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("attack-detail", args=[self.pk])
+
+    @property
+    def duration(self) -> timedelta:
+        return (self.ended_at or self.last_seen) - self.started_at
+
+
+class Alert(models.Model):
+    """One normalised alert from any feed; repeats fold into it (count, last seen)."""
+
+    class Status(models.TextChoices):
+        NEW = "new", "New"
+        ACKNOWLEDGED = "acknowledged", "Acknowledged"
+        ESCALATED = "escalated", "Escalated"
+        RESOLVED = "resolved", "Resolved"
+        SUPPRESSED = "suppressed", "Suppressed"
+
+    class Outcome(models.TextChoices):
+        UNDETERMINED = "", "Undetermined"
+        TRUE_POSITIVE_IMPACT = "tp_impact", "True positive, with impact"
+        TRUE_POSITIVE_NO_IMPACT = "tp_no_impact", "True positive, without impact"
+        FALSE_POSITIVE = "false_positive", "False positive"
+        BENIGN = "benign", "Benign"
+
+    # Open states, and where each may go (resolution is always allowed).
+    TRANSITIONS: dict[str, set[str]] = {
+        Status.NEW: {Status.ACKNOWLEDGED, Status.ESCALATED, Status.RESOLVED, Status.SUPPRESSED},
+        Status.ACKNOWLEDGED: {Status.ESCALATED, Status.RESOLVED, Status.SUPPRESSED},
+        Status.ESCALATED: {Status.RESOLVED},
+        Status.SUPPRESSED: {Status.NEW, Status.RESOLVED},
+        Status.RESOLVED: {Status.NEW},
+    }
+
+    feed = models.ForeignKey(Feed, on_delete=models.CASCADE, related_name="alerts")
+    delivery = models.ForeignKey(Delivery, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts")
+    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.CASCADE, related_name="alerts")
+    asset = models.ForeignKey(Asset, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts")
+    attack = models.ForeignKey(Attack, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts")
+    external_id = models.CharField(max_length=200, blank=True)
+    fingerprint = models.CharField(max_length=64)
+    title = models.CharField(max_length=500)
+    description = models.TextField(blank=True)
+    layer = models.CharField(max_length=2, choices=Layer.choices, default=Layer.L4)
+    vector = models.CharField(max_length=64, default="unknown", db_index=True)
+    severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.MEDIUM)
+    target_ip = models.GenericIPAddressField(null=True, blank=True)
+    target_port = models.PositiveIntegerField(null=True, blank=True)
+    target_host = models.CharField(max_length=255, blank=True)
+    zone = models.CharField(max_length=255, blank=True)
+    pps = models.FloatField(null=True, blank=True)
+    bps = models.FloatField(null=True, blank=True)
+    rps = models.FloatField(null=True, blank=True)
+    packets = models.BigIntegerField(null=True, blank=True)
+    bytes = models.BigIntegerField(null=True, blank=True)
+    source_ips = models.JSONField(default=list, blank=True)
+    source_asns = models.JSONField(default=list, blank=True)
+    source_countries = models.JSONField(default=list, blank=True)
+    labels = models.JSONField(default=dict, blank=True)
+    raw = models.JSONField(default=dict, blank=True)
+    event_time = models.DateTimeField(help_text="when the feed says it happened")
+    first_seen = models.DateTimeField(help_text="when Shieldwall first received it")
+    last_seen = models.DateTimeField(db_index=True)
+    ended_at = models.DateTimeField(null=True, blank=True, help_text="end of the event, from the feed")
+    count = models.PositiveIntegerField(default=1)
+    status = models.CharField(max_length=14, choices=Status.choices, default=Status.NEW)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True, default="")
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="assigned_alerts"
+    )
+    silence = models.ForeignKey(
+        "Silence", null=True, blank=True, on_delete=models.SET_NULL, related_name="silenced_alerts"
+    )
+    urgency = models.PositiveSmallIntegerField(default=0)
+    urgency_reasons = models.JSONField(default=list, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = AlertQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-urgency", "-last_seen", "-id"]
+        constraints = [
+            # One open alert per feed and fingerprint: repeats update it (bulk upsert).
+            models.UniqueConstraint(
+                fields=["feed", "fingerprint"],
+                condition=models.Q(resolved_at__isnull=True),
+                name="alert_open_fingerprint_unique",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "-urgency", "-last_seen"], name="alert_queue_idx"),
+            models.Index(fields=["customer", "-last_seen"], name="alert_customer_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("alert-detail", args=[self.pk])
+
+    @property
+    def target(self) -> str:
+        if self.target_ip:
+            return f"{self.target_ip}:{self.target_port}" if self.target_port else self.target_ip
+        return self.target_host or self.zone
+
+    def can_become(self, status: str) -> bool:
+        return status in self.TRANSITIONS.get(self.status, set())
+
+
+class Silence(models.Model):
+    """Alertmanager-style silence: matching alerts are stored and counted, but leave the queue."""
+
+    FIELDS = ("customer", "feed", "vector", "target", "severity", "layer", "title")
+    OPERATORS = ("=", "!=", "=~", "!~")
+
+    matchers = models.JSONField(help_text='[{"field": "vector", "op": "=", "value": "udp_flood"}, ...]')
+    starts_at = models.DateTimeField(default=timezone.now)
+    ends_at = models.DateTimeField()
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    comment = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    expired_by_hand_at = models.DateTimeField(null=True, blank=True)
+
+    objects = SilenceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-starts_at", "-id"]
+
+    def __str__(self) -> str:
+        return ", ".join(f"{m['field']}{m['op']}{m['value']}" for m in self.matchers) or "silence"
+
+    def is_active(self, at=None) -> bool:  # noqa: ANN001
+        at = at or timezone.now()
+        return self.starts_at <= at < self.ends_at and self.expired_by_hand_at is None
+
+    def matches(self, alert: Alert | dict[str, Any]) -> bool:
+        """All matchers hold for this alert (given as a row or as a dict of its match values)."""
+        values = alert if isinstance(alert, dict) else silence_values(alert)
+        for matcher in self.matchers:
+            field, op, wanted = matcher["field"], matcher["op"], str(matcher["value"])
+            actual = str(values.get(field) or "")
+            if op == "=" and actual != wanted:
+                return False
+            if op == "!=" and actual == wanted:
+                return False
+            if op in ("=~", "!~"):
+                # Anchored like Alertmanager's regex matchers.
+                found = re.fullmatch(wanted, actual) is not None
+                if (op == "=~") != found:
+                    return False
+        return True
+
+
+def silence_values(alert: Alert) -> dict[str, Any]:
+    """What silence matchers compare: slugs and plain strings, labels as label:<name>."""
+    values = {
+        "customer": alert.customer.slug if alert.customer_id and alert.customer else "",
+        "feed": alert.feed.slug if alert.feed_id else "",
+        "vector": alert.vector,
+        "target": alert.target_ip or alert.target_host or alert.zone,
+        "severity": alert.severity,
+        "layer": alert.layer,
+        "title": alert.title,
+    }
+    for key, value in (alert.labels or {}).items():
+        values[f"label:{key}"] = value
+    return values
+
+
+class SavedView(models.Model):
+    """A named set of queue filters an engineer comes back to ("enterprise L7, new")."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="saved_views")
+    name = models.CharField(max_length=80)
+    query = models.CharField(max_length=1000)
+    shared = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AlertImport(models.Model):
+    """A file of alerts (JSON lines / EVE) being imported in chunks, with its progress."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    feed = models.ForeignKey(Feed, on_delete=models.CASCADE, related_name="imports")
+    path = models.CharField(max_length=500)
+    filename = models.CharField(max_length=255)
+    size = models.BigIntegerField(default=0)
+    bytes_done = models.BigIntegerField(default=0)
+    deliveries = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"import of {self.filename}"
+
+    @property
+    def percent(self) -> int:
+        return int(100 * self.bytes_done / self.size) if self.size else (100 if self.status == "done" else 0)

@@ -28,7 +28,9 @@ CUSTOMERS = [
         "name": "Northwind Shop",
         "plan": Customer.Plan.PRO,
         "timezone": "America/Chicago",
-        "contacts": [{"name": "Dev Patel", "email": "ops@northwind.example", "phone": "+1 312 555 0142", "role": "ops"}],
+        "contacts": [
+            {"name": "Dev Patel", "email": "ops@northwind.example", "phone": "+1 312 555 0142", "role": "ops"}
+        ],
         "assets": [(Asset.Kind.ZONE, "shop.northwind.example", "storefront and checkout")],
     },
     {
@@ -113,7 +115,9 @@ def seed_users(password: str) -> None:
     admin.save()
     admin.groups.add(Group.objects.get(name=roles.ADMIN))
     for username, role, customer_slug in USERS:
-        user, created = User.objects.get_or_create(username=username, defaults={"email": f"{username}@shieldwall.invalid"})
+        user, created = User.objects.get_or_create(
+            username=username, defaults={"email": f"{username}@shieldwall.invalid"}
+        )
         if created:
             user.set_password(password)
             user.save()

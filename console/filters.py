@@ -17,7 +17,9 @@ class CustomerFilterSet(django_filters.FilterSet):
         fields = ["plan"]
 
     def search(self, queryset, name, value):  # noqa: ANN001, ANN201
-        return queryset.filter(Q(name__icontains=value) | Q(slug__icontains=value) | Q(assets__value__icontains=value)).distinct()
+        return queryset.filter(
+            Q(name__icontains=value) | Q(slug__icontains=value) | Q(assets__value__icontains=value)
+        ).distinct()
 
 
 class AssetFilterSet(django_filters.FilterSet):
@@ -45,4 +47,6 @@ class AuditEventFilterSet(django_filters.FilterSet):
         fields = ["customer", "actor", "action", "object_type", "object_id", "request_id"]
 
     def search(self, queryset, name, value):  # noqa: ANN001, ANN201
-        return queryset.filter(Q(object_repr__icontains=value) | Q(action__icontains=value) | Q(actor_name__icontains=value))
+        return queryset.filter(
+            Q(object_repr__icontains=value) | Q(action__icontains=value) | Q(actor_name__icontains=value)
+        )

@@ -55,7 +55,11 @@ def customer_detail(request: HttpRequest, slug: str) -> HttpResponse:
     return render(
         request,
         "console/customer_detail.html",
-        {"customer": customer, "assets": customer.assets.all(), "audit": AuditEvent.objects.filter(customer=customer)[:20]},
+        {
+            "customer": customer,
+            "assets": customer.assets.all(),
+            "audit": AuditEvent.objects.filter(customer=customer)[:20],
+        },
     )
 
 

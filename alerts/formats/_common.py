@@ -353,8 +353,11 @@ def parse_time(value: Any) -> datetime | None:
             seconds = float(value)
             if not math.isfinite(seconds) or seconds <= 0:
                 return None
-            while seconds > 1e11:  # milliseconds, microseconds or nanoseconds
-                seconds /= 1000
+            for _ in range(3):  # milliseconds, microseconds or nanoseconds
+                if seconds > 1e11:
+                    seconds /= 1000
+            if seconds > 1e11:
+                return None
             result = datetime.fromtimestamp(seconds, tz=UTC)
         elif isinstance(value, str):
             text = value.strip()[:64]
@@ -385,7 +388,7 @@ _VECTOR_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(p, re.IGNORECASE), vector)
     for p, vector in [
         (r"\bdns\b.*\b(amp|reflect)|\b(amp|reflect)\w*\b.*\bdns\b", "dns_amplification"),
-        (r"\bntp\b.*\b(amp|reflect|monlist)|monlist", "ntp_amplification"),
+        (r"\bntp\b.*\b(amp|reflect|ddos|dos)|mon_?list", "ntp_amplification"),
         (r"memcache", "memcached_amplification"),
         (r"\bssdp\b", "ssdp_amplification"),
         (r"\bcldap\b|\bldap\b.*\b(amp|reflect)", "cldap_amplification"),
@@ -409,7 +412,8 @@ _VECTOR_PATTERNS: list[tuple[re.Pattern[str], str]] = [
 
 def flood_vector(*texts: str) -> str | None:
     """The flood kind named in free text ("SYN Flood" -> syn_flood), or None."""
-    joined = " ".join(t for t in texts if t)[:2_000]
+    # Capped: the patterns hold ".*", and signatures longer than this name no new vector.
+    joined = " ".join(t for t in texts if t)[:300]
     if not joined:
         return None
     for pattern, vector in _VECTOR_PATTERNS:

@@ -49,17 +49,23 @@ from .base import ParsedAlert, ParseError, ParseResult, make_fingerprint
 RESOLVING_ACTIONS = {"unban"}
 L3_VECTORS = {"icmp_flood", "ip_fragmentation", "gre_flood"}
 
-_LINE = re.compile(r"^\s*([A-Za-z][A-Za-z0-9 _/-]{0,60}?)\s*:\s*(.*?)\s*$")
+# Lines arrive stripped; bounded repeats keep every pattern linear on hostile input.
+_LINE = re.compile(r"([A-Za-z][A-Za-z0-9 _/-]{0,60}?)[ \t]{0,20}:[ \t]{0,20}(.*)")
 _SUBJECT = re.compile(
-    r"IP\s+(?P<ip>\S+)\s+(?P<verb>blocked|unblocked|unbanned|banned)\s+because\s+(?P<direction>\w+)\s+attack"
+    r"IP\s+(?P<ip>[^\s]{1,64})\s+(?P<verb>blocked|unblocked|unbanned|banned)\s+because\s+(?P<direction>\w{1,20})\s+attack"
     r"(?:\s+with\s+power\s+(?P<pps>\d+)\s*pps)?",
     re.IGNORECASE,
 )
-_LOG_ATTACK = re.compile(r"Attack with direction:\s*(?P<direction>\w+)\s+IP:\s*(?P<ip>\S+)\s+Power:\s*(?P<pps>\d+)")
-_LOG_RATES = re.compile(r"in_pps:\s*(?P<in_pps>\d+).*?in_bps:\s*(?P<in_bps>\d+)")
-_LOG_ACTION = re.compile(r"Call script for (?P<action>ban|unban) client:\s*(?P<ip>\S+)")
+_LOG_ATTACK = re.compile(
+    r"Attack with direction:\s*(?P<direction>\w{1,20})\s+IP:\s*(?P<ip>[^\s]{1,64})\s+Power:\s*(?P<pps>\d{1,20})"
+)
+_LOG_RATES = re.compile(r"in_pps:\s*(?P<in_pps>\d{1,20}).{0,200}?in_bps:\s*(?P<in_bps>\d{1,20})")
+_LOG_ACTION = re.compile(r"Call script for (?P<action>ban|unban) client:\s*(?P<ip>[^\s]{1,64})")
 # "1.2.3.4:53 > 10.10.10.221:80 protocol: udp ..." in the packet dump FastNetMon appends
-_DUMP = re.compile(r"(?P<src>[0-9A-Fa-f.:]+?):(?P<sport>\d+)\s+>\s+(?P<dst>[0-9A-Fa-f.:]+?):(?P<dport>\d+)\s+protocol:")
+_DUMP = re.compile(
+    r"(?P<src>[0-9A-Fa-f.:]{2,45}?):(?P<sport>\d{1,5})[ \t]{1,10}>[ \t]{1,10}"
+    r"(?P<dst>[0-9A-Fa-f.:]{2,45}?):(?P<dport>\d{1,5})[ \t]{1,10}protocol:"
+)
 
 
 def parse(body: bytes, options: Mapping[str, Any]) -> ParseResult:
@@ -157,8 +163,11 @@ def _from_text(text: str, options: Mapping[str, Any]) -> ParsedAlert:
         match = _LINE.match(line)
         if match is not None:
             key = match[1].strip().lower()
-            fields.setdefault(key, match[2])
+            fields.setdefault(key, match[2].strip())
     ip_text = ip_text or clean(fields.get("ip"), 64)
+    if not ip_text and not text.strip():
+        # An unban notify call has no stdin; only the options (script arguments) name the IP.
+        raise ParseError("the delivery is empty and the options name no `ip`: nothing to read")
     if not ip_text:
         raise ParseError(
             "not a FastNetMon notification: no attacked IP found (expected a line 'IP: <address>' or JSON with `ip`)"

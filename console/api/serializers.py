@@ -50,7 +50,16 @@ class AuditEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent
         fields = [
-            "id", "at", "actor_name", "request_id", "action", "object_type", "object_id",
-            "object_repr", "customer", "before", "after",
+            "id",
+            "at",
+            "actor_name",
+            "request_id",
+            "action",
+            "object_type",
+            "object_id",
+            "object_repr",
+            "customer",
+            "before",
+            "after",
         ]
         read_only_fields = fields

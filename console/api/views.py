@@ -54,7 +54,9 @@ class UserViewSet(ActorMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = UserSerializer
 
     def get_queryset(self):  # noqa: ANN201
-        users = get_user_model().objects.order_by("username").prefetch_related("groups").select_related("profile__customer")
+        users = (
+            get_user_model().objects.order_by("username").prefetch_related("groups").select_related("profile__customer")
+        )
         if roles.is_internal(self.request.user):
             return users
         return users.filter(pk=self.request.user.pk)

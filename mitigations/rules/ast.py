@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Union
 
-IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 STAR = "*"
 
@@ -99,8 +98,8 @@ class Logical:
     pos: int = field(default=0, compare=False)
 
 
-Node = Union[FieldRef, Str, Int, IP, Range, SetLit, ListRef, Call, Compare, Not, Logical]
-Value = Union[Str, Int, IP, SetLit, ListRef]
+Node = FieldRef | Str | Int | IP | Range | SetLit | ListRef | Call | Compare | Not | Logical
+Value = Str | Int | IP | SetLit | ListRef
 
 # Binding strength: not > and > xor > or, as in Cloudflare's Rules language.
 PRECEDENCE = {"or": 1, "xor": 2, "and": 3}

@@ -39,7 +39,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .ast import STAR, IP, Call, Compare, FieldRef, Int, ListRef, Logical, Node, Not, Range, SetLit, Str
+from .ast import IP, STAR, Call, Compare, FieldRef, Int, ListRef, Logical, Node, Not, Range, Str
 from .errors import RuleError
 from .fields import FIELDS, PROTOCOL_NUMBERS, TCP_FLAG_BITS
 from .parser import Rule, parse
@@ -302,7 +302,9 @@ class _Evaluator:
             if isinstance(arg, _ArrV):
                 return _IntV(arg.lengths.copy(), arg.valid)
             lengths = pc.binary_length(arg.arr)
-            return _IntV(pc.fill_null(lengths, 0).to_numpy(zero_copy_only=False).astype(np.int64), self.valid_of(lengths))
+            return _IntV(
+                pc.fill_null(lengths, 0).to_numpy(zero_copy_only=False).astype(np.int64), self.valid_of(lengths)
+            )
         if name == "lower":
             if isinstance(arg, _ArrV):
                 return _ArrV(pc.utf8_lower(arg.flat), arg.offsets, arg.valid, star=node.star)
@@ -346,8 +348,14 @@ class _Evaluator:
                 hit |= (data >= lo) & (data <= hi)
             return hit & left.valid
         value = _int_value(right, is_proto)
-        func = {"eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equal,
-                "gt": np.greater, "ge": np.greater_equal}[op]
+        func = {
+            "eq": np.equal,
+            "ne": np.not_equal,
+            "lt": np.less,
+            "le": np.less_equal,
+            "gt": np.greater,
+            "ge": np.greater_equal,
+        }[op]
         return func(data, value) & left.valid
 
     def compare_ip(self, left: _IPV, op: str, right: Node) -> np.ndarray:
@@ -360,7 +368,9 @@ class _Evaluator:
                 try:
                     nets.append(ipaddress.ip_network(str(v).strip(), strict=False))
                 except ValueError:
-                    raise RuleError(f"list ${right.name} holds {v!r}, not an IP address or network", right.pos) from None
+                    raise RuleError(
+                        f"list ${right.name} holds {v!r}, not an IP address or network", right.pos
+                    ) from None
         else:
             nets = [i.value for i in right.items]
         return self.ip_in(left, nets)
@@ -391,8 +401,14 @@ class _Evaluator:
             return _np_bool(pc.is_in(arr, value_set=pa.array([str(v) for v in values], type=arr.type)))
         value = right.value
         if op in ("eq", "ne", "lt", "le", "gt", "ge"):
-            func = {"eq": pc.equal, "ne": pc.not_equal, "lt": pc.less, "le": pc.less_equal,
-                    "gt": pc.greater, "ge": pc.greater_equal}[op]
+            func = {
+                "eq": pc.equal,
+                "ne": pc.not_equal,
+                "lt": pc.less,
+                "le": pc.less_equal,
+                "gt": pc.greater,
+                "ge": pc.greater_equal,
+            }[op]
             return _np_bool(func(arr, pa.scalar(value, type=arr.type)))
         if op == "contains":
             return _np_bool(pc.match_substring(arr, value))

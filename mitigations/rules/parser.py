@@ -18,7 +18,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from .ast import STAR, IP, Call, Compare, FieldRef, Int, ListRef, Logical, Node, Not, Range, SetLit, Str, to_text, walk
+from .ast import IP, STAR, Call, Compare, FieldRef, Int, ListRef, Logical, Node, Not, Range, SetLit, Str, to_text, walk
 from .errors import RuleError
 from .fields import (
     ARRAY_BOOL,
@@ -280,7 +280,7 @@ class _Parser:
             self.ws()
             key_pos = self.i
             if not self.text.startswith('"', self.i) and not self.text.startswith("r", self.i):
-                raise self.error(f'expected a quoted header name, found {self.found()}')
+                raise self.error(f"expected a quoted header name, found {self.found()}")
             key = self.parse_string().value
             if key != key.lower():
                 raise self.error(f'header names are lowercase in {name}: write "{key.lower()}"', key_pos)
@@ -400,13 +400,13 @@ class _Parser:
     def parse_literal(self) -> Str | Int | IP | Range:
         pos = self.i
         if self.i >= self.n:
-            raise self.error("expected a value (a \"string\", a number or an IP address), found end of text")
+            raise self.error('expected a value (a "string", a number or an IP address), found end of text')
         ch = self.text[self.i]
         if ch == '"' or (ch == "r" and self.i + 1 < self.n and self.text[self.i + 1] in '"#'):
             return self.parse_string()
         m = _VALUE_RUN.match(self.text, self.i)
         if not m:
-            raise self.error(f"expected a value (a \"string\", a number or an IP address), found {self.found()}")
+            raise self.error(f'expected a value (a "string", a number or an IP address), found {self.found()}')
         token = m.group()
         self.i = m.end()
         if _DIGITS.fullmatch(token):
@@ -499,15 +499,19 @@ class _Parser:
             if not ok:
                 raise self.error(f"{desc} is {article(type_name)}, cannot compare with {article(vtype)}", value.pos)
             if isinstance(value, IP) and op in ("eq", "ne") and value.value.prefixlen != value.value.max_prefixlen:
-                raise self.error(f"eq/ne compare with one address; use 'in' for a network: {desc} in {{{value.value}}}",
-                                 value.pos)
+                raise self.error(
+                    f"eq/ne compare with one address; use 'in' for a network: {desc} in {{{value.value}}}", value.pos
+                )
         if op == "matches":
             pattern = right.value
             if len(pattern) > MAX_REGEX_LENGTH:
                 raise self.error(f"regular expression is longer than {MAX_REGEX_LENGTH} characters", right.pos)
             if _UNSUPPORTED_REGEX.search(pattern):
-                raise self.error("regular expressions have no look-around or backreferences here "
-                                 "(Cloudflare uses Rust's regex syntax)", right.pos)
+                raise self.error(
+                    "regular expressions have no look-around or backreferences here "
+                    "(Cloudflare uses Rust's regex syntax)",
+                    right.pos,
+                )
             try:
                 re.compile(pattern)
             except (re.error, OverflowError, RecursionError) as exc:

@@ -34,7 +34,9 @@ def test_engineer_sees_every_customer(engineer_client, customer_a, customer_b):
     assert b"Acme Corp" in response.content and b"Globex" in response.content
 
 
-def test_customer_viewer_gets_404_for_another_customers_objects(client, api_as, customer_viewer, customer_a, customer_b):
+def test_customer_viewer_gets_404_for_another_customers_objects(
+    client, api_as, customer_viewer, customer_a, customer_b
+):
     client.force_login(customer_viewer)
     assert client.get(reverse("customer-detail", args=[customer_b.slug])).status_code == 404
     api = api_as(customer_viewer)

@@ -40,7 +40,10 @@ def test_tasks_act_as_a_named_system_actor(customer_a):
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the trigger exists on PostgreSQL only")
 def test_postgresql_trigger_refuses_update_and_delete_around_the_model(customer_a):
     event = audit_record(action="customer.update", obj=customer_a)
-    for sql in ("UPDATE console_auditevent SET action = 'x' WHERE id = %s", "DELETE FROM console_auditevent WHERE id = %s"):
+    for sql in (
+        "UPDATE console_auditevent SET action = 'x' WHERE id = %s",
+        "DELETE FROM console_auditevent WHERE id = %s",
+    ):
         with pytest.raises((InternalError, DatabaseError), match="append-only"), transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute(sql, [event.pk])

@@ -19,7 +19,9 @@ def _python(code: str, **env: str) -> str:
     clean.update(env)
     clean["SHIELDWALL_TESTING"] = clean.get("SHIELDWALL_TESTING", "1")
     clean["DJANGO_SETTINGS_MODULE"] = "console.settings"
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=clean, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=clean, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
@@ -29,7 +31,9 @@ def test_settings_follow_the_environment(tmp_path):
         "import django, json; django.setup(); from django.conf import settings as s;"
         "print(json.dumps([s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL, s.CACHES['default']['BACKEND']]))"
     )
-    engine, broker, cache = json.loads(_python(code, SHIELDWALL_VAR_DIR=str(tmp_path), SHIELDWALL_TESTING="0", DEBUG="1"))
+    engine, broker, cache = json.loads(
+        _python(code, SHIELDWALL_VAR_DIR=str(tmp_path), SHIELDWALL_TESTING="0", DEBUG="1")
+    )
     assert engine == "django.db.backends.sqlite3"
     assert broker == "filesystem://"
     assert cache.endswith("FileBasedCache")
@@ -67,7 +71,11 @@ def test_check_deploy_is_clean_under_production_settings(tmp_path):
     )
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
@@ -94,7 +102,11 @@ def test_healthz_reports_503_when_the_database_is_down(client, db, monkeypatch):
 def test_schema_builds_without_warnings():
     result = subprocess.run(
         [sys.executable, "manage.py", "spectacular", "--fail-on-warn", "--validate", "--file", os.devnull],
-        cwd=REPO, capture_output=True, text=True, timeout=180, env={**os.environ, "SHIELDWALL_TESTING": "1"},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "SHIELDWALL_TESTING": "1"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
 

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 
 from alerts.formats import ParseError, make_fingerprint, parse_delivery
-from tests.formats import payloads
+from alerts.formats import examples as payloads
 
 
 def parse(payload):
@@ -62,14 +62,14 @@ def test_without_fingerprint_or_summary_fall_back_to_labels():
     entry = payloads.alertmanager_alert()
     del entry["fingerprint"]
     entry["annotations"] = {}
-    entry["labels"] = {"alertname": "HighHTTPRate", "instance": "10.1.2.3:9113", "layer": "7"}
+    entry["labels"] = {"alertname": "HTTPRequestFlood", "instance": "10.1.2.3:9113", "layer": "7"}
     alert = parse({"version": "4", "status": "firing", "alerts": [entry]})[0]
-    assert alert.title == "HighHTTPRate"
+    assert alert.title == "HTTPRequestFlood"
     assert alert.severity == "medium"
     assert alert.layer == "L7"
     assert alert.target_ip == "10.1.2.3"  # from instance, port dropped
     assert alert.vector == "http_flood"  # inferred from the alert name
-    expected = make_fingerprint("alertmanager", "alertname=HighHTTPRate", "instance=10.1.2.3:9113", "layer=7")
+    expected = make_fingerprint("alertmanager", "alertname=HTTPRequestFlood", "instance=10.1.2.3:9113", "layer=7")
     assert alert.fingerprint == expected
 
 

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from alerts.formats import ParseError, parse_delivery
-from tests.formats import payloads
+from alerts.formats import examples as payloads
 from tests.shared import shared_file
 
 
@@ -45,10 +45,12 @@ def test_documented_l7_sample_reads_as_an_http_flood_on_the_zone():
 
 def test_documented_samples_share_the_correlation_fingerprint():
     l4 = parse_delivery(
-        "cloudflare", shared_file("alerts/cloudflare/cf_webhook_advanced_ddos_attack_l4_alert.example.json").read_bytes()
+        "cloudflare",
+        shared_file("alerts/cloudflare/cf_webhook_advanced_ddos_attack_l4_alert.example.json").read_bytes(),
     ).alerts[0]
     l7 = parse_delivery(
-        "cloudflare", shared_file("alerts/cloudflare/cf_webhook_advanced_ddos_attack_l7_alert.example.json").read_bytes()
+        "cloudflare",
+        shared_file("alerts/cloudflare/cf_webhook_advanced_ddos_attack_l7_alert.example.json").read_bytes(),
     ).alerts[0]
     # Both doc samples carry alert_correlation_id 000eaa90...; the id alone is the key.
     assert l4.fingerprint == l7.fingerprint

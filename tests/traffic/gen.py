@@ -55,12 +55,13 @@ def ipv4(
     """IPv4 header + payload; ``frag`` is the fragment offset in 8-byte units."""
     ff = (0x2000 if mf else 0) | (frag & 0x1FFF)
     return (
-        struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident, ff, ttl, proto, 0, ip4(src), ip4(dst))
-        + payload
+        struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident, ff, ttl, proto, 0, ip4(src), ip4(dst)) + payload
     )
 
 
-def ipv6(src: str, dst: str, nh: int, payload: bytes, *, hlim: int = 64, ext: Iterable[tuple[int, bytes]] = ()) -> bytes:
+def ipv6(
+    src: str, dst: str, nh: int, payload: bytes, *, hlim: int = 64, ext: Iterable[tuple[int, bytes]] = ()
+) -> bytes:
     """IPv6 packet; ``ext`` is a list of (header type, body) with the body padded here."""
     chain = b""
     types = [t for t, _ in ext] + [nh]
@@ -69,7 +70,8 @@ def ipv6(src: str, dst: str, nh: int, payload: bytes, *, hlim: int = 64, ext: It
         if t == 44:
             chain += struct.pack("!BB", nxt, 0) + body[:6].ljust(6, b"\0")
         else:
-            full = body.ljust(max(6, len(body)) + (-(len(body) + 2) % 8), b"\0")
+            size = max(6, len(body))
+            full = body.ljust(size + (-(size + 2) % 8), b"\0")
             chain += struct.pack("!BB", nxt, (len(full) + 2) // 8 - 1) + full
     first = types[0]
     body = chain + payload
@@ -77,7 +79,9 @@ def ipv6(src: str, dst: str, nh: int, payload: bytes, *, hlim: int = 64, ext: It
 
 
 def tcp(sport: int, dport: int, flags: int, payload: bytes = b"", seq: int = 1) -> bytes:
-    return struct.pack("!HHIIBBHHH", sport, dport, seq, 0, 5 << 4 | (flags >> 8 & 1), flags & 0xFF, 65535, 0, 0) + payload
+    return (
+        struct.pack("!HHIIBBHHH", sport, dport, seq, 0, 5 << 4 | (flags >> 8 & 1), flags & 0xFF, 65535, 0, 0) + payload
+    )
 
 
 def udp(sport: int, dport: int, payload: bytes = b"") -> bytes:
@@ -392,12 +396,15 @@ def baseline_records(lines: list[str], *, seed: int = 7) -> list[dict]:
         cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
         ref = "" if m["ref"] == "-" else m["ref"]
         headers = _browser_headers(fam, ua, ref, cookie)
+        method, uri = m["method"], m["uri"]
+        if fam != "other" and rng.random() < 0.015:
+            method, uri = "POST", "/login"  # real users log in too: a path-only rule has collateral
         out.append(
             logpush_record(
                 ts=ts,
                 ip=m["ip"],
-                method=m["method"],
-                uri=m["uri"],
+                method=method,
+                uri=uri,
                 proto=m["proto"],
                 status=int(m["status"]),
                 ua=ua,

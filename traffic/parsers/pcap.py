@@ -23,6 +23,7 @@ Conventions (they match what tshark shows, which the tests check):
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import struct
@@ -72,7 +73,8 @@ _RAW_LINKTYPES = (LINKTYPE_RAW, LINKTYPE_RAW_BSD12, LINKTYPE_RAW_BSD14, LINKTYPE
 # libpcap and wiretap refuse records above 256 KiB whatever the header says; a larger
 # caplen is a corrupt record, not a jumbo frame.
 MAX_RECORD = 262_144
-DEFAULT_BATCH = 1_000_000
+DEFAULT_BATCH = 32_768  # small enough that a batch's headers stay in CPU cache between gathers
+_RELEASE_EVERY = 64 << 20  # hand decoded pages back to the kernel every 64 MB
 _VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)
 _IPV6_EXT = (0, 43, 60)  # hop-by-hop, routing, destination options: (len+1)*8 bytes
 _PCAP_MAGICS = {
@@ -527,10 +529,8 @@ class PcapReader:
         lo -= lo % mmap.PAGESIZE
         hi -= hi % mmap.PAGESIZE
         if hi > lo and hasattr(mmap, "MADV_DONTNEED"):
-            try:
+            with contextlib.suppress(OSError, ValueError):  # best effort only
                 self._mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
-            except (OSError, ValueError):  # pragma: no cover - best effort only
-                pass
 
     def _iter_pcap(self) -> Iterator[PacketBatch]:
         mm = self._mm
@@ -593,8 +593,9 @@ class PcapReader:
                 break
             if self.progress:
                 self.progress(off - 24, size - 24)
-            self._release(released, off)
-            released = off - off % mmap.PAGESIZE
+            if off - released >= _RELEASE_EVERY:
+                self._release(released, off)
+                released = off - off % mmap.PAGESIZE
         self.end_offset = off
         if self._stop is None and 0 < size - off < 16 and not self.errors:
             self.errors.append(
@@ -684,8 +685,9 @@ class PcapReader:
                 break
             if self.progress:
                 self.progress(off, size)
-            self._release(released, off)
-            released = off - off % mmap.PAGESIZE
+            if off - released >= _RELEASE_EVERY:
+                self._release(released, off)
+                released = off - off % mmap.PAGESIZE
             if not pk_off and not flush_for_section:
                 break
         self.end_offset = off
@@ -750,9 +752,7 @@ class PcapReader:
                 f"packet {number + k + 1} at byte offset {int(o[k])}: record length {int(cap[k])} exceeds its "
                 f"block (block length {int(blen[k])}) or names an unknown interface {int(local_if[k])}"
             )
-            o, kind, gif, hi, lo, cap, wire, data, spb = (
-                a[:k] for a in (o, kind, gif, hi, lo, cap, wire, data, spb)
-            )
+            o, kind, gif, hi, lo, cap, wire, data, spb = (a[:k] for a in (o, kind, gif, hi, lo, cap, wire, data, spb))
             n = k
         if n == 0:
             return None, error

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -37,6 +38,12 @@ class Command(BaseCommand):
         simulate = not no_simulate and os.environ.get("SIMULATE", "1") not in ("0", "false", "no")
         if simulate:
             processes["feed"] = [python, manage, "simulate_feed", "--url", f"http://{host}:{port}", "--forever"]
+        # Beat's schedule file only remembers last run times; a console killed mid-write
+        # leaves it unreadable, and beat would refuse to start.
+        for stale in Path(settings.CELERY_BEAT_SCHEDULE_FILENAME).parent.glob(
+            Path(settings.CELERY_BEAT_SCHEDULE_FILENAME).name + "*"
+        ):
+            stale.unlink(missing_ok=True)
         children: dict[str, subprocess.Popen] = {}
         for name, cmd in processes.items():
             # Own process group per child so Ctrl-C reaches us first and we stop them in order.

@@ -13,5 +13,7 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Demo data ready: {summary['customers']} customers."))
         note = " (generated now; set DEMO_ADMIN_PASSWORD to choose one)" if summary["generated"] else ""
         self.stdout.write(f"Log in as admin / {summary['password']}{note}")
-        self.stdout.write("Other demo users (same password): vera (viewer), eli (engineer), sam and sofia (senior engineers),")
+        self.stdout.write(
+            "Other demo users (same password): vera (viewer), eli (engineer), sam and sofia (senior engineers),"
+        )
         self.stdout.write("harbor-viewer (customer viewer of First Harbor Bank).")

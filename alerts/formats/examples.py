@@ -1,6 +1,6 @@
 """Realistic example payloads for every feed format, built from parameters.
 
-Used by the parser tests, the ingest tests and the demo feed simulator, so each
+Used by the demo feed simulator, the parser tests and the ingest tests, so each
 builder takes the values a scenario cares about (target, zone, vector, rates, ids,
 time) and fills the rest with values that look like what the real tool sends.
 Builders return plain dicts/strings; ``body()`` turns any of them into delivery bytes.
@@ -196,7 +196,7 @@ def alertmanager_notification(*alerts: dict[str, Any], receiver: str = "shieldwa
         common = {k: v for k, v in common.items() if alert["labels"].get(k) == v}
     return {
         "version": "4",
-        "groupKey": '{}/{severity=~"critical|warning"}:{alertname="%s"}' % alerts[0]["labels"]["alertname"],
+        "groupKey": '{}/{severity=~"critical|warning"}:{alertname="' + alerts[0]["labels"]["alertname"] + '"}',
         "truncatedAlerts": 0,
         "status": "firing" if "firing" in statuses else "resolved",
         "receiver": receiver,
@@ -400,9 +400,7 @@ def crowdsec_alert(
                 "value": source_ip,
             }
         ],
-        "events": [
-            {"meta": meta, "timestamp": rfc3339(start + timedelta(seconds=2 * n))} for n in range(events)
-        ],
+        "events": [{"meta": meta, "timestamp": rfc3339(start + timedelta(seconds=2 * n))} for n in range(events)],
         "events_count": events,
         "labels": None,
         "leakspeed": "10s",

@@ -1,0 +1,9 @@
+from alerts.api import views
+
+
+def register(router) -> None:  # noqa: ANN001
+    router.register("feeds", views.FeedViewSet, basename="feed")
+    router.register("deliveries", views.DeliveryViewSet, basename="delivery")
+    router.register("alerts", views.AlertViewSet, basename="alert")
+    router.register("attacks", views.AttackViewSet, basename="attack")
+    router.register("silences", views.SilenceViewSet, basename="silence")

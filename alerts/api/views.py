@@ -1,0 +1,135 @@
+from django.contrib.auth import get_user_model
+from django.http import Http404
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+
+from alerts import services
+from alerts.api import serializers as s
+from alerts.filters import AlertFilterSet, AttackFilterSet, DeliveryFilterSet, FeedFilterSet, SilenceFilterSet
+from alerts.models import Alert, Attack, Delivery, Feed, Silence
+from console import roles
+from console.api.base import ActorMixin
+
+
+class AlertCursorPagination(CursorPagination):
+    """The alert stream: stable pages while new alerts keep arriving."""
+
+    ordering = ("-last_seen", "-id")
+    page_size = 100
+
+
+class FeedViewSet(ActorMixin, viewsets.ReadOnlyModelViewSet):
+    serializer_class = s.FeedSerializer
+    filterset_class = FeedFilterSet
+    lookup_field = "slug"
+
+    def get_queryset(self):  # noqa: ANN201
+        return Feed.objects.visible_to(self.request.user).select_related("customer").order_by("name")
+
+
+class DeliveryViewSet(ActorMixin, viewsets.ReadOnlyModelViewSet):
+    serializer_class = s.DeliverySerializer
+    filterset_class = DeliveryFilterSet
+
+    def get_queryset(self):  # noqa: ANN201
+        return Delivery.objects.visible_to(self.request.user).select_related("feed").defer("body").order_by("-id")
+
+    @extend_schema(request=None, responses=s.DeliverySerializer)
+    @action(detail=True, methods=["post"])
+    def reprocess(self, request, pk=None):  # noqa: ANN001, ANN201
+        """Queue a delivery for parsing again, e.g. after a parser fix."""
+        delivery = self.get_object()
+        delivery = services.delivery_reprocess(delivery=delivery)
+        return Response(s.DeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
+
+
+class AlertViewSet(ActorMixin, viewsets.ReadOnlyModelViewSet):
+    filterset_class = AlertFilterSet
+    pagination_class = AlertCursorPagination
+
+    def get_serializer_class(self):  # noqa: ANN201
+        return s.AlertDetailSerializer if self.action == "retrieve" else s.AlertSerializer
+
+    def get_queryset(self):  # noqa: ANN201
+        return Alert.objects.visible_to(self.request.user).select_related("customer", "feed", "assignee")
+
+    @extend_schema(request=s.AlertBulkSerializer, responses=s.BulkResultSerializer)
+    @action(detail=False, methods=["post"])
+    def bulk(self, request):  # noqa: ANN001, ANN201
+        """Acknowledge, assign or resolve many alerts at once."""
+        data = s.AlertBulkSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        alerts = list(self.get_queryset().filter(pk__in=data.validated_data["ids"]))
+        act = data.validated_data["action"]
+        if act == "acknowledge":
+            changed = services.alerts_acknowledge(alerts=alerts, user=request.user)
+        elif act == "assign":
+            username = data.validated_data.get("assignee") or ""
+            assignee = get_user_model().objects.filter(username=username).first() if username else None
+            if username and assignee is None:
+                raise ValidationError({"assignee": f"no user {username!r}"})
+            changed = services.alerts_assign(alerts=alerts, assignee=assignee, user=request.user)
+        else:
+            changed = services.alerts_resolve(alerts=alerts, outcome=data.validated_data["outcome"], user=request.user)
+        return Response({"action": act, "selected": len(alerts), "changed": changed})
+
+
+class AttackViewSet(ActorMixin, viewsets.ReadOnlyModelViewSet):
+    serializer_class = s.AttackSerializer
+    filterset_class = AttackFilterSet
+
+    def get_queryset(self):  # noqa: ANN201
+        if not roles.is_internal(self.request.user):
+            return Attack.objects.none()
+        return Attack.objects.select_related("customer").order_by("-last_seen", "-id")
+
+
+class SilenceViewSet(
+    ActorMixin, mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    serializer_class = s.SilenceSerializer
+    filterset_class = SilenceFilterSet
+
+    def get_queryset(self):  # noqa: ANN201
+        return Silence.objects.visible_to(self.request.user).select_related("created_by").order_by("-starts_at", "-id")
+
+    def perform_create(self, serializer) -> None:  # noqa: ANN001
+        data = serializer.validated_data
+        try:
+            serializer.instance = services.silence_create(
+                matchers=data["matchers"],
+                starts_at=data["starts_at"],
+                ends_at=data["ends_at"],
+                comment=data["comment"],
+                user=self.request.user,
+            )
+        except ValueError as exc:
+            raise ValidationError({"detail": str(exc)}) from exc
+
+    @extend_schema(request=None, responses=s.SilenceSerializer)
+    @action(detail=True, methods=["post"])
+    def expire(self, request, pk=None):  # noqa: ANN001, ANN201
+        silence = services.silence_expire(silence=self.get_object(), user=request.user)
+        return Response(s.SilenceSerializer(silence).data)
+
+    @extend_schema(request=s.SilencePreviewSerializer, responses=s.SilencePreviewResultSerializer)
+    @action(detail=False, methods=["post"])
+    def preview(self, request):  # noqa: ANN001, ANN201
+        """The open alerts a silence with these matchers would match, without saving it."""
+        data = s.SilencePreviewSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            count, alerts = services.silence_preview(matchers=data.validated_data["matchers"])
+        except ValueError as exc:
+            raise ValidationError({"matchers": str(exc)}) from exc
+        return Response({"count": count, "alerts": s.AlertSerializer(alerts, many=True).data})
+
+    def get_object(self):  # noqa: ANN201
+        try:
+            return super().get_object()
+        except (Silence.DoesNotExist, ValueError) as exc:
+            raise Http404 from exc

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import json
+
+from django import forms
+
+from alerts.models import Feed
+from alerts.services import silence_validate
+
+
+class FeedForm(forms.ModelForm):
+    class Meta:
+        model = Feed
+        fields = [
+            "name",
+            "slug",
+            "format",
+            "mode",
+            "customer",
+            "customer_label",
+            "options",
+            "signing_key",
+            "max_body_bytes",
+            "rate_limit_per_minute",
+            "pull_url",
+            "pull_interval",
+            "enabled",
+        ]
+
+    def clean(self):  # noqa: ANN201
+        data = super().clean()
+        if data.get("mode") == Feed.Mode.PULL and not data.get("pull_url"):
+            self.add_error("pull_url", "a pull feed needs a URL to poll")
+        return data
+
+
+class SilenceForm(forms.Form):
+    matchers_json = forms.CharField(widget=forms.HiddenInput, required=False)
+    field = forms.CharField(required=False)
+    comment = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    duration_minutes = forms.IntegerField(min_value=1, max_value=60 * 24 * 30, initial=120)
+
+    def clean(self):  # noqa: ANN201
+        data = super().clean()
+        # Matchers come as repeated field/op/value inputs, or as JSON (the preview and API).
+        fields = self.data.getlist("m_field") if hasattr(self.data, "getlist") else []
+        if fields:
+            ops, values = self.data.getlist("m_op"), self.data.getlist("m_value")
+            raw = [
+                {"field": f, "op": o, "value": v} for f, o, v in zip(fields, ops, values, strict=False) if f and v != ""
+            ]
+        else:
+            try:
+                raw = json.loads(data.get("matchers_json") or "[]")
+            except json.JSONDecodeError as exc:
+                raise forms.ValidationError(f"matchers are not valid JSON: {exc}") from exc
+        try:
+            data["matchers"] = silence_validate(raw)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        return data

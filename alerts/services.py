@@ -1,0 +1,836 @@
+"""Alert ingestion and triage: every write of the alerts app goes through here."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import statistics
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.core.cache import cache
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, F, Max, Min, Q
+from django.utils import timezone
+
+from alerts import urgency
+from alerts.formats import ParsedAlert, ParseError, parse_delivery
+from alerts.mapping import CustomerMapper
+from alerts.models import Alert, Attack, Delivery, Feed, Silence, silence_values
+from console.audit import audit_record, snapshot
+from console.models import Customer
+
+ATTACK_GAP = timedelta(minutes=getattr(settings, "ATTACK_GAP_MINUTES", 15))
+SIGNATURE_TOLERANCE_S = 300
+JSON_FORMATS = {"cloudflare", "alertmanager", "crowdsec", "generic", "wazuh"}
+
+
+class IngestRefused(Exception):
+    """The ingest endpoint answers with ``status`` and this message; nothing is stored."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+# --------------------------------------------------------------------------- receiving
+
+
+def feed_authenticate(*, feed: Feed, headers: dict[str, str], body: bytes) -> None:
+    """Bearer token (Alertmanager's http_config) or cf-webhook-auth; then the optional HMAC."""
+    token = ""
+    authorization = headers.get("authorization", "")
+    if authorization.lower().startswith("bearer "):
+        token = authorization[7:].strip()
+    elif headers.get("cf-webhook-auth"):
+        token = headers["cf-webhook-auth"].strip()
+    if not feed.check_secret(token):
+        raise IngestRefused(401, "missing or wrong feed token")
+    if feed.signing_key:
+        stamp = headers.get("x-shieldwall-timestamp", "")
+        signature = headers.get("x-shieldwall-signature", "").removeprefix("sha256=")
+        try:
+            age = abs(time.time() - int(stamp))
+        except ValueError as exc:
+            raise IngestRefused(401, "missing or malformed X-Shieldwall-Timestamp") from exc
+        if age > SIGNATURE_TOLERANCE_S:
+            raise IngestRefused(401, "signature timestamp outside 5 minutes: replay refused")
+        expected = hmac.new(feed.signing_key.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, signature):
+            raise IngestRefused(401, "body signature does not match")
+
+
+def feed_rate_check(feed: Feed) -> None:
+    """Per-feed rate limit over a one-minute window, kept in the cache."""
+    key = f"feed-rate:{feed.pk}:{int(time.time() // 60)}"
+    if cache.add(key, 1, 70):
+        return
+    try:
+        count = cache.incr(key)
+    except ValueError:
+        cache.set(key, 1, 70)
+        return
+    if count > feed.rate_limit_per_minute:
+        raise IngestRefused(429, f"rate limit of {feed.rate_limit_per_minute} deliveries a minute exceeded")
+
+
+def wellformed_error(feed_format: str, body: bytes) -> str:
+    """A quick check that the body is JSON where the format is JSON; '' when it is."""
+    if body[:2] == b"\x1f\x8b":
+        return ""  # compressed: the parser decides
+    stripped = body.strip()
+    if not stripped:
+        return "empty body"
+    if feed_format in JSON_FORMATS or (feed_format == "fastnetmon" and stripped[:1] in (b"{", b"[")):
+        try:
+            orjson.loads(stripped)
+        except orjson.JSONDecodeError as exc:
+            if feed_format == "generic" and b"\n" in stripped:
+                return ""  # JSON lines: the parser names the bad line
+            return f"malformed JSON: {exc}"
+    if feed_format == "suricata":
+        first = stripped.split(b"\n", 1)[0]
+        try:
+            orjson.loads(first if b"\n" in stripped else stripped)
+        except orjson.JSONDecodeError as exc:
+            return f"line 1: malformed JSON: {exc}"
+    return ""
+
+
+@dataclass
+class Received:
+    delivery: Delivery
+    created: bool
+
+
+def delivery_receive(*, feed: Feed, body: bytes, headers: dict[str, Any], source: str = "push") -> Received:
+    """Store a raw delivery (the inbox) and enqueue its parsing after commit.
+
+    The same bytes delivered again by the same feed are the same delivery: nothing new is
+    stored or processed. A body that is not even well-formed is stored as rejected, so the
+    sender's mistake can be looked at and reprocessed.
+    """
+    digest = hashlib.sha256(body).hexdigest()
+    existing = Delivery.objects.filter(feed=feed, body_sha256=digest).only("id", "status").first()
+    if existing:
+        return Received(existing, False)
+    problem = wellformed_error(feed.format, body)
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            delivery = Delivery.objects.create(
+                feed=feed,
+                body=body,
+                body_sha256=digest,
+                headers=headers,
+                source=source,
+                received_at=now,
+                status=Delivery.Status.REJECTED if problem else Delivery.Status.PENDING,
+                error=problem,
+                processed_at=now if problem else None,
+            )
+            updates: dict[str, Any] = {"delivery_count": F("delivery_count") + 1, "last_delivery_at": now}
+            if problem:
+                updates.update(error_count=F("error_count") + 1, last_error=problem[:2000], last_error_at=now)
+            Feed.objects.filter(pk=feed.pk).update(**updates)
+            if not problem:
+                transaction.on_commit(lambda: _enqueue_processing(delivery.pk))
+    except IntegrityError:
+        # Two copies raced; the other one won and is the delivery.
+        return Received(Delivery.objects.get(feed=feed, body_sha256=digest), False)
+    return Received(delivery, True)
+
+
+def _enqueue_processing(delivery_id: int) -> None:
+    from alerts.tasks import process_delivery
+
+    try:
+        process_delivery.delay(delivery_id)
+    except Exception:  # noqa: BLE001 - broker down: the sweeper re-enqueues pending deliveries
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "broker unavailable; delivery %s stays pending for the sweeper", delivery_id
+        )
+
+
+# --------------------------------------------------------------------------- processing
+
+
+@dataclass
+class UpsertResult:
+    created: int = 0
+    updated: int = 0
+    resolved: int = 0
+    attack_ids: set[int] = field(default_factory=set)
+
+
+def delivery_process(*, delivery_id: int) -> Delivery | None:
+    """Parse a pending delivery and upsert its alerts, all in one transaction.
+
+    Idempotent: a delivery that is no longer pending is left alone, and a worker that dies
+    half-way leaves the transaction rolled back and the delivery pending for a retry.
+    """
+    with transaction.atomic():
+        delivery = (
+            Delivery.objects.select_for_update()
+            .select_related("feed")
+            .filter(pk=delivery_id, status=Delivery.Status.PENDING)
+            .first()
+        )
+        if delivery is None:
+            return None
+        feed = delivery.feed
+        delivery.attempts += 1
+        now = timezone.now()
+        try:
+            options = dict(feed.options or {})
+            if delivery.source == "import":
+                # A bulk file: count a malformed line instead of refusing its whole chunk.
+                options["lenient"] = True
+            parsed = parse_delivery(feed.format, bytes(delivery.body), options)
+        except ParseError as exc:
+            delivery.status = Delivery.Status.REJECTED
+            delivery.error = str(exc)[:5000]
+            delivery.processed_at = now
+            delivery.save(update_fields=["status", "error", "processed_at", "attempts"])
+            Feed.objects.filter(pk=feed.pk).update(
+                error_count=F("error_count") + 1, last_error=delivery.error[:2000], last_error_at=now
+            )
+            return delivery
+        result = alerts_upsert(feed=feed, delivery=delivery, parsed=parsed.alerts)
+        delivery.status = Delivery.Status.PROCESSED
+        delivery.error = ""
+        delivery.processed_at = now
+        delivery.alerts_created = result.created
+        delivery.alerts_updated = result.updated
+        delivery.alerts_resolved = result.resolved
+        delivery.skipped = parsed.skipped
+        delivery.save(
+            update_fields=[
+                "status",
+                "error",
+                "processed_at",
+                "attempts",
+                "alerts_created",
+                "alerts_updated",
+                "alerts_resolved",
+                "skipped",
+            ]
+        )
+        for attack_id in result.attack_ids:
+            transaction.on_commit(lambda attack_id=attack_id: attack_schedule_summary(attack_id=attack_id))
+    return delivery
+
+
+def delivery_reprocess(*, delivery: Delivery) -> Delivery:
+    """Put a rejected (or processed) delivery back in the queue, e.g. after a parser fix."""
+    before = {"status": delivery.status, "error": delivery.error}
+    Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.PENDING, error="")
+    delivery.refresh_from_db()
+    audit_record(action="delivery.reprocess", obj=delivery, before=before, after={"status": delivery.status})
+    transaction.on_commit(lambda: _enqueue_processing(delivery.pk))
+    return delivery
+
+
+def customer_baselines(customer_ids: Iterable[int]) -> dict[int, urgency.Baseline]:
+    """Each customer's usual attack peak: the median of their last 50 finished attacks."""
+    baselines: dict[int, urgency.Baseline] = {}
+    for customer_id in set(customer_ids):
+        rows = list(
+            Attack.objects.filter(customer_id=customer_id, ongoing=False)
+            .order_by("-last_seen")
+            .values_list("peak_bps", "peak_pps", "peak_rps")[:50]
+        )
+        if not rows:
+            continue
+        columns = list(zip(*rows, strict=True))
+        medians = [statistics.median([v for v in col if v]) if any(col) else None for col in columns]
+        baselines[customer_id] = urgency.Baseline(*medians)
+    return baselines
+
+
+def _fold_repeats(parsed: Sequence[ParsedAlert]) -> tuple[list[tuple[ParsedAlert, int, datetime, datetime]], list]:
+    """Repeats inside one delivery become one row with a count (an upsert touches a row once)."""
+    opened: dict[str, list] = {}
+    resolved: list[ParsedAlert] = []
+    now = timezone.now()
+    for alert in parsed:
+        if alert.resolved:
+            resolved.append(alert)
+            continue
+        at = alert.event_time or now
+        entry = opened.get(alert.fingerprint)
+        if entry is None:
+            opened[alert.fingerprint] = [alert, 1, at, at]
+        else:
+            entry[1] += 1
+            entry[2] = min(entry[2], at)
+            if at >= entry[3]:
+                entry[3] = at
+                # Keep the newest payload but the highest volumes seen.
+                for metric in ("pps", "bps", "rps"):
+                    old = getattr(entry[0], metric)
+                    if old is not None and (getattr(alert, metric) or 0) < old:
+                        setattr(alert, metric, old)
+                entry[0] = alert
+    return [tuple(v) for v in opened.values()], resolved
+
+
+ALERT_COLUMNS = [
+    "feed_id",
+    "delivery_id",
+    "customer_id",
+    "asset_id",
+    "external_id",
+    "fingerprint",
+    "title",
+    "description",
+    "layer",
+    "vector",
+    "severity",
+    "target_ip",
+    "target_port",
+    "target_host",
+    "zone",
+    "pps",
+    "bps",
+    "rps",
+    "packets",
+    "bytes",
+    "source_ips",
+    "source_asns",
+    "source_countries",
+    "labels",
+    "raw",
+    "event_time",
+    "first_seen",
+    "last_seen",
+    "ended_at",
+    "count",
+    "status",
+    "outcome",
+    "silence_id",
+    "urgency",
+    "urgency_reasons",
+    "updated_at",
+    "resolved_at",
+]
+DATETIME_INDEXES = [
+    ALERT_COLUMNS.index(c) for c in ("event_time", "first_seen", "last_seen", "ended_at", "updated_at", "resolved_at")
+]
+JSON_COLUMNS = {"source_ips", "source_asns", "source_countries", "labels", "raw", "urgency_reasons"}
+
+
+def _upsert_sql(rows: int) -> str:
+    postgres = connection.vendor == "postgresql"
+    greatest = "GREATEST" if postgres else "MAX"
+    casts = {name: "::jsonb" for name in JSON_COLUMNS} if postgres else {}
+    if postgres:
+        casts["target_ip"] = "::inet"
+    placeholder = "(" + ", ".join(f"%s{casts.get(c, '')}" for c in ALERT_COLUMNS) + ")"
+
+    def peak(column: str) -> str:
+        return (
+            f"{greatest}(COALESCE(alerts_alert.{column}, excluded.{column}), "
+            f"COALESCE(excluded.{column}, alerts_alert.{column}))"
+        )
+
+    return (
+        f"INSERT INTO alerts_alert ({', '.join(ALERT_COLUMNS)}) VALUES {', '.join([placeholder] * rows)} "
+        "ON CONFLICT (feed_id, fingerprint) WHERE resolved_at IS NULL DO UPDATE SET "
+        "count = alerts_alert.count + excluded.count, "
+        f"last_seen = {greatest}(alerts_alert.last_seen, excluded.last_seen), "
+        f"pps = {peak('pps')}, bps = {peak('bps')}, rps = {peak('rps')}, "
+        f"packets = {peak('packets')}, bytes = {peak('bytes')}, "
+        f"urgency = {greatest}(alerts_alert.urgency, excluded.urgency), "
+        "source_ips = excluded.source_ips, labels = excluded.labels, raw = excluded.raw, "
+        "updated_at = excluded.updated_at "
+        "RETURNING id, count, fingerprint"
+    )
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value, default=str).decode()
+
+
+def alerts_upsert(*, feed: Feed, delivery: Delivery | None, parsed: Sequence[ParsedAlert]) -> UpsertResult:
+    """Bulk upsert parsed alerts on (feed, fingerprint), resolve ended ones, correlate attacks."""
+    result = UpsertResult()
+    if not parsed:
+        return result
+    now = timezone.now()
+    mapper = CustomerMapper.for_feed(feed)
+    opened, resolved = _fold_repeats(parsed)
+    mapped = {id(p): mapper.map(p) for p in parsed}
+    customers = {c.pk: c for c in Customer.objects.filter(pk__in={m[0] for m in mapped.values() if m[0]})}
+    baselines = customer_baselines(customers)
+    silences = list(Silence.objects.active(now))
+    slugs = {pk: c.slug for pk, c in customers.items()}
+
+    rows: list[list[Any]] = []
+    counts: dict[str, int] = {}
+    groups: dict[str, tuple[int | None, str, datetime, datetime]] = {}
+    for alert, count, first_at, last_at in opened:
+        customer_id, asset_id = mapped[id(alert)]
+        customer = customers.get(customer_id) if customer_id else None
+        ratio = urgency.magnitude_ratio(baselines.get(customer_id), bps=alert.bps, pps=alert.pps, rps=alert.rps)
+        score, reasons = urgency.score(
+            severity=alert.severity,
+            plan=customer.plan if customer else None,
+            ratio=ratio,
+            has_volume=bool(alert.bps or alert.pps or alert.rps),
+            ongoing=True,
+            mitigated=False,
+        )
+        silence = _matching_silence(silences, alert, slugs.get(customer_id, ""), feed.slug)
+        rows.append(
+            [
+                feed.pk,
+                delivery.pk if delivery else None,
+                customer_id,
+                asset_id,
+                alert.external_id[:200],
+                alert.fingerprint,
+                alert.title[:500] or "(untitled alert)",
+                alert.description,
+                alert.layer,
+                alert.vector[:64],
+                alert.severity,
+                alert.target_ip or None,
+                alert.target_port,
+                alert.target_host[:255],
+                alert.zone[:255],
+                alert.pps,
+                alert.bps,
+                alert.rps,
+                alert.packets,
+                alert.bytes,
+                _json(alert.source_ips[:100]),
+                _json(alert.source_asns[:100]),
+                _json(alert.source_countries[:100]),
+                _json(alert.labels),
+                _json(alert.raw),
+                first_at,
+                now,
+                last_at,
+                alert.ended_at,
+                count,
+                Alert.Status.SUPPRESSED if silence else Alert.Status.NEW,
+                "",
+                silence.pk if silence else None,
+                score,
+                _json(reasons),
+                now,
+                None,
+            ]
+        )
+        counts[alert.fingerprint] = count
+        target = alert.target_ip or alert.target_host or alert.zone
+        if target:
+            groups[alert.fingerprint] = (customer_id, target, first_at, last_at)
+
+    # Datetimes as the backend stores them (SQLite keeps naive UTC text).
+    adapt = connection.ops.adapt_datetimefield_value
+    for row in rows:
+        for index in DATETIME_INDEXES:
+            row[index] = adapt(row[index])
+    touched: dict[str, int] = {}
+    with connection.cursor() as cursor:
+        chunk = 400
+        for start in range(0, len(rows), chunk):
+            part = rows[start : start + chunk]
+            cursor.execute(_upsert_sql(len(part)), [value for row in part for value in row])
+            for alert_id, count, fingerprint in cursor.fetchall():
+                touched[fingerprint] = alert_id
+                if count == counts[fingerprint]:
+                    result.created += 1
+                else:
+                    result.updated += 1
+
+    result.resolved = _resolve_ended(feed, delivery, resolved, mapped, now)
+    result.attack_ids |= _correlate(groups, touched)
+    if resolved:
+        result.attack_ids |= set(
+            Alert.objects.filter(feed=feed, fingerprint__in=[r.fingerprint for r in resolved], attack__isnull=False)
+            .values_list("attack_id", flat=True)
+            .distinct()
+        )
+    return result
+
+
+def _matching_silence(
+    silences: list[Silence], alert: ParsedAlert, customer_slug: str, feed_slug: str
+) -> Silence | None:
+    if not silences:
+        return None
+    values = {
+        "customer": customer_slug,
+        "feed": feed_slug,
+        "vector": alert.vector,
+        "target": alert.target_ip or alert.target_host or alert.zone,
+        "severity": alert.severity,
+        "layer": alert.layer,
+        "title": alert.title,
+        **{f"label:{k}": v for k, v in (alert.labels or {}).items()},
+    }
+    return next((s for s in silences if s.matches(values)), None)
+
+
+def _resolve_ended(feed: Feed, delivery: Delivery | None, resolved: list[ParsedAlert], mapped, now) -> int:  # noqa: ANN001
+    """END / resolved events close the open alert; an END never seen open is kept as resolved."""
+    count = 0
+    for alert in resolved:
+        ended = alert.ended_at or alert.event_time or now
+        updated = Alert.objects.filter(feed=feed, fingerprint=alert.fingerprint, resolved_at__isnull=True).update(
+            status=Alert.Status.RESOLVED, resolved_at=now, ended_at=ended, last_seen=now, updated_at=now
+        )
+        if updated:
+            count += updated
+            continue
+        if Alert.objects.filter(feed=feed, fingerprint=alert.fingerprint).exists():
+            continue  # a repeated END of an alert already closed
+        customer_id, asset_id = mapped[id(alert)]
+        Alert.objects.create(
+            feed=feed,
+            delivery=delivery,
+            customer_id=customer_id,
+            asset_id=asset_id,
+            external_id=alert.external_id[:200],
+            fingerprint=alert.fingerprint,
+            title=alert.title[:500] or "(untitled alert)",
+            description=alert.description,
+            layer=alert.layer,
+            vector=alert.vector[:64],
+            severity=alert.severity,
+            target_ip=alert.target_ip or None,
+            target_port=alert.target_port,
+            target_host=alert.target_host[:255],
+            zone=alert.zone[:255],
+            pps=alert.pps,
+            bps=alert.bps,
+            rps=alert.rps,
+            packets=alert.packets,
+            bytes=alert.bytes,
+            source_ips=alert.source_ips[:100],
+            labels=alert.labels,
+            raw=alert.raw,
+            event_time=alert.event_time or now,
+            first_seen=now,
+            last_seen=now,
+            ended_at=ended,
+            status=Alert.Status.RESOLVED,
+            resolved_at=now,
+            updated_at=now,
+        )
+        count += 1
+    return count
+
+
+def _correlate(groups: dict[str, tuple[int | None, str, datetime, datetime]], touched: dict[str, int]) -> set[int]:
+    """Alerts of one customer and target within ATTACK_GAP of each other form one attack."""
+    by_target: dict[tuple[int | None, str], list[tuple[int, datetime, datetime]]] = defaultdict(list)
+    for fingerprint, (customer_id, target, first_at, last_at) in groups.items():
+        if fingerprint in touched:
+            by_target[(customer_id, target)].append((touched[fingerprint], first_at, last_at))
+    attack_ids: set[int] = set()
+    for (customer_id, target), members in by_target.items():
+        start = min(m[1] for m in members)
+        end = max(m[2] for m in members)
+        ids = [m[0] for m in members]
+        attack = (
+            Attack.objects.filter(customer_id=customer_id, target=target, last_seen__gte=start - ATTACK_GAP)
+            .order_by("-last_seen")
+            .first()
+        )
+        if attack is None:
+            attack = Attack.objects.create(
+                customer_id=customer_id, target=target, started_at=start, last_seen=end, ongoing=True
+            )
+        else:
+            Attack.objects.filter(pk=attack.pk).update(
+                last_seen=max(attack.last_seen, end),
+                started_at=min(attack.started_at, start),
+                ongoing=True,
+                ended_at=None,
+            )
+        Alert.objects.filter(pk__in=ids, attack__isnull=True).update(attack=attack)
+        attack_ids.add(attack.pk)
+    return attack_ids
+
+
+# --------------------------------------------------------------------------- attacks
+
+
+def attack_schedule_summary(*, attack_id: int, delay: int = 5) -> None:
+    """Debounced: many deliveries within a few seconds cause one recomputation."""
+    from alerts.tasks import summarize_attack
+
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        summarize_attack.delay(attack_id)
+        return
+    if cache.add(f"attack-summary:{attack_id}", 1, delay):
+        try:
+            summarize_attack.apply_async((attack_id,), countdown=delay)
+        except Exception:  # noqa: BLE001 - the beat re-summarises stale attacks
+            cache.delete(f"attack-summary:{attack_id}")
+
+
+VECTOR_TITLES = {
+    "syn_flood": "SYN flood",
+    "ack_flood": "ACK flood",
+    "rst_flood": "RST flood",
+    "udp_flood": "UDP flood",
+    "http_flood": "HTTP flood",
+    "dns_amplification": "DNS amplification",
+    "ntp_amplification": "NTP amplification",
+}
+
+
+def vector_title(vector: str) -> str:
+    return VECTOR_TITLES.get(vector, vector.replace("_", " "))
+
+
+def attack_summarize(*, attack_id: int) -> Attack | None:
+    """Recompute an attack from its alerts: span, vectors, peaks, severity, urgency."""
+    attack = Attack.objects.filter(pk=attack_id).select_related("customer").first()
+    if attack is None:
+        return None
+    alerts = Alert.objects.filter(attack=attack)
+    agg = alerts.aggregate(
+        n=Count("id"),
+        start=Min("event_time"),
+        last=Max("last_seen"),
+        bps=Max("bps"),
+        pps=Max("pps"),
+        rps=Max("rps"),
+        open=Count("id", filter=Q(resolved_at__isnull=True)),
+        ended=Max("ended_at"),
+    )
+    if not agg["n"]:
+        return attack
+    vector_counts = list(alerts.values("vector").annotate(n=Count("id")).order_by("-n", "vector"))
+    vectors = [v["vector"] for v in vector_counts]
+    layers = list(alerts.values_list("layer", flat=True).distinct())
+    severities = set(alerts.values_list("severity", flat=True).distinct())
+    severity = next((s for s in ("critical", "high", "medium", "low", "info") if s in severities), "medium")
+    peak_row = (
+        alerts.exclude(bps__isnull=True, pps__isnull=True, rps__isnull=True)
+        .order_by(F("bps").desc(nulls_last=True), F("pps").desc(nulls_last=True), F("rps").desc(nulls_last=True))
+        .first()
+    )
+    attack.alert_count = agg["n"]
+    attack.started_at = min(agg["start"], attack.started_at) if agg["start"] else attack.started_at
+    attack.last_seen = max(agg["last"], attack.last_seen)
+    attack.peak_bps, attack.peak_pps, attack.peak_rps = agg["bps"], agg["pps"], agg["rps"]
+    attack.peak_at = peak_row.last_seen if peak_row else None
+    attack.vectors = vectors
+    attack.layer = "L7" if "L7" in layers else ("L4" if "L4" in layers else (layers[0] if layers else ""))
+    attack.severity = severity
+    attack.ongoing = agg["open"] > 0
+    attack.ended_at = None if attack.ongoing else (agg["ended"] or attack.last_seen)
+    names = " + ".join(vector_title(v) for v in vectors[:3])
+    attack.title = f"{names} on {attack.target}"[:300]
+    ratio = urgency.magnitude_ratio(
+        customer_baselines([attack.customer_id]).get(attack.customer_id) if attack.customer_id else None,
+        bps=attack.peak_bps,
+        pps=attack.peak_pps,
+        rps=attack.peak_rps,
+    )
+    attack.urgency, attack.urgency_reasons = urgency.score(
+        severity=severity,
+        plan=attack.customer.plan if attack.customer else None,
+        ratio=ratio,
+        has_volume=bool(attack.peak_bps or attack.peak_pps or attack.peak_rps),
+        ongoing=attack.ongoing,
+        mitigated=attack.mitigated,
+    )
+    attack.summary = {
+        "vectors": [{"vector": v["vector"], "alerts": v["n"]} for v in vector_counts],
+        "sources": _top_sources(alerts),
+        "open_alerts": agg["open"],
+    }
+    attack.summarized_at = timezone.now()
+    attack.save()
+    return attack
+
+
+def _top_sources(alerts) -> list[dict[str, Any]]:  # noqa: ANN001
+    counter: dict[str, int] = defaultdict(int)
+    for ips in alerts.values_list("source_ips", flat=True)[:2000]:
+        for ip in ips or []:
+            counter[ip] += 1
+    return [{"ip": ip, "alerts": n} for ip, n in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:10]]
+
+
+def attacks_close_quiet(*, now: datetime | None = None) -> int:
+    """Attacks with no open alert and nothing new for ATTACK_GAP are over."""
+    now = now or timezone.now()
+    quiet = Attack.objects.filter(ongoing=True, last_seen__lt=now - ATTACK_GAP).exclude(
+        alerts__resolved_at__isnull=True
+    )
+    closed = 0
+    for attack in quiet:
+        Attack.objects.filter(pk=attack.pk).update(ongoing=False, ended_at=attack.last_seen)
+        closed += 1
+    return closed
+
+
+# --------------------------------------------------------------------------- triage
+
+
+def _transition(alerts: Iterable[Alert], status: str, action: str, user, **changes: Any) -> int:  # noqa: ANN001
+    done = 0
+    now = timezone.now()
+    for alert in alerts:
+        if alert.status == status and not changes:
+            continue
+        if alert.status != status and not alert.can_become(status):
+            continue
+        before = snapshot(alert, ["status", "outcome", "assignee_id", "resolved_at"])
+        # Conditional update: a concurrent change of the same alert wins, we skip.
+        fields = {"status": status, "updated_at": now, **changes}
+        claimed = Alert.objects.filter(pk=alert.pk, status=alert.status).update(**fields)
+        if not claimed:
+            continue
+        for key, value in fields.items():
+            setattr(alert, key, value)
+        audit_record(action=action, obj=alert, before=before, after=snapshot(alert, before.keys()), actor=user)
+        done += 1
+    return done
+
+
+def alerts_acknowledge(*, alerts: Iterable[Alert], user) -> int:  # noqa: ANN001
+    """The engineer has seen these alerts and is on them."""
+    return _transition(
+        [a for a in alerts if a.status == Alert.Status.NEW],
+        Alert.Status.ACKNOWLEDGED,
+        "alert.acknowledge",
+        user,
+        acknowledged_at=timezone.now(),
+        assignee=user,
+    )
+
+
+def alerts_assign(*, alerts: Iterable[Alert], assignee, user) -> int:  # noqa: ANN001
+    done = 0
+    for alert in alerts:
+        before = snapshot(alert, ["assignee_id"])
+        Alert.objects.filter(pk=alert.pk).update(assignee=assignee, updated_at=timezone.now())
+        alert.assignee = assignee
+        audit_record(
+            action="alert.assign", obj=alert, before=before, after=snapshot(alert, ["assignee_id"]), actor=user
+        )
+        done += 1
+    return done
+
+
+def alerts_resolve(*, alerts: Iterable[Alert], outcome: str, user) -> int:  # noqa: ANN001
+    if outcome not in Alert.Outcome.values:
+        raise ValueError(f"unknown outcome {outcome!r}")
+    attack_ids = {a.attack_id for a in alerts if a.attack_id}
+    done = _transition(
+        alerts, Alert.Status.RESOLVED, "alert.resolve", user, outcome=outcome, resolved_at=timezone.now()
+    )
+    for attack_id in attack_ids:
+        transaction.on_commit(lambda attack_id=attack_id: attack_schedule_summary(attack_id=attack_id))
+    return done
+
+
+def alerts_mark_escalated(*, alerts: Iterable[Alert], user) -> int:  # noqa: ANN001
+    """Called by the tickets app when alerts are handed to a ticket."""
+    return _transition(alerts, Alert.Status.ESCALATED, "alert.escalate", user)
+
+
+def silence_matchers_for(alerts: Sequence[Alert]) -> list[dict[str, str]]:
+    """Matchers for 'silence similar': what all the selected alerts share."""
+    if not alerts:
+        return []
+    shared = None
+    for alert in alerts:
+        values = silence_values(alert)
+        values = {k: v for k, v in values.items() if k in ("customer", "feed", "vector", "target") and v}
+        shared = values if shared is None else {k: v for k, v in shared.items() if values.get(k) == v}
+    return [{"field": k, "op": "=", "value": v} for k, v in (shared or {}).items()]
+
+
+def silence_validate(matchers: list[dict[str, Any]]) -> list[dict[str, str]]:
+    import re
+
+    if not matchers:
+        raise ValueError("a silence needs at least one matcher")
+    clean = []
+    for m in matchers:
+        field_name, op, value = str(m.get("field", "")), str(m.get("op", "=")), str(m.get("value", ""))
+        if field_name not in Silence.FIELDS and not field_name.startswith("label:"):
+            raise ValueError(f"unknown matcher field {field_name!r}")
+        if op not in Silence.OPERATORS:
+            raise ValueError(f"unknown matcher operator {op!r}")
+        if op in ("=~", "!~"):
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"bad regular expression {value!r}: {exc}") from exc
+        clean.append({"field": field_name, "op": op, "value": value})
+    return clean
+
+
+def silence_preview(*, matchers: list[dict[str, Any]], limit: int = 50) -> tuple[int, list[Alert]]:
+    """The open alerts a silence would match, before it is saved."""
+    probe = Silence(matchers=silence_validate(matchers), ends_at=timezone.now())
+    candidates = Alert.objects.open().select_related("customer", "feed").order_by("-last_seen")[:5000]
+    matched = [a for a in candidates if probe.matches(a)]
+    return len(matched), matched[:limit]
+
+
+def silence_create(*, matchers, starts_at, ends_at, comment: str, user) -> Silence:  # noqa: ANN001
+    """Save a silence and take the open alerts it matches out of the queue."""
+    if not comment.strip():
+        raise ValueError("a silence needs a comment saying why")
+    if ends_at <= starts_at:
+        raise ValueError("a silence must end after it starts")
+    silence = Silence.objects.create(
+        matchers=silence_validate(matchers), starts_at=starts_at, ends_at=ends_at, comment=comment, created_by=user
+    )
+    audit_record(action="silence.create", obj=silence, after=snapshot(silence), actor=user)
+    if silence.is_active():
+        _, matched = silence_preview(matchers=silence.matchers, limit=5000)
+        ids = [a.pk for a in matched if a.status in (Alert.Status.NEW, Alert.Status.ACKNOWLEDGED)]
+        Alert.objects.filter(pk__in=ids).update(
+            status=Alert.Status.SUPPRESSED, silence=silence, updated_at=timezone.now()
+        )
+    return silence
+
+
+def silence_expire(*, silence: Silence, user) -> Silence:  # noqa: ANN001
+    before = snapshot(silence, ["expired_by_hand_at"])
+    silence.expired_by_hand_at = timezone.now()
+    silence.save(update_fields=["expired_by_hand_at"])
+    audit_record(
+        action="silence.expire", obj=silence, before=before, after=snapshot(silence, before.keys()), actor=user
+    )
+    silences_release_expired()
+    return silence
+
+
+def silences_release_expired() -> int:
+    """Open alerts held by a silence that has ended go back to the queue (as Alertmanager does)."""
+    expired = Silence.objects.expired()
+    return Alert.objects.filter(status=Alert.Status.SUPPRESSED, silence__in=expired, resolved_at__isnull=True).update(
+        status=Alert.Status.NEW, updated_at=timezone.now()
+    )
+
+
+def deliveries_requeue_stale(*, older_than_seconds: int = 60) -> int:
+    """Beat's sweeper: a delivery still pending after a minute lost its message; enqueue it again."""
+    ids = list(Delivery.objects.stale_pending(older_than_seconds).values_list("pk", flat=True)[:5000])
+    for delivery_id in ids:
+        _enqueue_processing(delivery_id)
+    return len(ids)

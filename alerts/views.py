@@ -1,0 +1,395 @@
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.db import DatabaseError
+from django.db.models import Count, Q
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from alerts import charts, services
+from alerts.filters import AlertFilterSet, AttackFilterSet
+from alerts.forms import FeedForm, SilenceForm
+from alerts.imports import import_enqueue
+from alerts.models import Alert, AlertImport, Attack, Delivery, Feed, SavedView, Silence
+from console import roles
+from console.audit import audit_record, snapshot
+from console.permissions import get_visible_or_404
+from console.views import paginate, require_internal
+
+QUEUE_SIZE = 200
+INGEST_HEADERS = (
+    "content-type",
+    "user-agent",
+    "x-request-id",
+    "x-shieldwall-timestamp",
+    "x-forwarded-for",
+    "cf-ray",
+)
+
+
+def _require_actor(request: HttpRequest) -> None:
+    if not roles.can_act(request.user):
+        raise Http404("No such page")
+
+
+# --------------------------------------------------------------------------- ingest
+
+
+@csrf_exempt
+def ingest(request: HttpRequest, slug: str) -> JsonResponse:
+    """The webhook: store the raw delivery, answer 202 at once; parsing happens in Celery."""
+    if request.method != "POST":
+        return JsonResponse({"error": "POST a delivery to this URL"}, status=405)
+    try:
+        feed = Feed.objects.filter(slug=slug, enabled=True, mode=Feed.Mode.PUSH).first()
+    except DatabaseError:
+        return JsonResponse({"error": "cannot store deliveries right now; retry"}, status=503)
+    if feed is None:
+        return JsonResponse({"error": "no such feed"}, status=404)
+    length = int(request.META.get("CONTENT_LENGTH") or 0)
+    if length > feed.max_body_bytes:
+        return JsonResponse({"error": f"body larger than {feed.max_body_bytes} bytes"}, status=413)
+    body = request.read(feed.max_body_bytes + 1)
+    if len(body) > feed.max_body_bytes:
+        return JsonResponse({"error": f"body larger than {feed.max_body_bytes} bytes"}, status=413)
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    try:
+        services.feed_authenticate(feed=feed, headers=headers, body=body)
+        services.feed_rate_check(feed)
+    except services.IngestRefused as refused:
+        response = JsonResponse({"error": refused.message}, status=refused.status)
+        if refused.status == 401:
+            response["WWW-Authenticate"] = 'Bearer realm="shieldwall-ingest"'
+        if refused.status == 429:
+            response["Retry-After"] = "60"
+        return response
+    kept = {k: v[:500] for k, v in headers.items() if k in INGEST_HEADERS}
+    kept["remote-addr"] = request.META.get("REMOTE_ADDR", "")
+    try:
+        received = services.delivery_receive(feed=feed, body=body, headers=kept)
+    except DatabaseError:
+        # Never 2xx for something not stored: the sender keeps it and retries.
+        return JsonResponse({"error": "cannot store deliveries right now; retry"}, status=503)
+    delivery = received.delivery
+    if delivery.status == Delivery.Status.REJECTED and received.created:
+        return JsonResponse({"delivery": delivery.pk, "status": "rejected", "error": delivery.error}, status=400)
+    return JsonResponse(
+        {"delivery": delivery.pk, "status": delivery.status, "duplicate": not received.created}, status=202
+    )
+
+
+# --------------------------------------------------------------------------- triage queue
+
+
+def _queue_queryset(request: HttpRequest):  # noqa: ANN202
+    params = request.GET.copy()
+    if not any(k in params for k in ("status", "queue")):
+        params["queue"] = "true"
+    filterset = AlertFilterSet(params, queryset=Alert.objects.visible_to(request.user))
+    return filterset, filterset.qs.select_related("customer", "feed", "assignee", "attack")
+
+
+@login_required
+def alert_list(request: HttpRequest) -> HttpResponse:
+    require_internal(request)
+    filterset, alerts = _queue_queryset(request)
+    if request.htmx and request.GET.get("after"):
+        # Live updates: alerts new or changed since the page's last poll.
+        after = parse_datetime(request.GET["after"]) or timezone.now()
+        changed = list(alerts.filter(updated_at__gt=after).order_by("-urgency", "-last_seen")[:100])
+        return render(
+            request,
+            "alerts/_queue_rows.html",
+            {"alerts": changed, "fresh": True, "cursor": timezone.now().isoformat(), "polling": True},
+        )
+    context = {
+        "filter": filterset,
+        "alerts": alerts[:QUEUE_SIZE],
+        "total": alerts.count(),
+        "cursor": timezone.now().isoformat(),
+        "query": request.GET.urlencode(),
+        "saved_views": SavedView.objects.filter(owner=request.user) | SavedView.objects.filter(shared=True),
+        "users": get_user_model().objects.filter(groups__name__in=roles.ACTING_ROLES).distinct().order_by("username"),
+        "outcomes": Alert.Outcome.choices,
+        "escalation_enabled": _escalation_url() is not None,
+    }
+    return render(request, "alerts/queue.html", context)
+
+
+def _escalation_url() -> str | None:
+    try:
+        return reverse("ticket-escalate")
+    except Exception:  # noqa: BLE001 - the tickets app is not installed yet
+        return None
+
+
+@login_required
+@require_POST
+def alert_bulk(request: HttpRequest) -> HttpResponse:
+    """Bulk triage from the queue: acknowledge, assign, resolve with an outcome."""
+    require_internal(request)
+    _require_actor(request)
+    ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
+    alerts = list(Alert.objects.visible_to(request.user).filter(pk__in=ids))
+    action = request.POST.get("action", "")
+    if not alerts:
+        messages.error(request, "Select at least one alert.")
+    elif action == "acknowledge":
+        done = services.alerts_acknowledge(alerts=alerts, user=request.user)
+        messages.success(request, f"Acknowledged {done} alert(s).")
+    elif action == "assign":
+        assignee = get_user_model().objects.filter(username=request.POST.get("assignee", "")).first()
+        done = services.alerts_assign(alerts=alerts, assignee=assignee, user=request.user)
+        messages.success(request, f"Assigned {done} alert(s) to {assignee or 'nobody'}.")
+    elif action == "resolve":
+        try:
+            done = services.alerts_resolve(alerts=alerts, outcome=request.POST.get("outcome", ""), user=request.user)
+        except ValueError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"Resolved {done} alert(s).")
+    elif action == "silence":
+        return redirect(f"{reverse('silence-new')}?alerts={','.join(str(a.pk) for a in alerts)}")
+    else:
+        messages.error(request, f"Unknown action {action!r}.")
+    return redirect(request.POST.get("next") or reverse("alert-list"))
+
+
+@login_required
+@require_POST
+def saved_view_create(request: HttpRequest) -> HttpResponse:
+    require_internal(request)
+    name = request.POST.get("name", "").strip()[:80]
+    if name:
+        SavedView.objects.create(owner=request.user, name=name, query=request.POST.get("query", "")[:1000])
+        messages.success(request, f"Saved view “{name}”.")
+    return redirect(f"{reverse('alert-list')}?{request.POST.get('query', '')}")
+
+
+@login_required
+def alert_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    require_internal(request)
+    alert = get_visible_or_404(
+        Alert.objects.select_related("customer", "feed", "attack", "asset", "assignee", "delivery", "silence"),
+        request.user,
+        pk=pk,
+    )
+    related = Alert.objects.none()
+    if alert.attack_id:
+        related = Alert.objects.filter(attack_id=alert.attack_id).exclude(pk=alert.pk).select_related("feed")[:50]
+    context = {
+        "alert": alert,
+        "raw": json.dumps(alert.raw, indent=2, ensure_ascii=False, default=str),
+        "related": related,
+        "outcomes": Alert.Outcome.choices,
+    }
+    return render(request, "alerts/alert_detail.html", context)
+
+
+# --------------------------------------------------------------------------- attacks
+
+
+@login_required
+def attack_list(request: HttpRequest) -> HttpResponse:
+    require_internal(request)
+    filterset = AttackFilterSet(
+        request.GET, queryset=Attack.objects.visible_to(request.user).select_related("customer")
+    )
+    page = paginate(request, filterset.qs)
+    template = "alerts/_attack_rows.html" if request.htmx else "alerts/attack_list.html"
+    return render(request, template, {"filter": filterset, "page": page})
+
+
+@login_required
+def attack_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    require_internal(request)
+    attack = get_visible_or_404(Attack.objects.select_related("customer"), request.user, pk=pk)
+    alerts = list(attack.alerts.select_related("feed").order_by("event_time")[:500])
+    context = {"attack": attack, "alerts": alerts, "timeline": charts.attack_timeline(alerts)}
+    return render(request, "alerts/attack_detail.html", context)
+
+
+# --------------------------------------------------------------------------- feeds
+
+
+@login_required
+def feed_list(request: HttpRequest) -> HttpResponse:
+    require_internal(request)
+    feeds = (
+        Feed.objects.visible_to(request.user)
+        .select_related("customer")
+        .annotate(pending_count=Count("deliveries", filter=Q(deliveries__status=Delivery.Status.PENDING)))
+    )
+    return render(request, "alerts/feed_list.html", {"feeds": feeds})
+
+
+@login_required
+def feed_create(request: HttpRequest) -> HttpResponse:
+    require_internal(request)
+    if not roles.is_admin(request.user) and not roles.can_approve(request.user):
+        raise Http404("No such page")
+    form = FeedForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        feed = form.save(commit=False)
+        token = feed.set_secret()
+        feed.save()
+        audit_record(action="feed.create", obj=feed, after=snapshot(feed, ["name", "slug", "format", "mode"]))
+        return render(request, "alerts/feed_secret.html", {"feed": feed, "token": token, "created": True})
+    return render(request, "alerts/feed_form.html", {"form": form})
+
+
+@login_required
+@require_POST
+def feed_rotate(request: HttpRequest, slug: str) -> HttpResponse:
+    require_internal(request)
+    if not roles.can_approve(request.user):
+        raise Http404("No such page")
+    feed = get_visible_or_404(Feed.objects.all(), request.user, slug=slug)
+    token = feed.set_secret()
+    feed.save(update_fields=["secret_hash", "secret_hint"])
+    audit_record(action="feed.rotate_secret", obj=feed, after={"secret_hint": feed.secret_hint})
+    return render(request, "alerts/feed_secret.html", {"feed": feed, "token": token, "created": False})
+
+
+@login_required
+def feed_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    require_internal(request)
+    feed = get_visible_or_404(Feed.objects.select_related("customer"), request.user, slug=slug)
+    deliveries = feed.deliveries.defer("body").order_by("-received_at")
+    status = request.GET.get("status")
+    if status in Delivery.Status.values:
+        deliveries = deliveries.filter(status=status)
+    context = {
+        "feed": feed,
+        "deliveries": deliveries[:50],
+        "pending": feed.deliveries.pending().count(),
+        "rejected": feed.deliveries.filter(status=Delivery.Status.REJECTED).count(),
+        "imports": feed.imports.all()[:10],
+        "ingest_url": request.build_absolute_uri(feed.ingest_path()),
+        "status": status or "",
+    }
+    return render(request, "alerts/feed_detail.html", context)
+
+
+@login_required
+@require_POST
+def feed_import(request: HttpRequest, slug: str) -> HttpResponse:
+    require_internal(request)
+    _require_actor(request)
+    feed = get_visible_or_404(Feed.objects.all(), request.user, slug=slug)
+    uploaded = request.FILES.get("file")
+    if not uploaded:
+        messages.error(request, "Choose a file to import.")
+        return redirect(feed.get_absolute_url())
+    job = import_enqueue(feed=feed, uploaded=uploaded, user=request.user)
+    audit_record(action="feed.import", obj=feed, after={"file": job.filename, "size": job.size})
+    messages.success(request, f"Importing {job.filename}.")
+    return redirect(feed.get_absolute_url())
+
+
+@login_required
+def import_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    require_internal(request)
+    job = AlertImport.objects.filter(pk=pk).first()
+    if job is None:
+        raise Http404("No such import")
+    return render(request, "alerts/_import_progress.html", {"job": job})
+
+
+@login_required
+def delivery_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    require_internal(request)
+    delivery = get_visible_or_404(Delivery.objects.select_related("feed"), request.user, pk=pk)
+    return render(
+        request,
+        "alerts/delivery_detail.html",
+        {"delivery": delivery, "body": delivery.body_text(), "alerts": delivery.alerts.all()[:100]},
+    )
+
+
+@login_required
+@require_POST
+def delivery_reprocess(request: HttpRequest, pk: int) -> HttpResponse:
+    require_internal(request)
+    _require_actor(request)
+    delivery = get_visible_or_404(Delivery.objects.select_related("feed"), request.user, pk=pk)
+    services.delivery_reprocess(delivery=delivery)
+    messages.success(request, f"Delivery {delivery.pk} queued for processing again.")
+    return redirect(request.POST.get("next") or delivery.feed.get_absolute_url())
+
+
+# --------------------------------------------------------------------------- silences
+
+
+@login_required
+def silence_list(request: HttpRequest) -> HttpResponse:
+    require_internal(request)
+    now = timezone.now()
+    silences = Silence.objects.visible_to(request.user).select_related("created_by")
+    return render(
+        request,
+        "alerts/silence_list.html",
+        {"active": silences.active(now), "expired": silences.expired(now)[:50], "now": now},
+    )
+
+
+@login_required
+def silence_new(request: HttpRequest) -> HttpResponse:
+    require_internal(request)
+    _require_actor(request)
+    if request.method == "POST":
+        form = SilenceForm(request.POST)
+        if form.is_valid():
+            try:
+                silence = services.silence_create(
+                    matchers=form.cleaned_data["matchers"],
+                    starts_at=timezone.now(),
+                    ends_at=timezone.now() + timedelta(minutes=form.cleaned_data["duration_minutes"]),
+                    comment=form.cleaned_data["comment"],
+                    user=request.user,
+                )
+            except ValueError as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, f"Silence saved: {silence}.")
+                return redirect("alert-list")
+    else:
+        ids = [int(i) for i in request.GET.get("alerts", "").split(",") if i.isdigit()]
+        selected = list(Alert.objects.visible_to(request.user).filter(pk__in=ids).select_related("customer", "feed"))
+        form = SilenceForm(initial={"matchers_json": json.dumps(services.silence_matchers_for(selected))})
+    return render(request, "alerts/silence_form.html", {"form": form, "fields": Silence.FIELDS})
+
+
+@login_required
+@require_POST
+def silence_preview(request: HttpRequest) -> HttpResponse:
+    require_internal(request)
+    form = SilenceForm(request.POST)
+    if not form.is_valid():
+        return render(request, "alerts/_silence_preview.html", {"errors": form.errors})
+    try:
+        count, alerts = services.silence_preview(matchers=form.cleaned_data["matchers"])
+    except ValueError as exc:
+        return render(request, "alerts/_silence_preview.html", {"errors": {"matchers": [str(exc)]}})
+    return render(request, "alerts/_silence_preview.html", {"count": count, "alerts": alerts})
+
+
+@login_required
+@require_POST
+def silence_expire(request: HttpRequest, pk: int) -> HttpResponse:
+    require_internal(request)
+    _require_actor(request)
+    silence = get_visible_or_404(Silence.objects.all(), request.user, pk=pk)
+    services.silence_expire(silence=silence, user=request.user)
+    messages.success(request, "Silence expired; its alerts are back in the queue.")
+    return redirect("silence-list")

@@ -1,0 +1,173 @@
+"""Traffic benchmark: Shieldwall's PCAP summary and log comparison beside the peers.
+
+    .venv/bin/python bench/traffic.py [--packets 2000000] [--lines 1000000] [--quick]
+
+Generates bench/out/mixed_<N>.pcap (SYN flood, DNS/NTP/memcached reflection, normal
+TLS) and bench/out/logpush_<N>.jsonl (baseline requests with a /login bot mixed in) if
+missing, then runs every tool in its own subprocess and prints wall time, rate and
+peak RSS side by side. Each figure is the best of ``--repeat`` runs (the machines are
+shared and noisy; ratios within one run are what to read).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+OUT = REPO / "bench" / "out"
+PY = sys.executable
+APACHE = REPO.parent / "shared" / "data" / "httplogs" / "apache" / "elastic_examples_apache_logs.gz"
+
+SUMMARY = """
+import sys
+sys.path.insert(0, {repo!r})
+from traffic.parsers.summary import summarize_pcap
+s = summarize_pcap({path!r})
+print(s["packets"], [v["name"] for v in s["vectors"]])
+"""
+
+DPKT = """
+import dpkt, socket
+from collections import Counter
+src = Counter(); n = 0
+with open({path!r}, "rb") as fh:
+    for ts, buf in dpkt.pcap.Reader(fh):
+        n += 1
+        eth = dpkt.ethernet.Ethernet(buf)
+        ip = eth.data
+        if isinstance(ip, dpkt.ip.IP):
+            src[ip.src] += 1
+print(n, len(src))
+"""
+
+COMPARE = """
+import sys
+sys.path.insert(0, {repo!r})
+from traffic.parsers.httplog import read_logpush
+from traffic.parsers.compare import compare
+a = read_logpush({attack!r}).table
+b = read_logpush({baseline!r}).table
+r = compare(a, b)
+print(a.num_rows, r["signatures"][0]["expression"] if r["signatures"] else None)
+"""
+
+ORJSON = """
+import orjson
+from collections import Counter
+keys = ["ClientIP", "ClientASN", "ClientCountry", "ClientRequestHost", "ClientRequestMethod",
+        "ClientRequestPath", "ClientRequestUserAgent", "EdgeResponseStatus", "JA3Hash", "JA4"]
+counters = {{k: Counter() for k in keys}}
+hdr = Counter()
+n = 0
+with open({attack!r}, "rb") as fh:
+    for line in fh:
+        r = orjson.loads(line)
+        n += 1
+        for k in keys:
+            counters[k][r.get(k)] += 1
+        hdr["|".join(r.get("RequestHeaders") or {{}})] += 1
+top = {{k: c.most_common(20) for k, c in counters.items()}}
+print(n)
+"""
+
+
+def run_once(cmd: list[str] | str, *, shell: bool = False) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS in MB (from /usr/bin/time -v when present) and stdout."""
+    argv = ["bash", "-c", cmd] if shell else list(cmd)
+    has_time = Path("/usr/bin/time").exists()
+    if has_time:
+        argv = ["/usr/bin/time", "-f", "RSS_KB=%M", *argv]
+    t = time.perf_counter()
+    p = subprocess.run(argv, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if p.returncode != 0:
+        raise RuntimeError(f"{cmd!r} failed: {p.stderr[-800:]}")
+    if has_time:
+        rss = int(p.stderr.strip().rsplit("RSS_KB=", 1)[-1]) / 1024
+    else:  # max over all children so far: an upper bound
+        rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return wall, rss, p.stdout.strip()
+
+
+def timed(cmd: list[str] | str, *, shell: bool = False, repeat: int = 1) -> tuple[float, float, str]:
+    runs = [run_once(cmd, shell=shell) for _ in range(max(1, repeat))]
+    return min(runs, key=lambda r: r[0])
+
+
+def ensure_inputs(packets: int, lines: int) -> tuple[Path, Path, Path]:
+    sys.path.insert(0, str(REPO))
+    from tests.traffic import gen
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    pcap = OUT / f"mixed_{packets}.pcap"
+    if not pcap.exists():
+        t = time.perf_counter()
+        gen.write_mixed_capture(pcap, packets)
+        print(f"generated {pcap.name} ({pcap.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f} s")
+    attack = OUT / f"logpush_{lines}.jsonl"
+    if not attack.exists():
+        t = time.perf_counter()
+        gen.write_logpush_bench(attack, lines, APACHE)
+        print(f"generated {attack.name} ({attack.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f} s")
+    baseline = OUT / "logpush_baseline.jsonl"
+    if not baseline.exists():
+        gen.write_jsonl(baseline, gen.baseline_records(gen.apache_lines(APACHE)))
+    return pcap, attack, baseline
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--packets", type=int, default=2_000_000)
+    ap.add_argument("--lines", type=int, default=1_000_000)
+    ap.add_argument("--quick", action="store_true", help="100k packets, 100k lines, no tshark fields run")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per Shieldwall figure (best is kept)")
+    ap.add_argument("--skip-tshark", action="store_true")
+    args = ap.parse_args()
+    if args.quick:
+        args.packets, args.lines, args.repeat = 100_000, 100_000, 1
+    pcap, attack, baseline = ensure_inputs(args.packets, args.lines)
+    n = args.packets
+    rows: list[tuple[str, float, float, float, str]] = []
+
+    def add(name: str, unit_count: int, cmd, *, shell: bool = False, repeat: int = 1) -> None:
+        wall, rss, out = timed(cmd, shell=shell, repeat=repeat)
+        rows.append((name, wall, unit_count / wall, rss, out.splitlines()[-1][:60] if out else ""))
+        print(f"  {name:44s} {wall:8.2f} s", flush=True)
+
+    print(f"PCAP: {pcap.name}, {n:,} packets, {pcap.stat().st_size / 1e6:.0f} MB")
+    add("shieldwall summarize_pcap", n, [PY, "-c", SUMMARY.format(repo=str(REPO), path=str(pcap))], repeat=args.repeat)
+    add("dpkt loop (ip.src counter)", n, [PY, "-c", DPKT.format(path=str(pcap))])
+    if shutil.which("tshark") and not args.skip_tshark:
+        add("tshark -q -z conv,ip", n, ["tshark", "-n", "-q", "-r", str(pcap), "-z", "conv,ip"])
+        if not args.quick:
+            add(
+                "tshark -T fields -e ip.src | sort | uniq -c",
+                n,
+                f"tshark -n -r {pcap} -T fields -e ip.src | sort | uniq -c > /dev/null",
+                shell=True,
+            )
+    print(f"LOGS: {attack.name}, {args.lines:,} lines, {attack.stat().st_size / 1e6:.0f} MB (vs 10k baseline)")
+    add(
+        "shieldwall read_logpush x2 + compare",
+        args.lines,
+        [PY, "-c", COMPARE.format(repo=str(REPO), attack=str(attack), baseline=str(baseline))],
+        repeat=args.repeat,
+    )
+    add("orjson + Counter (top-20 of 10 attributes)", args.lines, [PY, "-c", ORJSON.format(attack=str(attack))])
+
+    print()
+    print(f"{'tool':46s} {'seconds':>9s} {'units/s':>12s} {'peak RSS MB':>12s}  output")
+    for name, wall, rate, rss, out in rows:
+        print(f"{name:46s} {wall:9.2f} {rate:12,.0f} {rss:12.0f}  {out}")
+    print(f"\n(os.cpu_count() = {os.cpu_count()}; packets/s for PCAP rows, rows/s for log rows)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,468 @@
+"""Attack versus baseline: which attributes give the attack away, and which rule to write.
+
+``compare(attack, baseline)`` takes two tables with rule-language column names (request
+logs from ``httplog`` or packets from ``pcap``) and returns, for every attribute, each
+value's share in the attack and in the baseline, and candidate signatures written in
+Shieldwall's rule language with the attack coverage and baseline collateral measured on
+the two tables.
+
+Definitions (per value ``v`` of attribute ``A``):
+
+* ``attack_share`` = rows of the attack with ``A == v`` / attack rows (this is also the
+  *coverage* a rule ``A eq v`` would have);
+* ``baseline_share`` = the same in the baseline (the *collateral* of that rule);
+* ``lift`` = attack_share / baseline_share, with the baseline share floored at half a
+  row so that a value never seen in the baseline gets a large but finite lift.
+
+Attributes are ranked by ``separation`` = max over values of (attack_share −
+baseline_share): the best coverage-minus-collateral any single-value rule on that
+attribute achieves. It is 1.0 for a perfect separator and 0 for an attribute whose
+values are spread alike in both samples.
+
+Signatures: a pool of single predicates (top values per attribute, header present or
+absent, cookie present or absent, length thresholds) is searched greedily: start from
+each of the best single predicates and add, up to three in all, the predicate that
+keeps the most attack coverage while lowering collateral, until collateral ≤ 1 %.
+Candidates are ranked by (collateral ≤ 1 %, coverage, fewer predicates, collateral).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = ["compare", "quote", "MAX_COLLATERAL"]
+
+MAX_COLLATERAL = 0.01
+_SEARCH_ROWS = 200_000
+_TOP_VALUES = 20
+
+
+def quote(value: str) -> str:
+    """A rule-language string literal. Attack data is hostile: only ``"`` and ``\\`` are
+    escaped by backslash, control characters become ``\\xHH``."""
+    out = ['"']
+    for ch in value:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+@dataclass(eq=False)
+class _Pred:
+    expr: str
+    a: np.ndarray  # bool mask over attack rows
+    b: np.ndarray  # bool mask over baseline rows
+
+    @property
+    def cov(self) -> float:
+        return float(self.a.mean()) if self.a.size else 0.0
+
+    @property
+    def col(self) -> float:
+        return float(self.b.mean()) if self.b.size else 0.0
+
+
+def _literal(field: str, value) -> str | None:
+    if value is None:
+        return None
+    if field == "ip.src":
+        try:
+            ipaddress.ip_address(str(value))
+        except ValueError:
+            return None
+        return str(value)
+    if isinstance(value, bool | np.bool_):
+        return None
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    return quote(str(value))
+
+
+def _prefix_col(col: pa.ChunkedArray) -> pa.Array:
+    """/24 for IPv4, /48 for IPv6, as CIDR text."""
+    vals = col.to_pylist()
+    out = []
+    cache: dict[str, str | None] = {}
+    for v in vals:
+        if v is None:
+            out.append(None)
+            continue
+        r = cache.get(v)
+        if r is None and v not in cache:
+            try:
+                ip = ipaddress.ip_address(v)
+                r = str(ipaddress.ip_network(f"{v}/{24 if ip.version == 4 else 48}", strict=False))
+            except ValueError:
+                r = None
+            cache[v] = r
+        out.append(r)
+    return pa.array(out, pa.string())
+
+
+def _len_bucket(col: pa.ChunkedArray) -> pa.Array:
+    edges = np.array([0, 64, 128, 256, 512, 1024, 1518, 1 << 30])
+    labels = np.array(["0-63", "64-127", "128-255", "256-511", "512-1023", "1024-1517", "1518+"], dtype=object)
+    v = pc.fill_null(col, -1).to_numpy()
+    idx = np.clip(np.searchsorted(edges, v, side="right") - 1, 0, len(labels) - 1)
+    return pa.array(np.where(v < 0, None, labels[idx]), pa.string())
+
+
+def _attributes(t: pa.Table) -> list[tuple[str, pa.Array | pa.ChunkedArray, str | None]]:
+    """(attribute name, per-row values, rule field usable with ``eq`` or None)."""
+    from .httplog import bot_band, cookie_variation, header_order
+
+    cols = set(t.column_names)
+    out: list[tuple[str, pa.Array | pa.ChunkedArray, str | None]] = []
+
+    def add(name: str, field: str | None = None) -> None:
+        if name in cols:
+            out.append((name, t.column(name), field))
+
+    if "http.request.uri.path" in cols:
+        for name in (
+            "http.request.uri.path",
+            "http.request.method",
+            "http.host",
+            "http.user_agent",
+            "http.request.version",
+            "cf.bot_management.ja3_hash",
+            "cf.bot_management.ja4",
+            "ip.src.country",
+            "ip.src.asnum",
+            "ip.src",
+            "http.request.uri.query",
+        ):
+            add(name, name)
+        add("http.response.code")
+        if t.column("http.request.headers.names").null_count < t.num_rows:
+            out.append(("header order", header_order(t), None))
+            out.append(("cookie variation", cookie_variation(t), None))
+            present = pc.not_equal(pc.fill_null(t.column("http.cookie"), ""), "")
+            out.append(("cookie present", present, None))
+            out.append(("bot score band", bot_band(t.column("cf.bot_management.score")), None))
+        out.append(("ip.src /24", _prefix_col(t.column("ip.src")), None))
+    else:
+        for name in (
+            "ip.proto",
+            "udp.srcport",
+            "udp.dstport",
+            "tcp.srcport",
+            "tcp.dstport",
+            "tcp.flags",
+            "icmp.type",
+            "ip.ttl",
+            "ip.src",
+            "ip.version",
+        ):
+            add(name, name if name != "ip.version" else None)
+        add("ip.frag")
+        if "ip.len" in cols:
+            out.append(("ip.len bucket", _len_bucket(t.column("ip.len")), None))
+        if "frame.len" in cols:
+            out.append(("frame.len bucket", _len_bucket(t.column("frame.len")), None))
+        if "ip.src" in cols:
+            out.append(("ip.src /24", _prefix_col(t.column("ip.src")), None))
+    return out
+
+
+def _codes(a_col, b_col) -> tuple[np.ndarray, np.ndarray, list]:
+    """One dictionary over both samples: integer codes per row (-1 = null) and the values."""
+    both = pa.chunked_array(
+        [c for col in (a_col, b_col) for c in (col.chunks if isinstance(col, pa.ChunkedArray) else [col])]
+    )
+    both = pa.chunked_array([c.cast(both.type) for c in both.chunks], type=both.type)
+    enc = both.combine_chunks().dictionary_encode() if len(both) else pa.array([], pa.string()).dictionary_encode()
+    idx = pc.fill_null(enc.indices, -1).to_numpy()
+    na = len(a_col)
+    return idx[:na], idx[na:], enc.dictionary.to_pylist()
+
+
+def _sample(n: int, rng: np.random.Generator) -> np.ndarray | None:
+    if n <= _SEARCH_ROWS:
+        return None
+    return np.sort(rng.choice(n, _SEARCH_ROWS, replace=False))
+
+
+def compare(attack_table: pa.Table, baseline_table: pa.Table, *, top: int = _TOP_VALUES) -> dict:
+    """Every attribute's values side by side (attack vs baseline), attributes ranked by how
+    well they separate the two, and candidate rule expressions with measured coverage and
+    collateral. Works on request-log tables and on packet tables alike."""
+    na, nb = attack_table.num_rows, baseline_table.num_rows
+    a_attrs = _attributes(attack_table)
+    b_attrs = {name: col for name, col, _ in _attributes(baseline_table)}
+    rng = np.random.default_rng(0)
+    sa, sb = _sample(na, rng), _sample(nb, rng)
+
+    attributes = []
+    pool: list[_Pred] = []
+    for name, a_col, field in a_attrs:
+        if name not in b_attrs:
+            continue
+        ia, ib, values = _codes(a_col, b_attrs[name])
+        k = len(values)
+        ca = np.bincount(ia[ia >= 0], minlength=k) if k else np.zeros(0, np.int64)
+        cb = np.bincount(ib[ib >= 0], minlength=k) if k else np.zeros(0, np.int64)
+        sa_ = ca / max(na, 1)
+        sb_ = cb / max(nb, 1)
+        diff = sa_ - sb_
+        order = np.lexsort((-sa_, -diff))[:top] if k else np.zeros(0, np.int64)
+        rows = []
+        for i in order.tolist():
+            lift = sa_[i] / max(sb_[i], 0.5 / max(nb, 1))
+            rows.append(
+                {
+                    "value": values[i],
+                    "attack_share": round(float(sa_[i]), 6),
+                    "baseline_share": round(float(sb_[i]), 6),
+                    "lift": round(float(lift), 3),
+                    "coverage": round(float(sa_[i]), 6),
+                }
+            )
+        separation = float(diff.max()) if k else 0.0
+        attributes.append({"attribute": name, "field": field, "separation": round(separation, 6), "values": rows})
+        if field is not None:
+            for i in order[:8].tolist():
+                lit = _literal(field, values[i])
+                if lit is None or diff[i] <= 0.05:
+                    continue
+                ma, mb = ia == i, ib == i
+                pool.append(_Pred(f"{field} eq {lit}", _pick(ma, sa), _pick(mb, sb)))
+        elif name == "cookie present":
+            for i, v in enumerate(values):
+                if v is None or abs(diff[i]) < 0.05 or diff[i] <= 0:
+                    continue
+                expr = 'http.cookie ne ""' if v else 'http.cookie eq ""'
+                pool.append(_Pred(expr, _pick(ia == i, sa), _pick(ib == i, sb)))
+        elif name == "ip.src /24":
+            for i in order[:5].tolist():
+                if values[i] is None or diff[i] <= 0.05:
+                    continue
+                pool.append(_Pred(f"ip.src in {{{values[i]}}}", _pick(ia == i, sa), _pick(ib == i, sb)))
+
+    pool += _header_preds(attack_table, baseline_table, sa, sb, attributes)
+    pool += _length_preds(attack_table, baseline_table, sa, sb)
+    attributes.sort(key=lambda d: (-d["separation"], d["attribute"]))
+
+    signatures = _search(pool)
+    # Exact figures on the full tables for what we show.
+    out_sigs = []
+    for preds in signatures[:5]:
+        expr = " and ".join(p.expr for p in preds)
+        if sa is None and sb is None:
+            ma = np.logical_and.reduce([p.a for p in preds])
+            mb = np.logical_and.reduce([p.b for p in preds])
+            cov, col = float(ma.mean()) if na else 0.0, float(mb.mean()) if nb else 0.0
+        else:
+            cov, col = _exact(expr, preds, attack_table, baseline_table)
+        out_sigs.append(
+            {
+                "expression": expr,
+                "predicates": len(preds),
+                "attack_coverage": round(cov, 6),
+                "baseline_collateral": round(col, 6),
+                "attack_matched": round(cov * na),
+                "baseline_matched": round(col * nb),
+            }
+        )
+    out_sigs.sort(key=lambda s: (s["baseline_collateral"] > MAX_COLLATERAL, -s["attack_coverage"], s["predicates"]))
+    return {
+        "attack_rows": na,
+        "baseline_rows": nb,
+        "attributes": attributes,
+        "signatures": out_sigs,
+        "score": "separation = max over values of (attack_share - baseline_share)",
+    }
+
+
+def _pick(mask: np.ndarray, sel: np.ndarray | None) -> np.ndarray:
+    return mask if sel is None else mask[sel]
+
+
+def _header_preds(at: pa.Table, bt: pa.Table, sa, sb, attributes: list) -> list[_Pred]:
+    col = "http.request.headers.names"
+    if col not in at.column_names or at.column(col).null_count == at.num_rows:
+        return []
+    preds = []
+    has_a = _has_matrix(at.column(col))
+    has_b = _has_matrix(bt.column(col))
+    names = sorted(set(has_a) | set(has_b))
+    rows = []
+    for name in names:
+        ma = has_a.get(name, np.zeros(at.num_rows, bool))
+        mb = has_b.get(name, np.zeros(bt.num_rows, bool))
+        pa_, pb_ = float(ma.mean()) if ma.size else 0.0, float(mb.mean()) if mb.size else 0.0
+        rows.append(
+            {
+                "value": name,
+                "attack_share": round(pa_, 6),
+                "baseline_share": round(pb_, 6),
+                "lift": round(pa_ / max(pb_, 0.5 / max(bt.num_rows, 1)), 3),
+                "coverage": round(pa_, 6),
+            }
+        )
+        lit = quote(name)
+        if pa_ - pb_ > 0.05:
+            preds.append(_Pred(f"any({col}[*] eq {lit})", _pick(ma, sa), _pick(mb, sb)))
+        if pb_ - pa_ > 0.05:
+            preds.append(_Pred(f"not any({col}[*] eq {lit})", _pick(~ma, sa), _pick(~mb, sb)))
+    if rows:
+        sep = max(abs(r["attack_share"] - r["baseline_share"]) for r in rows)
+        rows.sort(key=lambda r: -abs(r["attack_share"] - r["baseline_share"]))
+        attributes.append({"attribute": "has header", "field": col, "separation": round(sep, 6), "values": rows})
+    return preds
+
+
+def _has_matrix(col: pa.ChunkedArray) -> dict[str, np.ndarray]:
+    arr = col.combine_chunks()
+    n = len(arr)
+    flat = pc.list_flatten(arr)
+    parents = pc.list_parent_indices(arr).to_numpy()
+    enc = flat.dictionary_encode()
+    idx = enc.indices.to_numpy(zero_copy_only=False)
+    out = {}
+    for k, name in enumerate(enc.dictionary.to_pylist()):
+        m = np.zeros(n, bool)
+        m[parents[idx == k]] = True
+        out[name] = m
+    return out
+
+
+def _length_preds(at: pa.Table, bt: pa.Table, sa, sb) -> list[_Pred]:
+    if "ip.len" not in at.column_names or "ip.len" not in bt.column_names:
+        return []
+    va = pc.fill_null(at.column("ip.len"), -1).to_numpy()
+    vb = pc.fill_null(bt.column("ip.len"), -1).to_numpy()
+    va_ok = va[va >= 0]
+    if va_ok.size == 0:
+        return []
+    preds = []
+    for q in (1, 5, 50):
+        t = int(np.percentile(va_ok, q)) - 1
+        if t > 0:
+            preds.append(_Pred(f"ip.len gt {t}", _pick(va > t, sa), _pick(vb > t, sb)))
+    for q in (95, 99):
+        t = int(np.percentile(va_ok, q)) + 1
+        preds.append(_Pred(f"ip.len lt {t}", _pick((va >= 0) & (va < t), sa), _pick((vb >= 0) & (vb < t), sb)))
+    return preds
+
+
+def _search(pool: list[_Pred]) -> list[list[_Pred]]:
+    if not pool:
+        return []
+    # Seeds: the single predicates with the best coverage-minus-collateral.
+    pool = sorted(pool, key=lambda p: -(p.cov - p.col))[:40]
+    found: list[tuple[tuple, list[_Pred]]] = []
+    seen: set[frozenset[str]] = set()
+    for seed in pool[:10]:
+        chosen = [seed]
+        ma, mb = seed.a, seed.b
+        while len(chosen) < 3 and (mb.mean() if mb.size else 0.0) > MAX_COLLATERAL:
+            best = None
+            cur_col = mb.mean()
+            for p in pool:
+                if p in chosen:
+                    continue
+                na_, nb_ = ma & p.a, mb & p.b
+                cov, col = na_.mean(), (nb_.mean() if nb_.size else 0.0)
+                if col >= cur_col:
+                    continue
+                key = (col <= MAX_COLLATERAL, cov, -col)
+                if best is None or key > best[0]:
+                    best = (key, p, na_, nb_)
+            if best is None:
+                break
+            chosen.append(best[1])
+            ma, mb = best[2], best[3]
+        sig = frozenset(p.expr for p in chosen)
+        if sig in seen:
+            continue
+        seen.add(sig)
+        cov = float(ma.mean()) if ma.size else 0.0
+        col = float(mb.mean()) if mb.size else 0.0
+        found.append(((col > MAX_COLLATERAL, -cov, len(chosen), col), chosen))
+    found.sort(key=lambda x: x[0])
+    return [c for _, c in found]
+
+
+def _exact(expr: str, preds: list[_Pred], at: pa.Table, bt: pa.Table) -> tuple[float, float]:
+    """Recompute a signature found on samples over the full tables (same predicate code)."""
+    full = compare_masks(preds, at, bt)
+    return full
+
+
+def compare_masks(preds: list[_Pred], at: pa.Table, bt: pa.Table) -> tuple[float, float]:
+    res = []
+    for t in (at, bt):
+        if t.num_rows == 0:
+            res.append(0.0)
+            continue
+        m = np.ones(t.num_rows, bool)
+        for p in preds:
+            m &= _eval_simple(p.expr, t)
+        res.append(float(m.mean()))
+    return res[0], res[1]
+
+
+def _eval_simple(expr: str, t: pa.Table) -> np.ndarray:
+    """Evaluate one predicate of the shapes this module writes (no general parser here:
+    the rule language lives in mitigations/rules; this only re-measures our own output)."""
+    import re
+
+    neg = expr.startswith("not ")
+    body = expr[4:] if neg else expr
+    m = re.fullmatch(r"any\(([\w.]+)\[\*\] eq (\".*\")\)", body)
+    if m:
+        name = _unquote(m[2])
+        col = t.column(m[1]).combine_chunks()
+        parents = pc.list_parent_indices(col).to_numpy()
+        hit = pc.equal(pc.list_flatten(col), name).to_numpy(zero_copy_only=False)
+        r = np.zeros(t.num_rows, bool)
+        r[parents[hit]] = True
+        return ~r if neg else r
+    m = re.fullmatch(r"ip\.src in \{(.+)\}", body)
+    if m:
+        net = ipaddress.ip_network(m[1])
+        vals = t.column("ip.src").to_pylist()
+        r = np.array([v is not None and ipaddress.ip_address(v) in net for v in vals], bool)
+        return ~r if neg else r
+    m = re.fullmatch(r"([\w.]+) (eq|ne|gt|lt) (.+)", body)
+    if not m:
+        raise ValueError(f"cannot evaluate {expr!r}")
+    field, op, lit = m[1], m[2], m[3]
+    col = t.column(field)
+    value = _unquote(lit) if lit.startswith('"') else int(lit) if lit.lstrip("-").isdigit() else lit
+    if field == "ip.src":
+        value = str(value)
+    fn = {"eq": pc.equal, "ne": pc.not_equal, "gt": pc.greater, "lt": pc.less}[op]
+    r = pc.fill_null(fn(col, value), False).to_numpy(zero_copy_only=False)
+    return ~r if neg else r
+
+
+def _unquote(lit: str) -> str:
+    body = lit[1:-1]
+    out = []
+    i = 0
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\" and i + 1 < len(body):
+            nxt = body[i + 1]
+            if nxt == "x" and i + 3 < len(body):
+                out.append(chr(int(body[i + 2 : i + 4], 16)))
+                i += 4
+                continue
+            out.append(nxt)
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
