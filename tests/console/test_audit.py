@@ -44,7 +44,10 @@ def test_postgresql_trigger_refuses_update_and_delete_around_the_model(customer_
         "UPDATE console_auditevent SET action = 'x' WHERE id = %s",
         "DELETE FROM console_auditevent WHERE id = %s",
     ):
-        with pytest.raises((InternalError, DatabaseError), match="append-only"), transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute(sql, [event.pk])
+        with (
+            pytest.raises((InternalError, DatabaseError), match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(sql, [event.pk])
     assert AuditEvent.objects.filter(pk=event.pk, action="customer.update").exists()
