@@ -33,10 +33,10 @@ def seed_history() -> int:
         return 0
     feeds = {f.slug: f for f in Feed.objects.all()}
     count = 0
-    for slug, body, _moment in history():
+    for slug, body, moment in history():
         feed = feeds[slug]
         parsed = parse_delivery(feed.format, body, feed.options)
-        result = services.alerts_upsert(feed=feed, delivery=None, parsed=parsed.alerts)
+        result = services.alerts_upsert(feed=feed, delivery=None, parsed=parsed.alerts, received_at=moment)
         count += result.created
         for attack_id in result.attack_ids:
             services.attack_summarize(attack_id=attack_id)

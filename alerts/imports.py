@@ -40,10 +40,19 @@ def import_file(
     *, feed: Feed, path: Path, progress: Callable[[int, int, int], None] | None = None, process_now: bool = True
 ) -> tuple[int, int]:
     """Import a file into a feed; returns (deliveries, alerts created or updated)."""
-    size = path.stat().st_size
+    stat = path.stat()
+    size = stat.st_size
     deliveries = alerts = 0
-    for chunk, done in iter_chunks(path):
-        received = delivery_receive(feed=feed, body=chunk, headers={"x-import": path.name}, source="import")
+    for index, (chunk, done) in enumerate(iter_chunks(path)):
+        # Equal chunks of one file are not retries; importing the same file again is.
+        key = f"import:{path.resolve()}:{size}:{stat.st_mtime_ns}:{index}:".encode()
+        received = delivery_receive(
+            feed=feed,
+            body=chunk,
+            headers={"x-import": path.name, "x-chunk": str(index)},
+            source="import",
+            dedup_key=key,
+        )
         deliveries += 1
         if process_now and received.created:
             delivery = delivery_process(delivery_id=received.delivery.pk)

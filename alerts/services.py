@@ -110,14 +110,17 @@ class Received:
     created: bool
 
 
-def delivery_receive(*, feed: Feed, body: bytes, headers: dict[str, Any], source: str = "push") -> Received:
+def delivery_receive(
+    *, feed: Feed, body: bytes, headers: dict[str, Any], source: str = "push", dedup_key: bytes = b""
+) -> Received:
     """Store a raw delivery (the inbox) and enqueue its parsing after commit.
 
     The same bytes delivered again by the same feed are the same delivery: nothing new is
     stored or processed. A body that is not even well-formed is stored as rejected, so the
-    sender's mistake can be looked at and reprocessed.
+    sender's mistake can be looked at and reprocessed. ``dedup_key`` (e.g. a file chunk's
+    position) distinguishes equal bodies that are not retries of each other.
     """
-    digest = hashlib.sha256(body).hexdigest()
+    digest = hashlib.sha256(dedup_key + body).hexdigest()
     existing = Delivery.objects.filter(feed=feed, body_sha256=digest).only("id", "status").first()
     if existing:
         return Received(existing, False)
@@ -257,11 +260,12 @@ def customer_baselines(customer_ids: Iterable[int]) -> dict[int, urgency.Baselin
     return baselines
 
 
-def _fold_repeats(parsed: Sequence[ParsedAlert]) -> tuple[list[tuple[ParsedAlert, int, datetime, datetime]], list]:
+def _fold_repeats(
+    parsed: Sequence[ParsedAlert], now: datetime
+) -> tuple[list[tuple[ParsedAlert, int, datetime, datetime]], list]:
     """Repeats inside one delivery become one row with a count (an upsert touches a row once)."""
     opened: dict[str, list] = {}
     resolved: list[ParsedAlert] = []
-    now = timezone.now()
     for alert in parsed:
         if alert.resolved:
             resolved.append(alert)
@@ -361,14 +365,19 @@ def _json(value: Any) -> str:
     return orjson.dumps(value, default=str).decode()
 
 
-def alerts_upsert(*, feed: Feed, delivery: Delivery | None, parsed: Sequence[ParsedAlert]) -> UpsertResult:
-    """Bulk upsert parsed alerts on (feed, fingerprint), resolve ended ones, correlate attacks."""
+def alerts_upsert(
+    *, feed: Feed, delivery: Delivery | None, parsed: Sequence[ParsedAlert], received_at: datetime | None = None
+) -> UpsertResult:
+    """Bulk upsert parsed alerts on (feed, fingerprint), resolve ended ones, correlate attacks.
+
+    ``received_at`` (default now) is when Shieldwall heard of them: first and last seen.
+    """
     result = UpsertResult()
     if not parsed:
         return result
-    now = timezone.now()
+    now = received_at or timezone.now()
     mapper = CustomerMapper.for_feed(feed)
-    opened, resolved = _fold_repeats(parsed)
+    opened, resolved = _fold_repeats(parsed, now)
     mapped = {id(p): mapper.map(p) for p in parsed}
     customers = {c.pk: c for c in Customer.objects.filter(pk__in={m[0] for m in mapped.values() if m[0]})}
     baselines = customer_baselines(customers)
@@ -378,7 +387,7 @@ def alerts_upsert(*, feed: Feed, delivery: Delivery | None, parsed: Sequence[Par
     rows: list[list[Any]] = []
     counts: dict[str, int] = {}
     groups: dict[str, tuple[int | None, str, datetime, datetime]] = {}
-    for alert, count, first_at, last_at in opened:
+    for alert, count, first_at, _last_at in opened:
         customer_id, asset_id = mapped[id(alert)]
         customer = customers.get(customer_id) if customer_id else None
         ratio = urgency.magnitude_ratio(baselines.get(customer_id), bps=alert.bps, pps=alert.pps, rps=alert.rps)
@@ -420,7 +429,7 @@ def alerts_upsert(*, feed: Feed, delivery: Delivery | None, parsed: Sequence[Par
                 _json(alert.raw),
                 first_at,
                 now,
-                last_at,
+                now,
                 alert.ended_at,
                 count,
                 Alert.Status.SUPPRESSED if silence else Alert.Status.NEW,
@@ -435,7 +444,7 @@ def alerts_upsert(*, feed: Feed, delivery: Delivery | None, parsed: Sequence[Par
         counts[alert.fingerprint] = count
         target = alert.target_ip or alert.target_host or alert.zone
         if target:
-            groups[alert.fingerprint] = (customer_id, target, first_at, last_at)
+            groups[alert.fingerprint] = (customer_id, target, min(first_at, now), now)
 
     # Datetimes as the backend stores them (SQLite keeps naive UTC text).
     adapt = connection.ops.adapt_datetimefield_value

@@ -137,7 +137,9 @@ def parse_notification(payload: dict[str, Any]) -> ParsedAlert:
     attack_id = first_text(data, "attack_id", "incident_id", "health_check_id", "certificate_id")
     correlation = clean(payload.get("alert_correlation_id"), 200)
     if correlation:
-        fingerprint = make_fingerprint("cloudflare", correlation)
+        # The alert type too: START and END of one alert share both, while two different
+        # notifications are never folded even if a sender reuses a correlation id.
+        fingerprint = make_fingerprint("cloudflare", alert_type, correlation)
     else:
         fingerprint = make_fingerprint(
             "cloudflare", alert_type, zone, target_ip or target_host, data.get("target_port"), attack_id

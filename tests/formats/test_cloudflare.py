@@ -43,7 +43,7 @@ def test_documented_l7_sample_reads_as_an_http_flood_on_the_zone():
     assert alert.rps == 0
 
 
-def test_documented_samples_share_the_correlation_fingerprint():
+def test_documented_samples_of_two_alert_types_are_not_folded_together():
     l4 = parse_delivery(
         "cloudflare",
         shared_file("alerts/cloudflare/cf_webhook_advanced_ddos_attack_l4_alert.example.json").read_bytes(),
@@ -52,8 +52,9 @@ def test_documented_samples_share_the_correlation_fingerprint():
         "cloudflare",
         shared_file("alerts/cloudflare/cf_webhook_advanced_ddos_attack_l7_alert.example.json").read_bytes(),
     ).alerts[0]
-    # Both doc samples carry alert_correlation_id 000eaa90...; the id alone is the key.
-    assert l4.fingerprint == l7.fingerprint
+    # Both doc samples carry alert_correlation_id 000eaa90..., but they are different
+    # notifications (L4 and L7): folding them would hide one of the two attacks.
+    assert l4.fingerprint != l7.fingerprint
 
 
 def test_bare_envelope_sample_is_an_informational_notification():
