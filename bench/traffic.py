@@ -52,8 +52,8 @@ import sys
 sys.path.insert(0, {repo!r})
 from traffic.parsers.httplog import read_logpush
 from traffic.parsers.compare import compare
-a = read_logpush({attack!r}).table
-b = read_logpush({baseline!r}).table
+a = read_logpush({attack!r}, header_values=False).table
+b = read_logpush({baseline!r}, header_values=False).table
 r = compare(a, b)
 print(a.num_rows, r["signatures"][0]["expression"] if r["signatures"] else None)
 """

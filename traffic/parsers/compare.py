@@ -60,8 +60,10 @@ def quote(value: str) -> str:
 @dataclass(eq=False)
 class _Pred:
     expr: str
-    a: np.ndarray  # bool mask over attack rows
-    b: np.ndarray  # bool mask over baseline rows
+    a: np.ndarray  # bool mask over the (sampled) attack rows searched
+    b: np.ndarray  # bool mask over the (sampled) baseline rows searched
+    a_full: np.ndarray | None = None  # masks over all rows, for the exact figures
+    b_full: np.ndarray | None = None
 
     @property
     def cov(self) -> float:
@@ -89,24 +91,16 @@ def _literal(field: str, value) -> str | None:
 
 
 def _prefix_col(col: pa.ChunkedArray) -> pa.Array:
-    """/24 for IPv4, /48 for IPv6, as CIDR text."""
-    vals = col.to_pylist()
-    out = []
-    cache: dict[str, str | None] = {}
-    for v in vals:
-        if v is None:
-            out.append(None)
-            continue
-        r = cache.get(v)
-        if r is None and v not in cache:
-            try:
-                ip = ipaddress.ip_address(v)
-                r = str(ipaddress.ip_network(f"{v}/{24 if ip.version == 4 else 48}", strict=False))
-            except ValueError:
-                r = None
-            cache[v] = r
-        out.append(r)
-    return pa.array(out, pa.string())
+    """/24 for IPv4, /48 for IPv6, as CIDR text (computed once per distinct address)."""
+    enc = col.combine_chunks().dictionary_encode()
+    nets = []
+    for v in enc.dictionary.to_pylist():
+        try:
+            ip = ipaddress.ip_address(v)
+            nets.append(str(ipaddress.ip_network(f"{v}/{24 if ip.version == 4 else 48}", strict=False)))
+        except (TypeError, ValueError):
+            nets.append(None)
+    return pa.array(nets, pa.string()).take(enc.indices)
 
 
 def _len_bucket(col: pa.ChunkedArray) -> pa.Array:
@@ -236,18 +230,18 @@ def compare(attack_table: pa.Table, baseline_table: pa.Table, *, top: int = _TOP
                 if lit is None or diff[i] <= 0.05:
                     continue
                 ma, mb = ia == i, ib == i
-                pool.append(_Pred(f"{field} eq {lit}", _pick(ma, sa), _pick(mb, sb)))
+                pool.append(_P(f"{field} eq {lit}", ma, mb, sa, sb))
         elif name == "cookie present":
             for i, v in enumerate(values):
                 if v is None or abs(diff[i]) < 0.05 or diff[i] <= 0:
                     continue
                 expr = 'http.cookie ne ""' if v else 'http.cookie eq ""'
-                pool.append(_Pred(expr, _pick(ia == i, sa), _pick(ib == i, sb)))
+                pool.append(_P(expr, ia == i, ib == i, sa, sb))
         elif name == "ip.src /24":
             for i in order[:5].tolist():
                 if values[i] is None or diff[i] <= 0.05:
                     continue
-                pool.append(_Pred(f"ip.src in {{{values[i]}}}", _pick(ia == i, sa), _pick(ib == i, sb)))
+                pool.append(_P(f"ip.src in {{{values[i]}}}", ia == i, ib == i, sa, sb))
 
     pool += _header_preds(attack_table, baseline_table, sa, sb, attributes)
     pool += _length_preds(attack_table, baseline_table, sa, sb)
@@ -258,12 +252,9 @@ def compare(attack_table: pa.Table, baseline_table: pa.Table, *, top: int = _TOP
     out_sigs = []
     for preds in signatures[:5]:
         expr = " and ".join(p.expr for p in preds)
-        if sa is None and sb is None:
-            ma = np.logical_and.reduce([p.a for p in preds])
-            mb = np.logical_and.reduce([p.b for p in preds])
-            cov, col = float(ma.mean()) if na else 0.0, float(mb.mean()) if nb else 0.0
-        else:
-            cov, col = _exact(expr, preds, attack_table, baseline_table)
+        ma = np.logical_and.reduce([p.a_full for p in preds])
+        mb = np.logical_and.reduce([p.b_full for p in preds])
+        cov, col = float(ma.mean()) if na else 0.0, float(mb.mean()) if nb else 0.0
         out_sigs.append(
             {
                 "expression": expr,
@@ -286,6 +277,10 @@ def compare(attack_table: pa.Table, baseline_table: pa.Table, *, top: int = _TOP
 
 def _pick(mask: np.ndarray, sel: np.ndarray | None) -> np.ndarray:
     return mask if sel is None else mask[sel]
+
+
+def _P(expr: str, ma: np.ndarray, mb: np.ndarray, sa: np.ndarray | None, sb: np.ndarray | None) -> _Pred:  # noqa: N802
+    return _Pred(expr, _pick(ma, sa), _pick(mb, sb), ma, mb)
 
 
 def _header_preds(at: pa.Table, bt: pa.Table, sa, sb, attributes: list) -> list[_Pred]:
@@ -312,9 +307,9 @@ def _header_preds(at: pa.Table, bt: pa.Table, sa, sb, attributes: list) -> list[
         )
         lit = quote(name)
         if pa_ - pb_ > 0.05:
-            preds.append(_Pred(f"any({col}[*] eq {lit})", _pick(ma, sa), _pick(mb, sb)))
+            preds.append(_P(f"any({col}[*] eq {lit})", ma, mb, sa, sb))
         if pb_ - pa_ > 0.05:
-            preds.append(_Pred(f"not any({col}[*] eq {lit})", _pick(~ma, sa), _pick(~mb, sb)))
+            preds.append(_P(f"not any({col}[*] eq {lit})", ~ma, ~mb, sa, sb))
     if rows:
         sep = max(abs(r["attack_share"] - r["baseline_share"]) for r in rows)
         rows.sort(key=lambda r: -abs(r["attack_share"] - r["baseline_share"]))
@@ -325,16 +320,12 @@ def _header_preds(at: pa.Table, bt: pa.Table, sa, sb, attributes: list) -> list[
 def _has_matrix(col: pa.ChunkedArray) -> dict[str, np.ndarray]:
     arr = col.combine_chunks()
     n = len(arr)
-    flat = pc.list_flatten(arr)
     parents = pc.list_parent_indices(arr).to_numpy()
-    enc = flat.dictionary_encode()
-    idx = enc.indices.to_numpy(zero_copy_only=False)
-    out = {}
-    for k, name in enumerate(enc.dictionary.to_pylist()):
-        m = np.zeros(n, bool)
-        m[parents[idx == k]] = True
-        out[name] = m
-    return out
+    enc = pc.list_flatten(arr).dictionary_encode()
+    names = enc.dictionary.to_pylist()
+    m = np.zeros((len(names), n), bool)
+    m[enc.indices.to_numpy(zero_copy_only=False), parents] = True  # one scatter for all names
+    return dict(zip(names, m, strict=True))
 
 
 def _length_preds(at: pa.Table, bt: pa.Table, sa, sb) -> list[_Pred]:
@@ -349,10 +340,10 @@ def _length_preds(at: pa.Table, bt: pa.Table, sa, sb) -> list[_Pred]:
     for q in (1, 5, 50):
         t = int(np.percentile(va_ok, q)) - 1
         if t > 0:
-            preds.append(_Pred(f"ip.len gt {t}", _pick(va > t, sa), _pick(vb > t, sb)))
+            preds.append(_P(f"ip.len gt {t}", va > t, vb > t, sa, sb))
     for q in (95, 99):
         t = int(np.percentile(va_ok, q)) + 1
-        preds.append(_Pred(f"ip.len lt {t}", _pick((va >= 0) & (va < t), sa), _pick((vb >= 0) & (vb < t), sb)))
+        preds.append(_P(f"ip.len lt {t}", (va >= 0) & (va < t), (vb >= 0) & (vb < t), sa, sb))
     return preds
 
 
@@ -392,77 +383,3 @@ def _search(pool: list[_Pred]) -> list[list[_Pred]]:
         found.append(((col > MAX_COLLATERAL, -cov, len(chosen), col), chosen))
     found.sort(key=lambda x: x[0])
     return [c for _, c in found]
-
-
-def _exact(expr: str, preds: list[_Pred], at: pa.Table, bt: pa.Table) -> tuple[float, float]:
-    """Recompute a signature found on samples over the full tables (same predicate code)."""
-    full = compare_masks(preds, at, bt)
-    return full
-
-
-def compare_masks(preds: list[_Pred], at: pa.Table, bt: pa.Table) -> tuple[float, float]:
-    res = []
-    for t in (at, bt):
-        if t.num_rows == 0:
-            res.append(0.0)
-            continue
-        m = np.ones(t.num_rows, bool)
-        for p in preds:
-            m &= _eval_simple(p.expr, t)
-        res.append(float(m.mean()))
-    return res[0], res[1]
-
-
-def _eval_simple(expr: str, t: pa.Table) -> np.ndarray:
-    """Evaluate one predicate of the shapes this module writes (no general parser here:
-    the rule language lives in mitigations/rules; this only re-measures our own output)."""
-    import re
-
-    neg = expr.startswith("not ")
-    body = expr[4:] if neg else expr
-    m = re.fullmatch(r"any\(([\w.]+)\[\*\] eq (\".*\")\)", body)
-    if m:
-        name = _unquote(m[2])
-        col = t.column(m[1]).combine_chunks()
-        parents = pc.list_parent_indices(col).to_numpy()
-        hit = pc.equal(pc.list_flatten(col), name).to_numpy(zero_copy_only=False)
-        r = np.zeros(t.num_rows, bool)
-        r[parents[hit]] = True
-        return ~r if neg else r
-    m = re.fullmatch(r"ip\.src in \{(.+)\}", body)
-    if m:
-        net = ipaddress.ip_network(m[1])
-        vals = t.column("ip.src").to_pylist()
-        r = np.array([v is not None and ipaddress.ip_address(v) in net for v in vals], bool)
-        return ~r if neg else r
-    m = re.fullmatch(r"([\w.]+) (eq|ne|gt|lt) (.+)", body)
-    if not m:
-        raise ValueError(f"cannot evaluate {expr!r}")
-    field, op, lit = m[1], m[2], m[3]
-    col = t.column(field)
-    value = _unquote(lit) if lit.startswith('"') else int(lit) if lit.lstrip("-").isdigit() else lit
-    if field == "ip.src":
-        value = str(value)
-    fn = {"eq": pc.equal, "ne": pc.not_equal, "gt": pc.greater, "lt": pc.less}[op]
-    r = pc.fill_null(fn(col, value), False).to_numpy(zero_copy_only=False)
-    return ~r if neg else r
-
-
-def _unquote(lit: str) -> str:
-    body = lit[1:-1]
-    out = []
-    i = 0
-    while i < len(body):
-        ch = body[i]
-        if ch == "\\" and i + 1 < len(body):
-            nxt = body[i + 1]
-            if nxt == "x" and i + 3 < len(body):
-                out.append(chr(int(body[i + 2 : i + 4], 16)))
-                i += 4
-                continue
-            out.append(nxt)
-            i += 2
-            continue
-        out.append(ch)
-        i += 1
-    return "".join(out)
