@@ -16,6 +16,7 @@ urlpatterns = [
     path("customers/<slug:slug>/", views.customer_detail, name="customer-detail"),
     path("audit/", views.audit_list, name="audit-list"),
     path("", include("alerts.urls")),
+    path("", include("traffic.urls")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),

@@ -1,1 +1,66 @@
-"""Models of the traffic app."""
+"""Traffic samples: captures and request logs attached to a customer and maybe an attack."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+from console.models import Customer
+from console.querysets import CustomerScopedQuerySet
+
+
+class TrafficSample(models.Model):
+    """A PCAP or request log, parsed once into a columnar file plus a summary in the database."""
+
+    class Label(models.TextChoices):
+        ATTACK = "attack", "Attack"
+        BASELINE = "baseline", "Baseline (good traffic)"
+        UNKNOWN = "unknown", "Unknown"
+
+    class Kind(models.TextChoices):
+        PCAP = "pcap", "PCAP / PCAPNG"
+        LOGPUSH = "logpush", "Cloudflare Logpush http_requests (JSON lines)"
+        COMBINED = "combined", "nginx / Apache combined log"
+
+    class Status(models.TextChoices):
+        UPLOADED = "uploaded", "Waiting to be parsed"
+        PARSING = "parsing", "Parsing"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="traffic_samples")
+    attack = models.ForeignKey(
+        "alerts.Attack", null=True, blank=True, on_delete=models.SET_NULL, related_name="traffic_samples"
+    )
+    name = models.CharField(max_length=255)
+    label = models.CharField(max_length=10, choices=Label.choices, default=Label.UNKNOWN)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    original = models.FileField(upload_to="traffic/originals/%Y/%m/", max_length=500)
+    size = models.BigIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.UPLOADED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+    record_count = models.BigIntegerField(default=0)
+    start_at = models.DateTimeField(null=True, blank=True)
+    end_at = models.DateTimeField(null=True, blank=True)
+    columnar_path = models.CharField(max_length=500, blank=True)
+    summary = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    parsed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = CustomerScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("traffic-detail", args=[self.pk])
+
+    @property
+    def is_packets(self) -> bool:
+        return self.kind == self.Kind.PCAP

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+from console.context import acting_as
+from traffic import services
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    max_retries=5,
+    soft_time_limit=3000,
+    time_limit=3600,
+)
+def parse_sample(sample_id: int) -> None:
+    with acting_as("celery:parse_sample"):
+        services.sample_parse(sample_id=sample_id)
