@@ -24,7 +24,7 @@ from alerts.models import Alert, AlertImport, Attack, Delivery, Feed, SavedView,
 from console import roles
 from console.audit import audit_record, snapshot
 from console.permissions import get_visible_or_404
-from console.views import paginate, require_internal
+from console.views import htmx_partial, paginate, require_internal
 
 QUEUE_SIZE = 200
 INGEST_HEADERS = (
@@ -206,7 +206,7 @@ def attack_list(request: HttpRequest) -> HttpResponse:
         request.GET, queryset=Attack.objects.visible_to(request.user).select_related("customer")
     )
     page = paginate(request, filterset.qs)
-    template = "alerts/_attack_rows.html" if request.htmx else "alerts/attack_list.html"
+    template = "alerts/_attack_rows.html" if htmx_partial(request) else "alerts/attack_list.html"
     return render(request, template, {"filter": filterset, "page": page})
 
 

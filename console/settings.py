@@ -244,7 +244,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {},
+    # Several models have a Status; name each enum after its model so the schema is unambiguous.
+    "ENUM_NAME_OVERRIDES": {
+        "AlertStatusEnum": "alerts.models.Alert.Status",
+        "DeliveryStatusEnum": "alerts.models.Delivery.Status",
+        "TrafficSampleStatusEnum": "traffic.models.TrafficSample.Status",
+    },
 }
 
 # Celery: Redis when REDIS_URL is set, otherwise a broker on the filesystem so that a
@@ -254,7 +259,7 @@ if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 else:
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -263,6 +268,7 @@ else:
         "processed_folder": str(BROKER_DIR / "processed"),
         "store_processed": False,
         "polling_interval": 0.1,
+        "control_folder": str(BROKER_DIR / "control"),
     }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", TESTING)
 CELERY_TASK_EAGER_PROPAGATES = TESTING
@@ -273,11 +279,20 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "close-quiet-attacks": {"task": "alerts.tasks.close_quiet_attacks", "schedule": timedelta(minutes=1)},
     "release-expired-silences": {"task": "alerts.tasks.release_expired_silences", "schedule": timedelta(minutes=1)},
     "poll-feeds": {"task": "alerts.tasks.poll_feeds", "schedule": timedelta(seconds=15)},
+    "attach-new-attack-alerts": {
+        "task": "tickets.tasks.attach_new_attack_alerts",
+        "schedule": timedelta(seconds=30),
+    },
+    "sla-check": {"task": "tickets.tasks.sla_check", "schedule": timedelta(seconds=30)},
 }
 ATTACK_GAP_MINUTES = env_int("ATTACK_GAP_MINUTES", 15)
 # Outbound requests (pull feeds, webhooks, the Cloudflare API) may reach private and
 # loopback addresses only when listed here (no SSRF into the provider's network).
 OUTBOUND_ALLOWED_NETWORKS = env_list("OUTBOUND_ALLOWED_NETWORKS")
+# Ticket notifications (P1 opened, escalation, SLA warning and breach): Slack-compatible
+# webhooks ({"text": ...}), and the SOC mailbox when a ticket has no assignee.
+NOTIFICATION_WEBHOOK_URLS = env_list("NOTIFICATION_WEBHOOK_URLS")
+SOC_NOTIFICATION_EMAILS = env_list("SOC_NOTIFICATION_EMAILS")
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")

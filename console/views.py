@@ -21,6 +21,11 @@ def require_internal(request: HttpRequest) -> None:
         raise Http404("No such page")
 
 
+def htmx_partial(request: HttpRequest) -> bool:
+    """An htmx swap of the rows; a history restore needs the whole page."""
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
 def paginate(request: HttpRequest, queryset, per_page: int = 50):  # noqa: ANN001, ANN201
     return Paginator(queryset, per_page).get_page(request.GET.get("page"))
 
@@ -44,7 +49,7 @@ def customer_list(request: HttpRequest) -> HttpResponse:
     require_internal(request)
     filterset = CustomerFilterSet(request.GET, queryset=Customer.objects.visible_to(request.user))
     page = paginate(request, filterset.qs.prefetch_related("assets"))
-    template = "console/_customer_rows.html" if request.htmx else "console/customer_list.html"
+    template = "console/_customer_rows.html" if htmx_partial(request) else "console/customer_list.html"
     return render(request, template, {"filter": filterset, "page": page})
 
 
@@ -68,5 +73,5 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     require_internal(request)
     filterset = AuditEventFilterSet(request.GET, queryset=AuditEvent.objects.visible_to(request.user))
     page = paginate(request, filterset.qs.select_related("customer"))
-    template = "console/_audit_rows.html" if request.htmx else "console/audit_list.html"
+    template = "console/_audit_rows.html" if htmx_partial(request) else "console/audit_list.html"
     return render(request, template, {"filter": filterset, "page": page})

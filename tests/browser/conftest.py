@@ -102,15 +102,38 @@ class PageProblems:
         assert not problems, f"{where or 'page'}:\n  " + "\n  ".join(problems)
 
 
+def _carry_serialized_contents(saved: dict[str, str]) -> None:
+    """Give the connections the test code sees after Playwright starts the test database's snapshot.
+
+    Playwright's sync API leaves an asyncio loop marked as running in this thread, so
+    Django's connection handler (an asgiref thread-critical Local) hands the test code
+    new connection objects from then on. They reach the same test database, but lack
+    the snapshot that ``serialized_rollback`` restores the seeded roles from.
+    """
+    from django.db import connections
+
+    for alias, contents in saved.items():
+        connection = connections[alias]
+        if not hasattr(connection, "_test_serialized_contents"):
+            connection._test_serialized_contents = contents
+
+
 @pytest.fixture(scope="session")
-def browser() -> Iterator:
+def browser(django_db_setup) -> Iterator:  # noqa: ANN001
     reason = _chromium_missing_reason()
     if reason:
         pytest.skip(reason)
+    from django.db import connections
     from playwright.sync_api import sync_playwright
 
-    # A clean profile each session: no state, no first-run work.
+    saved = {
+        alias: connections[alias]._test_serialized_contents
+        for alias in connections
+        if hasattr(connections[alias], "_test_serialized_contents")
+    }
+    # Playwright gives each launch a fresh temporary profile: no state, no first-run work.
     with sync_playwright() as p:
+        _carry_serialized_contents(saved)
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
             yield browser

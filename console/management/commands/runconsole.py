@@ -69,7 +69,8 @@ class Command(BaseCommand):
         finally:
             for child in children.values():
                 if child.poll() is None:
-                    os.killpg(child.pid, signal.SIGTERM)
+                    # The leader first: Celery stops its own pool cleanly on SIGTERM.
+                    child.send_signal(signal.SIGTERM)
             deadline = time.time() + 10
             for child in children.values():
                 try:
