@@ -843,3 +843,19 @@ def deliveries_requeue_stale(*, older_than_seconds: int = 60) -> int:
     for delivery_id in ids:
         _enqueue_processing(delivery_id)
     return len(ids)
+
+
+def alerts_prune(*, now: datetime | None = None) -> dict[str, int]:
+    """Retention: raw deliveries and resolved alerts older than the configured periods go.
+
+    A delivery still pending or rejected is kept whatever its age: it is work not done
+    or a dead letter someone must look at.
+    """
+    now = now or timezone.now()
+    deliveries_cutoff = now - timedelta(days=settings.RETENTION_DELIVERY_DAYS)
+    alerts_cutoff = now - timedelta(days=settings.RETENTION_RESOLVED_ALERT_DAYS)
+    deliveries, _ = Delivery.objects.filter(
+        status=Delivery.Status.PROCESSED, received_at__lt=deliveries_cutoff
+    ).delete()
+    alerts, _ = Alert.objects.filter(resolved_at__lt=alerts_cutoff).delete()
+    return {"deliveries": deliveries, "alerts": alerts}

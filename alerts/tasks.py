@@ -66,3 +66,8 @@ def run_import(self, import_id: int) -> None:
 
     with acting_as("celery:run_import"):
         import_run(import_id=import_id)
+
+
+@shared_task(ignore_result=True)
+def prune() -> dict:
+    return services.alerts_prune()

@@ -198,6 +198,7 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
+FORMS_URLFIELD_ASSUME_HTTPS = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "staticfiles"))
@@ -246,9 +247,19 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # Several models have a Status; name each enum after its model so the schema is unambiguous.
     "ENUM_NAME_OVERRIDES": {
+        "MitigationStateEnum": "mitigations.models.Mitigation.State",
+        "MitigationKindEnum": "mitigations.models.Mitigation.Kind",
+        "MitigationActionEnum": "mitigations.models.Mitigation.Action",
+        "MitigationListPurposeEnum": "mitigations.models.MitigationList.Purpose",
         "AlertStatusEnum": "alerts.models.Alert.Status",
         "DeliveryStatusEnum": "alerts.models.Delivery.Status",
         "TrafficSampleStatusEnum": "traffic.models.TrafficSample.Status",
+        "TicketStatusEnum": "tickets.models.Ticket.Status",
+        "TicketPriorityEnum": "tickets.models.Priority",
+        "TicketEscalationLevelEnum": "tickets.models.Ticket.EscalationLevel",
+        "TimelineKindEnum": "tickets.models.TimelineEntry.Kind",
+        "AlertSeverityEnum": "alerts.models.Severity",
+        "TrafficSampleKindEnum": "traffic.models.TrafficSample.Kind",
     },
 }
 
@@ -279,20 +290,54 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "close-quiet-attacks": {"task": "alerts.tasks.close_quiet_attacks", "schedule": timedelta(minutes=1)},
     "release-expired-silences": {"task": "alerts.tasks.release_expired_silences", "schedule": timedelta(minutes=1)},
     "poll-feeds": {"task": "alerts.tasks.poll_feeds", "schedule": timedelta(seconds=15)},
+    "prune-alerts": {"task": "alerts.tasks.prune", "schedule": timedelta(hours=1)},
+    "prune-traffic": {"task": "traffic.tasks.prune", "schedule": timedelta(hours=6)},
+    "expire-mitigations": {"task": "mitigations.tasks.expire_mitigations", "schedule": timedelta(seconds=30)},
+    "check-mitigation-drift": {"task": "mitigations.tasks.check_drift", "schedule": timedelta(minutes=5)},
     "attach-new-attack-alerts": {
         "task": "tickets.tasks.attach_new_attack_alerts",
         "schedule": timedelta(seconds=30),
     },
     "sla-check": {"task": "tickets.tasks.sla_check", "schedule": timedelta(seconds=30)},
+    "refresh-rollups": {"task": "console.tasks.refresh_rollups", "schedule": timedelta(minutes=1)},
+    "schedule-reports": {"task": "console.tasks.schedule_reports", "schedule": timedelta(hours=1)},
 }
 ATTACK_GAP_MINUTES = env_int("ATTACK_GAP_MINUTES", 15)
+# Extra sections of /healthz, each a function returning a dict.
+HEALTH_EXTRAS = ["alerts.health.ingest_status"]
+# Retention, in days: raw deliveries, resolved alerts and parsed traffic files are pruned.
+RETENTION_DELIVERY_DAYS = env_int("RETENTION_DELIVERY_DAYS", 30)
+RETENTION_RESOLVED_ALERT_DAYS = env_int("RETENTION_RESOLVED_ALERT_DAYS", 180)
+RETENTION_TRAFFIC_DAYS = env_int("RETENTION_TRAFFIC_DAYS", 90)
 # Outbound requests (pull feeds, webhooks, the Cloudflare API) may reach private and
 # loopback addresses only when listed here (no SSRF into the provider's network).
 OUTBOUND_ALLOWED_NETWORKS = env_list("OUTBOUND_ALLOWED_NETWORKS")
+
+# Mitigations: approval gate, lifetimes, enforcement backends.
+MITIGATION_COLLATERAL_THRESHOLD = float(os.environ.get("MITIGATION_COLLATERAL_THRESHOLD", "0.01"))
+MITIGATION_DEFAULT_TTL = env_int("MITIGATION_DEFAULT_TTL", 3600)
+MITIGATION_MAX_TTL = env_int("MITIGATION_MAX_TTL", 30 * 86400)
+MITIGATION_TARGETS = env_list("MITIGATION_TARGETS", "export,nftables,iptables,cloudflare")
+# Addresses no mitigation may block, beyond the GlobalAllowlistEntry rows (CIDRs).
+GLOBAL_ALLOWLIST = env_list("GLOBAL_ALLOWLIST")
+NFT_NAMESPACE = os.environ.get("NFT_NAMESPACE", "")  # "" = this host; else `ip netns exec NAME nft ...`
+IPTABLES_NAMESPACE = os.environ.get("IPTABLES_NAMESPACE", "")
+CLOUDFLARE_API_BASE = os.environ.get("CLOUDFLARE_API_BASE", "https://api.cloudflare.com/client/v4")
+CLOUDFLARE_API_TOKEN = os.environ.get("CLOUDFLARE_API_TOKEN", "")
+CLOUDFLARE_ACCOUNT_ID = os.environ.get("CLOUDFLARE_ACCOUNT_ID", "")
+CLOUDFLARE_MAX_RETRIES = env_int("CLOUDFLARE_MAX_RETRIES", 5)
+CLOUDFLARE_BACKOFF = float(os.environ.get("CLOUDFLARE_BACKOFF", "1.0"))
 # Ticket notifications (P1 opened, escalation, SLA warning and breach): Slack-compatible
 # webhooks ({"text": ...}), and the SOC mailbox when a ticket has no assignee.
 NOTIFICATION_WEBHOOK_URLS = env_list("NOTIFICATION_WEBHOOK_URLS")
 SOC_NOTIFICATION_EMAILS = env_list("SOC_NOTIFICATION_EMAILS")
+
+# Customer attack reports: PDF through Debian's Chromium, share links, scheduled delivery.
+REPORT_PDF = env_bool("REPORT_PDF", True)
+REPORT_CHROMIUM = os.environ.get("REPORT_CHROMIUM", "/usr/bin/chromium")
+REPORT_SHARE_DAYS = env_int("REPORT_SHARE_DAYS", 14)
+REPORT_SHARE_MAX_DAYS = env_int("REPORT_SHARE_MAX_DAYS", 90)
+REPORT_SCHEDULES = env_list("REPORT_SCHEDULES", "weekly,monthly")  # "" turns scheduled reports off
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")

@@ -260,3 +260,20 @@ def sample_simulate(*, expression: str, attack: TrafficSample | None, baseline: 
         attack=sample_table(attack) if attack else None,
         baseline=sample_table(baseline) if baseline else None,
     )
+
+
+def samples_prune(*, now: dt.datetime | None = None) -> int:
+    """Retention: samples older than the configured period lose their files (the row stays, marked)."""
+    now = now or timezone.now()
+    cutoff = now - dt.timedelta(days=settings.RETENTION_TRAFFIC_DAYS)
+    pruned = 0
+    for sample in TrafficSample.objects.filter(created_at__lt=cutoff).exclude(status=TrafficSample.Status.FAILED):
+        if sample.columnar_path:
+            Path(sample.columnar_path).unlink(missing_ok=True)
+        if sample.original:
+            sample.original.delete(save=False)
+        TrafficSample.objects.filter(pk=sample.pk).update(
+            status=TrafficSample.Status.FAILED, columnar_path="", errors=["pruned by the retention policy"]
+        )
+        pruned += 1
+    return pruned

@@ -18,3 +18,8 @@ from traffic import services
 def parse_sample(sample_id: int) -> None:
     with acting_as("celery:parse_sample"):
         services.sample_parse(sample_id=sample_id)
+
+
+@shared_task(ignore_result=True)
+def prune() -> int:
+    return services.samples_prune()
