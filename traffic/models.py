@@ -22,6 +22,7 @@ class TrafficSample(models.Model):
         PCAP = "pcap", "PCAP / PCAPNG"
         LOGPUSH = "logpush", "Cloudflare Logpush http_requests (JSON lines)"
         COMBINED = "combined", "nginx / Apache combined log"
+        EVE_FLOW = "eve_flow", "Suricata EVE flow events"
 
     class Status(models.TextChoices):
         UPLOADED = "uploaded", "Waiting to be parsed"
@@ -63,4 +64,5 @@ class TrafficSample(models.Model):
 
     @property
     def is_packets(self) -> bool:
-        return self.kind == self.Kind.PCAP
+        """Packet-level records (captures and flows) compare with each other, not with requests."""
+        return self.kind in (self.Kind.PCAP, self.Kind.EVE_FLOW)

@@ -17,6 +17,7 @@ from django.utils import timezone
 from console.audit import audit_record
 from traffic.models import TrafficSample
 from traffic.parsers.compare import compare
+from traffic.parsers.eveflow import read_eve_flows, summarize_flows
 from traffic.parsers.httplog import LogError, read_log, summarize_log
 from traffic.parsers.pcap import PcapError, iter_batches
 from traffic.parsers.summary import summarize_pcap
@@ -36,7 +37,9 @@ def guess_kind(path: Path) -> str:
         with gzip.open(path, "rb") as fh:
             head = fh.read(4096)
     first = next((line for line in head.splitlines() if line.strip()), b"")
-    return TrafficSample.Kind.LOGPUSH if first.lstrip().startswith(b"{") else TrafficSample.Kind.COMBINED
+    if first.lstrip().startswith(b"{"):
+        return TrafficSample.Kind.EVE_FLOW if b'"event_type"' in head else TrafficSample.Kind.LOGPUSH
+    return TrafficSample.Kind.COMBINED
 
 
 def sample_create(
@@ -96,6 +99,10 @@ def sample_parse(*, sample_id: int) -> TrafficSample | None:
     try:
         if sample.kind == TrafficSample.Kind.PCAP:
             summary, errors, records = _parse_pcap(sample.pk, source, target)
+        elif sample.kind == TrafficSample.Kind.EVE_FLOW:
+            flows = read_eve_flows(source)
+            pq.write_table(flows.table, target, compression="zstd")
+            summary, errors, records = summarize_flows(flows.table), flows.errors, flows.table.num_rows
         else:
             summary, errors, records = _parse_log(sample, source, target)
     except (PcapError, LogError, OSError) as exc:

@@ -192,3 +192,29 @@ def test_customer_viewer_and_outsider_cannot_see_samples(
         assert api_as(user).get(f"/api/traffic-samples/{sample.pk}/").status_code == 404
         client.force_login(user)
         assert client.get(reverse("traffic-detail", args=[sample.pk])).status_code == 404
+
+
+def test_suricata_eve_flow_file_becomes_a_flow_sample(customer_a, tmp_path):
+    source = shared_file("suricata/sashalarso_MSSIS-suricata_eve.json")
+    events = [json.loads(line) for line in source.read_text().splitlines() if line.strip()]
+    flows = [e for e in events if e["event_type"] == "flow"]
+    path = tmp_path / "eve.json"
+    shutil.copy(source, path)
+    sample = TrafficSample.objects.create(customer=customer_a, name="eve.json", kind="")
+    sample.original.save("eve.json", path.open("rb"))
+    from traffic.services import guess_kind
+
+    TrafficSample.objects.filter(pk=sample.pk).update(kind=guess_kind(path))
+    sample = sample_parse(sample_id=sample.pk)
+    assert sample.kind == "eve_flow" and sample.status == "ready"
+    assert sample.record_count == len(flows)
+    assert sample.summary["packets"] == sum(f["flow"]["pkts_toserver"] + f["flow"]["pkts_toclient"] for f in flows)
+    top = max({f["src_ip"] for f in flows}, key=lambda ip: (sum(1 for f in flows if f["src_ip"] == ip), ip))
+    assert sample.summary["top_sources"][0]["flows"] == sum(1 for f in flows if f["src_ip"] == top)
+    assert any("skipped" in e for e in sample.errors)
+    # The columns are the rule language's: a rule simulates over flows like over packets.
+    from traffic.services import rule_simulate, sample_table
+
+    result = rule_simulate(expression="udp.dstport eq 53", attack=sample_table(sample), baseline=None)
+    dns = sum(1 for f in flows if f.get("proto") == "UDP" and f.get("dest_port") == 53)
+    assert result["attack"]["matched"] == dns
