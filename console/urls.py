@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from console import views
 from console.api.urls import router
 from console.auth import ThrottledLoginView
+from console.reports.urls import router as reports_router
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -14,11 +15,16 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("customers/", views.customer_list, name="customer-list"),
     path("customers/<slug:slug>/", views.customer_detail, name="customer-detail"),
+    path("customers/<slug:slug>/dashboard/", views.customer_dashboard, name="customer-dashboard"),
     path("audit/", views.audit_list, name="audit-list"),
+    path("", include("console.reports.urls")),
     path("", include("alerts.urls")),
+    path("", include("tickets.urls")),
     path("", include("traffic.urls")),
+    path("", include("mitigations.urls")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/", include((reports_router.urls, "reports-api"))),
     path("api/", include((router.urls, "api"))),
 ]

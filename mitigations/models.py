@@ -1,1 +1,280 @@
-"""Models of the mitigations app."""
+"""Mitigations: rules and lists an engineer proposes, a senior approves and a backend enforces.
+
+One ``Mitigation`` is one thing installed on one or more enforcement targets (nftables on
+a scrubbing host, iptables, Cloudflare, or an export for the customer to apply), with
+its whole life on the row: simulation, approvals, what was compiled and sent, what the
+backend answered, when it expires.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import datetime
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+from console.models import Customer
+from mitigations.querysets import ListQuerySet, MitigationQuerySet
+
+
+class Mitigation(models.Model):
+    """A rule with a time to live, applied to enforcement targets after approval."""
+
+    customer_visible = False  # internal work product; reports describe mitigations in their own words
+
+    class Kind(models.TextChoices):
+        IP_ACCESS = "ip_access", "IP access rule (IP, CIDR, ASN or country)"
+        IP_LIST = "ip_list", "IP list (items expire individually)"
+        RATE_LIMIT = "rate_limit", "Rate limit"
+        WAF_RULE = "waf_rule", "WAF custom rule"
+        FIREWALL_RULE = "firewall_rule", "Network firewall rule (L3/L4)"
+
+    class Action(models.TextChoices):
+        BLOCK = "block", "Block"
+        ALLOW = "allow", "Allow"
+        CHALLENGE = "challenge", "Challenge"
+        MANAGED_CHALLENGE = "managed_challenge", "Managed challenge"
+        LOG = "log", "Log only"
+
+    class State(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        PROPOSED = "proposed", "Proposed"
+        APPROVED = "approved", "Approved"
+        APPLYING = "applying", "Applying"
+        ACTIVE = "active", "Active"
+        EXPIRED = "expired", "Expired"
+        ROLLED_BACK = "rolled_back", "Rolled back"
+        FAILED = "failed", "Failed"
+
+    # The only moves a mitigation can make; services refuse anything else.
+    TRANSITIONS: dict[str, frozenset[str]] = {
+        State.DRAFT: frozenset({State.PROPOSED}),
+        State.PROPOSED: frozenset({State.APPROVED, State.DRAFT}),
+        State.APPROVED: frozenset({State.APPLYING}),
+        State.APPLYING: frozenset({State.ACTIVE, State.FAILED}),
+        State.ACTIVE: frozenset({State.EXPIRED, State.ROLLED_BACK}),
+        State.FAILED: frozenset({State.APPLYING, State.ROLLED_BACK}),
+        State.EXPIRED: frozenset(),
+        State.ROLLED_BACK: frozenset(),
+    }
+    # States in which something may be installed on a target.
+    LIVE_STATES = (State.APPLYING, State.ACTIVE, State.FAILED)
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="mitigations")
+    attack = models.ForeignKey(
+        "alerts.Attack", null=True, blank=True, on_delete=models.SET_NULL, related_name="mitigations"
+    )
+    ticket = models.ForeignKey(
+        "tickets.Ticket", null=True, blank=True, on_delete=models.SET_NULL, related_name="mitigations"
+    )
+    title = models.CharField(max_length=200, blank=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    expression = models.TextField(blank=True, help_text="the rule in Shieldwall's (Cloudflare's) rules language")
+    value = models.CharField(
+        max_length=100, blank=True, help_text="IP access rules: the IP, CIDR, ASN (AS64500) or country (CN)"
+    )
+    mitigation_list = models.ForeignKey(
+        "MitigationList", null=True, blank=True, on_delete=models.PROTECT, related_name="mitigations"
+    )
+    action = models.CharField(max_length=20, choices=Action.choices, default=Action.BLOCK)
+    targets = models.JSONField(default=list, help_text='backend names, e.g. ["nftables", "cloudflare"]')
+    options = models.JSONField(
+        default=dict, blank=True, help_text="per-backend parameters: zone_id, account_id, namespace, hook"
+    )
+    rate = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='rate limits: {"requests": 100, "period": 60, "burst": 0, "per_source": true, '
+        '"mitigation_timeout": 600}',
+    )
+    ttl_seconds = models.PositiveIntegerField(default=3600)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.DRAFT, db_index=True)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="mitigations")
+    approvers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Approval", related_name="approved_mitigations", blank=True
+    )
+    required_approvals = models.PositiveSmallIntegerField(default=1)
+    approval_reasons = models.JSONField(default=list, blank=True, help_text="why more than one approval is needed")
+    simulation = models.JSONField(null=True, blank=True)
+    simulated_at = models.DateTimeField(null=True, blank=True)
+    compiled = models.JSONField(default=dict, blank=True, help_text="per backend: the compiled form sent")
+    compile_errors = models.JSONField(default=dict, blank=True, help_text="per backend: why it refused the rule")
+    backend_answers = models.JSONField(default=dict, blank=True, help_text="per backend: what it answered")
+    error = models.TextField(blank=True)
+    progress = models.PositiveSmallIntegerField(default=0)
+    hits = models.JSONField(default=dict, blank=True, help_text="per backend: counters read back")
+    drift = models.JSONField(default=dict, blank=True, help_text="per backend: what differs from our belief")
+    drift_checked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    proposed_at = models.DateTimeField(null=True, blank=True)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    objects = MitigationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["state", "expires_at"])]
+        permissions = [("approve_mitigation", "Can approve and apply mitigations")]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.title or self.summary}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("mitigation-detail", args=[self.pk])
+
+    @property
+    def name(self) -> str:
+        """What every backend calls it: the rule comment, chain, set prefix, Cloudflare description tag."""
+        return f"sw-{self.pk}"
+
+    @property
+    def summary(self) -> str:
+        if self.kind == self.Kind.IP_ACCESS:
+            return f"{self.action} {self.value}"
+        if self.kind == self.Kind.IP_LIST and self.mitigation_list_id:
+            return f"{self.action} list {self.mitigation_list.name}"
+        return f"{self.action} {self.expression[:120]}"
+
+    def can_become(self, state: str) -> bool:
+        return state in self.TRANSITIONS.get(self.state, frozenset())
+
+    def seconds_left(self, now: datetime | None = None) -> int | None:
+        if not self.expires_at:
+            return None
+        return max(0, int((self.expires_at - (now or timezone.now())).total_seconds()))
+
+    @property
+    def approval_count(self) -> int:
+        return len(self.approvals.all())
+
+
+class Approval(models.Model):
+    """One senior engineer's approval of one mitigation, with when and why."""
+
+    mitigation = models.ForeignKey(Mitigation, on_delete=models.CASCADE, related_name="approvals")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField(default=timezone.now)
+    comment = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        constraints = [models.UniqueConstraint(fields=["mitigation", "user"], name="approval_once_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user} approved {self.mitigation_id} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class MitigationEvent(models.Model):
+    """The mitigation's own history: every state change and every backend call, in order."""
+
+    mitigation = models.ForeignKey(Mitigation, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(default=timezone.now)
+    actor_name = models.CharField(max_length=150)
+    from_state = models.CharField(max_length=12, blank=True)
+    to_state = models.CharField(max_length=12, blank=True)
+    message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%H:%M:%S} {self.from_state}→{self.to_state} {self.message[:60]}"
+
+
+class MitigationList(models.Model):
+    """A named block, allow or reputation list of addresses; global when it has no customer."""
+
+    customer_visible = False
+
+    class Purpose(models.TextChoices):
+        BLOCK = "block", "Block list"
+        ALLOW = "allow", "Allow list"
+        REPUTATION = "reputation", "Reputation list"
+
+    customer = models.ForeignKey(
+        Customer, null=True, blank=True, on_delete=models.CASCADE, related_name="mitigation_lists"
+    )
+    name = models.SlugField(
+        max_length=50, unique=True, help_text="as used in rules: $name (lowercase letters, digits, underscores)"
+    )
+    purpose = models.CharField(max_length=12, choices=Purpose.choices, default=Purpose.BLOCK)
+    description = models.CharField(max_length=255, blank=True)
+    source = models.CharField(max_length=255, blank=True, help_text="where imports come from (Spamhaus DROP, ...)")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ListQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("mitigation-list-detail", args=[self.pk])
+
+
+class ListItem(models.Model):
+    """One CIDR of a list, with its own expiry and a note of why it is there."""
+
+    mitigation_list = models.ForeignKey(MitigationList, on_delete=models.CASCADE, related_name="items")
+    value = models.CharField(max_length=49, help_text="an address or CIDR, normalised")
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    comment = models.CharField(max_length=255, blank=True)
+    added_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["value"]
+        constraints = [models.UniqueConstraint(fields=["mitigation_list", "value"], name="list_item_unique")]
+
+    def __str__(self) -> str:
+        return self.value
+
+    def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+        return ipaddress.ip_network(self.value, strict=False)
+
+    def ttl(self, now: datetime | None = None) -> int | None:
+        if self.expires_at is None:
+            return None
+        return max(1, int((self.expires_at - (now or timezone.now())).total_seconds()))
+
+
+class GlobalAllowlistEntry(models.Model):
+    """An address no mitigation may ever block: our origin pulls, monitoring, public resolvers."""
+
+    value = models.CharField(max_length=49, unique=True, help_text="an address or CIDR")
+    reason = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["value"]
+        verbose_name_plural = "global allowlist entries"
+
+    def __str__(self) -> str:
+        return f"{self.value} ({self.reason})"
+
+    def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+        return ipaddress.ip_network(self.value, strict=False)
+
+
+class BackendState(models.Model):
+    """What the drift check last read back from one backend location (host, namespace, account)."""
+
+    key = models.CharField(max_length=120, unique=True, help_text="backend and location, e.g. nftables:ns-edge")
+    checked_at = models.DateTimeField()
+    installed = models.JSONField(default=dict, blank=True)
+    unexpected = models.JSONField(default=list, blank=True, help_text="installed by us but not active in Shieldwall")
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key

@@ -31,9 +31,13 @@
   }
 
   // Keyboard: pages register their keys with data-key attributes; ? and / are global.
+  // Keys are shortcuts unless the engineer is typing text (a ticked checkbox keeps them working).
+  var NOT_TEXT = /^(checkbox|radio|button|submit|reset|file|range|color)$/;
   function typing(event) {
     var t = event.target;
-    return t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName));
+    if (!t) return false;
+    if (t.tagName === "INPUT") return !NOT_TEXT.test(t.type);
+    return t.isContentEditable || /^(TEXTAREA|SELECT)$/.test(t.tagName);
   }
   document.addEventListener("keydown", function (event) {
     if (event.ctrlKey || event.metaKey || event.altKey) return;

@@ -23,7 +23,7 @@
     remove.type = "button"; remove.className = "btn"; remove.textContent = "×";
     remove.addEventListener("click", function () {
       row.remove();
-      document.getElementById("silence-form").dispatchEvent(new Event("change", { bubbles: true }));
+      document.getElementById("silence-form").dispatchEvent(new Event("change"));
     });
     row.append(field, op, value, remove);
     box.appendChild(row);
@@ -43,5 +43,19 @@
     initial.forEach(function (m) { addRow(box, fields, m); });
     hidden.value = "[]";
     document.getElementById("add-matcher").addEventListener("click", function () { addRow(box, fields); });
+    // Preview: which open alerts these matchers would silence, on every change.
+    var form = document.getElementById("silence-form");
+    var target = document.getElementById("silence-preview");
+    var timer = null;
+    function preview() {
+      var csrf = form.querySelector("input[name=csrfmiddlewaretoken]").value;
+      fetch(form.dataset.previewUrl, {
+        method: "POST", body: new FormData(form), credentials: "same-origin", headers: { "X-CSRFToken": csrf }
+      }).then(function (r) { return r.text(); }).then(function (html) { target.innerHTML = html; });
+    }
+    function later() { window.clearTimeout(timer); timer = window.setTimeout(preview, 300); }
+    form.addEventListener("input", later);
+    form.addEventListener("change", later);
+    preview();
   });
 })();

@@ -1,0 +1,253 @@
+"""Turn a mitigation's fields into what each backend sends: plain Python, no Django.
+
+One function, ``compile_for``, picks the right compiler of ``mitigations.rules`` for a
+kind and a target and returns a JSON-able dict (stored on the mitigation as "the
+compiled form actually sent"). Whatever a target cannot express raises ``CompileError``
+with the reason, so the engineer learns it when proposing, not at 3 a.m. when applying.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mitigations.rules import (
+    CompileError,
+    compile_ip_access_rule,
+    compile_iptables,
+    compile_iptables_ip_list,
+    compile_list,
+    compile_magic_firewall,
+    compile_nftables,
+    compile_nftables_ip_list,
+    compile_rate_limit,
+    compile_waf_rule,
+    parse,
+)
+
+PACKET_ACTIONS = {"block": "drop", "allow": "accept"}
+WAF_ACTIONS = {"block": "block", "allow": "skip", "challenge": "challenge", "managed_challenge": "managed_challenge"}
+WAF_ACTIONS["log"] = "log"
+ACCESS_MODES = {
+    "block": "block",
+    "allow": "whitelist",
+    "challenge": "challenge",
+    "managed_challenge": "managed_challenge",
+}
+MAGIC_ACTIONS = {"block": "block", "allow": "skip"}
+ASN = re.compile(r"(?i)(AS)?([0-9]{1,10})")
+COUNTRY = re.compile(r"[A-Za-z]{2}")
+
+
+def access_target(value: str) -> tuple[str, Any]:
+    """("ip", network) | ("asn", 64500) | ("country", "CN") for an IP access rule's value."""
+    value = value.strip()
+    if m := ASN.fullmatch(value):
+        return "asn", int(m.group(2))
+    if COUNTRY.fullmatch(value):
+        return "country", value.upper()
+    try:
+        return "ip", ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise CompileError(
+            "ip access", value, "expected an IP address, a CIDR, an ASN (AS64500) or a country (CN)"
+        ) from None
+
+
+def expression_for_value(value: str) -> str:
+    """The rule an IP access value stands for, for simulation, safety and packet filters."""
+    kind, parsed = access_target(value)
+    if kind == "asn":
+        return f"ip.src.asnum eq {parsed}"
+    if kind == "country":
+        return f'ip.src.country eq "{parsed}"'
+    if parsed.prefixlen == parsed.max_prefixlen:
+        return f"ip.src eq {parsed.network_address}"
+    return f"ip.src in {{{parsed}}}"
+
+
+def expression_for_list(list_name: str) -> str:
+    return f"ip.src in ${list_name}"
+
+
+def cloudflare_list_name(name: str, list_name: str) -> str:
+    return re.sub(r"[^a-z0-9_]", "_", f"{name}_{list_name}".lower())[:50]
+
+
+def _map(action: str, table: Mapping[str, str], target: str) -> str:
+    if action not in table:
+        raise CompileError(target, action, f"{target} cannot {action}; use one of {', '.join(table)}")
+    return table[action]
+
+
+def _packet_rate(rate: Mapping) -> dict:
+    return {
+        "requests": int(rate.get("requests", 0)),
+        "period": int(rate.get("period", 1)),
+        "unit": "second",
+        "burst": int(rate.get("burst", 0) or 0),
+        "per_source": bool(rate.get("per_source", False)),
+    }
+
+
+def compile_for(
+    target: str,
+    *,
+    name: str,
+    kind: str,
+    action: str,
+    expression: str = "",
+    value: str = "",
+    rate: Mapping | None = None,
+    items: Sequence[tuple[str, int | None, str]] = (),
+    list_name: str = "",
+    lists: Mapping[str, Sequence] | None = None,
+    options: Mapping[str, Any] | None = None,
+    description: str = "",
+) -> dict:
+    """The compiled form of one mitigation for one target (nftables, iptables, cloudflare, export).
+
+    ``items`` are (cidr, ttl seconds or None, comment) of an IP list; ``lists`` the values
+    of other ``$lists`` an expression names; ``options`` zone_id/account_id (Cloudflare)
+    and hook (packet filters).
+    """
+    options = options or {}
+    rate = rate or {}
+    if kind == "ip_access":
+        expression = expression_for_value(value)
+    elif kind == "ip_list":
+        expression = expression_for_list(list_name)
+    if kind == "rate_limit" and action != "block" and target in ("nftables", "iptables"):
+        raise CompileError(target, action, "a packet filter rate limit drops what is over the rate: use block")
+    if target == "nftables":
+        verdict = _map(action, PACKET_ACTIONS, target)
+        hook = options.get("hook", "input")
+        if kind == "ip_list":
+            text = compile_nftables_ip_list(name, [(c, t) for c, t, _ in items], verdict, hook=hook)
+        else:
+            text = compile_nftables(
+                parse(expression),
+                verdict,
+                name=name,
+                rate=_packet_rate(rate) if kind == "rate_limit" else None,
+                lists=lists,
+                hook=hook,
+            )
+        return {"ruleset": text}
+    if target == "iptables":
+        verdict = _map(action, PACKET_ACTIONS, target)
+        if kind == "ip_list":
+            script = compile_iptables_ip_list(name, [(c, t) for c, t, _ in items], verdict)
+        else:
+            script = compile_iptables(
+                parse(expression),
+                verdict,
+                name=name,
+                rate=_packet_rate(rate) if kind == "rate_limit" else None,
+                lists=lists,
+            )
+        return {"rules": script.rules, "rules6": script.rules6, "ipset": script.ipset}
+    if target == "cloudflare":
+        return {
+            "requests": [
+                _request(r)
+                for r in _cloudflare(
+                    kind, action, expression, value, rate, items, list_name, name, options, description
+                )
+            ]
+        }
+    if target == "export":
+        # A download is filled in by whoever applies it: placeholders stand in for unknown ids.
+        options = {"zone_id": "ZONE_ID", "account_id": "ACCOUNT_ID", **options}
+        out: dict[str, Any] = {}
+        refused = {}
+        for sub in ("nftables", "iptables", "cloudflare"):
+            try:
+                out[sub] = compile_for(
+                    sub,
+                    name=name,
+                    kind=kind,
+                    action=action,
+                    expression=expression,
+                    value=value,
+                    rate=rate,
+                    items=items,
+                    list_name=list_name,
+                    lists=lists,
+                    options=options,
+                    description=description,
+                )
+            except CompileError as exc:
+                refused[sub] = str(exc)
+        if not out:
+            raise CompileError(
+                "export", expression or value, "no format can express it: " + "; ".join(refused.values())
+            )
+        out["refused"] = refused
+        return out
+    raise ValueError(f"unknown target {target!r}")
+
+
+def _request(req: Any) -> dict:
+    return {"method": req.method, "path": req.path, "body": req.body}
+
+
+def _need(options: Mapping, key: str, product: str) -> str:
+    value = str(options.get(key) or "")
+    if not value:
+        raise CompileError(product, key, f"needs a Cloudflare {key.replace('_', ' ')} (set it in the options)")
+    return value
+
+
+def _cloudflare(kind, action, expression, value, rate, items, list_name, name, options, description) -> list:  # noqa: ANN001
+    desc = f"[{name}] {description}".strip()
+    if kind == "ip_access":
+        mode = _map(action, ACCESS_MODES, "cloudflare ip access")
+        return [
+            compile_ip_access_rule(value, mode, zone_id=_need(options, "zone_id", "cloudflare ip access"), notes=desc)
+        ]
+    if kind == "ip_list":
+        account = _need(options, "account_id", "cloudflare list")
+        zone = _need(options, "zone_id", "cloudflare list")
+        cf_name = cloudflare_list_name(name, list_name)
+        requests = compile_list(
+            cf_name, [(c, comment) for c, _, comment in items], account_id=account, description=desc
+        )
+        rule = compile_waf_rule(
+            parse(f"ip.src in ${cf_name}"), _map(action, WAF_ACTIONS, "cloudflare waf"), zone_id=zone, description=desc
+        )
+        return [*requests, rule]
+    if kind == "rate_limit":
+        return [
+            compile_rate_limit(
+                parse(expression),
+                _map(action, WAF_ACTIONS, "cloudflare ratelimit"),
+                zone_id=_need(options, "zone_id", "cloudflare ratelimit"),
+                requests_per_period=int(rate.get("requests", 0)),
+                period=int(rate.get("period", 60)),
+                mitigation_timeout=int(rate.get("mitigation_timeout", 600)),
+                characteristics=("ip.src", "cf.colo.id") if rate.get("per_source", True) else ("cf.colo.id",),
+                description=desc,
+            )
+        ]
+    if kind == "waf_rule":
+        return [
+            compile_waf_rule(
+                parse(expression),
+                _map(action, WAF_ACTIONS, "cloudflare waf"),
+                zone_id=_need(options, "zone_id", "cloudflare waf"),
+                description=desc,
+            )
+        ]
+    if kind == "firewall_rule":
+        return [
+            compile_magic_firewall(
+                parse(expression),
+                _map(action, MAGIC_ACTIONS, "cloudflare magic firewall"),
+                account_id=_need(options, "account_id", "cloudflare magic firewall"),
+                description=desc,
+            )
+        ]
+    raise ValueError(f"unknown kind {kind!r}")

@@ -1,0 +1,54 @@
+"""One FilterSet per list, shared by the ledger page and the API."""
+
+from __future__ import annotations
+
+import django_filters
+from django.db.models import Q
+
+from mitigations.models import Mitigation, MitigationList
+
+
+class MitigationFilterSet(django_filters.FilterSet):
+    q = django_filters.CharFilter(method="search", label="Search")
+    customer = django_filters.CharFilter(field_name="customer__slug")
+    state = django_filters.MultipleChoiceFilter(choices=Mitigation.State.choices)
+    kind = django_filters.ChoiceFilter(choices=Mitigation.Kind.choices)
+    action = django_filters.ChoiceFilter(choices=Mitigation.Action.choices)
+    target = django_filters.CharFilter(method="by_target", label="Target backend")
+    author = django_filters.CharFilter(field_name="author__username")
+    ticket = django_filters.CharFilter(field_name="ticket__number")
+    attack = django_filters.NumberFilter(field_name="attack_id")
+    expires_before = django_filters.IsoDateTimeFilter(field_name="expires_at", lookup_expr="lte")
+    drift = django_filters.BooleanFilter(method="by_drift", label="Drift detected")
+
+    class Meta:
+        model = Mitigation
+        fields = ["customer", "state", "kind", "action", "author", "ticket", "attack"]
+
+    def search(self, queryset, name, value):  # noqa: ANN001, ANN201
+        q = Q(title__icontains=value) | Q(expression__icontains=value) | Q(value__icontains=value)
+        if value.startswith("sw-") and value[3:].isdigit():
+            q |= Q(pk=int(value[3:]))
+        return queryset.filter(q)
+
+    def by_target(self, queryset, name, value):  # noqa: ANN001, ANN201
+        return queryset.targeting(value)
+
+    def by_drift(self, queryset, name, value):  # noqa: ANN001, ANN201
+        return queryset.exclude(drift={}) if value else queryset.filter(drift={})
+
+
+class MitigationListFilterSet(django_filters.FilterSet):
+    q = django_filters.CharFilter(method="search", label="Search")
+    customer = django_filters.CharFilter(method="by_customer", label="Customer slug ('global' for global lists)")
+    purpose = django_filters.ChoiceFilter(choices=MitigationList.Purpose.choices)
+
+    class Meta:
+        model = MitigationList
+        fields = ["purpose"]
+
+    def search(self, queryset, name, value):  # noqa: ANN001, ANN201
+        return queryset.filter(Q(name__icontains=value) | Q(description__icontains=value))
+
+    def by_customer(self, queryset, name, value):  # noqa: ANN001, ANN201
+        return queryset.filter(customer__isnull=True) if value == "global" else queryset.filter(customer__slug=value)

@@ -1,0 +1,39 @@
+"""Celery tasks of the mitigations app: thin; the services do the work."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+from console.context import acting_as
+from mitigations import services
+
+TRANSIENT = (OperationalError, InterfaceError)
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=2,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=10,
+    soft_time_limit=600,
+    time_limit=660,
+)
+def apply_mitigation(mitigation_id: int) -> None:
+    """Idempotent: the service claims the row (approved → applying) or does nothing."""
+    with acting_as("celery:apply_mitigation"):
+        services.mitigation_install(mitigation_id=mitigation_id)
+
+
+@shared_task(ignore_result=True, soft_time_limit=240, time_limit=300)
+def expire_mitigations() -> int:
+    with acting_as("celery:expire_mitigations"):
+        return services.mitigations_expire_due()
+
+
+@shared_task(ignore_result=True, soft_time_limit=240, time_limit=300)
+def check_drift() -> int:
+    with acting_as("celery:check_drift"):
+        return services.mitigations_check_drift()
