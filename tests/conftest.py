@@ -9,6 +9,12 @@ import pytest
 from rest_framework.test import APIClient
 
 from console import roles
+from tests.browser.support import (  # noqa: F401 - fixtures and hook for every folder's browser tests
+    browser,
+    page,
+    page_problems,
+    pytest_collection_modifyitems,
+)
 from tests.factories import AssetFactory, CustomerFactory, UserFactory
 
 PASSWORD = "correct horse battery"

@@ -284,3 +284,26 @@ def samples_prune(*, now: dt.datetime | None = None) -> int:
         )
         pruned += 1
     return pruned
+
+
+def attack_sample_pairs(*, attack) -> list[tuple[TrafficSample, TrafficSample]]:  # noqa: ANN001
+    """Each ready attack sample of an attack with the customer's newest ready baseline of the same kind."""
+    pairs = []
+    samples = TrafficSample.objects.filter(attack=attack, status=TrafficSample.Status.READY).exclude(
+        label=TrafficSample.Label.BASELINE
+    )
+    for sample in samples[:4]:
+        kinds = [TrafficSample.Kind.PCAP, TrafficSample.Kind.EVE_FLOW] if sample.is_packets else [
+            TrafficSample.Kind.LOGPUSH, TrafficSample.Kind.COMBINED
+        ]
+        baseline = (
+            TrafficSample.objects.filter(
+                customer_id=attack.customer_id, label=TrafficSample.Label.BASELINE,
+                status=TrafficSample.Status.READY, kind__in=kinds,
+            )
+            .order_by("-created_at")
+            .first()
+        )
+        if baseline is not None:
+            pairs.append((sample, baseline))
+    return pairs

@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from console import roles
@@ -95,7 +96,31 @@ def sample_compare(request: HttpRequest, pk: int) -> HttpResponse:
             "baseline": baseline,
             "comparison": comparison,
             "chart": charts.comparison_chart(comparison),
+            "propose_url": reverse("mitigation-new"),
         },
+    )
+
+
+@login_required
+def attack_suggestions(request: HttpRequest, attack_id: int) -> HttpResponse:
+    """The attack page's card: candidate signatures from its samples against the customer's baseline."""
+    require_internal(request)
+    from alerts.models import Attack
+
+    attack = get_visible_or_404(Attack.objects.all(), request.user, pk=attack_id)
+    pairs = services.attack_sample_pairs(attack=attack)
+    suggestions = []
+    for sample, baseline in pairs:
+        try:
+            comparison = services.samples_compare(attack=sample, baseline=baseline)
+        except ValueError:
+            continue
+        suggestions.append({"sample": sample, "baseline": baseline, "signatures": comparison["signatures"][:3]})
+    return render(
+        request,
+        "traffic/_attack_suggestions.html",
+        {"attack": attack, "suggestions": suggestions, "samples": attack.traffic_samples.all(),
+         "propose_url": reverse("mitigation-new")},
     )
 
 

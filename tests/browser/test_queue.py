@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 from alerts import services
 from alerts.formats import examples
 from alerts.models import Alert, Feed, Silence
-from tests.browser.conftest import PageProblems, login
+from tests.browser.support import PageProblems, login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from console.demo import seed_customers
-from tests.browser.conftest import PageProblems, login
+from tests.browser.support import PageProblems, login
 
 # Live-server tests are transactional; the flush after each would drop the roles that the
 # data migration seeded, so the database is restored from its serialized state instead.

@@ -8,7 +8,6 @@ import pytest
 from mitigations import services
 
 # The Playwright fixtures live with the browser tests; the mitigation browser test uses them here.
-from tests.browser.conftest import browser, page, page_problems  # noqa: F401, E402
 
 
 @pytest.fixture

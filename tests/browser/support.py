@@ -1,5 +1,8 @@
 """Playwright driving Debian's Chromium against pytest-django's live server.
 
+The fixtures are registered once, in tests/conftest.py, so every folder's browser tests
+share one Chromium per session (Playwright's sync API allows one instance per thread).
+
 No browser is downloaded: Playwright is pointed at /usr/bin/chromium (Debian's package
 ``chromium``; ``make test`` installs it when run as root). Without it every test marked
 ``browser`` is skipped with that reason.

@@ -1,0 +1,81 @@
+"""Celery tasks of the tickets app: thin, idempotent, retried on transient errors only."""
+
+from __future__ import annotations
+
+import json
+import logging
+import smtplib
+
+from celery import shared_task
+from django.core.mail import send_mail
+from django.db import InterfaceError, OperationalError
+
+from console import outbound
+from console.context import acting_as
+from tickets import services
+
+logger = logging.getLogger(__name__)
+TRANSIENT = (OperationalError, InterfaceError)
+
+
+class WebhookTemporaryError(Exception):
+    """The receiver is down or busy (network error, 5xx, 429): worth another try."""
+
+
+@shared_task(ignore_result=True, acks_late=True, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=3)
+def attach_new_attack_alerts() -> int:
+    with acting_as("celery:attach_new_attack_alerts"):
+        return services.tickets_attach_new_attack_alerts()
+
+
+@shared_task(
+    ignore_result=True, acks_late=True, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=3, time_limit=120
+)
+def sla_check() -> int:
+    with acting_as("celery:sla_check"):
+        return services.tickets_sla_check()
+
+
+@shared_task(
+    ignore_result=True,
+    autoretry_for=(smtplib.SMTPException, OSError),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=5,
+    soft_time_limit=30,
+    time_limit=60,
+)
+def send_notification_email(subject: str, body: str, recipients: list[str]) -> None:
+    send_mail(subject, body, None, recipients)
+
+
+@shared_task(
+    ignore_result=True,
+    autoretry_for=(WebhookTemporaryError,),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=5,
+    soft_time_limit=30,
+    time_limit=60,
+)
+def post_webhook(url: str, payload: dict) -> int:
+    """POST Slack-compatible JSON. A refused destination is permanent; failures and 5xx are retried."""
+    try:
+        outbound.check_destination(url)
+    except outbound.OutboundRefused as exc:
+        logger.warning("webhook %s refused: %s", url, exc)
+        return 0
+    body = json.dumps(payload).encode()
+    try:
+        response = outbound.request(
+            url, method="POST", body=body, headers={"Content-Type": "application/json"}, timeout=10
+        )
+    except outbound.OutboundRefused as exc:
+        raise WebhookTemporaryError(str(exc)) from exc
+    if response.status >= 500 or response.status == 429:
+        raise WebhookTemporaryError(f"{url} answered {response.status}")
+    if response.status >= 400:
+        logger.warning("webhook %s answered %s; not retried", url, response.status)
+    return response.status

@@ -1,0 +1,16 @@
+from django.urls import path
+
+from tickets import views
+
+urlpatterns = [
+    path("tickets/", views.ticket_list, name="ticket-list"),
+    path("tickets/new/", views.ticket_new, name="ticket-new"),
+    path("tickets/escalate/", views.ticket_escalate, name="ticket-escalate"),
+    path("tickets/<str:number>/", views.ticket_detail, name="ticket-detail"),
+    path("tickets/<str:number>/transition/", views.ticket_transition, name="ticket-transition"),
+    path("tickets/<str:number>/assign/", views.ticket_assign, name="ticket-assign"),
+    path("tickets/<str:number>/handoff/", views.ticket_handoff, name="ticket-handoff"),
+    path("tickets/<str:number>/note/", views.ticket_note, name="ticket-note"),
+    path("tickets/<str:number>/message/", views.ticket_message, name="ticket-message"),
+    path("tickets/<str:number>/contact/", views.ticket_contact, name="ticket-contact"),
+]

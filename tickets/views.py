@@ -1,0 +1,261 @@
+"""Ticket pages: the list, the ticket with its timeline and composer, and escalation from the queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from alerts.models import Alert
+from console import roles
+from console.permissions import get_visible_or_404
+from console.views import paginate, require_internal
+from tickets import selectors, services
+from tickets.filters import TicketFilterSet
+from tickets.forms import TicketForm
+from tickets.messages import MessageTemplateError
+from tickets.models import Ticket, TicketTemplate, TimelineEntry
+
+
+def _require_actor(request: HttpRequest) -> None:
+    require_internal(request)
+    if not roles.can_act(request.user):
+        raise Http404("No such page")
+
+
+def _ticket(request: HttpRequest, number: str) -> Ticket:
+    return get_visible_or_404(Ticket.objects.select_related("customer", "assignee"), request.user, number=number)
+
+
+def _acting_users():  # noqa: ANN202
+    return get_user_model().objects.filter(groups__name__in=roles.ACTING_ROLES).distinct().order_by("username")
+
+
+@login_required
+def ticket_list(request: HttpRequest) -> HttpResponse:
+    require_internal(request)
+    params = request.GET.copy()
+    if not params:
+        params["open"] = "true"
+    filterset = TicketFilterSet(params, queryset=selectors.ticket_list_queryset(request.user), request=request)
+    page = paginate(request, filterset.qs)
+    policies = selectors.sla_policies()
+    rows = []
+    for ticket in page:
+        clocks = ticket.sla_clocks(services.sla_policy_for(ticket, policies))
+        rows.append({"ticket": ticket, "clocks": clocks, "sla": Ticket.worst_state(clocks)})
+    context = {"filter": filterset, "page": page, "rows": rows, "query": params.urlencode()}
+    template = "tickets/_rows.html" if request.htmx else "tickets/list.html"
+    return render(request, template, context)
+
+
+def _detail_context(request: HttpRequest, ticket: Ticket, **extra: Any) -> dict[str, Any]:
+    templates = list(TicketTemplate.objects.all())
+    composer = {"template": "", "subject": "", "body": ""}
+    slug = request.GET.get("template", "")
+    chosen = next((t for t in templates if t.slug == slug), None)
+    if chosen is not None:
+        try:
+            composer["subject"], composer["body"] = services.ticket_preview_message(
+                ticket=ticket, template=chosen, user=request.user
+            )
+            composer["template"] = chosen.slug
+        except MessageTemplateError as exc:
+            messages.error(request, str(exc))
+    composer.update(extra.pop("composer", {}))
+    return {
+        "ticket": ticket,
+        "alerts": ticket.alerts.select_related("feed").order_by("-urgency", "event_time")[:200],
+        "alert_count": ticket.alerts.count(),
+        "attacks": ticket.attacks.all(),
+        "chart": selectors.ticket_attack_chart(ticket),
+        "clocks": selectors.ticket_sla(ticket),
+        "timeline": selectors.ticket_timeline(ticket, request.user),
+        "templates": templates,
+        "composer": composer,
+        "targets": [Ticket.Status(s) for s in Ticket.Status.values if ticket.can_become(s)],
+        "outcomes": [c for c in Ticket.Outcome.choices if c[0]],
+        "levels": Ticket.EscalationLevel.choices,
+        "users": _acting_users(),
+        "channels": services.CONTACT_CHANNELS,
+        "recipients": services.customer_recipients(ticket.customer),
+        **extra,
+    }
+
+
+@login_required
+def ticket_detail(request: HttpRequest, number: str) -> HttpResponse:
+    require_internal(request)
+    ticket = _ticket(request, number)
+    return render(request, "tickets/detail.html", _detail_context(request, ticket))
+
+
+@login_required
+def ticket_new(request: HttpRequest) -> HttpResponse:
+    _require_actor(request)
+    form = TicketForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            ticket = services.ticket_create(user=request.user, **form.cleaned_data)
+        except services.TicketError as exc:
+            form.add_error(None, str(exc))
+        else:
+            return redirect(ticket)
+    return render(request, "tickets/new.html", {"form": form})
+
+
+def _next(request: HttpRequest, default: str) -> str:
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
+        return target
+    return default
+
+
+@login_required
+@require_POST
+def ticket_escalate(request: HttpRequest) -> HttpResponse:
+    """From the triage queue: a new ticket for the selected alerts, or add them to ticket ``ticket``."""
+    _require_actor(request)
+    ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
+    alerts = list(Alert.objects.visible_to(request.user).filter(pk__in=ids).select_related("customer"))
+    back = _next(request, reverse("alert-list"))
+    if not alerts:
+        messages.error(request, "Select at least one alert to escalate.")
+        return redirect(back)
+    number = request.POST.get("ticket", "").strip()
+    try:
+        if number:
+            ticket = _ticket(request, number)
+            added = services.ticket_add_alerts(ticket=ticket, alerts=alerts, user=request.user)
+            messages.success(request, f"Added {added} alert(s) to {ticket.number}.")
+        else:
+            ticket = services.ticket_create_from_alerts(alerts=alerts, user=request.user)
+            messages.success(request, f"Opened {ticket.number} with {len(alerts)} alert(s).")
+    except services.TicketError as exc:
+        messages.error(request, str(exc))
+        return redirect(back)
+    return redirect(ticket)
+
+
+def _act(request: HttpRequest, number: str, fn, success: str) -> HttpResponse:  # noqa: ANN001
+    _require_actor(request)
+    ticket = _ticket(request, number)
+    try:
+        fn(ticket)
+    except services.TicketError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, success)
+    return redirect(ticket)
+
+
+@login_required
+@require_POST
+def ticket_transition(request: HttpRequest, number: str) -> HttpResponse:
+    to = request.POST.get("to", "")
+    label = Ticket.Status(to).label if to in Ticket.Status.values else to
+    return _act(
+        request,
+        number,
+        lambda t: services.ticket_transition(
+            ticket=t,
+            to=to,
+            user=request.user,
+            outcome=request.POST.get("outcome", ""),
+            comment=request.POST.get("comment", ""),
+            expected=request.POST.get("expected", ""),
+        ),
+        f"Status: {label}.",
+    )
+
+
+@login_required
+@require_POST
+def ticket_assign(request: HttpRequest, number: str) -> HttpResponse:
+    username = request.POST.get("assignee", "")
+    assignee = _acting_users().filter(username=username).first() if username else None
+    if username and assignee is None:
+        messages.error(request, f"No engineer called {username}.")
+        return redirect("ticket-detail", number=number)
+    return _act(
+        request,
+        number,
+        lambda t: services.ticket_assign(ticket=t, assignee=assignee, user=request.user),
+        f"Assigned to {assignee or 'nobody'}.",
+    )
+
+
+@login_required
+@require_POST
+def ticket_handoff(request: HttpRequest, number: str) -> HttpResponse:
+    return _act(
+        request,
+        number,
+        lambda t: services.ticket_escalate(
+            ticket=t, level=request.POST.get("level", ""), reason=request.POST.get("reason", ""), user=request.user
+        ),
+        "Escalated.",
+    )
+
+
+@login_required
+@require_POST
+def ticket_note(request: HttpRequest, number: str) -> HttpResponse:
+    return _act(
+        request,
+        number,
+        lambda t: services.ticket_add_note(ticket=t, body=request.POST.get("body", ""), user=request.user),
+        "Internal note added.",
+    )
+
+
+@login_required
+@require_POST
+def ticket_contact(request: HttpRequest, number: str) -> HttpResponse:
+    return _act(
+        request,
+        number,
+        lambda t: services.ticket_log_contact(
+            ticket=t,
+            channel=request.POST.get("channel", ""),
+            contact=request.POST.get("contact", "")[:200],
+            direction=request.POST.get("direction", "outbound"),
+            summary=request.POST.get("summary", ""),
+            user=request.user,
+        ),
+        "Contact logged.",
+    )
+
+
+@login_required
+@require_POST
+def ticket_message(request: HttpRequest, number: str) -> HttpResponse:
+    """The composer: preview the (edited) text, or send it to the customer's contacts."""
+    _require_actor(request)
+    ticket = _ticket(request, number)
+    template = TicketTemplate.objects.filter(slug=request.POST.get("template", "")).first()
+    subject = request.POST.get("subject", "")
+    body = request.POST.get("body", "")
+    if request.POST.get("action") == "preview":
+        composer = {"template": template.slug if template else "", "subject": subject, "body": body}
+        context = _detail_context(request, ticket, composer=composer, preview={"subject": subject, "body": body})
+        return render(request, "tickets/detail.html", context)
+    try:
+        entry = services.ticket_send_customer_message(
+            ticket=ticket, user=request.user, template=template, subject=subject, body=body
+        )
+    except (services.TicketError, MessageTemplateError) as exc:
+        messages.error(request, str(exc))
+    else:
+        if entry.delivery_status == TimelineEntry.Delivery.SENT:
+            messages.success(request, f"Message sent to {', '.join(entry.data['recipients'])}.")
+        else:
+            messages.error(request, f"The message could not be sent: {entry.data.get('error', 'unknown error')}.")
+    return redirect(ticket)
