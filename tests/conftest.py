@@ -15,9 +15,7 @@ from tests.browser.support import (  # noqa: F401 - fixtures and hook for every 
     page_problems,
     pytest_collection_modifyitems,
 )
-from tests.factories import AssetFactory, CustomerFactory, UserFactory
-
-PASSWORD = "correct horse battery"
+from tests.factories import PASSWORD, AssetFactory, CustomerFactory, UserFactory  # noqa: F401 - PASSWORD for tests
 
 # Playwright's sync API runs an event loop in the test thread; the ORM calls the tests make
 # around it are still synchronous and safe.

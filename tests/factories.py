@@ -6,6 +6,9 @@ from django.contrib.auth.models import Group
 
 from console.models import Asset, Customer, Profile
 
+# Every factory-made user's password: tests log in through the real form with it.
+PASSWORD = "correct horse battery"
+
 
 class CustomerFactory(factory.django.DjangoModelFactory):
     class Meta:
@@ -36,7 +39,7 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda u: f"{u.username}@shieldwall.invalid")
-    password = factory.PostGenerationMethodCall("set_password", "correct horse battery")
+    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
 
     @factory.post_generation
     def role(self, create, extracted, **kwargs):  # noqa: ANN001, ANN201

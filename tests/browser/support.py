@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.conftest import PASSWORD
+from tests.factories import PASSWORD
 
 CHROMIUM = Path(os.environ.get("SHIELDWALL_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [

@@ -6,9 +6,10 @@ it through its own API the way Prometheus does:
 
 1. an alert fired through ``POST /api/v2/alerts`` becomes exactly one Shieldwall alert,
    mapped to the customer named by its ``customer`` label;
-2. Alertmanager re-notifies (repeat_interval of 2 s) while the alert keeps being re-sent,
-   as Prometheus re-sends firing alerts; the repeats fold into the same row (its count
-   grows), never a second one;
+2. Alertmanager re-notifies (repeat_interval of 2 s): an unchanged re-notification is
+   byte-identical and is a no-op; one carrying a re-rendered annotation (as Prometheus
+   re-sends firing alerts with the current value) folds into the same row, whose count
+   and last seen grow; never a second row;
 3. the alert posted again with ``endsAt`` in the past resolves in Alertmanager, whose
    resolved notification (``send_resolved``) resolves it in Shieldwall.
 
@@ -242,22 +243,36 @@ def test_alert_through_real_alertmanager_is_one_alert_deduplicated_then_resolved
     am_fingerprint = manager.alerts()[0]["fingerprint"]
     assert alert.fingerprint == am_fingerprint == alert.external_id
 
-    # 2. Re-notifications (repeat_interval 2 s) while Prometheus keeps re-sending the alert.
+    # 2a. Alertmanager re-notifies the unchanged group every repeat_interval. Its body is
+    # byte-identical (Alertmanager zeroes a firing alert's endsAt), so Shieldwall takes it
+    # for a retry of the same delivery: still one alert, nothing rejected.
+    wait_until(
+        "Alertmanager to re-notify the unchanged alert",
+        lambda: manager.webhook_notifications()[0] >= 2,
+        log=describe,
+    )
+    assert manager.webhook_notifications()[1] == 0, describe()
+    assert Alert.objects.count() == 1, describe()
+    assert not Delivery.objects.exclude(status=Delivery.Status.PROCESSED).exists(), describe()
+
+    # 2b. Prometheus re-sends the firing alert with its annotations re-rendered on the
+    # current value; the next re-notification carries them: a new delivery that folds
+    # into the same row (count and last seen grow), never a second row.
+    alert.refresh_from_db()
     first_count, first_seen = alert.count, alert.last_seen
+    annotations["description"] = "SYN rate at 2.4 Mpps"
+    fire()
 
-    def renotified() -> bool:
-        fire()
-        sent, _failed = manager.webhook_notifications()
-        processed = Delivery.objects.filter(feed=feed, status=Delivery.Status.PROCESSED).count()
-        return sent >= 3 and processed >= 2
+    def renotified_with_new_value() -> bool:
+        return Delivery.objects.filter(feed=feed, status=Delivery.Status.PROCESSED).count() >= 2
 
-    wait_until("re-notifications to arrive", renotified, log=describe)
-    sent, failed = manager.webhook_notifications()
-    assert failed == 0, describe()
+    wait_until("a re-notification carrying the new annotation", renotified_with_new_value, log=describe)
+    assert manager.webhook_notifications()[1] == 0, describe()
     assert Alert.objects.count() == 1, describe()
     alert.refresh_from_db()
-    assert alert.count > first_count and alert.last_seen > first_seen
-    assert alert.resolved_at is None
+    assert alert.count == first_count + 1 and alert.last_seen > first_seen
+    assert alert.raw["annotations"]["description"] == "SYN rate at 2.4 Mpps", "raw is the newest payload"
+    assert alert.resolved_at is None and alert.customer_id == customer.pk
     feed.refresh_from_db()
     assert feed.delivery_count >= 2 and feed.error_count == 0
     assert not Delivery.objects.exclude(status=Delivery.Status.PROCESSED).exists(), describe()

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from alerts.models import Attack
 from mitigations.models import Mitigation
-from tests.browser.conftest import PageProblems, login
+from tests.browser.support import PageProblems, login
 from tests.mitigations.conftest import traffic
 from traffic.models import TrafficSample
 
