@@ -43,7 +43,10 @@ def beat_status() -> dict[str, Any]:
         beat = Heartbeat.objects.filter(name="beat").values_list("at", flat=True).first()
     except Exception:  # noqa: BLE001
         return {"last": None}
-    return {"last": beat.isoformat() if beat else None, "age_s": int((timezone.now() - beat).total_seconds()) if beat else None}
+    return {
+        "last": beat.isoformat() if beat else None,
+        "age_s": int((timezone.now() - beat).total_seconds()) if beat else None,
+    }
 
 
 def health() -> dict[str, Any]:

@@ -293,13 +293,17 @@ def attack_sample_pairs(*, attack) -> list[tuple[TrafficSample, TrafficSample]]:
         label=TrafficSample.Label.BASELINE
     )
     for sample in samples[:4]:
-        kinds = [TrafficSample.Kind.PCAP, TrafficSample.Kind.EVE_FLOW] if sample.is_packets else [
-            TrafficSample.Kind.LOGPUSH, TrafficSample.Kind.COMBINED
-        ]
+        kinds = (
+            [TrafficSample.Kind.PCAP, TrafficSample.Kind.EVE_FLOW]
+            if sample.is_packets
+            else [TrafficSample.Kind.LOGPUSH, TrafficSample.Kind.COMBINED]
+        )
         baseline = (
             TrafficSample.objects.filter(
-                customer_id=attack.customer_id, label=TrafficSample.Label.BASELINE,
-                status=TrafficSample.Status.READY, kind__in=kinds,
+                customer_id=attack.customer_id,
+                label=TrafficSample.Label.BASELINE,
+                status=TrafficSample.Status.READY,
+                kind__in=kinds,
             )
             .order_by("-created_at")
             .first()

@@ -119,8 +119,12 @@ def attack_suggestions(request: HttpRequest, attack_id: int) -> HttpResponse:
     return render(
         request,
         "traffic/_attack_suggestions.html",
-        {"attack": attack, "suggestions": suggestions, "samples": attack.traffic_samples.all(),
-         "propose_url": reverse("mitigation-new")},
+        {
+            "attack": attack,
+            "suggestions": suggestions,
+            "samples": attack.traffic_samples.all(),
+            "propose_url": reverse("mitigation-new"),
+        },
     )
 
 
