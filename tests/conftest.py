@@ -108,3 +108,19 @@ def _fresh_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _reference_data(request):
+    """Roles, SLA policies, templates and the allowlist exist in every test that uses the database."""
+    names = set(request.fixturenames)
+    marker = request.node.get_closest_marker("django_db")
+    if not (marker or names & {"db", "transactional_db", "live_server"}):
+        return
+    transactional = bool(names & {"transactional_db", "live_server"}) or bool(
+        marker and marker.kwargs.get("transaction")
+    )
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    from tests.reference import ensure_reference_data
+
+    ensure_reference_data()

@@ -13,7 +13,7 @@ from tests.traffic import gen
 from traffic.models import TrafficSample
 from traffic.services import sample_parse
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def _sample(customer, attack, path, label):

@@ -10,7 +10,7 @@ from alerts.formats import examples
 from alerts.models import Alert, Feed, Silence
 from tests.browser.support import PageProblems, login
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def deliver(feed: Feed, payload: dict) -> None:

@@ -11,7 +11,7 @@ from tests.browser.support import PageProblems, login
 
 # Live-server tests are transactional; the flush after each would drop the roles that the
 # data migration seeded, so the database is restored from its serialized state instead.
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 NAVIGATION = ["Dashboard", "Customers", "Audit"]
 

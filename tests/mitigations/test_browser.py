@@ -18,7 +18,7 @@ from tests.browser.support import PageProblems, login
 from tests.mitigations.conftest import traffic
 from traffic.models import TrafficSample
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 SIGNATURE = "ip.src in {198.18.0.0/24} and udp.dstport eq 53"
 

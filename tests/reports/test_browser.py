@@ -10,7 +10,7 @@ import pytest
 from tests.browser.support import CSP_LISTENER, LOCAL_HOSTS, TIMEOUT_MS, PageProblems, login
 from tests.reports.conftest import SUMMARY
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def watched_page(browser, problems: PageProblems):  # noqa: ANN001, ANN201
@@ -59,8 +59,6 @@ def test_engineer_reports_an_attack_downloads_the_pdf_and_shares_it(
     settings.REPORT_PDF = True
     settings.MEDIA_ROOT = tmp_path / "media"
     attack = incident["attack"]
-    login(page, live_server, engineer)
-
     login(page, live_server, engineer)
 
     # The attack page, then the report link another page gives for it.

@@ -9,7 +9,7 @@ from tests.browser.support import login
 from tests.tickets.conftest import make_alert
 from tickets.models import Ticket
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_escalate_three_alerts_note_acknowledge_resolve_close(

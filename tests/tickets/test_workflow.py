@@ -150,7 +150,7 @@ def test_a_stale_expected_status_is_refused(ticket, engineer, senior):
 
 
 @postgres_only
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_two_racing_transitions_one_wins_no_lost_update(customer_a, engineer, senior):
     ticket = services.ticket_create(customer=customer_a, title="race", user=engineer)
     Ticket.objects.filter(pk=ticket.pk).update(status=S.RESOLVED, outcome="benign")
@@ -184,7 +184,7 @@ def test_two_racing_transitions_one_wins_no_lost_update(customer_a, engineer, se
 
 
 @postgres_only
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_racing_identical_transitions_write_one_timeline_entry(customer_a, engineer, senior):
     ticket = services.ticket_create(customer=customer_a, title="race", user=engineer)
     barrier = threading.Barrier(4)
@@ -205,7 +205,7 @@ def test_racing_identical_transitions_write_one_timeline_entry(customer_a, engin
 
 
 @postgres_only
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_creations_get_distinct_numbers(customer_a, engineer):
     barrier = threading.Barrier(6)
     numbers: list[str] = []
