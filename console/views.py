@@ -7,7 +7,7 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from console import roles
+from console import dashboards, roles
 from console.filters import AuditEventFilterSet, CustomerFilterSet
 from console.health import health
 from console.models import AuditEvent, Customer
@@ -39,9 +39,21 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
+    """The SOC overview; its cards refresh themselves every 30 s (htmx polls ``?fragment=1``)."""
     if not roles.is_internal(request.user):
         return render(request, "console/no_access.html", status=200)
-    return render(request, "console/dashboard.html", dashboard_overview())
+    context = {**dashboard_overview(), **dashboards.soc_overview()}
+    if request.GET.get("fragment") and request.htmx:
+        return render(request, "reports/_soc_overview.html", context)
+    return render(request, "console/dashboard.html", context)
+
+
+@login_required
+def customer_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
+    """One customer's attacks over time, vectors, largest peaks, tickets, mitigations and assets."""
+    require_internal(request)
+    customer = get_visible_or_404(Customer.objects.all(), request.user, slug=slug)
+    return render(request, "reports/customer_dashboard.html", dashboards.customer_overview(customer))
 
 
 @login_required

@@ -1,0 +1,1 @@
+"""Customer attack reports: data, text, rendering, PDF, sharing and delivery."""

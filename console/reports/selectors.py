@@ -1,0 +1,715 @@
+"""What a report says, read from every app: attacks and alerts, traffic samples, mitigations, tickets.
+
+The result is plain JSON-able data (``figures``): the HTML, the PDF, the CSV and the
+JSON export are all made from it, so each shows the same numbers. Times are given in
+UTC (ISO) and in the customer's time zone. Tickets and mitigations are read only when
+their apps are installed; from a ticket, only customer-facing timeline entries are read.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.apps import apps
+from django.db.models import Count, Max, Min, Q, Sum
+from django.utils import timezone
+
+from alerts.models import Alert, Attack
+from console import charts
+from console.models import Asset, Customer
+from console.reports import text
+
+ALERT_ROWS_CAP = 20_000  # alerts read row by row (sources, timeline); aggregates use the database
+TOP = 10
+EFFECT_WINDOW = timedelta(minutes=10)
+
+
+def optional_model(label: str) -> Any:
+    """A model of an app that may not be installed yet (tickets, mitigations, traffic)."""
+    try:
+        return apps.get_model(label)
+    except (LookupError, ValueError):
+        return None
+
+
+def zone_of(customer: Customer | None) -> zoneinfo.ZoneInfo:
+    try:
+        return zoneinfo.ZoneInfo(customer.timezone if customer else "UTC")
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo("UTC")
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat() if moment else None
+
+
+def _local(moment: datetime | None, tz: zoneinfo.ZoneInfo) -> str | None:
+    """Local wall time without offset: what a chart's date axis shows as is."""
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S") if moment else None
+
+
+def _stamp(moment: datetime | None, tz: zoneinfo.ZoneInfo) -> str | None:
+    return text.stamp(moment.astimezone(tz)) if moment else None
+
+
+def _target(row: dict[str, Any]) -> tuple[str, str, int | None]:
+    ip, port, host, zone = row["target_ip"], row["target_port"], row["target_host"], row["zone"]
+    if ip:
+        return (f"{ip}:{port}" if port else ip), ip, port
+    name = host or zone or ""
+    return name, name, port
+
+
+def _hits(mitigation: Any) -> tuple[int | None, int | None]:
+    """Packets and bytes the backends counted against this mitigation, where they report counters."""
+    packets = bytes_ = None
+    for counters in (mitigation.hits or {}).values():
+        if not isinstance(counters, dict):
+            continue
+        for key, total in (("packets", "p"), ("bytes", "b")):
+            value = counters.get(key)
+            if isinstance(value, int | float):
+                if total == "p":
+                    packets = (packets or 0) + int(value)
+                else:
+                    bytes_ = (bytes_ or 0) + int(value)
+    return packets, bytes_
+
+
+def _mitigation_words(m: Any) -> str:
+    """The mitigation in a customer's words: kind, action and what it is about."""
+    kind = m.get_kind_display().split(" (")[0]
+    action = m.get_action_display()
+    if m.kind == "ip_access" and m.value:
+        return f"{kind}: {action.lower()} {m.value}"
+    if m.kind == "rate_limit" and m.rate:
+        rate = m.rate
+        if rate.get("requests") and rate.get("period"):
+            return f"{kind}: {rate['requests']} requests per {rate['period']} s per client, then {action.lower()}"
+    if m.kind == "ip_list" and m.mitigation_list_id:
+        return f"{kind}: {action.lower()} list {m.mitigation_list.name}"
+    return f"{kind}: {action.lower()}"
+
+
+def _effect(packets: int | None, bytes_: int | None, before: float | None, after: float | None) -> str:
+    """What the data says a mitigation did: counters from the backends, detector rates around it."""
+    parts = []
+    if packets:
+        parts.append(f"{packets:,} packets matched" + (f" ({text.si(bytes_ * 8, 'b')})" if bytes_ else ""))
+    if before is not None or after is not None:
+        parts.append(
+            f"attack rate seen by detectors {text.si(before, 'bps') if before else 'n/a'} in the 10 min before,"
+            f" {text.si(after, 'bps') if after else 'n/a'} in the 10 min after"
+        )
+    return "; ".join(parts) or "no counters reported"
+
+
+class _Builder:
+    """Gathers one report's figures over a set of attacks of one customer."""
+
+    def __init__(self, customer: Customer, attacks: Sequence[Attack], tz: zoneinfo.ZoneInfo) -> None:
+        self.customer = customer
+        self.attacks = list(attacks)
+        self.ids = [a.pk for a in self.attacks]
+        self.tz = tz
+        self.alerts = Alert.objects.filter(attack_id__in=self.ids)
+
+    # ------------------------------------------------------------------ pieces
+
+    def overview(self, start: datetime | None, end: datetime | None) -> dict[str, Any]:
+        agg = self.alerts.aggregate(
+            n=Count("id"),
+            packets=Sum("packets"),
+            bytes=Sum("bytes"),
+        )
+        peaks: dict[str, Any] = {}
+        for metric in ("bps", "pps", "rps"):
+            row = (
+                self.alerts.filter(**{f"{metric}__isnull": False})
+                .order_by(f"-{metric}", "event_time", "id")
+                .values(metric, "event_time")
+                .first()
+            )
+            if row and row[metric]:
+                peaks[metric] = {"value": row[metric], "at": row["event_time"], "source": "alerts"}
+        for metric, value, at in self.sample_peaks():
+            if value and (metric not in peaks or value > peaks[metric]["value"]):
+                peaks[metric] = {"value": value, "at": at, "source": "traffic sample"}
+        for metric, peak in peaks.items():
+            at = peak["at"]
+            peaks[metric] = {
+                "value": peak["value"],
+                "label": text.si(peak["value"], metric),
+                "at": _iso(at),
+                "at_local": _stamp(at, self.tz),
+                "source": peak["source"],
+            }
+        ongoing = any(a.ongoing for a in self.attacks)
+        duration = sum(a.duration.total_seconds() for a in self.attacks)
+        return {
+            "attacks": len(self.attacks),
+            "alerts": agg["n"],
+            "ongoing": ongoing,
+            "start": _iso(start),
+            "end": _iso(end),
+            "start_local": _stamp(start, self.tz),
+            "end_local": _stamp(end, self.tz) if end else None,
+            "duration_s": duration,
+            "duration": text.duration(duration),
+            "peaks": peaks,
+            "packets": agg["packets"],
+            "bytes": agg["bytes"],
+            "sampled": self.sample_totals(),
+            "dropped_share": None,
+            "dropped_packets": None,
+        }
+
+    def samples(self) -> list[Any]:
+        if not hasattr(self, "_samples"):
+            model = optional_model("traffic.TrafficSample")
+            self._samples = (
+                list(model.objects.filter(attack_id__in=self.ids, status="ready").order_by("start_at", "id")[:50])
+                if model
+                else []
+            )
+        return self._samples
+
+    def sample_totals(self) -> dict[str, int]:
+        totals: dict[str, int] = defaultdict(int)
+        for s in self.samples():
+            summary = s.summary or {}
+            if s.kind == "pcap":
+                totals["packets"] += int(summary.get("packets") or 0)
+                totals["bytes"] += int(summary.get("bytes") or 0)
+            else:
+                totals["requests"] += int(summary.get("requests") or 0)
+        return dict(totals)
+
+    def sample_series(self) -> Iterable[tuple[str, str, list[tuple[datetime, float]]]]:
+        """(name, metric, [(time, value)]) per-second rates of the attached samples."""
+        for s in self.samples():
+            per_second = (s.summary or {}).get("per_second") or []
+            if s.kind == "pcap":
+                for metric, key in (("bps", "bits"), ("pps", "packets")):
+                    points = [(datetime.fromtimestamp(p["t"], tz=UTC), float(p[key])) for p in per_second if p.get(key)]
+                    if points:
+                        yield f"capture {s.name} ({charts.METRIC_LABELS[metric]})", metric, points
+            else:
+                points = [
+                    (datetime.fromtimestamp(p["t"], tz=UTC), float(p["requests"]))
+                    for p in per_second
+                    if p.get("requests")
+                ]
+                if points:
+                    yield f"log {s.name} (requests/s)", "rps", points
+
+    def sample_peaks(self) -> Iterable[tuple[str, float, datetime]]:
+        for _, metric, points in self.sample_series():
+            at, value = max(points, key=lambda p: (p[1], -p[0].timestamp()))
+            yield metric, value, at
+
+    def vectors(self) -> list[dict[str, Any]]:
+        rows = list(
+            self.alerts.values("vector")
+            .annotate(n=Count("id"), bps=Max("bps"), pps=Max("pps"), rps=Max("rps"), first=Min("event_time"))
+            .order_by("-n", "vector")
+        )
+        total = sum(r["n"] for r in rows) or 1
+        return [
+            {
+                "vector": r["vector"],
+                "title": text.vector_title(r["vector"]),
+                "alerts": r["n"],
+                "share": r["n"] / total,
+                "share_label": f"{text.percent(r['n'] / total)}%",
+                "peak_bps": r["bps"],
+                "peak_pps": r["pps"],
+                "peak_rps": r["rps"],
+                "peak_label": " · ".join(text.si(r[m], m) for m in ("bps", "pps", "rps") if r[m]) or "—",
+                "first_seen": _iso(r["first"]),
+                "first_seen_local": _stamp(r["first"], self.tz),
+            }
+            for r in rows
+        ]
+
+    def targets(self) -> list[dict[str, Any]]:
+        rows = (
+            self.alerts.values("target_ip", "target_port", "target_host", "zone")
+            .annotate(n=Count("id"), bps=Max("bps"), pps=Max("pps"), rps=Max("rps"))
+            .order_by("-n")[:200]
+        )
+        merged: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            name, host, port = _target(r)
+            if not name:
+                continue
+            t = merged.setdefault(
+                name,
+                {
+                    "target": name,
+                    "host": host,
+                    "port": port,
+                    "alerts": 0,
+                    "peak_bps": None,
+                    "peak_pps": None,
+                    "peak_rps": None,
+                },
+            )
+            t["alerts"] += r["n"]
+            for m in ("bps", "pps", "rps"):
+                if r[m] is not None:
+                    t[f"peak_{m}"] = max(t[f"peak_{m}"] or 0, r[m])
+        if not merged:
+            for a in self.attacks:
+                merged.setdefault(
+                    a.target,
+                    {
+                        "target": a.target,
+                        "host": a.target,
+                        "port": None,
+                        "alerts": a.alert_count,
+                        "peak_bps": a.peak_bps,
+                        "peak_pps": a.peak_pps,
+                        "peak_rps": a.peak_rps,
+                    },
+                )
+        out = sorted(merged.values(), key=lambda t: (-t["alerts"], t["target"]))[:20]
+        for t in out:
+            t["size"] = " · ".join(text.si(t[f"peak_{m}"], m) for m in ("bps", "pps", "rps") if t[f"peak_{m}"]) or "—"
+        return out
+
+    def sources(self) -> dict[str, list[dict[str, Any]]]:
+        """Top source IPs, ASNs and countries: alerts naming each, and what the samples counted."""
+        ips: Counter[str] = Counter()
+        asns: Counter[int] = Counter()
+        countries: Counter[str] = Counter()
+        rows = self.alerts.order_by("event_time", "id").values_list("source_ips", "source_asns", "source_countries")
+        for source_ips, source_asns, source_countries in rows[:ALERT_ROWS_CAP]:
+            ips.update(set(source_ips or []))
+            asns.update({int(a) for a in source_asns or [] if str(a).isdigit()})
+            countries.update({str(c).upper() for c in source_countries or [] if c})
+        sampled_ips: Counter[str] = Counter()
+        sampled_asns: Counter[int] = Counter()
+        sampled_countries: Counter[str] = Counter()
+        for s in self.samples():
+            summary = s.summary or {}
+            for row in summary.get("top_sources") or []:
+                sampled_ips[row["ip"]] += int(row.get("packets") or 0)
+            for row in summary.get("top_ips") or []:
+                sampled_ips[str(row["value"])] += int(row.get("requests") or 0)
+            for row in summary.get("top_asns") or []:
+                if str(row.get("value", "")).isdigit():
+                    sampled_asns[int(row["value"])] += int(row.get("requests") or 0)
+            for row in summary.get("top_countries") or []:
+                if row.get("value"):
+                    sampled_countries[str(row["value"]).upper()] += int(row.get("requests") or 0)
+
+        def ranked(alerts: Counter, sampled: Counter, key: str) -> list[dict[str, Any]]:
+            names = set(alerts) | set(sampled)
+            order = sorted(names, key=lambda n: (-alerts[n], -sampled[n], str(n)))[:TOP]
+            return [{key: n, "alerts": alerts[n], "sampled": sampled[n]} for n in order]
+
+        return {
+            "top_ips": ranked(ips, sampled_ips, "ip"),
+            "top_asns": ranked(asns, sampled_asns, "asn"),
+            "top_countries": ranked(countries, sampled_countries, "country"),
+        }
+
+    def alert_series(self) -> dict[str, dict[str, Any]]:
+        """Per-minute maximum of each metric the alerts report, in local time (so the chart's peak is the peak)."""
+        per_minute: dict[str, dict[datetime, float]] = {"bps": {}, "pps": {}, "rps": {}}
+        rows = (
+            self.alerts.filter(Q(bps__isnull=False) | Q(pps__isnull=False) | Q(rps__isnull=False))
+            .order_by("event_time", "id")
+            .values_list("event_time", "bps", "pps", "rps")
+        )
+        for at, bps, pps, rps in rows[:ALERT_ROWS_CAP]:
+            minute = at.replace(second=0, microsecond=0)
+            for metric, value in (("bps", bps), ("pps", pps), ("rps", rps)):
+                if value is not None:
+                    bucket = per_minute[metric]
+                    bucket[minute] = max(bucket.get(minute, 0.0), value)
+        series = {}
+        for metric, points in per_minute.items():
+            if points:
+                times = sorted(points)
+                series[f"attack {charts.METRIC_LABELS[metric]} (alerts)"] = {
+                    "metric": metric,
+                    "x": [_local(t, self.tz) for t in times],
+                    "y": [points[t] for t in times],
+                }
+        for name, metric, points in self.sample_series():
+            series[name] = {
+                "metric": metric,
+                "x": [_local(t, self.tz) for t, _ in points],
+                "y": [v for _, v in points],
+                "mode": "lines",
+            }
+        return series
+
+    def mitigations(self, tickets: Sequence[Any], start: datetime | None) -> list[dict[str, Any]]:
+        model = optional_model("mitigations.Mitigation")
+        if model is None:
+            return []
+        condition = Q(attack_id__in=self.ids)
+        if tickets:
+            condition |= Q(ticket_id__in=[t.pk for t in tickets])
+        rows = list(
+            model.objects.filter(condition, customer=self.customer, applied_at__isnull=False)
+            .select_related("mitigation_list")
+            .order_by("applied_at", "id")[:100]
+        )
+        out = []
+        for n, m in enumerate(rows, start=1):
+            packets, bytes_ = _hits(m)
+            window = self.alerts.filter(bps__isnull=False)
+            before = window.filter(event_time__gte=m.applied_at - EFFECT_WINDOW, event_time__lt=m.applied_at).aggregate(
+                v=Max("bps")
+            )["v"]
+            after = window.filter(event_time__gte=m.applied_at, event_time__lt=m.applied_at + EFFECT_WINDOW).aggregate(
+                v=Max("bps")
+            )["v"]
+            ended = m.ended_at or (m.expires_at if m.state == "active" else None)
+            out.append(
+                {
+                    "label": f"M{n}",
+                    "title": m.title,
+                    "what": _mitigation_words(m),
+                    "kind": m.kind,
+                    "action": m.action,
+                    "state": m.get_state_display(),
+                    "applied_at": _iso(m.applied_at),
+                    "applied_local": _stamp(m.applied_at, self.tz),
+                    "applied_chart": _local(m.applied_at, self.tz),
+                    "applied_clock": f"{m.applied_at.astimezone(self.tz):%H:%M %Z}",
+                    "after_start_s": (m.applied_at - start).total_seconds() if start else None,
+                    "until": _iso(ended),
+                    "until_local": _stamp(ended, self.tz),
+                    "active": m.state == "active",
+                    "matched_packets": packets,
+                    "matched_bytes": bytes_,
+                    "before_bps": before,
+                    "after_bps": after,
+                    "effect": _effect(packets, bytes_, before, after),
+                }
+            )
+        return out
+
+    def customer_ticket_events(self, tickets: Sequence[Any]) -> list[dict[str, Any]]:
+        """The customer-facing entries of the tickets' timelines. Internal entries are never read."""
+        model = optional_model("tickets.TimelineEntry")
+        if model is None or not tickets:
+            return []
+        entries = (
+            model.objects.filter(ticket_id__in=[t.pk for t in tickets], visibility="customer")
+            .select_related("ticket")
+            .order_by("at", "id")[:300]
+        )
+        out = []
+        for e in entries:
+            subject = (e.data or {}).get("subject") if isinstance(e.data, dict) else None
+            out.append(
+                {
+                    "at": _iso(e.at),
+                    "at_local": _stamp(e.at, self.tz),
+                    "source": e.ticket.number,
+                    "what": e.get_kind_display() + (f": {subject}" if subject else ""),
+                    "detail": e.body,
+                }
+            )
+        return out
+
+    def recommendations(self, vectors: list[dict[str, Any]], targets: list[dict[str, Any]]) -> list[dict[str, str]]:
+        paths = []
+        for s in self.samples():
+            paths += [str(p["value"]) for p in (s.summary or {}).get("top_paths") or [] if p.get("value")]
+        spectrum_ports = []
+        for value in Asset.objects.filter(customer=self.customer, kind="spectrum").values_list("value", flat=True):
+            port = value.rpartition(":")[2]
+            if port.isdigit():
+                spectrum_ports.append(int(port))
+        return text.recommendations(
+            [v["vector"] for v in vectors], targets, hot_paths=paths[:2], spectrum_ports=spectrum_ports
+        )
+
+    def peaks_table(self) -> list[dict[str, Any]]:
+        rows = []
+        for a in sorted(
+            self.attacks, key=lambda a: (-(a.peak_bps or 0), -(a.peak_pps or 0), -(a.peak_rps or 0), a.started_at)
+        )[:50]:
+            start = a.started_at.astimezone(self.tz)
+            end = a.ended_at or a.last_seen
+            rows.append(
+                {
+                    "attack": a.pk,
+                    "target": a.target,
+                    "vectors": list(a.vectors or []),
+                    "vector_titles": ", ".join(text.vector_title(v) for v in a.vectors or []),
+                    "start": _iso(a.started_at),
+                    "start_local": _stamp(a.started_at, self.tz),
+                    "start_day": text.day(start),
+                    "start_clock": f"{start:%H:%M %Z}",
+                    "end_local": _stamp(end, self.tz),
+                    "ongoing": a.ongoing,
+                    "duration_s": a.duration.total_seconds(),
+                    "duration": text.duration(a.duration.total_seconds()),
+                    "peak_bps": a.peak_bps,
+                    "peak_pps": a.peak_pps,
+                    "peak_rps": a.peak_rps,
+                    "peak_bps_label": text.si(a.peak_bps, "bps") if a.peak_bps else "—",
+                    "peak_pps_label": text.si(a.peak_pps, "pps") if a.peak_pps else "—",
+                    "peak_rps_label": text.si(a.peak_rps, "rps") if a.peak_rps else "—",
+                    "peak_at_local": _stamp(a.peak_at, self.tz),
+                    "alerts": a.alert_count,
+                }
+            )
+        return rows
+
+    def alert_events(self) -> list[dict[str, Any]]:
+        """The first alert of each vector of each attack: when detection saw what."""
+        rows = (
+            self.alerts.values("attack_id", "vector")
+            .annotate(first=Min("event_time"), n=Count("id"))
+            .order_by("first", "vector")[:100]
+        )
+        return [
+            {
+                "at": _iso(r["first"]),
+                "at_local": _stamp(r["first"], self.tz),
+                "source": "detection",
+                "what": f"{text.vector_title(r['vector'])} detected",
+                "detail": f"{r['n']} alert{'s' if r['n'] != 1 else ''}",
+            }
+            for r in rows
+        ]
+
+    # ------------------------------------------------------------------ whole
+
+    def figures(
+        self, *, kind: str, title: str, tickets: Sequence[Any], start: datetime | None, end: datetime | None
+    ) -> dict[str, Any]:
+        overview = self.overview(start, end)
+        vectors = self.vectors()
+        targets = self.targets()
+        mitigations = self.mitigations(tickets, start)
+        matched = sum(m["matched_packets"] or 0 for m in mitigations)
+        if matched and overview["packets"]:
+            overview["dropped_packets"] = matched
+            overview["dropped_share"] = min(1.0, matched / overview["packets"])
+        timeline = self.alert_events()
+        for peak_metric, peak in overview["peaks"].items():
+            timeline.append(
+                {
+                    "at": peak["at"],
+                    "at_local": peak["at_local"],
+                    "source": "detection",
+                    "what": f"Peak of {peak['label']}",
+                    "detail": f"from {peak['source']}",
+                    "_order": peak_metric,
+                }
+            )
+        for m in mitigations:
+            timeline.append(
+                {
+                    "at": m["applied_at"],
+                    "at_local": m["applied_local"],
+                    "source": "mitigation",
+                    "what": f"{m['label']} applied",
+                    "detail": m["what"],
+                }
+            )
+            if m["until"] and not m["active"]:
+                timeline.append(
+                    {
+                        "at": m["until"],
+                        "at_local": m["until_local"],
+                        "source": "mitigation",
+                        "what": f"{m['label']} ended",
+                        "detail": m["state"],
+                    }
+                )
+        timeline += self.customer_ticket_events(tickets)
+        for a in self.attacks:
+            if not a.ongoing and (a.ended_at or a.last_seen):
+                end_at = a.ended_at or a.last_seen
+                timeline.append(
+                    {
+                        "at": _iso(end_at),
+                        "at_local": _stamp(end_at, self.tz),
+                        "source": "detection",
+                        "what": f"Attack on {a.target} ended",
+                        "detail": "",
+                    }
+                )
+        timeline.sort(key=lambda e: (e["at"] or "", e.get("_order", "")))
+        for e in timeline:
+            e.pop("_order", None)
+        sources = self.sources()
+        figures: dict[str, Any] = {
+            "version": 1,
+            "report": {
+                "kind": kind,
+                "title": title,
+                "customer": {"name": self.customer.name, "slug": self.customer.slug},
+                "timezone": str(self.tz.key),
+                "period_start": _iso(start),
+                "period_end": _iso(end),
+                "period_start_local": _stamp(start, self.tz),
+                "period_end_local": _stamp(end, self.tz),
+                "generated_at": _iso(timezone.now()),
+                "generated_local": _stamp(timezone.now(), self.tz),
+            },
+            "overview": overview,
+            "vectors": vectors,
+            "targets": targets,
+            "peaks_table": self.peaks_table(),
+            **sources,
+            "mitigations": mitigations,
+            "tickets": [{"number": t.number} for t in tickets],
+            "timeline": timeline[:400],
+            "recommendations": self.recommendations(vectors, targets),
+        }
+        markers = [{"x": m["applied_chart"], "label": m["label"]} for m in mitigations]
+        figures["charts"] = {
+            "traffic": charts.traffic_timeline(self.alert_series(), markers, zone=str(self.tz.key)),
+            "vectors": charts.vector_pie(vectors, title="Vectors (share of alerts)"),
+            "countries": charts.bars(
+                [c["country"] for c in sources["top_countries"]],
+                [c["alerts"] or c["sampled"] for c in sources["top_countries"]],
+                title="Top source countries",
+                axis="alerts naming the country",
+                horizontal=True,
+                color="#8e4ec6",
+            ),
+            "asns": charts.bars(
+                [f"AS{a['asn']}" for a in sources["top_asns"]],
+                [a["alerts"] or a["sampled"] for a in sources["top_asns"]],
+                title="Top source networks (ASN)",
+                axis="alerts naming the network",
+                horizontal=True,
+                color="#12a594",
+            ),
+        }
+        return figures
+
+
+def _tickets_for_attacks(ids: Sequence[int]) -> list[Any]:
+    model = optional_model("tickets.Ticket")
+    if model is None or not ids:
+        return []
+    return list(model.objects.filter(attacks__in=ids).distinct().order_by("created_at", "id")[:20])
+
+
+def _what(vectors: list[str]) -> str:
+    """ "a UDP amplification attack (DNS)" -> "UDP amplification attack (DNS)", for a title."""
+    phrase = text.attack_phrase(vectors)
+    return phrase.removeprefix("an ").removeprefix("a ")
+
+
+def attack_report_data(attack: Attack, *, tz: zoneinfo.ZoneInfo | None = None) -> dict[str, Any]:
+    """Everything a report says about one attack: span, peaks, totals, vectors, targets, sources,
+    mitigations with their effect, the timeline (alerts, customer-facing ticket events,
+    mitigations) and recommendations, with the charts built from the same data."""
+    customer = attack.customer
+    tz = tz or zone_of(customer)
+    tickets = _tickets_for_attacks([attack.pk])
+    builder = _Builder(customer, [attack], tz)
+    end = None if attack.ongoing else (attack.ended_at or attack.last_seen)
+    figures = builder.figures(
+        kind="incident",
+        title=f"Attack report: {_what(attack.vectors or [])} on {attack.target}",
+        tickets=tickets,
+        start=attack.started_at,
+        end=end,
+    )
+    figures["report"]["attack"] = attack.pk
+    figures["summary"] = text.incident_summary(
+        figures, attack.started_at.astimezone(tz), end.astimezone(tz) if end else None
+    )
+    return figures
+
+
+def ticket_report_data(ticket: Any, *, tz: zoneinfo.ZoneInfo | None = None) -> dict[str, Any]:
+    """One incident tracked as a ticket: its attacks together, and its customer-facing timeline."""
+    customer = ticket.customer
+    tz = tz or zone_of(customer)
+    attacks = list(ticket.attacks.order_by("started_at", "id"))
+    builder = _Builder(customer, attacks, tz)
+    start = min((a.started_at for a in attacks), default=ticket.event_at or ticket.created_at)
+    ongoing = any(a.ongoing for a in attacks)
+    end = None if ongoing else max((a.ended_at or a.last_seen for a in attacks), default=ticket.resolved_at)
+    figures = builder.figures(
+        kind="incident", title=f"Incident report {ticket.number}", tickets=[ticket], start=start, end=end
+    )
+    figures["report"]["ticket"] = ticket.number
+    figures["summary"] = text.incident_summary(figures, start.astimezone(tz), end.astimezone(tz) if end else None)
+    return figures
+
+
+def period_report_data(
+    customer: Customer, start: datetime, end: datetime, *, tz: zoneinfo.ZoneInfo | None = None
+) -> dict[str, Any]:
+    """A customer's attacks that began in [start, end): counts, the largest, vectors, sources, mitigations."""
+    tz = tz or zone_of(customer)
+    attacks = list(
+        Attack.objects.filter(customer=customer, started_at__gte=start, started_at__lt=end).order_by(
+            "started_at", "id"
+        )[:2000]
+    )
+    tickets_model = optional_model("tickets.Ticket")
+    tickets = (
+        list(
+            tickets_model.objects.filter(customer=customer)
+            .filter(Q(attacks__in=[a.pk for a in attacks]) | Q(created_at__gte=start, created_at__lt=end))
+            .distinct()
+            .order_by("created_at", "id")[:50]
+        )
+        if tickets_model
+        else []
+    )
+    builder = _Builder(customer, attacks, tz)
+    local_start, local_end = start.astimezone(tz), (end - timedelta(seconds=1)).astimezone(tz)
+    figures = builder.figures(
+        kind="period",
+        title=f"Attack report {text.day(local_start)} – {text.day(local_end)}",
+        tickets=tickets,
+        start=start,
+        end=end,
+    )
+    # A period's traffic chart: each attack at its peak, not every alert of the month.
+    series: dict[str, dict[str, Any]] = {}
+    for metric in ("bps", "pps", "rps"):
+        points = [
+            (a.peak_at or a.started_at, getattr(a, f"peak_{metric}")) for a in attacks if getattr(a, f"peak_{metric}")
+        ]
+        if points:
+            points.sort()
+            series[f"attack peak {charts.METRIC_LABELS[metric]}"] = {
+                "metric": metric,
+                "mode": "markers",
+                "x": [_local(t, tz) for t, _ in points],
+                "y": [v for _, v in points],
+            }
+    markers = [{"x": m["applied_chart"], "label": m["label"]} for m in figures["mitigations"]]
+    figures["charts"]["traffic"] = charts.traffic_timeline(
+        series, markers, zone=str(tz.key), title="Attacks in the period (peaks)"
+    )
+    figures["summary"] = text.period_summary(figures, local_start, local_end)
+    return figures
+
+
+def report_subjects(user: Any, customer: Customer | None = None) -> dict[str, list[Any]]:
+    """What a report can be made of, for the generate form: recent attacks and open or recent tickets."""
+    attacks = Attack.objects.visible_to(user).select_related("customer").order_by("-started_at", "-id")
+    if customer is not None:
+        attacks = attacks.filter(customer=customer)
+    tickets_model = optional_model("tickets.Ticket")
+    tickets = []
+    if tickets_model is not None:
+        qs = tickets_model.objects.visible_to(user).select_related("customer").order_by("-created_at", "-id")
+        tickets = list(qs.filter(customer=customer)[:50] if customer else qs[:50])
+    return {"attacks": list(attacks.exclude(customer__isnull=True)[:100]), "tickets": tickets}
