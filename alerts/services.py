@@ -16,7 +16,8 @@ import orjson
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, F, Max, Min, Q
+from django.db.models import Count, F, Max, Min, Q, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from alerts import urgency
@@ -28,6 +29,10 @@ from console.models import Customer
 
 ATTACK_GAP = timedelta(minutes=getattr(settings, "ATTACK_GAP_MINUTES", 15))
 SIGNATURE_TOLERANCE_S = 300
+# Identical bytes from a feed within one window are a retry of the same delivery.
+RETRY_WINDOW_S = 300
+# Targets per attack lookup and per attack UPDATE (bounded statements on any backend).
+CORRELATE_CHUNK = 200
 JSON_FORMATS = {"cloudflare", "alertmanager", "crowdsec", "generic", "wazuh"}
 
 
@@ -119,7 +124,13 @@ def delivery_receive(
     stored or processed. A body that is not even well-formed is stored as rejected, so the
     sender's mistake can be looked at and reprocessed. ``dedup_key`` (e.g. a file chunk's
     position) distinguishes equal bodies that are not retries of each other.
+
+    A sender's retry comes within seconds; the same bytes in a later retry window are a
+    repeat notification (Alertmanager re-sends a firing group unchanged), which must
+    count as a sighting: bump count and last seen, still never a second alert row.
     """
+    if not dedup_key:
+        dedup_key = f"window:{int(time.time() // RETRY_WINDOW_S)}:".encode()
     digest = hashlib.sha256(dedup_key + body).hexdigest()
     existing = Delivery.objects.filter(feed=feed, body_sha256=digest).only("id", "status").first()
     if existing:
@@ -244,16 +255,21 @@ def delivery_reprocess(*, delivery: Delivery) -> Delivery:
 
 
 def customer_baselines(customer_ids: Iterable[int]) -> dict[int, urgency.Baseline]:
-    """Each customer's usual attack peak: the median of their last 50 finished attacks."""
+    """Each customer's usual attack peak: the median of their last 50 finished attacks (one query)."""
+    wanted = set(customer_ids)
+    if not wanted:
+        return {}
+    recent = (
+        Attack.objects.filter(customer_id__in=wanted, ongoing=False)
+        .annotate(recency=Window(RowNumber(), partition_by=F("customer_id"), order_by=F("last_seen").desc()))
+        .filter(recency__lte=50)
+        .values_list("customer_id", "peak_bps", "peak_pps", "peak_rps")
+    )
+    per_customer: dict[int, list[tuple]] = defaultdict(list)
+    for customer_id, *peaks in recent:
+        per_customer[customer_id].append(peaks)
     baselines: dict[int, urgency.Baseline] = {}
-    for customer_id in set(customer_ids):
-        rows = list(
-            Attack.objects.filter(customer_id=customer_id, ongoing=False)
-            .order_by("-last_seen")
-            .values_list("peak_bps", "peak_pps", "peak_rps")[:50]
-        )
-        if not rows:
-            continue
+    for customer_id, rows in per_customer.items():
         columns = list(zip(*rows, strict=True))
         medians = [statistics.median([v for v in col if v]) if any(col) else None for col in columns]
         baselines[customer_id] = urgency.Baseline(*medians)
@@ -293,6 +309,7 @@ ALERT_COLUMNS = [
     "delivery_id",
     "customer_id",
     "asset_id",
+    "attack_id",
     "external_id",
     "fingerprint",
     "title",
@@ -355,6 +372,7 @@ def _upsert_sql(rows: int) -> str:
         f"pps = {peak('pps')}, bps = {peak('bps')}, rps = {peak('rps')}, "
         f"packets = {peak('packets')}, bytes = {peak('bytes')}, "
         f"urgency = {greatest}(alerts_alert.urgency, excluded.urgency), "
+        "attack_id = COALESCE(alerts_alert.attack_id, excluded.attack_id), "
         "source_ips = excluded.source_ips, labels = excluded.labels, raw = excluded.raw, "
         "updated_at = excluded.updated_at "
         "RETURNING id, count, fingerprint"
@@ -406,6 +424,7 @@ def alerts_upsert(
                 delivery.pk if delivery else None,
                 customer_id,
                 asset_id,
+                None,  # attack_id, set below once the targets are correlated
                 alert.external_id[:200],
                 alert.fingerprint,
                 alert.title[:500] or "(untitled alert)",
@@ -446,32 +465,38 @@ def alerts_upsert(
         if target:
             groups[alert.fingerprint] = (customer_id, target, min(first_at, now), now)
 
+    # Attacks first, so each row is written with its attack (an open row keeps the one it has).
+    attack_of, extended = _correlate(groups)
+    result.attack_ids |= set(attack_of.values())
+    attack_index = ALERT_COLUMNS.index("attack_id")
+    fingerprint_index = ALERT_COLUMNS.index("fingerprint")
     # Datetimes as the backend stores them (SQLite keeps naive UTC text).
     adapt = connection.ops.adapt_datetimefield_value
     for row in rows:
+        row[attack_index] = attack_of.get(row[fingerprint_index])
         for index in DATETIME_INDEXES:
             row[index] = adapt(row[index])
-    touched: dict[str, int] = {}
     with connection.cursor() as cursor:
         chunk = 400
         for start in range(0, len(rows), chunk):
             part = rows[start : start + chunk]
             cursor.execute(_upsert_sql(len(part)), [value for row in part for value in row])
-            for alert_id, count, fingerprint in cursor.fetchall():
-                touched[fingerprint] = alert_id
+            for _alert_id, count, fingerprint in cursor.fetchall():
                 if count == counts[fingerprint]:
                     result.created += 1
                 else:
                     result.updated += 1
 
     result.resolved = _resolve_ended(feed, delivery, resolved, mapped, now)
-    result.attack_ids |= _correlate(groups, touched)
     if resolved:
         result.attack_ids |= set(
             Alert.objects.filter(feed=feed, fingerprint__in=[r.fingerprint for r in resolved], attack__isnull=False)
             .values_list("attack_id", flat=True)
             .distinct()
         )
+    # Last: the attacks' row locks, which deliveries of the same targets wait on, are held
+    # only until the commit that follows.
+    _extend_attacks(extended)
     return result
 
 
@@ -543,36 +568,83 @@ def _resolve_ended(feed: Feed, delivery: Delivery | None, resolved: list[ParsedA
     return count
 
 
-def _correlate(groups: dict[str, tuple[int | None, str, datetime, datetime]], touched: dict[str, int]) -> set[int]:
-    """Alerts of one customer and target within ATTACK_GAP of each other form one attack."""
-    by_target: dict[tuple[int | None, str], list[tuple[int, datetime, datetime]]] = defaultdict(list)
+def _correlate(
+    groups: dict[str, tuple[int | None, str, datetime, datetime]],
+) -> tuple[dict[str, int], list[tuple[int, datetime, datetime]]]:
+    """Alerts of one customer and target within ATTACK_GAP of each other form one attack.
+
+    Returns the attack of each fingerprint, which the upsert writes into the alert row (an
+    open row that already has an attack keeps it), and the existing attacks to extend,
+    (id, start, end), for ``_extend_attacks``. A fixed number of statements whatever the
+    number of targets: one SELECT finds the latest attack of each (customer, target) and
+    one INSERT creates the missing ones.
+    """
+    by_target: dict[tuple[int | None, str], list[tuple[str, datetime, datetime]]] = defaultdict(list)
     for fingerprint, (customer_id, target, first_at, last_at) in groups.items():
-        if fingerprint in touched:
-            by_target[(customer_id, target)].append((touched[fingerprint], first_at, last_at))
-    attack_ids: set[int] = set()
-    for (customer_id, target), members in by_target.items():
-        start = min(m[1] for m in members)
-        end = max(m[2] for m in members)
-        ids = [m[0] for m in members]
-        attack = (
-            Attack.objects.filter(customer_id=customer_id, target=target, last_seen__gte=start - ATTACK_GAP)
-            .order_by("-last_seen")
-            .first()
-        )
-        if attack is None:
-            attack = Attack.objects.create(
-                customer_id=customer_id, target=target, started_at=start, last_seen=end, ongoing=True
+        by_target[(customer_id, target)].append((fingerprint, first_at, last_at))
+    spans = {
+        key: (min(m[1] for m in members), max(m[2] for m in members), [m[0] for m in members])
+        for key, members in by_target.items()
+    }
+    keys = list(spans)
+    latest: dict[tuple[int | None, str], int] = {}
+    adapt = connection.ops.adapt_datetimefield_value
+    # Plain SQL: the ORM takes longer to compile a hundred such conditions than the database to run them.
+    with connection.cursor() as cursor:
+        for index in range(0, len(keys), CORRELATE_CHUNK):
+            conditions, params = [], []
+            for customer_id, target in keys[index : index + CORRELATE_CHUNK]:
+                start = spans[(customer_id, target)][0]
+                if customer_id is None:
+                    conditions.append("(customer_id IS NULL AND target = %s AND last_seen >= %s)")
+                    params += [target, adapt(start - ATTACK_GAP)]
+                else:
+                    conditions.append("(customer_id = %s AND target = %s AND last_seen >= %s)")
+                    params += [customer_id, target, adapt(start - ATTACK_GAP)]
+            cursor.execute(
+                f"SELECT id, customer_id, target FROM {Attack._meta.db_table} WHERE {' OR '.join(conditions)} "
+                "ORDER BY last_seen DESC, id DESC",
+                params,
             )
-        else:
-            Attack.objects.filter(pk=attack.pk).update(
-                last_seen=max(attack.last_seen, end),
-                started_at=min(attack.started_at, start),
-                ongoing=True,
-                ended_at=None,
+            for attack_id, customer_id, target in cursor.fetchall():
+                latest.setdefault((customer_id, target), attack_id)
+    extended = [(attack_id, *spans[key][:2]) for key, attack_id in latest.items()]
+
+    created = [
+        Attack(customer_id=customer_id, target=target, started_at=start, last_seen=end, ongoing=True)
+        for (customer_id, target), (start, end, _ids) in spans.items()
+        if (customer_id, target) not in latest
+    ]
+    if connection.features.can_return_rows_from_bulk_insert:
+        Attack.objects.bulk_create(created)
+    else:
+        for attack in created:
+            attack.save()
+    for attack in created:
+        latest[(attack.customer_id, attack.target)] = attack.pk
+    attack_of = {fingerprint: latest[key] for key, (_start, _end, members) in spans.items() for fingerprint in members}
+    return attack_of, extended
+
+
+def _extend_attacks(extended: list[tuple[int, datetime, datetime]]) -> None:
+    """Stretch existing attacks over their new alerts' span; ongoing again (one UPDATE per chunk)."""
+    postgres = connection.vendor == "postgresql"
+    greatest, least = ("GREATEST", "LEAST") if postgres else ("MAX", "MIN")
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        for index in range(0, len(extended), CORRELATE_CHUNK):
+            part = extended[index : index + CORRELATE_CHUNK]
+            whens = " ".join(["WHEN %s THEN %s"] * len(part))
+            cursor.execute(
+                f"UPDATE {Attack._meta.db_table} SET "
+                f"last_seen = {greatest}(last_seen, CASE id {whens} END), "
+                f"started_at = {least}(started_at, CASE id {whens} END), "
+                f"ongoing = %s, ended_at = NULL WHERE id IN ({', '.join(['%s'] * len(part))})",
+                [value for attack_id, _start, end in part for value in (attack_id, adapt(end))]
+                + [value for attack_id, start, _end in part for value in (attack_id, adapt(start))]
+                + [True]
+                + [attack_id for attack_id, _start, _end in part],
             )
-        Alert.objects.filter(pk__in=ids, attack__isnull=True).update(attack=attack)
-        attack_ids.add(attack.pk)
-    return attack_ids
 
 
 # --------------------------------------------------------------------------- attacks

@@ -280,3 +280,20 @@ def test_urgency_explains_magnitude_against_the_customers_usual_peak(post, make_
     assert "14x this customer's usual peak" in alert.urgency_reasons
     assert "enterprise plan" in alert.urgency_reasons
     assert alert.urgency >= 80
+
+
+def test_identical_notification_in_a_later_window_is_a_sighting_not_a_retry(post, make_feed):
+    import time_machine
+
+    feed, token = make_feed("alertmanager")
+    body = examples.body(examples.alertmanager_notification(examples.alertmanager_alert()))
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        post(feed, token, body)
+        post(feed, token, body)  # the sender's retry: a no-op
+        first_seen = Alert.objects.get().last_seen
+        clock.shift(timedelta(minutes=6))
+        post(feed, token, body)  # Alertmanager's repeat_interval re-sends the same bytes
+    alert = Alert.objects.get()
+    assert alert.count == 2
+    assert alert.last_seen > first_seen
+    assert Delivery.objects.count() == 2

@@ -1,0 +1,675 @@
+"""Ingestion benchmark: webhook -> Redis -> real Celery worker -> PostgreSQL, beside a naive INSERT loop.
+
+    .venv/bin/python bench/ingest.py [--alerts 100000] [--batch 500] [--single 2000]
+
+Runs against PostgreSQL and Redis on this machine (DATABASE_URL, default
+postgres://postgres@127.0.0.1:5432/shieldwall_bench, dropped and created afresh; REDIS_URL,
+default redis://127.0.0.1:6379/5, flushed). It migrates, seeds customers with prefixes and a
+push feed, then starts gunicorn (``console.wsgi``, DEBUG=0) and a Celery worker
+(``-Q ingest,default -c 2``, CELERY_TASK_ALWAYS_EAGER=0) as subprocesses, and measures:
+
+(a) batched: N alerts posted as N/B deliveries of B alerts (Suricata EVE lines, every alert
+    its own fingerprint) by ``--clients`` concurrent senders; end-to-end alerts/s from the first
+    POST to the moment every delivery is processed and the feed has N alerts (polled in the DB);
+(b) single: M one-alert deliveries posted one after the other; the webhook's response latency
+    as the client sees it (connect + request + 202), p50/p95/p99, and the time until all are
+    processed;
+(c) baseline: the same N alert rows written by a plain single-row INSERT loop, one INSERT and
+    one commit per alert (psycopg2, autocommit), into a scratch table of the same shape
+    (``LIKE alerts_alert INCLUDING ALL``: same columns, indexes, partial unique key).
+
+Targets (issue 3): >= 5,000 alerts/s sustained on 2 cores; p99 webhook response <= 25 ms.
+The machines are shared and noisy: read ratios within one run before absolute figures.
+Logs of the web server and worker go to bench/out/ingest-*.log; the processes are stopped
+at the end, the database is left for inspection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import ipaddress
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+REPO = Path(__file__).resolve().parent.parent
+OUT = REPO / "bench" / "out"
+BIN = Path(sys.executable).parent
+sys.path.insert(0, str(REPO))
+
+DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/shieldwall_bench"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/5"
+CUSTOMERS = 20  # each with a /24 in 198.18.0.0/15 (the benchmarking range) and a zone
+TARGETS_PER_CUSTOMER = 5  # attacked addresses per customer: 100 targets in all
+SIGNATURES = [
+    (2_100_001, "ET DOS Possible SYN Flood Inbound", "TCP", 443),
+    (2_100_002, "ET DOS Possible NTP DDoS Inbound Frequent Un-Authed MON_LIST Requests", "UDP", 123),
+    (2_100_003, "ET DOS DNS Amplification Attack Inbound", "UDP", 53),
+    (2_100_004, "ET DOS Possible Memcached DDoS Amplification Inbound", "UDP", 11211),
+]
+TARGET_ALERTS_PER_S = 5_000
+TARGET_P99_MS = 25.0
+
+
+# --------------------------------------------------------------------------- environment
+
+
+def bench_env(args: argparse.Namespace) -> dict[str, str]:
+    """What the web server, the worker and this process run with: production-like, no eager tasks."""
+    var = OUT / "ingest-var"
+    return {
+        "DATABASE_URL": args.database_url,
+        "REDIS_URL": args.redis_url,
+        "DEBUG": "0",
+        "SHIELDWALL_TESTING": "0",
+        "SECRET_KEY": "bench-ingest-not-a-secret-" + "x" * 40,
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "SECURE_SSL_REDIRECT": "0",
+        "CELERY_TASK_ALWAYS_EAGER": "0",
+        "DJANGO_SETTINGS_MODULE": "console.settings",
+        "SHIELDWALL_VAR_DIR": str(var),
+        "LOG_LEVEL": "WARNING",
+        "DB_CONN_MAX_AGE": "600",
+    }
+
+
+def recreate_database(url: str) -> None:
+    import psycopg2
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    if not name.replace("_", "").isalnum():
+        raise SystemExit(f"refusing an odd database name {name!r}")
+    admin = psycopg2.connect(
+        host=parts.hostname, port=parts.port or 5432, user=parts.username, password=parts.password, dbname="postgres"
+    )
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    admin.close()
+
+
+def flush_redis(url: str) -> None:
+    import redis
+
+    redis.Redis.from_url(url).flushdb()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Service:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    process: subprocess.Popen | None = None
+    log: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log = OUT / f"ingest-{self.name}.log"
+
+    def start(self) -> None:
+        with self.log.open("wb") as log:
+            # Its own session: stopping it stops its forked workers too, and nothing else.
+            self.process = subprocess.Popen(
+                self.argv, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def check(self) -> None:
+        if self.process is not None and self.process.poll() is not None:
+            tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-30:])
+            raise SystemExit(f"{self.name} exited with {self.process.returncode}:\n{tail}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        pgid = self.process.pid  # the session leader's id is its group's id
+        os.killpg(pgid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(pgid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        # Forked children that outlived their parent (a warm shutdown that hung).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float, services: list[Service], step=0.05) -> float:
+    """Poll until ``check()``; returns when it held (perf_counter). Fails after ``timeout`` seconds."""
+    deadline = time.perf_counter() + timeout
+    while True:
+        if check():
+            return time.perf_counter()
+        for service in services:
+            service.check()
+        if time.perf_counter() > deadline:
+            raise SystemExit(f"gave up after {timeout:.0f}s waiting for {what}")
+        time.sleep(step)
+
+
+# --------------------------------------------------------------------------- payloads
+
+
+def seed(batch_feed: str, single_feed: str, warm_feed: str) -> dict[str, str]:
+    """Customers with prefixes (so every alert is mapped to one) and three push feeds."""
+    from alerts.models import Feed
+    from console.models import Asset, Customer
+
+    for k in range(CUSTOMERS):
+        customer = Customer.objects.create(name=f"Bench customer {k}", slug=f"bench-{k}", plan="business")
+        Asset.objects.create(customer=customer, kind=Asset.Kind.PREFIX, value=f"198.18.{k}.0/24")
+        Asset.objects.create(customer=customer, kind=Asset.Kind.ZONE, value=f"bench-{k}.example")
+    tokens = {}
+    for slug in (batch_feed, single_feed, warm_feed):
+        feed = Feed(name=slug, slug=slug, format=Feed.Format.SURICATA, rate_limit_per_minute=10_000_000)
+        tokens[slug] = feed.set_secret()
+        feed.save()
+    return tokens
+
+
+def eve_bodies(count: int, batch: int, first_source: int) -> list[bytes]:
+    """``count`` Suricata alert events, ``batch`` to a delivery; each a distinct fingerprint."""
+    from alerts.formats import examples
+
+    base = datetime.now(UTC) - timedelta(minutes=5)
+    sources = ipaddress.IPv4Address("100.64.0.0") + first_source
+    bodies = []
+    for start in range(0, count, batch):
+        events = []
+        for i in range(start, min(start + batch, count)):
+            sid, signature, proto, port = SIGNATURES[i % len(SIGNATURES)]
+            customer = (i // len(SIGNATURES)) % CUSTOMERS
+            events.append(
+                examples.suricata_alert(
+                    signature=signature,
+                    signature_id=sid,
+                    src_ip=str(sources + i),
+                    src_port=1024 + i % 60_000,
+                    dest_ip=f"198.18.{customer}.{1 + i % TARGETS_PER_CUSTOMER}",
+                    dest_port=port,
+                    proto=proto,
+                    at=base + timedelta(milliseconds=i),
+                )
+            )
+        bodies.append(examples.eve_lines(*events))
+    return bodies
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+def post(port: int, path: str, token: str, body: bytes) -> tuple[int, float]:
+    """One webhook delivery on a fresh connection, as a sender would; (status, seconds)."""
+    started = time.perf_counter()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        connection.request(
+            "POST",
+            path,
+            body=body,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"},
+        )
+        response = connection.getresponse()
+        response.read()
+    finally:
+        connection.close()
+    return response.status, time.perf_counter() - started
+
+
+def post_all(port: int, path: str, token: str, bodies: list[bytes], clients: int) -> list[float]:
+    """Post every body with ``clients`` concurrent senders; every answer must be 202."""
+    latencies: list[float] = [0.0] * len(bodies)
+    errors: list[str] = []
+    cursor = iter(range(len(bodies)))
+    lock = threading.Lock()
+
+    def sender() -> None:
+        while True:
+            with lock:
+                index = next(cursor, None)
+            if index is None or errors:
+                return
+            status, seconds = post(port, path, token, bodies[index])
+            if status != 202:
+                errors.append(f"delivery {index}: HTTP {status}")
+            latencies[index] = seconds
+
+    threads = [threading.Thread(target=sender) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise SystemExit("; ".join(errors[:5]))
+    return latencies
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = q / 100 * (len(ordered) - 1)
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+class Probe:
+    """Counts in the bench database, read with one autocommit connection."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg2
+
+        self.connection = psycopg2.connect(url)
+        self.connection.autocommit = True
+
+    def one(self, sql: str, params: tuple = ()) -> int:
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone()[0]
+
+    def feed_id(self, slug: str) -> int:
+        return self.one("SELECT id FROM alerts_feed WHERE slug = %s", (slug,))
+
+    def done(self, feed_id: int, deliveries: int, alerts: int) -> bool:
+        """Every delivery of the feed is stored and none is pending, and the feed has its alerts."""
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*), count(*) FILTER (WHERE status = 'pending'), "
+                "count(*) FILTER (WHERE status = 'rejected') FROM alerts_delivery WHERE feed_id = %s",
+                (feed_id,),
+            )
+            stored, pending, rejected = cursor.fetchone()
+        if rejected:
+            raise SystemExit(f"{rejected} deliveries of feed {feed_id} were rejected: see the bench database")
+        if stored < deliveries or pending:
+            return False
+        return self.one("SELECT count(*) FROM alerts_alert WHERE feed_id = %s", (feed_id,)) >= alerts
+
+
+def queue_idle(redis_url: str) -> Callable[[], bool]:
+    """The worker has nothing queued, reserved or scheduled (debounced attack summaries)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    return lambda: client.llen("ingest") == 0 and client.llen("default") == 0 and client.hlen("unacked") == 0
+
+
+class CpuMeter:
+    """CPU seconds used by each part of the system between two snapshots (Linux /proc)."""
+
+    TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    def __init__(self, services: list[Service], database: str) -> None:
+        self.services = services
+        self.database = database
+
+    def _classify(self, pid: int, cmdline: str, pgid: int) -> str | None:
+        for service in self.services:
+            if service.process is not None and pgid == service.process.pid:
+                return service.name
+        if cmdline.startswith("postgres:"):
+            if f" {self.database} " in cmdline:
+                return "postgres (bench backends)"
+            if not any(word in cmdline for word in (" idle", " SELECT", " INSERT", " UPDATE", " COPY", " DELETE")):
+                return "postgres (wal, checkpointer, vacuum)"
+            return None  # another database's backend: someone else's work on this machine
+        if "bin/postgres" in cmdline and " -D " in cmdline:
+            # The postmaster reaps backends that exit (a Celery task closes its connection):
+            # their CPU lands in its children's times, whatever database they served.
+            return "postgres (exited backends)"
+        if cmdline.startswith("redis-server"):
+            return "redis"
+        if pid == os.getpid():
+            return "bench client"
+        return None
+
+    def snapshot(self) -> dict[int, tuple[str, float]]:
+        found: dict[int, tuple[str, float]] = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            pgid, utime, stime = int(fields[2]), int(fields[11]), int(fields[12])
+            kind = self._classify(int(entry.name), cmdline, pgid)
+            if kind == "postgres (exited backends)":
+                found[int(entry.name)] = (kind, (int(fields[13]) + int(fields[14])) / self.TICK)
+            elif kind:
+                found[int(entry.name)] = (kind, (utime + stime) / self.TICK)
+        return found
+
+    @staticmethod
+    def delta(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
+        used: dict[str, float] = {}
+        for pid, (kind, seconds) in after.items():
+            used[kind] = used.get(kind, 0.0) + seconds - before.get(pid, (kind, 0.0))[1]
+        return dict(sorted(used.items(), key=lambda kv: -kv[1]))
+
+
+@dataclass
+class Row:
+    method: str
+    alerts: int
+    seconds: float
+    p50: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    note: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.alerts / self.seconds if self.seconds else float("nan")
+
+
+# --------------------------------------------------------------------------- baseline
+
+
+def baseline_rows(bodies: list[bytes], feed_id: int, customers: dict[str, int]) -> list[tuple]:
+    """The same alerts as rows of alerts_alert (the columns the upsert writes), built untimed."""
+    import orjson
+
+    from alerts.formats import parse_delivery
+
+    now = datetime.now(UTC)
+    rows = []
+    for body in bodies:
+        for alert in parse_delivery("suricata", body).alerts:
+            network = str(ipaddress.ip_network(f"{alert.target_ip}/24", strict=False))
+            rows.append(
+                (
+                    feed_id,
+                    customers.get(network),
+                    alert.external_id[:200],
+                    alert.fingerprint,
+                    alert.title[:500],
+                    alert.description,
+                    alert.layer,
+                    alert.vector[:64],
+                    alert.severity,
+                    alert.target_ip or None,
+                    alert.target_port,
+                    alert.target_host,
+                    alert.zone,
+                    alert.pps,
+                    alert.bps,
+                    alert.rps,
+                    alert.packets,
+                    alert.bytes,
+                    orjson.dumps(alert.source_ips[:100]).decode(),
+                    orjson.dumps(alert.source_asns[:100]).decode(),
+                    orjson.dumps(alert.source_countries[:100]).decode(),
+                    orjson.dumps(alert.labels).decode(),
+                    orjson.dumps(alert.raw, default=str).decode(),
+                    alert.event_time or now,
+                    now,
+                    now,
+                    1,
+                    "new",
+                    "",
+                    0,
+                    "[]",
+                    now,
+                )
+            )
+    return rows
+
+
+BASELINE_SQL = """
+INSERT INTO bench_alert_baseline (
+    feed_id, customer_id, external_id, fingerprint, title, description, layer, vector, severity,
+    target_ip, target_port, target_host, zone, pps, bps, rps, packets, bytes,
+    source_ips, source_asns, source_countries, labels, raw, event_time, first_seen, last_seen,
+    count, status, outcome, urgency, urgency_reasons, updated_at
+) VALUES (
+    %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::inet, %s, %s, %s, %s, %s, %s, %s, %s,
+    %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s
+)
+"""
+
+
+def run_baseline(url: str, rows: list[tuple]) -> float:
+    """One INSERT and one commit per alert (autocommit): what a naive webhook -> task -> save() does."""
+    import psycopg2
+
+    connection = psycopg2.connect(url)
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS bench_alert_baseline")
+        cursor.execute("CREATE TABLE bench_alert_baseline (LIKE alerts_alert INCLUDING ALL)")
+        started = time.perf_counter()
+        for row in rows:
+            cursor.execute(BASELINE_SQL, row)
+        seconds = time.perf_counter() - started
+        cursor.execute("SELECT count(*) FROM bench_alert_baseline")
+        assert cursor.fetchone()[0] == len(rows)
+    connection.close()
+    return seconds
+
+
+# --------------------------------------------------------------------------- main
+
+
+def print_table(rows: list[Row], args: argparse.Namespace) -> None:
+    def ms(value: float | None) -> str:
+        return f"{value * 1000:.1f}" if value is not None else "-"
+
+    header = f"{'method':<46} {'alerts':>8} {'seconds':>8} {'alerts/s':>9} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}"
+    print()
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        print(
+            f"{row.method:<46} {row.alerts:>8} {row.seconds:>8.2f} {row.rate:>9,.0f} "
+            f"{ms(row.p50):>7} {ms(row.p95):>7} {ms(row.p99):>7}" + (f"  {row.note}" if row.note else "")
+        )
+    print()
+    print(f"load average (1 min) at start / end: {args.load_start:.1f} / {os.getloadavg()[0]:.1f}")
+    print(
+        f"targets: >= {TARGET_ALERTS_PER_S:,} alerts/s batched end to end; p99 webhook response <= "
+        f"{TARGET_P99_MS:.0f} ms (gunicorn -w {args.web_workers}, celery -c {args.concurrency}, "
+        f"{os.cpu_count()} cores, PostgreSQL and Redis on the same machine)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--alerts", type=int, default=100_000, help="alerts in the batched run (N)")
+    parser.add_argument("--batch", type=int, default=500, help="alerts per batched delivery (B)")
+    parser.add_argument("--single", type=int, default=2_000, help="one-alert deliveries in the latency run (M)")
+    parser.add_argument("--clients", type=int, default=2, help="concurrent senders in the batched run")
+    parser.add_argument("--web-workers", type=int, default=3, help="gunicorn workers")
+    parser.add_argument("--concurrency", type=int, default=2, help="celery worker processes")
+    parser.add_argument("--skip-baseline", action="store_true", help="leave out (c), the INSERT loop")
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB))
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS))
+    parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for a run to be processed")
+    args = parser.parse_args()
+    args.load_start = os.getloadavg()[0]
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **bench_env(args)}
+    os.environ.update(bench_env(args))
+    print(f"database {args.database_url} (recreated), redis {args.redis_url} (flushed)", flush=True)
+    recreate_database(args.database_url)
+    flush_redis(args.redis_url)
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=REPO, env=env, check=True)
+
+    import django
+
+    django.setup()
+    from django.db import connections
+
+    batch_slug, single_slug, warm_slug = "bench-batched", "bench-single", "bench-warmup"
+    tokens = seed(batch_slug, single_slug, warm_slug)
+    from console.models import Asset
+
+    customers = {value: cid for cid, value in Asset.objects.filter(kind="prefix").values_list("customer_id", "value")}
+    connections.close_all()
+
+    print(f"building {args.alerts:,} batched + {args.single:,} single + warm-up alerts ...", flush=True)
+    batched = eve_bodies(args.alerts, args.batch, first_source=0)
+    singles = eve_bodies(args.single, 1, first_source=args.alerts)
+    warm = eve_bodies(60, 1, first_source=args.alerts + args.single)
+
+    port = free_port()
+    web = Service(
+        "web",
+        [
+            str(BIN / "gunicorn"),
+            "console.wsgi:application",
+            f"--workers={args.web_workers}",
+            f"--bind=127.0.0.1:{port}",
+            "--log-level=warning",
+            "--timeout=120",
+        ],
+        env,
+    )
+    worker = Service(
+        "worker",
+        [
+            str(BIN / "celery"),
+            "-A",
+            "console",
+            "worker",
+            "-Q",
+            "ingest,default",
+            "-c",
+            str(args.concurrency),
+            "--loglevel=WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-n",
+            f"bench-ingest-{os.getpid()}@%h",
+        ],
+        env,
+    )
+    services = [web, worker]
+    probe = Probe(args.database_url)
+    idle = queue_idle(args.redis_url)
+    results: list[Row] = []
+    meter = CpuMeter(services, urlsplit(args.database_url).path.lstrip("/"))
+    cpu: dict[str, float] = {}
+    try:
+        for service in services:
+            service.start()
+
+        def web_up() -> bool:
+            try:
+                return post(port, f"/ingest/{warm_slug}/", "wrong", b"{}")[0] == 401
+            except OSError:
+                return False
+
+        wait_for("the web server", web_up, 60, services)
+        # Warm up every gunicorn worker and the Celery pool, then let the queue drain.
+        warm_id = probe.feed_id(warm_slug)
+        post_all(port, f"/ingest/{warm_slug}/", tokens[warm_slug], warm, clients=3)
+        wait_for("the warm-up deliveries", lambda: probe.done(warm_id, len(warm), len(warm)), 120, services)
+        wait_for("an idle worker", idle, 120, services, step=0.2)
+
+        # (a) batched
+        feed_id = probe.feed_id(batch_slug)
+        print(f"(a) posting {len(batched)} deliveries of {args.batch} alerts ...", flush=True)
+        cpu_before = meter.snapshot()
+        started = time.perf_counter()
+        latencies = post_all(port, f"/ingest/{batch_slug}/", tokens[batch_slug], batched, args.clients)
+        accepted = time.perf_counter() - started
+        finished = wait_for(
+            "the batched deliveries to be processed",
+            lambda: probe.done(feed_id, len(batched), args.alerts),
+            args.timeout,
+            services,
+        )
+        cpu = meter.delta(cpu_before, meter.snapshot())
+        cpu["wall"] = finished - started
+        results.append(
+            Row(
+                f"shieldwall batched ({args.batch}/delivery), end to end",
+                args.alerts,
+                finished - started,
+                note=f"{len(batched)} deliveries, {args.clients} senders",
+            )
+        )
+        results.append(
+            Row(
+                f"  webhook accept only ({args.batch}/delivery)",
+                args.alerts,
+                accepted,
+                percentile(latencies, 50),
+                percentile(latencies, 95),
+                percentile(latencies, 99),
+            )
+        )
+        drained = wait_for("the worker to drain (attack summaries)", idle, args.timeout, services, step=0.2)
+        print(f"    worker idle {drained - finished:.1f}s after the last alert was stored", flush=True)
+
+        # (b) single
+        feed_id = probe.feed_id(single_slug)
+        print(f"(b) posting {len(singles)} one-alert deliveries one after the other ...", flush=True)
+        started = time.perf_counter()
+        path, token = f"/ingest/{single_slug}/", tokens[single_slug]
+        answers = [post(port, path, token, body) for body in singles]
+        if any(status != 202 for status, _seconds in answers):
+            raise SystemExit(f"single deliveries answered {sorted({status for status, _ in answers})}")
+        latencies = [seconds for _status, seconds in answers]
+        finished = wait_for(
+            "the single deliveries to be processed",
+            lambda: probe.done(feed_id, len(singles), args.single),
+            args.timeout,
+            services,
+        )
+        results.append(
+            Row(
+                "shieldwall single (1/delivery), sequential",
+                args.single,
+                finished - started,
+                percentile(latencies, 50),
+                percentile(latencies, 95),
+                percentile(latencies, 99),
+                note="latency = client-side webhook response",
+            )
+        )
+        wait_for("the worker to drain", idle, args.timeout, services, step=0.2)
+    finally:
+        for service in services:
+            service.stop()
+
+    # (c) baseline, with the web server and worker stopped (it gets the whole machine).
+    if not args.skip_baseline:
+        print(f"(c) single-row INSERT loop, {args.alerts:,} rows, one commit each ...", flush=True)
+        rows = baseline_rows(batched, probe.feed_id(batch_slug), customers)
+        seconds = run_baseline(args.database_url, rows)
+        results.append(Row("baseline: INSERT + commit per alert (psycopg2)", len(rows), seconds))
+    probe.connection.close()
+    print_table(results, args)
+    if cpu:
+        wall = cpu.pop("wall")
+        parts = ", ".join(f"{kind} {seconds:.1f}" for kind, seconds in cpu.items())
+        total = sum(cpu.values())
+        print(f"CPU seconds during (a), {wall:.1f} s wall on {os.cpu_count()} cores: {parts}; total {total:.1f}")
+
+
+if __name__ == "__main__":
+    main()
