@@ -776,7 +776,21 @@ def mitigation_install(*, mitigation_id: int) -> Mitigation | None:
         progress=100,
         error="",
     )
+    _attack_mitigation_changed(mitigation)
     return mitigation
+
+
+def _attack_mitigation_changed(mitigation: Mitigation) -> None:
+    """The attack is mitigated while any of its mitigations is active; its summary and urgency follow."""
+    if not mitigation.attack_id:
+        return
+    from alerts.models import Attack
+    from alerts.services import attack_schedule_summary
+
+    active = Mitigation.objects.filter(attack_id=mitigation.attack_id, state=State.ACTIVE).exists()
+    Attack.objects.filter(pk=mitigation.attack_id).update(mitigated=active)
+    attack_id = mitigation.attack_id
+    transaction.on_commit(lambda: attack_schedule_summary(attack_id=attack_id))
 
 
 # --------------------------------------------------------------------------- end of life
@@ -822,6 +836,7 @@ def _end(mitigation: Mitigation, to_state: str, *, user: Any, message: str) -> M
         ended_at=timezone.now(),
         error="",
     )
+    _attack_mitigation_changed(mitigation)
     return mitigation
 
 

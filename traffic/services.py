@@ -124,6 +124,12 @@ def sample_parse(*, sample_id: int) -> TrafficSample | None:
         parsed_at=timezone.now(),
     )
     sample.refresh_from_db()
+    if sample.attack_id:
+        # Attack summaries (top sources) read attached samples: recompute it.
+        from alerts.services import attack_schedule_summary
+
+        attack_id = sample.attack_id
+        transaction.on_commit(lambda: attack_schedule_summary(attack_id=attack_id))
     return sample
 
 

@@ -306,3 +306,26 @@ def test_a_mitigation_left_applying_by_a_lost_worker_is_failed_by_the_beat(propo
     assert services.mitigations_fail_stuck(now=timezone.now() + timedelta(hours=1)) == 1
     mitigation.refresh_from_db()
     assert mitigation.state == State.FAILED and "never finished" in mitigation.error
+
+
+def test_an_active_mitigation_marks_its_attack_mitigated_until_it_ends(
+    proposed, senior, customer_a, django_capture_on_commit_callbacks
+):
+    from django.utils import timezone
+
+    from alerts.models import Attack
+    from alerts.services import attack_summarize
+
+    now = timezone.now()
+    attack = Attack.objects.create(customer=customer_a, target="203.0.113.10", started_at=now, last_seen=now)
+    attack_summarize(attack_id=attack.pk)
+    mitigation = proposed(attack=attack)
+    services.mitigation_approve(mitigation=mitigation, user=senior)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.mitigation_apply(mitigation=mitigation, user=senior)
+    attack.refresh_from_db()
+    assert attack.mitigated
+    with django_capture_on_commit_callbacks(execute=True):
+        services.mitigation_rollback(mitigation=mitigation, user=senior, reason="customer asked")
+    attack.refresh_from_db()
+    assert not attack.mitigated
