@@ -16,8 +16,8 @@ import orjson
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, F, Max, Min, Q, Window
-from django.db.models.functions import RowNumber
+from django.db.models import Count, DateTimeField, F, Max, Min, Q, Value, Window
+from django.db.models.functions import Coalesce, Greatest, RowNumber
 from django.utils import timezone
 
 from alerts import urgency
@@ -150,11 +150,17 @@ def delivery_receive(
                 error=problem,
                 processed_at=now if problem else None,
             )
-            updates: dict[str, Any] = {"delivery_count": F("delivery_count") + 1, "last_delivery_at": now}
             if problem:
-                updates.update(error_count=F("error_count") + 1, last_error=problem[:2000], last_error_at=now)
-            Feed.objects.filter(pk=feed.pk).update(**updates)
-            if not problem:
+                Feed.objects.filter(pk=feed.pk).update(
+                    delivery_count=F("delivery_count") + 1,
+                    last_delivery_at=now,
+                    error_count=F("error_count") + 1,
+                    last_error=problem[:2000],
+                    last_error_at=now,
+                )
+            else:
+                # The feed's counters are updated by the worker: a hot row locked by every
+                # webhook request would serialise them and stretch the response tail.
                 transaction.on_commit(lambda: _enqueue_processing(delivery.pk))
     except IntegrityError:
         # Two copies raced; the other one won and is the delivery.
@@ -216,7 +222,10 @@ def delivery_process(*, delivery_id: int) -> Delivery | None:
             delivery.processed_at = now
             delivery.save(update_fields=["status", "error", "processed_at", "attempts"])
             Feed.objects.filter(pk=feed.pk).update(
-                error_count=F("error_count") + 1, last_error=delivery.error[:2000], last_error_at=now
+                error_count=F("error_count") + 1,
+                last_error=delivery.error[:2000],
+                last_error_at=now,
+                **_feed_seen(delivery),
             )
             return delivery
         result = alerts_upsert(feed=feed, delivery=delivery, parsed=parsed.alerts)
@@ -239,9 +248,24 @@ def delivery_process(*, delivery_id: int) -> Delivery | None:
                 "skipped",
             ]
         )
+        Feed.objects.filter(pk=feed.pk).update(**_feed_seen(delivery))
         for attack_id in result.attack_ids:
             transaction.on_commit(lambda attack_id=attack_id: attack_schedule_summary(attack_id=attack_id))
     return delivery
+
+
+def _feed_seen(delivery: Delivery) -> dict[str, Any]:
+    """Feed health counters for a delivery processed for the first time."""
+    if delivery.attempts > 1:
+        return {}
+    received = delivery.received_at
+    return {
+        "delivery_count": F("delivery_count") + 1,
+        "last_delivery_at": Greatest(
+            Coalesce(F("last_delivery_at"), Value(received, output_field=DateTimeField())),
+            Value(received, output_field=DateTimeField()),
+        ),
+    }
 
 
 def delivery_reprocess(*, delivery: Delivery) -> Delivery:
