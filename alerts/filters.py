@@ -16,7 +16,7 @@ class AlertFilterSet(django_filters.FilterSet):
     layer = django_filters.ChoiceFilter(choices=Layer.choices)
     vector = django_filters.CharFilter(field_name="vector")
     feed = django_filters.CharFilter(field_name="feed__slug")
-    attack = django_filters.NumberFilter(field_name="attack_id")
+    attack = django_filters.NumberFilter(field_name="attack_id", min_value=1, max_value=2**63 - 1)
     assignee = django_filters.CharFilter(field_name="assignee__username")
     since = django_filters.IsoDateTimeFilter(field_name="last_seen", lookup_expr="gte")
     until = django_filters.IsoDateTimeFilter(field_name="last_seen", lookup_expr="lt")

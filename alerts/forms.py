@@ -10,6 +10,7 @@ from alerts.services import silence_validate
 
 class FeedForm(forms.ModelForm):
     pull_url = forms.URLField(required=False, assume_scheme="https")
+
     class Meta:
         model = Feed
         fields = [

@@ -1,6 +1,7 @@
 from django.contrib import admin
 
-from console.models import Asset, AuditEvent, Customer, Profile
+from console.models import ApiToken, Asset, AuditEvent, Customer, Profile
+from console.services import api_token_revoke
 
 
 class AssetInline(admin.TabularInline):
@@ -20,6 +21,26 @@ class CustomerAdmin(admin.ModelAdmin):
 @admin.register(Profile)
 class ProfileAdmin(admin.ModelAdmin):
     list_display = ["user", "customer"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are listed and revoked here; they are created by their owner (the key is shown once)."""
+
+    list_display = ["name", "user", "prefix", "created_at", "last_used_at", "expires_at"]
+    search_fields = ["name", "prefix", "user__username"]
+    readonly_fields = ["user", "name", "prefix", "created_at", "last_used_at"]
+    exclude = ["key_hash"]
+
+    def has_add_permission(self, request) -> bool:  # noqa: ANN001
+        return False
+
+    def delete_model(self, request, obj: ApiToken) -> None:  # noqa: ANN001
+        api_token_revoke(token=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset) -> None:  # noqa: ANN001
+        for token in queryset:
+            api_token_revoke(token=token, actor=request.user)
 
 
 @admin.register(AuditEvent)

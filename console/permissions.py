@@ -20,11 +20,23 @@ def get_visible_or_404(queryset: models.QuerySet, user: Any, **lookup: Any) -> A
         raise Http404(f"No {qs.model._meta.verbose_name} matches the given query.") from exc
 
 
+def _refuse(view: Any) -> bool:
+    """Refuse a logged-in user: 404 when the route names an object they cannot see, else 403.
+
+    The role check runs before the object is looked up, so without this an action on
+    another customer's object would answer 403 where reading it answers 404.
+    """
+    lookup = getattr(view, "lookup_url_kwarg", None) or getattr(view, "lookup_field", None)
+    if lookup and lookup in getattr(view, "kwargs", {}) and hasattr(view, "get_object"):
+        view.get_object()  # raises Http404 (DRF: 404) for an object outside the user's scope
+    return False
+
+
 class IsConsoleUser(BasePermission):
     """Logged in; internal roles read everything in scope, acting roles write.
 
     Customer viewers and outsiders get empty querysets through ``visible_to`` and so
-    404s on objects; they may not write at all.
+    404s on objects; they may not write at all (403, or 404 for an object they cannot see).
     """
 
     def has_permission(self, request, view) -> bool:  # noqa: ANN001
@@ -33,11 +45,13 @@ class IsConsoleUser(BasePermission):
             return False
         if request.method in ("GET", "HEAD", "OPTIONS"):
             return True
-        return roles.can_act(user)
+        return roles.can_act(user) or _refuse(view)
 
 
 class IsInternal(BasePermission):
     """Only the provider's own staff: the feeds, the audit log, the alert stream."""
 
     def has_permission(self, request, view) -> bool:  # noqa: ANN001
-        return bool(request.user and request.user.is_authenticated and roles.is_internal(request.user))
+        if not (request.user and request.user.is_authenticated):
+            return False
+        return roles.is_internal(request.user) or _refuse(view)

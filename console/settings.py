@@ -251,6 +251,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "console.schema.add_error_responses",
+    ],
     # Several models have a Status; name each enum after its model so the schema is unambiguous.
     "ENUM_NAME_OVERRIDES": {
         "MitigationStateEnum": "mitigations.models.Mitigation.State",

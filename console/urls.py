@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from console import views
+from console import two_factor, views
 from console.api.urls import router
 from console.auth import ThrottledLoginView
 from console.reports.urls import router as reports_router
@@ -11,6 +11,9 @@ from console.reports.urls import router as reports_router
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("login/", ThrottledLoginView.as_view(), name="login"),
+    path("login/2fa/", two_factor.two_factor, name="two-factor"),
+    path("account/tokens/", views.api_token_list, name="api-token-list"),
+    path("account/tokens/<int:pk>/revoke/", views.api_token_revoke, name="api-token-revoke"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", views.healthz, name="healthz"),
     path("customers/", views.customer_list, name="customer-list"),

@@ -1,18 +1,23 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from console import dashboards, roles
 from console.filters import AuditEventFilterSet, CustomerFilterSet
 from console.health import health
-from console.models import AuditEvent, Customer
+from console.models import ApiToken, AuditEvent, Customer
 from console.permissions import get_visible_or_404
 from console.selectors import dashboard_overview
+from console.services import api_token_create
+from console.services import api_token_revoke as revoke_token
 
 
 def require_internal(request: HttpRequest) -> None:
@@ -87,3 +92,24 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     page = paginate(request, filterset.qs.select_related("customer"))
     template = "console/_audit_rows.html" if htmx_partial(request) else "console/audit_list.html"
     return render(request, template, {"filter": filterset, "page": page})
+
+
+@never_cache
+@login_required
+def api_token_list(request: HttpRequest) -> HttpResponse:
+    """One's own API keys: create one (its key is shown on this response only) and revoke any."""
+    issued = None
+    if request.method == "POST":
+        days = request.POST.get("expires_days", "").strip()
+        expires_at = timezone.now() + timedelta(days=int(days)) if days.isdigit() and int(days) > 0 else None
+        issued = api_token_create(user=request.user, name=request.POST.get("name", "").strip(), expires_at=expires_at)
+    tokens = ApiToken.objects.filter(user=request.user)
+    return render(request, "console/api_tokens.html", {"tokens": tokens, "issued": issued, "now": timezone.now()})
+
+
+@require_POST
+@login_required
+def api_token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    token = get_object_or_404(ApiToken, pk=pk, user=request.user)
+    revoke_token(token=token)
+    return redirect("api-token-list")

@@ -17,7 +17,7 @@ class MitigationFilterSet(django_filters.FilterSet):
     target = django_filters.CharFilter(method="by_target", label="Target backend")
     author = django_filters.CharFilter(field_name="author__username")
     ticket = django_filters.CharFilter(field_name="ticket__number")
-    attack = django_filters.NumberFilter(field_name="attack_id")
+    attack = django_filters.NumberFilter(field_name="attack_id", min_value=1, max_value=2**63 - 1)
     expires_before = django_filters.IsoDateTimeFilter(field_name="expires_at", lookup_expr="lte")
     drift = django_filters.BooleanFilter(method="by_drift", label="Drift detected")
 

@@ -124,3 +124,14 @@ def _reference_data(request):
     from tests.reference import ensure_reference_data
 
     ensure_reference_data()
+
+
+@pytest.fixture(autouse=True)
+def _two_factor(request, settings):
+    """Two-factor is on for browser tests (they log in through the form and pass a TOTP code).
+
+    Django's test client ``force_login`` cannot pass a code, so the other tests run with it
+    off; tests of two-factor itself turn it on. tests/console/test_two_factor.py checks that
+    the settings default it on.
+    """
+    settings.TWO_FACTOR_REQUIRED = request.node.get_closest_marker("browser") is not None

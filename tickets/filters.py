@@ -23,8 +23,10 @@ class TicketFilterSet(django_filters.FilterSet):
         choices=[("ok", "OK"), ("at_risk", "At risk"), ("breached", "Breached"), ("met", "Met")],
         label="SLA state",
     )
-    alert = django_filters.NumberFilter(field_name="alerts", label="Has this alert")
-    attack = django_filters.NumberFilter(field_name="attacks", label="Has this attack")
+    alert = django_filters.NumberFilter(field_name="alerts", label="Has this alert", min_value=1, max_value=2**63 - 1)
+    attack = django_filters.NumberFilter(
+        field_name="attacks", label="Has this attack", min_value=1, max_value=2**63 - 1
+    )
     since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 

@@ -7,6 +7,8 @@ class FeedSerializer(serializers.ModelSerializer):
     customer = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
     health = serializers.CharField(read_only=True)
     ingest_path = serializers.CharField(read_only=True)
+    # Empty for push feeds: a plain string in the schema, not format "uri" (which "" contradicts).
+    pull_url = serializers.CharField(read_only=True)
 
     class Meta:
         model = Feed
@@ -120,7 +122,9 @@ class AlertDetailSerializer(AlertSerializer):
 
 
 class AlertBulkSerializer(serializers.Serializer):
-    ids = serializers.ListField(child=serializers.IntegerField(), min_length=1, max_length=1000)
+    ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), min_length=1, max_length=1000
+    )
     action = serializers.ChoiceField(choices=["acknowledge", "assign", "resolve"])
     assignee = serializers.CharField(required=False, allow_blank=True)
     outcome = serializers.ChoiceField(choices=Alert.Outcome.choices, required=False, default="")

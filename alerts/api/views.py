@@ -1,5 +1,6 @@
 from django.contrib.auth import get_user_model
 from django.http import Http404
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -38,7 +39,7 @@ class DeliveryViewSet(ActorMixin, viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):  # noqa: ANN201
         return Delivery.objects.visible_to(self.request.user).select_related("feed").defer("body").order_by("-id")
 
-    @extend_schema(request=None, responses=s.DeliverySerializer)
+    @extend_schema(request=None, responses={202: s.DeliverySerializer})
     @action(detail=True, methods=["post"])
     def reprocess(self, request, pk=None):  # noqa: ANN001, ANN201
         """Queue a delivery for parsing again, e.g. after a parser fix."""
@@ -102,7 +103,7 @@ class SilenceViewSet(
         try:
             serializer.instance = services.silence_create(
                 matchers=data["matchers"],
-                starts_at=data["starts_at"],
+                starts_at=data.get("starts_at") or timezone.now(),
                 ends_at=data["ends_at"],
                 comment=data["comment"],
                 user=self.request.user,

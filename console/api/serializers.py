@@ -45,7 +45,7 @@ class UserSerializer(serializers.ModelSerializer):
 
 
 class AuditEventSerializer(serializers.ModelSerializer):
-    customer = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    customer = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
 
     class Meta:
         model = AuditEvent

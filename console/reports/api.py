@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
@@ -125,7 +125,7 @@ class ShareInputSerializer(serializers.Serializer):
 
 
 class RevokeInputSerializer(serializers.Serializer):
-    link = serializers.IntegerField()
+    link = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
 
 
 class ReportViewSet(
@@ -151,7 +151,13 @@ class ReportViewSet(
             return RevokeInputSerializer
         return ReportDetailSerializer if self.action == "retrieve" else ReportSerializer
 
-    @extend_schema(request=ReportCreateSerializer, responses={201: ReportSerializer})
+    @extend_schema(
+        request=ReportCreateSerializer,
+        responses={
+            201: ReportSerializer,
+            404: OpenApiResponse(description="The attack, ticket or customer named is not one the user may see."),
+        },
+    )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = ReportCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -26,8 +26,10 @@ class EventSerializer(serializers.ModelSerializer):
 class MitigationSerializer(serializers.ModelSerializer):
     name = serializers.CharField(read_only=True)
     customer = serializers.CharField(source="customer.slug", read_only=True)
-    ticket = serializers.CharField(source="ticket.number", read_only=True, default=None)
-    mitigation_list = serializers.CharField(source="mitigation_list.name", read_only=True, default=None)
+    ticket = serializers.CharField(source="ticket.number", read_only=True, default=None, allow_null=True)
+    mitigation_list = serializers.CharField(
+        source="mitigation_list.name", read_only=True, default=None, allow_null=True
+    )
     author = serializers.CharField(source="author.username", read_only=True)
     approvals = ApprovalSerializer(many=True, read_only=True)
     seconds_left = serializers.SerializerMethodField()

@@ -199,11 +199,38 @@ def page(browser, page_problems: PageProblems) -> Iterator:  # noqa: ANN001
         context.close()
 
 
+def totp_code(user) -> str:  # noqa: ANN001
+    """The code the user's authenticator app would show now, computed from their TOTP device in the database.
+
+    TOTP refuses a code twice (``last_t``), so after a recent login this gives the next
+    step's code, which the device still accepts (one step of tolerance).
+    """
+    import time
+
+    from django_otp.oath import TOTP
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.filter(user=user).order_by("-confirmed", "id").first()
+    assert device is not None, f"{user.get_username()} has no TOTP device"
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    totp.time = max(time.time(), device.t0 + (device.last_t + 1) * device.step)
+    return f"{totp.token():0{device.digits}d}"
+
+
 def login(page, live_server, user, password: str = PASSWORD) -> None:  # noqa: ANN001
-    """Log in through the real login form, as a person would, and land on the dashboard."""
+    """Log in through the real login form, as a person would, and land on the dashboard.
+
+    A user whose role requires two-factor lands on /login/2fa/ next; the helper enrols or
+    verifies there with the code the authenticator app would show.
+    """
     page.goto(f"{live_server.url}/login/")
     page.fill("#id_username", user.get_username())
     page.fill("#id_password", password)
     with page.expect_navigation():
         page.click("button[type=submit]")
-    assert urlsplit(page.url).path != "/login/", f"login as {user.get_username()} failed: still on {page.url}"
+    if urlsplit(page.url).path == "/login/2fa/":
+        page.fill("#id_code", totp_code(user))
+        with page.expect_navigation():
+            page.click("form:has(#id_code) button[type=submit]")
+    path = urlsplit(page.url).path
+    assert not path.startswith("/login/"), f"login as {user.get_username()} failed: still on {page.url}"

@@ -96,10 +96,10 @@ def test_asset_prefix_must_be_a_real_cidr(api_as, engineer, customer_a):
 
 
 def test_token_authentication(api, engineer):
-    from rest_framework.authtoken.models import Token
+    from console.services import api_token_create
 
-    token = Token.objects.create(user=engineer)
-    api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    issued = api_token_create(user=engineer, name="script")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {issued.key}")
     assert api.get("/api/customers/").status_code == 200
     api.credentials(HTTP_AUTHORIZATION="Token not-the-token")
     assert api.get("/api/customers/").status_code == 401

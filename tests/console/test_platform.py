@@ -158,8 +158,14 @@ def test_seed_demo_is_idempotent(db, monkeypatch):
 
 
 def test_drf_create_token_command_works(engineer, capsys):
+    from console.models import ApiToken
+
     call_command("drf_create_token", "eli")
-    assert "Generated token" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Generated token" in out
+    key = out.split("Generated token ", 1)[1].split()[0]
+    token = ApiToken.objects.get(user=engineer)
+    assert token.prefix == key[:8] and token.key_hash != key and token.matches(key)
 
 
 @pytest.mark.django_db

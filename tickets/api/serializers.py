@@ -29,6 +29,8 @@ class TicketSerializer(serializers.ModelSerializer):
     attacks = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
     sla = serializers.SerializerMethodField()
     allowed_transitions = serializers.SerializerMethodField()
+    # Blank unless the ticket waits on the customer: the schema must allow "".
+    status_before_wait = serializers.ChoiceField(choices=Ticket.Status.choices, read_only=True, allow_blank=True)
 
     class Meta:
         model = Ticket
@@ -74,7 +76,9 @@ class TicketSerializer(serializers.ModelSerializer):
 class TicketCreateSerializer(serializers.Serializer):
     """Either ``alerts`` (prefilled from them) or ``customer`` and ``title``."""
 
-    alerts = serializers.ListField(child=serializers.IntegerField(), required=False, max_length=1000)
+    alerts = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), required=False, max_length=1000
+    )
     customer = serializers.SlugField(required=False)
     title = serializers.CharField(required=False, allow_blank=True, max_length=300)
     severity = serializers.ChoiceField(choices=Ticket.Severity.choices, required=False)
@@ -113,7 +117,9 @@ class EscalateSerializer(serializers.Serializer):
 
 
 class LinkAlertsSerializer(serializers.Serializer):
-    alerts = serializers.ListField(child=serializers.IntegerField(), min_length=1, max_length=1000)
+    alerts = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), min_length=1, max_length=1000
+    )
 
 
 class LinkResultSerializer(serializers.Serializer):

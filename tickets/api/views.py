@@ -223,7 +223,7 @@ class TicketViewSet(ActorMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelV
         responses=s.TimelineEntrySerializer(many=True),
         parameters=[OpenApiParameter("visibility", str, enum=["internal", "customer"], required=False)],
     )
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)
     def timeline(self, request, number=None):  # noqa: ANN001, ANN201
         """Every event of the ticket, oldest first."""
         entries = selectors.ticket_timeline(self.get_object(), request.user)

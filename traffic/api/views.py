@@ -44,11 +44,12 @@ class TrafficSampleViewSet(
     @action(detail=True, methods=["get"])
     def compare(self, request, pk=None):  # noqa: ANN001, ANN201
         """This (attack) sample against a baseline sample: ranked attributes and candidate signatures."""
+        attack = self.get_object()  # first: another customer's sample is 404 whatever the query
         query = s.CompareQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         baseline = get_visible_or_404(TrafficSample.objects.all(), request.user, pk=query.validated_data["baseline"])
         try:
-            return Response(services.samples_compare(attack=self.get_object(), baseline=baseline))
+            return Response(services.samples_compare(attack=attack, baseline=baseline))
         except ValueError as exc:
             raise ValidationError({"detail": str(exc)}) from exc
 

@@ -1,0 +1,72 @@
+"""drf-spectacular descriptions of the console's own authentication classes."""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema
+
+
+class ApiTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "console.authentication.ApiTokenAuthentication"
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema: AutoSchema) -> dict:
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": 'Personal API key, shown once when created: "Token <key>".',
+        }
+
+
+class VerifiedSessionScheme(OpenApiAuthenticationExtension):
+    target_class = "console.authentication.VerifiedSessionAuthentication"
+    name = "cookieAuth"
+
+    def get_security_definition(self, auto_schema: AutoSchema) -> dict:
+        return {"type": "apiKey", "in": "cookie", "name": "sessionid"}
+
+
+# The error answers every endpoint can give, documented so clients (and schemathesis) know them:
+# DRF's error bodies are {"detail": "..."} or {"field": ["..."]} (or a list of messages).
+ERROR_RESPONSES = {
+    "400": "The request is invalid (field errors, or an action not allowed in the object's state).",
+    "401": "No credentials, or an invalid or expired API key.",
+    "403": "The user's role may not do this.",
+    "404": "No such object, one outside the user's scope, or no such page of results.",
+}
+_ERROR_SCHEMA = {
+    "oneOf": [
+        {"type": "object", "additionalProperties": True},
+        {"type": "array", "items": {"type": "string"}},
+    ]
+}
+
+
+def add_error_responses(result: dict, generator, request, public) -> dict:  # noqa: ANN001
+    """drf-spectacular postprocessing hook: add the 4xx answers to every operation."""
+    for path, operations in result.get("paths", {}).items():
+        has_object = "{" in path
+        for method, operation in operations.items():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            codes = ["401", "403"]
+            if method in ("post", "put", "patch", "delete") or any(
+                p.get("in") == "query" for p in operation.get("parameters", [])
+            ):
+                codes.append("400")
+            # An object outside the user's scope, or a page/cursor past the end (DRF pagination: 404).
+            if has_object or any(
+                p.get("in") == "query" and p.get("name") in ("page", "cursor") for p in operation.get("parameters", [])
+            ):
+                codes.append("404")
+            for code, response in operation["responses"].items():
+                if code in ERROR_RESPONSES and "content" not in response:  # declared in extend_schema, no body
+                    response["content"] = {"application/json": {"schema": _ERROR_SCHEMA}}
+            for code in codes:
+                operation["responses"].setdefault(
+                    code,
+                    {
+                        "description": ERROR_RESPONSES[code],
+                        "content": {"application/json": {"schema": _ERROR_SCHEMA}},
+                    },
+                )
+    return result

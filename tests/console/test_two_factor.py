@@ -1,0 +1,132 @@
+"""TOTP two-factor for the roles that approve and apply mitigations; sessions that expire."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import timedelta
+
+import time_machine
+from django.conf import settings as django_settings
+from django.urls import reverse
+from django_otp.oath import TOTP
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from console.models import AuditEvent
+from console.services import api_token_create
+from tests.factories import PASSWORD
+
+
+def code_for(device: TOTPDevice, offset_steps: int = 0) -> str:
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    totp.time = totp.time + offset_steps * device.step
+    return f"{totp.token():06d}"
+
+
+def password_login(client, user) -> None:  # noqa: ANN001
+    response = client.post(reverse("login"), {"username": user.get_username(), "password": PASSWORD})
+    assert response.status_code == 302
+
+
+def test_settings_require_two_factor_unless_the_environment_turns_it_off():
+    env = {k: v for k, v in os.environ.items() if k != "TWO_FACTOR_REQUIRED"}
+    env.update(SHIELDWALL_TESTING="1", DJANGO_SETTINGS_MODULE="console.settings")
+    code = "import django; django.setup(); from django.conf import settings; print(settings.TWO_FACTOR_REQUIRED)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=django_settings.BASE_DIR
+    )
+    assert out.stdout.strip() == "True"
+
+
+def test_a_senior_engineer_must_enrol_before_any_page(client, senior, settings):
+    settings.TWO_FACTOR_REQUIRED = True
+    password_login(client, senior)
+    response = client.get("/mitigations/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/2fa/?next=/mitigations/")
+
+    page = client.get(response["Location"])
+    assert page.status_code == 200 and page.context["enrolling"]
+    device = TOTPDevice.objects.get(user=senior, confirmed=False)
+    assert page.context["otpauth_url"].startswith("otpauth://totp/")
+    assert page.context["secret"].encode() in page.content
+    # A reload shows the same secret rather than a new device.
+    assert client.get("/login/2fa/").context["secret"] == page.context["secret"]
+    assert TOTPDevice.objects.filter(user=senior).count() == 1
+
+    refused = client.post("/login/2fa/", {"code": "000000" if code_for(device) != "000000" else "111111"})
+    assert refused.status_code == 400
+    assert client.get("/mitigations/").status_code == 302
+
+    settings.OTP_TOTP_THROTTLE_FACTOR = 0
+    done = client.post("/login/2fa/", {"code": code_for(device), "next": "/mitigations/"})
+    assert done.status_code == 302 and done["Location"] == "/mitigations/"
+    device.refresh_from_db()
+    assert device.confirmed
+    assert AuditEvent.objects.filter(action="two_factor.enrol", actor_name=senior.get_username()).exists()
+    assert client.get("/mitigations/").status_code == 200
+
+
+def test_an_enrolled_senior_is_asked_for_a_code_on_the_next_login(client, senior, settings):
+    settings.TWO_FACTOR_REQUIRED = True
+    device = TOTPDevice.objects.create(user=senior, name="phone", confirmed=True)
+    password_login(client, senior)
+    page = client.get("/login/2fa/")
+    assert not page.context["enrolling"] and b"otpauth" not in page.content
+    assert client.post("/login/2fa/", {"code": code_for(device)}).status_code == 302
+    assert client.get("/").status_code == 200
+
+
+def test_wrong_codes_are_throttled(client, senior, settings):
+    settings.TWO_FACTOR_REQUIRED = True
+    settings.OTP_TOTP_THROTTLE_FACTOR = 60
+    device = TOTPDevice.objects.create(user=senior, name="phone", confirmed=True)
+    password_login(client, senior)
+    wrong = "123456" if code_for(device) != "123456" else "654321"
+    assert client.post("/login/2fa/", {"code": wrong}).status_code == 400
+    assert client.post("/login/2fa/", {"code": code_for(device)}).status_code == 429
+    assert client.get("/").status_code == 302
+
+
+def test_engineers_and_viewers_need_no_second_factor(client, engineer, settings):
+    settings.TWO_FACTOR_REQUIRED = True
+    password_login(client, engineer)
+    assert client.get("/").status_code == 200
+
+
+def test_public_paths_and_logout_stay_reachable_before_the_code(client, senior, settings):
+    settings.TWO_FACTOR_REQUIRED = True
+    password_login(client, senior)
+    assert client.get("/healthz").status_code in (200, 503)
+    assert client.post(reverse("logout")).status_code == 302
+    assert client.get("/").status_code == 302
+
+
+def test_htmx_requests_are_told_to_go_to_the_code_page(client, senior, settings):
+    settings.TWO_FACTOR_REQUIRED = True
+    password_login(client, senior)
+    response = client.get("/", headers={"HX-Request": "true"})
+    assert response.status_code == 401
+    assert response["HX-Redirect"].startswith("/login/2fa/")
+
+
+def test_the_api_refuses_a_session_that_has_not_passed_two_factor(client, senior, settings):
+    settings.TWO_FACTOR_REQUIRED = True
+    password_login(client, senior)
+    assert client.get("/api/customers/").status_code in (401, 403)
+
+
+def test_api_tokens_are_separate_credentials_and_need_no_code(api, senior, settings):
+    settings.TWO_FACTOR_REQUIRED = True
+    issued = api_token_create(user=senior)
+    api.credentials(HTTP_AUTHORIZATION=f"Token {issued.key}")
+    assert api.get("/api/customers/").status_code == 200
+
+
+def test_an_old_session_is_refused(client, engineer, settings):
+    password_login(client, engineer)
+    assert client.get("/").status_code == 200
+    with time_machine.travel(timedelta(seconds=settings.SESSION_COOKIE_AGE + 60)):
+        response = client.get("/")
+    assert response.status_code == 302 and response["Location"].startswith("/login/")

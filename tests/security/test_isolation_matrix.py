@@ -1,0 +1,284 @@
+"""Isolation matrix, generated from the URL conf: every page and endpoint that takes an object id.
+
+Customers A and B each get one object of every kind (tests/security/builders.py). For every URL
+pattern with a path argument (pages in ``console.urls`` and its includes, and the API routers):
+
+* a customer viewer of A gets 404 for B's object;
+* an outsider (logged in, no role) gets 404 for every object;
+* an anonymous visitor is sent to the login page (pages) or gets 401/403 (API).
+
+A URL with an argument that is neither in ``BUILDERS`` nor in ``EXEMPT`` fails the test, so a new
+page or endpoint cannot silently escape the matrix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from rest_framework.test import APIClient
+
+from mitigations.models import Mitigation
+from tests.security.builders import World, build_world
+
+# URL name -> the kwargs of customer B's object (``w`` is B's world).
+BUILDERS: dict[str, Callable[[World], dict[str, Any]]] = {
+    # pages
+    "api-token-revoke": lambda w: {"pk": w.api_token.pk},
+    "customer-detail": lambda w: {"slug": w.customer.slug},
+    "customer-dashboard": lambda w: {"slug": w.customer.slug},
+    "report-detail": lambda w: {"pk": w.report.pk},
+    "report-progress": lambda w: {"pk": w.report.pk},
+    "report-download": lambda w: {"pk": w.report.pk, "kind": "csv"},
+    "report-share": lambda w: {"pk": w.report.pk},
+    "report-share-revoke": lambda w: {"pk": w.report.pk, "link_id": w.share_link.pk},
+    "report-send": lambda w: {"pk": w.report.pk},
+    "alert-detail": lambda w: {"pk": w.alert.pk},
+    "attack-detail": lambda w: {"pk": w.attack.pk},
+    "feed-detail": lambda w: {"slug": w.feed.slug},
+    "feed-rotate": lambda w: {"slug": w.feed.slug},
+    "feed-import": lambda w: {"slug": w.feed.slug},
+    "import-progress": lambda w: {"pk": w.alert_import.pk},
+    "delivery-detail": lambda w: {"pk": w.delivery.pk},
+    "delivery-reprocess": lambda w: {"pk": w.delivery.pk},
+    "silence-expire": lambda w: {"pk": w.silence.pk},
+    "ticket-detail": lambda w: {"number": w.ticket.number},
+    "ticket-transition": lambda w: {"number": w.ticket.number},
+    "ticket-assign": lambda w: {"number": w.ticket.number},
+    "ticket-handoff": lambda w: {"number": w.ticket.number},
+    "ticket-note": lambda w: {"number": w.ticket.number},
+    "ticket-message": lambda w: {"number": w.ticket.number},
+    "ticket-contact": lambda w: {"number": w.ticket.number},
+    "traffic-detail": lambda w: {"pk": w.traffic_sample.pk},
+    "traffic-compare": lambda w: {"pk": w.traffic_sample.pk},
+    "traffic-attack-suggestions": lambda w: {"attack_id": w.attack.pk},
+    "mitigation-list-detail": lambda w: {"pk": w.mitigation_list.pk},
+    "mitigation-list-item-remove": lambda w: {"pk": w.mitigation_list.pk, "item_pk": w.list_item.pk},
+    "mitigation-detail": lambda w: {"pk": w.mitigation.pk},
+    "mitigation-approval": lambda w: {"pk": w.mitigation.pk},
+    "mitigation-export": lambda w: {"pk": w.mitigation.pk, "fmt": "nftables"},
+    "mitigation-action": lambda w: {"pk": w.mitigation.pk, "verb": "propose"},
+    # API
+    "reports-api:report-api-detail": lambda w: {"pk": w.report.pk},
+    "reports-api:report-api-revoke-share": lambda w: {"pk": w.report.pk},
+    "reports-api:report-api-share": lambda w: {"pk": w.report.pk},
+    "api:customer-detail": lambda w: {"slug": w.customer.slug},
+    "api:asset-detail": lambda w: {"pk": w.asset.pk},
+    "api:user-detail": lambda w: {"pk": w.viewer.pk},
+    "api:auditevent-detail": lambda w: {"pk": w.audit_event.pk},
+    "api:feed-detail": lambda w: {"slug": w.feed.slug},
+    "api:delivery-detail": lambda w: {"pk": w.delivery.pk},
+    "api:delivery-reprocess": lambda w: {"pk": w.delivery.pk},
+    "api:alert-detail": lambda w: {"pk": w.alert.pk},
+    "api:attack-detail": lambda w: {"pk": w.attack.pk},
+    "api:silence-detail": lambda w: {"pk": w.silence.pk},
+    "api:silence-expire": lambda w: {"pk": w.silence.pk},
+    "api:trafficsample-detail": lambda w: {"pk": w.traffic_sample.pk},
+    "api:trafficsample-compare": lambda w: {"pk": w.traffic_sample.pk},
+    "api:trafficsample-simulate": lambda w: {"pk": w.traffic_sample.pk},
+    "api:mitigationlist-detail": lambda w: {"pk": w.mitigation_list.pk},
+    "api:mitigationlist-import-items": lambda w: {"pk": w.mitigation_list.pk},
+    "api:mitigationlist-items": lambda w: {"pk": w.mitigation_list.pk},
+    **{
+        f"api:ticket-{action}": (lambda w: {"number": w.ticket.number})
+        for action in (
+            "detail",
+            "add-note",
+            "assign",
+            "escalate",
+            "link-alerts",
+            "log-contact",
+            "send-message",
+            "timeline",
+            "transition",
+        )
+    },
+    **{
+        f"api:mitigation-{action}": (lambda w: {"pk": w.mitigation.pk})
+        for action in ("detail", "apply", "approve", "extend", "propose", "rollback", "simulate", "withdraw")
+    },
+    # Global objects (no customer): internal-only, so still 404 for customer viewers and outsiders.
+    "api:tickettemplate-detail": lambda w: {"slug": w.template.slug},
+    "api:globalallowlist-detail": lambda w: {"pk": w.allowlist_entry.pk},
+}
+
+# URL name -> why it is not in the matrix (each is tested on its own below or elsewhere).
+EXEMPT: dict[str, str] = {
+    "ingest": "webhook authenticated by the feed's bearer token, not a session (tests/alerts/test_ingest.py)",
+    "report-share-view": "public by design; a wrong token must 404 (test_share_links_404_for_a_wrong_token)",
+    "report-share-download": "public by design; a wrong token must 404 (test_share_links_404_for_a_wrong_token)",
+}
+EXEMPT_NAMESPACES = {
+    "admin": "Django admin: staff only, everyone else is sent to the admin login (test_admin_is_staff_only)",
+}
+IGNORED_ARGS = {"format"}  # DRF's format-suffix twins of each route
+
+
+def _walk(patterns: list, namespace: str = "") -> Iterator[tuple[str, str, set[str]]]:
+    for p in patterns:
+        if isinstance(p, URLResolver):
+            ns = p.namespace or ""
+            full = f"{namespace}:{ns}" if namespace and ns else (ns or namespace)
+            for name, route, args in _walk(p.url_patterns, full):
+                yield name, str(p.pattern) + route, args
+        elif isinstance(p, URLPattern):
+            args = set(p.pattern.regex.groupindex) | set(getattr(p.pattern, "converters", {}))
+            name = f"{namespace}:{p.name or ''}" if namespace else (p.name or "")
+            yield name, str(p.pattern), args
+
+
+def object_urls() -> dict[str, str]:
+    """name -> route of every URL pattern that takes an argument (other than a format suffix)."""
+    found = {}
+    for name, route, args in _walk(get_resolver().url_patterns):
+        if args - IGNORED_ARGS:
+            found.setdefault(name, route)
+    return found
+
+
+def test_every_object_url_is_in_the_matrix_or_exempt():
+    urls = object_urls()
+    unknown = sorted(
+        f"{name} ({route})"
+        for name, route in urls.items()
+        if name not in BUILDERS and name not in EXEMPT and name.split(":")[0] not in EXEMPT_NAMESPACES
+    )
+    assert not unknown, f"URLs with an object argument the isolation matrix cannot build: {unknown}"
+    stale = sorted(set(BUILDERS) - set(urls))
+    assert not stale, f"the matrix builds URLs that no longer exist: {stale}"
+
+
+@pytest.fixture
+def worlds(customer_a, customer_b, engineer):
+    from mitigations.models import GlobalAllowlistEntry
+    from tickets.models import TicketTemplate
+
+    a = build_world(customer_a, engineer)
+    b = build_world(customer_b, engineer)
+    template = TicketTemplate.objects.order_by("pk").first()
+    assert template is not None, "reference data has ticket templates"
+    b.objects["template"] = template
+    b.objects["allowlist_entry"] = GlobalAllowlistEntry.objects.order_by("pk").first() or (
+        GlobalAllowlistEntry.objects.create(value="192.0.2.53", reason="resolver")
+    )
+    return a, b
+
+
+def _is_api(name: str) -> bool:
+    return ":" in name
+
+
+def _hit(client: Any, url: str) -> tuple[str, int, Any]:
+    """GET, or POST when the URL does not answer GET (405)."""
+    response = client.get(url)
+    if response.status_code == 405:
+        response = client.post(url, {}, format="json") if isinstance(client, APIClient) else client.post(url, {})
+        return "POST", response.status_code, response
+    return "GET", response.status_code, response
+
+
+def _clients(user: Any | None) -> tuple[Any, Any]:
+    from django.test import Client
+
+    page = Client()
+    api = APIClient()
+    if user is not None:
+        page.force_login(user)
+        api.force_authenticate(user)
+    return page, api
+
+
+def test_isolation_matrix(worlds, customer_viewer, outsider):
+    _, b = worlds
+    urls = {name: reverse(name, kwargs=build(b)) for name, build in sorted(BUILDERS.items())}
+    pages = [n for n in urls if not _is_api(n)]
+    endpoints = [n for n in urls if _is_api(n)]
+    failures = []
+    counts = {"requests": 0}
+
+    for who, user in (("customer viewer of A", customer_viewer), ("outsider", outsider)):
+        page_client, api_client = _clients(user)
+        for name, url in urls.items():
+            client = api_client if _is_api(name) else page_client
+            method, status, _ = _hit(client, url)
+            counts["requests"] += 1
+            if status != 404:
+                failures.append(f"{who}: {method} {url} ({name}) -> {status}, expected 404")
+
+    page_client, api_client = _clients(None)
+    for name, url in urls.items():
+        method, status, response = _hit(api_client if _is_api(name) else page_client, url)
+        counts["requests"] += 1
+        if _is_api(name):
+            if status not in (401, 403):
+                failures.append(f"anonymous: {method} {url} ({name}) -> {status}, expected 401/403")
+        elif not (status == 302 and response["Location"].startswith(reverse("login"))):
+            failures.append(f"anonymous: {method} {url} ({name}) -> {status}, expected a redirect to the login page")
+
+    print(
+        f"\nisolation matrix: {len(pages)} pages and {len(endpoints)} API endpoints with an object id, "
+        f"{len(EXEMPT)} exempt URLs + namespaces {sorted(EXEMPT_NAMESPACES)}, "
+        f"{counts['requests']} requests (customer viewer of A, outsider, anonymous)"
+    )
+    assert not failures, "\n".join(failures)
+
+
+def test_customer_viewer_still_sees_their_own_objects(worlds, customer_viewer):
+    """The matrix's 404s are isolation, not a broken page: A's viewer opens A's own objects."""
+    a, _ = worlds
+    page_client, api_client = _clients(customer_viewer)
+    assert page_client.get(reverse("report-detail", args=[a.report.pk])).status_code == 200
+    assert api_client.get(reverse("reports-api:report-api-detail", args=[a.report.pk])).status_code == 200
+    assert api_client.get(reverse("api:customer-detail", args=[a.customer.slug])).status_code == 200
+
+
+def test_share_links_404_for_a_wrong_token(worlds, client):
+    _, b = worlds
+    good = b.share_token
+    assert client.get(reverse("report-share-view", args=[good])).status_code == 200
+    for token in ("nope", good[:-1] + ("A" if good[-1] != "A" else "B"), "x" * 101, good.upper()):
+        if token == good:
+            continue
+        assert client.get(reverse("report-share-view", args=[token])).status_code == 404
+        assert client.get(reverse("report-share-download", args=[token, "csv"])).status_code == 404
+
+
+def test_admin_is_staff_only(worlds, customer_viewer, outsider, engineer):
+    _, b = worlds
+    url = reverse("admin:tickets_ticket_change", args=[b.ticket.pk])
+    for user in (customer_viewer, outsider, engineer, None):
+        page, _ = _clients(user)
+        response = page.get(url)
+        assert response.status_code == 302, (user, response.status_code)
+        assert response["Location"].startswith(("/admin/login/", reverse("login"))), (user, response["Location"])
+
+
+def test_engineer_cannot_approve_own_mitigation_through_the_api(customer_a, senior, senior2, api_as):
+    """A senior engineer (who may approve) is refused on their own mitigation; another senior is not."""
+    from mitigations import services
+
+    mitigation = services.mitigation_create(
+        customer=customer_a,
+        kind="firewall_rule",
+        user=senior,
+        targets=["export"],
+        expression="ip.src in {198.18.0.0/24} and udp.dstport eq 53",
+        action="block",
+        ttl_seconds=600,
+    )
+    mitigation = services.mitigation_propose(mitigation=mitigation, user=senior)
+    assert mitigation.state == Mitigation.State.PROPOSED
+    url = reverse("api:mitigation-approve", args=[mitigation.pk])
+
+    response = api_as(senior).post(url, {"comment": "looks good to me"}, format="json")
+    assert response.status_code in (400, 403, 409), response.content
+    assert "another senior engineer must approve" in response.content.decode()
+    mitigation.refresh_from_db()
+    assert mitigation.state == Mitigation.State.PROPOSED
+    assert not mitigation.approvals.filter(user=senior).exists()
+
+    response = api_as(senior2).post(url, {"comment": "checked the collateral"}, format="json")
+    assert response.status_code == 200, response.content
+    assert mitigation.approvals.filter(user=senior2).exists()
