@@ -60,11 +60,21 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
         try:
+            restarts: dict[str, list[float]] = {name: [] for name in processes}
             while not stopping:
-                for name, child in children.items():
-                    if child.poll() is not None:
+                for name, child in list(children.items()):
+                    if child.poll() is None:
+                        continue
+                    # Like a supervisor: background processes come back (nothing is lost, the
+                    # inbox keeps pending deliveries); the web process or a crash loop ends it all.
+                    recent = [t for t in restarts[name] if time.monotonic() - t < 60]
+                    if name == "web" or len(recent) >= 3:
                         self.stderr.write(f"{name} exited with {child.returncode}; stopping the console")
                         stopping = True
+                        break
+                    self.stderr.write(f"{name} exited with {child.returncode}; restarting it")
+                    restarts[name] = [*recent, time.monotonic()]
+                    children[name] = subprocess.Popen(processes[name], cwd=settings.BASE_DIR, start_new_session=True)
                 time.sleep(0.5)
         finally:
             for child in children.values():
