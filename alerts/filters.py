@@ -6,6 +6,7 @@ import django_filters
 from django.db.models import Q
 
 from alerts.models import Alert, Attack, Delivery, Feed, Layer, Severity, Silence
+from console.filters import UtcIsoDateTimeFilter
 
 
 class AlertFilterSet(django_filters.FilterSet):
@@ -18,8 +19,8 @@ class AlertFilterSet(django_filters.FilterSet):
     feed = django_filters.CharFilter(field_name="feed__slug")
     attack = django_filters.NumberFilter(field_name="attack_id", min_value=1, max_value=2**63 - 1)
     assignee = django_filters.CharFilter(field_name="assignee__username")
-    since = django_filters.IsoDateTimeFilter(field_name="last_seen", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="last_seen", lookup_expr="lt")
+    since = UtcIsoDateTimeFilter(field_name="last_seen", lookup_expr="gte")
+    until = UtcIsoDateTimeFilter(field_name="last_seen", lookup_expr="lt")
     queue = django_filters.BooleanFilter(method="in_queue", label="Only what the queue shows")
 
     class Meta:
@@ -50,8 +51,8 @@ class AttackFilterSet(django_filters.FilterSet):
     customer = django_filters.CharFilter(field_name="customer__slug")
     ongoing = django_filters.BooleanFilter()
     vector = django_filters.CharFilter(method="by_vector")
-    since = django_filters.IsoDateTimeFilter(field_name="last_seen", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
+    since = UtcIsoDateTimeFilter(field_name="last_seen", lookup_expr="gte")
+    until = UtcIsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
 
     class Meta:
         model = Attack

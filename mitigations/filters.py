@@ -5,6 +5,7 @@ from __future__ import annotations
 import django_filters
 from django.db.models import Q
 
+from console.filters import UtcIsoDateTimeFilter
 from mitigations.models import Mitigation, MitigationList
 
 
@@ -18,7 +19,7 @@ class MitigationFilterSet(django_filters.FilterSet):
     author = django_filters.CharFilter(field_name="author__username")
     ticket = django_filters.CharFilter(field_name="ticket__number")
     attack = django_filters.NumberFilter(field_name="attack_id", min_value=1, max_value=2**63 - 1)
-    expires_before = django_filters.IsoDateTimeFilter(field_name="expires_at", lookup_expr="lte")
+    expires_before = UtcIsoDateTimeFilter(field_name="expires_at", lookup_expr="lte")
     drift = django_filters.BooleanFilter(method="by_drift", label="Drift detected")
 
     class Meta:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import django_filters
 from django.db.models import Q
 
+from console.filters import UtcIsoDateTimeFilter
 from tickets.models import Ticket
 
 
@@ -27,8 +28,8 @@ class TicketFilterSet(django_filters.FilterSet):
     attack = django_filters.NumberFilter(
         field_name="attacks", label="Has this attack", min_value=1, max_value=2**63 - 1
     )
-    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    since = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Ticket

@@ -137,7 +137,22 @@ def _order(label: str) -> tuple[int, str]:
     return ({"GET": 0, "POST": 1, "PUT": 1, "PATCH": 1, "DELETE": 2}.get(method, 1), label)
 
 
-def test_api_conforms_to_its_schema(seeded, caplog):
+@pytest.fixture
+def wsgi_keeps_the_test_connection():
+    """The real WSGI handler closes "old" connections around each request; inside the test's
+    transaction that would close the test database connection (Django's test client
+    disconnects the same signal handler)."""
+    from django.core import signals
+    from django.db import close_old_connections
+
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+def test_api_conforms_to_its_schema(seeded, caplog, wsgi_keeps_the_test_connection):
     app = get_wsgi_application()  # (re)configures logging: quieten it afterwards
     caplog.set_level(logging.CRITICAL, logger="django.request")  # 4xx/5xx are counted below, not logged
     a, b, key = seeded
