@@ -162,7 +162,8 @@ LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
 LOGIN_FAILURE_WINDOW = env_int("LOGIN_FAILURE_WINDOW", 300)
 # TOTP after the password for the roles that can approve and apply mitigations
 # (console/two_factor.py). API tokens are separate credentials and are not asked for a code.
-TWO_FACTOR_REQUIRED = env_bool("TWO_FACTOR_REQUIRED", True)
+# On in production; off for the local demo console (DEBUG), so `make run` logs straight in.
+TWO_FACTOR_REQUIRED = env_bool("TWO_FACTOR_REQUIRED", not DEBUG)
 OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "Shieldwall")
 
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 12 * 3600)  # one shift

@@ -30,13 +30,19 @@ def password_login(client, user) -> None:  # noqa: ANN001
 
 
 def test_settings_require_two_factor_unless_the_environment_turns_it_off():
-    env = {k: v for k, v in os.environ.items() if k != "TWO_FACTOR_REQUIRED"}
+    env = {k: v for k, v in os.environ.items() if k not in ("TWO_FACTOR_REQUIRED", "DEBUG")}
     env.update(SHIELDWALL_TESTING="1", DJANGO_SETTINGS_MODULE="console.settings")
     code = "import django; django.setup(); from django.conf import settings; print(settings.TWO_FACTOR_REQUIRED)"
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=django_settings.BASE_DIR
     )
     assert out.stdout.strip() == "True"
+    # The local demo console (DEBUG=1, `make run`) logs straight in.
+    env["DEBUG"] = "1"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=django_settings.BASE_DIR
+    )
+    assert out.stdout.strip() == "False"
 
 
 def test_a_senior_engineer_must_enrol_before_any_page(client, senior, settings):
