@@ -674,8 +674,12 @@ def _extend_attacks(extended: list[tuple[int, datetime, datetime]]) -> None:
 # --------------------------------------------------------------------------- attacks
 
 
-def attack_schedule_summary(*, attack_id: int, delay: int = 5) -> None:
-    """Debounced: many deliveries within a few seconds cause one recomputation."""
+def attack_schedule_summary(*, attack_id: int, delay: int = 15) -> None:
+    """Debounced: many deliveries within a few seconds cause one recomputation.
+
+    An attack under a 100-target flood gets alerts every second; its summary (peaks,
+    vectors, urgency) is rebuilt at most every 15 s, which kept the worker free for ingest.
+    """
     from alerts.tasks import summarize_attack
 
     if settings.CELERY_TASK_ALWAYS_EAGER:
