@@ -354,11 +354,19 @@ class Silence(models.Model):
         return True
 
 
-def silence_values(alert: Alert) -> dict[str, Any]:
-    """What silence matchers compare: slugs and plain strings, labels as label:<name>."""
+def silence_values(alert: Any, *, customer_slug: str | None = None, feed_slug: str | None = None) -> dict[str, Any]:
+    """What silence matchers compare: slugs and plain strings, labels as label:<name>.
+
+    ``alert`` is a stored Alert or, during ingest, a ParsedAlert (same attribute names);
+    the latter has no rows to follow, so its customer and feed slugs are passed in.
+    """
+    if customer_slug is None:
+        customer_slug = alert.customer.slug if alert.customer_id and alert.customer else ""
+    if feed_slug is None:
+        feed_slug = alert.feed.slug if alert.feed_id else ""
     values = {
-        "customer": alert.customer.slug if alert.customer_id and alert.customer else "",
-        "feed": alert.feed.slug if alert.feed_id else "",
+        "customer": customer_slug,
+        "feed": feed_slug,
         "vector": alert.vector,
         "target": alert.target_ip or alert.target_host or alert.zone,
         "severity": alert.severity,

@@ -529,16 +529,7 @@ def _matching_silence(
 ) -> Silence | None:
     if not silences:
         return None
-    values = {
-        "customer": customer_slug,
-        "feed": feed_slug,
-        "vector": alert.vector,
-        "target": alert.target_ip or alert.target_host or alert.zone,
-        "severity": alert.severity,
-        "layer": alert.layer,
-        "title": alert.title,
-        **{f"label:{k}": v for k, v in (alert.labels or {}).items()},
-    }
+    values = silence_values(alert, customer_slug=customer_slug, feed_slug=feed_slug)
     return next((s for s in silences if s.matches(values)), None)
 
 

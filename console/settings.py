@@ -46,10 +46,13 @@ def _secret_key() -> str:
     key = os.environ.get("SECRET_KEY", "")
     if key:
         return key
-    if not DEBUG and not TESTING:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
-    # A local console keeps one generated key so sessions survive a restart.
+    # A local console keeps one generated key so sessions survive a restart; a checkout
+    # that has one can run management commands without DEBUG. Production never generates.
     path = VAR_DIR / "secret_key"
+    if not DEBUG and not TESTING:
+        if path.exists():
+            return path.read_text().strip()
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
     if not path.exists():
         path.write_text(secrets.token_urlsafe(50))
         path.chmod(0o600)
