@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import statistics
 import time
 from collections import defaultdict
@@ -34,6 +35,8 @@ RETRY_WINDOW_S = 300
 # Targets per attack lookup and per attack UPDATE (bounded statements on any backend).
 CORRELATE_CHUNK = 200
 JSON_FORMATS = {"cloudflare", "alertmanager", "crowdsec", "generic", "wazuh"}
+
+logger = logging.getLogger(__name__)
 
 
 class IngestRefused(Exception):
@@ -75,12 +78,17 @@ def feed_authenticate(*, feed: Feed, headers: dict[str, str], body: bytes) -> No
 def feed_rate_check(feed: Feed) -> None:
     """Per-feed rate limit over a one-minute window, kept in the cache."""
     key = f"feed-rate:{feed.pk}:{int(time.time() // 60)}"
-    if cache.add(key, 1, 70):
-        return
     try:
+        if cache.add(key, 1, 70):
+            return
         count = cache.incr(key)
     except ValueError:
         cache.set(key, 1, 70)
+        return
+    except Exception:  # noqa: BLE001 - cache (Redis) down
+        # The limit protects the console from a runaway sender; refusing every delivery
+        # while Redis is down would lose alerts instead. Accept, and say so in the log.
+        logger.warning("rate limit of feed %s not checked: cache unavailable", feed.slug)
         return
     if count > feed.rate_limit_per_minute:
         raise IngestRefused(429, f"rate limit of {feed.rate_limit_per_minute} deliveries a minute exceeded")
@@ -168,17 +176,16 @@ def delivery_receive(
     return Received(delivery, True)
 
 
-def _enqueue_processing(delivery_id: int) -> None:
+def _enqueue_processing(delivery_id: int) -> bool:
+    """Publish the parsing task; False when the broker cannot take it (the delivery stays pending)."""
     from alerts.tasks import process_delivery
 
     try:
         process_delivery.delay(delivery_id)
     except Exception:  # noqa: BLE001 - broker down: the sweeper re-enqueues pending deliveries
-        import logging
-
-        logging.getLogger(__name__).warning(
-            "broker unavailable; delivery %s stays pending for the sweeper", delivery_id
-        )
+        logger.warning("broker unavailable; delivery %s stays pending for the sweeper", delivery_id)
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------- processing
@@ -676,11 +683,15 @@ def attack_schedule_summary(*, attack_id: int, delay: int = 15) -> None:
     if settings.CELERY_TASK_ALWAYS_EAGER:
         summarize_attack.delay(attack_id)
         return
-    if cache.add(f"attack-summary:{attack_id}", 1, delay):
-        try:
-            summarize_attack.apply_async((attack_id,), countdown=delay)
-        except Exception:  # noqa: BLE001 - the beat re-summarises stale attacks
-            cache.delete(f"attack-summary:{attack_id}")
+    try:
+        if cache.add(f"attack-summary:{attack_id}", 1, delay):
+            try:
+                summarize_attack.apply_async((attack_id,), countdown=delay)
+            except Exception:
+                cache.delete(f"attack-summary:{attack_id}")
+                raise
+    except Exception:  # noqa: BLE001 - Redis down: the next delivery of the attack schedules it
+        logger.warning("summary of attack %s not scheduled: cache or broker unavailable", attack_id)
 
 
 VECTOR_TITLES = {
@@ -928,12 +939,17 @@ def silences_release_expired() -> int:
     )
 
 
-def deliveries_requeue_stale(*, older_than_seconds: int = 60) -> int:
-    """Beat's sweeper: a delivery still pending after a minute lost its message; enqueue it again."""
+def deliveries_requeue_stale(*, older_than_seconds: int | None = None) -> int:
+    """Beat's sweeper: a delivery still pending after INGEST_STALE_SECONDS lost its message; enqueue it again."""
+    if older_than_seconds is None:
+        older_than_seconds = settings.INGEST_STALE_SECONDS
     ids = list(Delivery.objects.stale_pending(older_than_seconds).values_list("pk", flat=True)[:5000])
+    enqueued = 0
     for delivery_id in ids:
-        _enqueue_processing(delivery_id)
-    return len(ids)
+        if not _enqueue_processing(delivery_id):
+            break  # the broker is down again: the next sweep tries
+        enqueued += 1
+    return enqueued
 
 
 def alerts_prune(*, now: datetime | None = None) -> dict[str, int]:

@@ -20,217 +20,50 @@ push feed, then starts gunicorn (``console.wsgi``, DEBUG=0) and a Celery worker
 
 Targets (issue 3): >= 5,000 alerts/s sustained on 2 cores; p99 webhook response <= 25 ms.
 The machines are shared and noisy: read ratios within one run before absolute figures.
-Logs of the web server and worker go to bench/out/ingest-*.log; the processes are stopped
+Logs of the web server and worker go to bench/out/ingest-logs/; the processes are stopped
 at the end, the database is left for inspection.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import http.client
 import ipaddress
 import os
-import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-REPO = Path(__file__).resolve().parent.parent
-OUT = REPO / "bench" / "out"
-BIN = Path(sys.executable).parent
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.harness import (  # noqa: E402 - after the path that makes bench importable as a script
+    REPO,
+    Probe,
+    Service,
+    console_env,
+    eve_bodies,
+    free_port,
+    post,
+    queue_idle,
+    recreate_database,
+    seed,
+    wait_for,
+    web_service,
+    worker_service,
+)
+
+OUT = REPO / "bench" / "out"
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/shieldwall_bench"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/5"
-CUSTOMERS = 20  # each with a /24 in 198.18.0.0/15 (the benchmarking range) and a zone
-TARGETS_PER_CUSTOMER = 5  # attacked addresses per customer: 100 targets in all
-SIGNATURES = [
-    (2_100_001, "ET DOS Possible SYN Flood Inbound", "TCP", 443),
-    (2_100_002, "ET DOS Possible NTP DDoS Inbound Frequent Un-Authed MON_LIST Requests", "UDP", 123),
-    (2_100_003, "ET DOS DNS Amplification Attack Inbound", "UDP", 53),
-    (2_100_004, "ET DOS Possible Memcached DDoS Amplification Inbound", "UDP", 11211),
-]
 TARGET_ALERTS_PER_S = 5_000
 TARGET_P99_MS = 25.0
 
 
-# --------------------------------------------------------------------------- environment
-
-
-def bench_env(args: argparse.Namespace) -> dict[str, str]:
-    """What the web server, the worker and this process run with: production-like, no eager tasks."""
-    var = OUT / "ingest-var"
-    return {
-        "DATABASE_URL": args.database_url,
-        "REDIS_URL": args.redis_url,
-        "DEBUG": "0",
-        "SHIELDWALL_TESTING": "0",
-        "SECRET_KEY": "bench-ingest-not-a-secret-" + "x" * 40,
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "SECURE_SSL_REDIRECT": "0",
-        "CELERY_TASK_ALWAYS_EAGER": "0",
-        "DJANGO_SETTINGS_MODULE": "console.settings",
-        "SHIELDWALL_VAR_DIR": str(var),
-        "LOG_LEVEL": "WARNING",
-        "DB_CONN_MAX_AGE": "600",
-    }
-
-
-def recreate_database(url: str) -> None:
-    import psycopg2
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    if not name.replace("_", "").isalnum():
-        raise SystemExit(f"refusing an odd database name {name!r}")
-    admin = psycopg2.connect(
-        host=parts.hostname, port=parts.port or 5432, user=parts.username, password=parts.password, dbname="postgres"
-    )
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    admin.close()
-
-
-def flush_redis(url: str) -> None:
-    import redis
-
-    redis.Redis.from_url(url).flushdb()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Service:
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    process: subprocess.Popen | None = None
-    log: Path = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.log = OUT / f"ingest-{self.name}.log"
-
-    def start(self) -> None:
-        with self.log.open("wb") as log:
-            # Its own session: stopping it stops its forked workers too, and nothing else.
-            self.process = subprocess.Popen(
-                self.argv, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-
-    def check(self) -> None:
-        if self.process is not None and self.process.poll() is not None:
-            tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-30:])
-            raise SystemExit(f"{self.name} exited with {self.process.returncode}:\n{tail}")
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        pgid = self.process.pid  # the session leader's id is its group's id
-        os.killpg(pgid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(pgid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-        # Forked children that outlived their parent (a warm shutdown that hung).
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout: float, services: list[Service], step=0.05) -> float:
-    """Poll until ``check()``; returns when it held (perf_counter). Fails after ``timeout`` seconds."""
-    deadline = time.perf_counter() + timeout
-    while True:
-        if check():
-            return time.perf_counter()
-        for service in services:
-            service.check()
-        if time.perf_counter() > deadline:
-            raise SystemExit(f"gave up after {timeout:.0f}s waiting for {what}")
-        time.sleep(step)
-
-
-# --------------------------------------------------------------------------- payloads
-
-
-def seed(batch_feed: str, single_feed: str, warm_feed: str) -> dict[str, str]:
-    """Customers with prefixes (so every alert is mapped to one) and three push feeds."""
-    from alerts.models import Feed
-    from console.models import Asset, Customer
-
-    for k in range(CUSTOMERS):
-        customer = Customer.objects.create(name=f"Bench customer {k}", slug=f"bench-{k}", plan="business")
-        Asset.objects.create(customer=customer, kind=Asset.Kind.PREFIX, value=f"198.18.{k}.0/24")
-        Asset.objects.create(customer=customer, kind=Asset.Kind.ZONE, value=f"bench-{k}.example")
-    tokens = {}
-    for slug in (batch_feed, single_feed, warm_feed):
-        feed = Feed(name=slug, slug=slug, format=Feed.Format.SURICATA, rate_limit_per_minute=10_000_000)
-        tokens[slug] = feed.set_secret()
-        feed.save()
-    return tokens
-
-
-def eve_bodies(count: int, batch: int, first_source: int) -> list[bytes]:
-    """``count`` Suricata alert events, ``batch`` to a delivery; each a distinct fingerprint."""
-    from alerts.formats import examples
-
-    base = datetime.now(UTC) - timedelta(minutes=5)
-    sources = ipaddress.IPv4Address("100.64.0.0") + first_source
-    bodies = []
-    for start in range(0, count, batch):
-        events = []
-        for i in range(start, min(start + batch, count)):
-            sid, signature, proto, port = SIGNATURES[i % len(SIGNATURES)]
-            customer = (i // len(SIGNATURES)) % CUSTOMERS
-            events.append(
-                examples.suricata_alert(
-                    signature=signature,
-                    signature_id=sid,
-                    src_ip=str(sources + i),
-                    src_port=1024 + i % 60_000,
-                    dest_ip=f"198.18.{customer}.{1 + i % TARGETS_PER_CUSTOMER}",
-                    dest_port=port,
-                    proto=proto,
-                    at=base + timedelta(milliseconds=i),
-                )
-            )
-        bodies.append(examples.eve_lines(*events))
-    return bodies
-
-
 # --------------------------------------------------------------------------- measuring
-
-
-def post(port: int, path: str, token: str, body: bytes) -> tuple[int, float]:
-    """One webhook delivery on a fresh connection, as a sender would; (status, seconds)."""
-    started = time.perf_counter()
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    try:
-        connection.request(
-            "POST",
-            path,
-            body=body,
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"},
-        )
-        response = connection.getresponse()
-        response.read()
-    finally:
-        connection.close()
-    return response.status, time.perf_counter() - started
 
 
 def post_all(port: int, path: str, token: str, bodies: list[bytes], clients: int) -> list[float]:
@@ -246,7 +79,7 @@ def post_all(port: int, path: str, token: str, bodies: list[bytes], clients: int
                 index = next(cursor, None)
             if index is None or errors:
                 return
-            status, seconds = post(port, path, token, bodies[index])
+            status, _answer, seconds = post(port, path, token, bodies[index])
             if status != 202:
                 errors.append(f"delivery {index}: HTTP {status}")
             latencies[index] = seconds
@@ -269,47 +102,6 @@ def percentile(values: list[float], q: float) -> float:
     low = int(rank)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
-class Probe:
-    """Counts in the bench database, read with one autocommit connection."""
-
-    def __init__(self, url: str) -> None:
-        import psycopg2
-
-        self.connection = psycopg2.connect(url)
-        self.connection.autocommit = True
-
-    def one(self, sql: str, params: tuple = ()) -> int:
-        with self.connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchone()[0]
-
-    def feed_id(self, slug: str) -> int:
-        return self.one("SELECT id FROM alerts_feed WHERE slug = %s", (slug,))
-
-    def done(self, feed_id: int, deliveries: int, alerts: int) -> bool:
-        """Every delivery of the feed is stored and none is pending, and the feed has its alerts."""
-        with self.connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT count(*), count(*) FILTER (WHERE status = 'pending'), "
-                "count(*) FILTER (WHERE status = 'rejected') FROM alerts_delivery WHERE feed_id = %s",
-                (feed_id,),
-            )
-            stored, pending, rejected = cursor.fetchone()
-        if rejected:
-            raise SystemExit(f"{rejected} deliveries of feed {feed_id} were rejected: see the bench database")
-        if stored < deliveries or pending:
-            return False
-        return self.one("SELECT count(*) FROM alerts_alert WHERE feed_id = %s", (feed_id,)) >= alerts
-
-
-def queue_idle(redis_url: str) -> Callable[[], bool]:
-    """The worker has nothing queued, reserved or scheduled (debounced attack summaries)."""
-    import redis
-
-    client = redis.Redis.from_url(redis_url)
-    return lambda: client.llen("ingest") == 0 and client.llen("default") == 0 and client.hlen("unacked") == 0
 
 
 class CpuMeter:
@@ -509,11 +301,13 @@ def main() -> None:
     args.load_start = os.getloadavg()[0]
 
     OUT.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **bench_env(args)}
-    os.environ.update(bench_env(args))
+    env = console_env(database_url=args.database_url, redis_url=args.redis_url, var_dir=OUT / "ingest-var")
+    os.environ.update(env)
     print(f"database {args.database_url} (recreated), redis {args.redis_url} (flushed)", flush=True)
     recreate_database(args.database_url)
-    flush_redis(args.redis_url)
+    import redis
+
+    redis.Redis.from_url(args.redis_url).flushdb()
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=REPO, env=env, check=True)
 
     import django
@@ -534,38 +328,8 @@ def main() -> None:
     warm = eve_bodies(60, 1, first_source=args.alerts + args.single)
 
     port = free_port()
-    web = Service(
-        "web",
-        [
-            str(BIN / "gunicorn"),
-            "console.wsgi:application",
-            f"--workers={args.web_workers}",
-            f"--bind=127.0.0.1:{port}",
-            "--log-level=warning",
-            "--timeout=120",
-        ],
-        env,
-    )
-    worker = Service(
-        "worker",
-        [
-            str(BIN / "celery"),
-            "-A",
-            "console",
-            "worker",
-            "-Q",
-            "ingest,default",
-            "-c",
-            str(args.concurrency),
-            "--loglevel=WARNING",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-n",
-            f"bench-ingest-{os.getpid()}@%h",
-        ],
-        env,
-    )
+    web = web_service(port=port, env=env, log_dir=OUT / "ingest-logs", workers=args.web_workers)
+    worker = worker_service(name="bench-ingest", env=env, log_dir=OUT / "ingest-logs", concurrency=args.concurrency)
     services = [web, worker]
     probe = Probe(args.database_url)
     idle = queue_idle(args.redis_url)
@@ -631,9 +395,9 @@ def main() -> None:
         started = time.perf_counter()
         path, token = f"/ingest/{single_slug}/", tokens[single_slug]
         answers = [post(port, path, token, body) for body in singles]
-        if any(status != 202 for status, _seconds in answers):
-            raise SystemExit(f"single deliveries answered {sorted({status for status, _ in answers})}")
-        latencies = [seconds for _status, seconds in answers]
+        if any(status != 202 for status, _answer, _seconds in answers):
+            raise SystemExit(f"single deliveries answered {sorted({status for status, _, _ in answers})}")
+        latencies = [seconds for _status, _answer, seconds in answers]
         finished = wait_for(
             "the single deliveries to be processed",
             lambda: probe.done(feed_id, len(singles), args.single),
@@ -662,7 +426,7 @@ def main() -> None:
         rows = baseline_rows(batched, probe.feed_id(batch_slug), customers)
         seconds = run_baseline(args.database_url, rows)
         results.append(Row("baseline: INSERT + commit per alert (psycopg2)", len(rows), seconds))
-    probe.connection.close()
+    probe.close()
     print_table(results, args)
     if cpu:
         wall = cpu.pop("wall")

@@ -135,6 +135,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+# A kept connection is checked before a request uses it: after a PostgreSQL restart the
+# webhook reconnects at once instead of failing one request per stale connection.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -282,7 +285,16 @@ SPECTACULAR_SETTINGS = {
 BROKER_DIR = VAR_DIR / "broker"
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "socket_connect_timeout": 2}
+    # The webhook publishes after storing: with Redis down it must give up quickly (the
+    # delivery is safe in the database and the sweeper enqueues it later) rather than
+    # hold the sender for the default retry schedule.
+    CELERY_TASK_PUBLISH_RETRY_POLICY = {
+        "max_retries": 1,
+        "interval_start": 0,
+        "interval_step": 0.1,
+        "interval_max": 0.1,
+    }
 else:
     for sub in ("queue", "processed", "control"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
@@ -304,7 +316,10 @@ CELERY_TASK_EAGER_PROPAGATES = TESTING
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "healthz-heartbeat": {"task": "console.tasks.heartbeat", "schedule": timedelta(seconds=30)},
-    "sweep-pending-deliveries": {"task": "alerts.tasks.sweep_pending_deliveries", "schedule": timedelta(seconds=30)},
+    "sweep-pending-deliveries": {
+        "task": "alerts.tasks.sweep_pending_deliveries",
+        "schedule": timedelta(seconds=env_int("INGEST_SWEEP_SECONDS", 30)),
+    },
     "close-quiet-attacks": {"task": "alerts.tasks.close_quiet_attacks", "schedule": timedelta(minutes=1)},
     "release-expired-silences": {"task": "alerts.tasks.release_expired_silences", "schedule": timedelta(minutes=1)},
     "poll-feeds": {"task": "alerts.tasks.poll_feeds", "schedule": timedelta(seconds=15)},
@@ -321,6 +336,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "schedule-reports": {"task": "console.tasks.schedule_reports", "schedule": timedelta(hours=1)},
 }
 ATTACK_GAP_MINUTES = env_int("ATTACK_GAP_MINUTES", 15)
+# A delivery still pending this long after it arrived lost its message (broker restarted,
+# worker killed): the sweeper enqueues it again. Processing is idempotent, so a delivery
+# merely waiting in a long queue and enqueued twice is handled once.
+INGEST_STALE_SECONDS = env_int("INGEST_STALE_SECONDS", 60)
 # Extra sections of /healthz, each a function returning a dict.
 HEALTH_EXTRAS = ["alerts.health.ingest_status"]
 # Retention, in days: raw deliveries, resolved alerts and parsed traffic files are pruned.

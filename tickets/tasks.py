@@ -29,7 +29,13 @@ def attach_new_attack_alerts() -> int:
 
 
 @shared_task(
-    ignore_result=True, acks_late=True, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=3, time_limit=120
+    ignore_result=True,
+    acks_late=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=True,
+    max_retries=3,
+    soft_time_limit=100,
+    time_limit=120,
 )
 def sla_check() -> int:
     with acting_as("celery:sla_check"):

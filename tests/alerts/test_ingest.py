@@ -184,6 +184,42 @@ def test_delivery_is_stored_before_parsing_and_stays_pending_without_a_worker(cl
     assert Alert.objects.count() == 1
 
 
+def test_sweeper_stops_at_a_broker_that_is_down_and_leaves_deliveries_pending(make_feed, monkeypatch):
+    feed, _ = make_feed("cloudflare")
+    for i in range(3):
+        services.delivery_receive(
+            feed=feed, body=examples.body(examples.cloudflare_l4(correlation_id=f"c{i}")), headers={}
+        )
+    Delivery.objects.update(status="pending", received_at=timezone.now() - timedelta(minutes=5))
+    from alerts.tasks import process_delivery
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(process_delivery, "delay", broker_down)
+    assert services.deliveries_requeue_stale() == 0
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"pending"}
+    monkeypatch.undo()
+    assert services.deliveries_requeue_stale() == 3
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"processed"}
+
+
+def test_webhook_accepts_while_the_rate_limit_cache_is_down(client, make_feed, monkeypatch):
+    """Redis down: the rate limit cannot be counted, and refusing would lose the alert."""
+    feed, token = make_feed("alertmanager")
+
+    def cache_down(*args, **kwargs):
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:6379")
+
+    monkeypatch.setattr(services.cache, "add", cache_down)
+    body = examples.body(examples.alertmanager_notification(examples.alertmanager_alert()))
+    response = client.post(
+        f"/ingest/{feed.slug}/", data=body, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}"
+    )
+    assert response.status_code == 202
+    assert Delivery.objects.get().pk == response.json()["delivery"]
+
+
 def test_processing_twice_is_idempotent(make_feed):
     feed, _ = make_feed("cloudflare")
     received = services.delivery_receive(feed=feed, body=examples.body(examples.cloudflare_l4()), headers={})

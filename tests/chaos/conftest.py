@@ -1,0 +1,266 @@
+"""A whole ingest stack of real processes this suite owns, so it can kill any of them by its id.
+
+PostgreSQL (a throw-away cluster made with initdb), Redis, gunicorn serving the console,
+a Celery worker and Celery beat, each started here on free loopback ports and in its own
+process group. Nothing is shared with the servers the rest of the suite uses, so a
+PostgreSQL restart here cannot break another test's connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from bench.harness import (
+    REPO,
+    Probe,
+    Service,
+    beat_service,
+    console_env,
+    free_port,
+    post,
+    wait_for,
+    web_service,
+    worker_service,
+)
+
+FEEDS = ("chaos-worker-killed", "chaos-redis-stopped", "chaos-postgres-restarted")
+# How quickly a delivery whose message was lost is enqueued again: quick enough that the
+# suite does not wait a minute per fault, slow enough that a normal backlog isn't swept.
+SWEEP_SECONDS = 5
+STALE_SECONDS = 20
+# Every fault's figures, for the summary pytest prints at the end.
+FIGURES: list[dict] = []
+
+
+def _postgres_bin() -> Path | None:
+    for version in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (version / "initdb").exists() and (version / "postgres").exists():
+            return version
+    return None
+
+
+def _why_not() -> str:
+    if os.geteuid() != 0:
+        return "needs root (PostgreSQL is started as the postgres user)"
+    if _postgres_bin() is None:
+        return "needs PostgreSQL's server binaries (/usr/lib/postgresql/*/bin)"
+    if shutil.which("redis-server") is None:
+        return "needs redis-server"
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        return "needs the postgres system user"
+    return ""
+
+
+@dataclass
+class Stack:
+    root: Path
+    postgres: Service
+    redis: Service
+    web: Service
+    beat: Service
+    env: dict[str, str]
+    database_url: str
+    port: int
+    tokens: dict[str, str]
+    probe: Probe
+    workers: list[Service] = field(default_factory=list)
+    figures: list[dict] = field(default_factory=list)
+
+    @property
+    def worker(self) -> Service:
+        return self.workers[-1]
+
+    def start_worker(self) -> Service:
+        worker = worker_service(name=f"worker-{len(self.workers) + 1}", env=self.env, log_dir=self.root / "logs")
+        worker.start()
+        self.workers.append(worker)
+        return worker
+
+    def services(self) -> list[Service]:
+        return [self.web, self.beat, self.worker]
+
+    def start_redis(self) -> None:
+        self.redis.start()
+        wait_for("Redis", lambda: _answers(self.redis_port), 30, [self.redis], step=0.1)
+
+    def start_postgres(self) -> None:
+        self.postgres.start()
+        wait_for("PostgreSQL", lambda: _pg_ready(self.database_url), 60, [self.postgres], step=0.2)
+
+    @property
+    def redis_port(self) -> int:
+        return int(self.env["REDIS_URL"].rsplit(":", 1)[1].split("/")[0])
+
+    def logs(self) -> str:
+        parts = [f"--- {s.name}\n{s.tail(40)}" for s in (self.postgres, self.redis, self.web, self.beat, *self.workers)]
+        return "\n".join(parts)
+
+
+def _answers(port: int) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def _pg_ready(url: str) -> bool:
+    import psycopg2
+
+    try:
+        psycopg2.connect(url, connect_timeout=2).close()
+    except psycopg2.Error:
+        return False
+    return True
+
+
+def _run(argv: list[str], env: dict[str, str], **kwargs) -> str:
+    result = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, **kwargs)
+    if result.returncode:
+        raise RuntimeError(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+@pytest.fixture(scope="package")
+def stack():
+    reason = _why_not()
+    if reason:
+        pytest.skip(f"chaos suite {reason}")
+    bindir = _postgres_bin()
+    root = Path(tempfile.mkdtemp(prefix="shieldwall-chaos-"))
+    root.chmod(0o755)
+    pgdata, sockets, logs = root / "pgdata", root / "sockets", root / "logs"
+    for folder in (pgdata, sockets):
+        folder.mkdir()
+        shutil.chown(folder, "postgres", "postgres")
+    logs.mkdir()
+    _run(
+        [str(bindir / "initdb"), "-D", str(pgdata), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"],
+        dict(os.environ),
+        user="postgres",
+    )
+    pg_port, redis_port, web_port = free_port(), free_port(), free_port()
+    postgres = Service(
+        "postgres",
+        [
+            str(bindir / "postgres"),
+            "-D",
+            str(pgdata),
+            "-p",
+            str(pg_port),
+            "-k",
+            str(sockets),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "max_connections=60",
+        ],
+        dict(os.environ),
+        logs,
+        user="postgres",
+    )
+    redis = Service(
+        "redis",
+        ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        dict(os.environ),
+        logs,
+    )
+    database_url = f"postgres://postgres@127.0.0.1:{pg_port}/shieldwall_chaos"
+    env = console_env(
+        database_url=database_url,
+        redis_url=f"redis://127.0.0.1:{redis_port}/0",
+        var_dir=root / "var",
+        INGEST_SWEEP_SECONDS=str(SWEEP_SECONDS),
+        INGEST_STALE_SECONDS=str(STALE_SECONDS),
+    )
+    stack = Stack(
+        root=root,
+        postgres=postgres,
+        redis=redis,
+        web=web_service(port=web_port, env=env, log_dir=logs, workers=2),
+        beat=beat_service(env=env, log_dir=logs),
+        env=env,
+        database_url=database_url,
+        port=web_port,
+        tokens={},
+        probe=Probe(database_url),
+    )
+    try:
+        postgres.start()
+        admin_url = f"postgres://postgres@127.0.0.1:{pg_port}/postgres"
+        wait_for("PostgreSQL", lambda: _pg_ready(admin_url), 60, [postgres], step=0.2)
+        _run(["psql", admin_url, "-qc", "CREATE DATABASE shieldwall_chaos"], env)
+        stack.start_redis()
+        _run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], env)
+        seeded = _run(
+            [
+                sys.executable,
+                "-c",
+                "import json, django; django.setup(); from bench.harness import seed; "
+                f"print(json.dumps(seed(*{list(FEEDS)!r})))",
+            ],
+            env,
+        )
+        stack.tokens = json.loads(seeded.strip().splitlines()[-1])
+        stack.web.start()
+        stack.beat.start()
+        stack.start_worker()
+
+        def web_up() -> bool:
+            try:
+                return post(web_port, f"/ingest/{FEEDS[0]}/", "wrong", b"{}")[0] == 401
+            except OSError:
+                return False
+
+        wait_for("the web server", web_up, 60, stack.services(), step=0.2)
+        yield stack
+    finally:
+        for service in (stack.web, stack.beat, *stack.workers, stack.redis, stack.postgres):
+            with contextlib.suppress(Exception):
+                service.stop()
+        stack.probe.close()
+        _save(stack)
+        if not os.environ.get("SHIELDWALL_CHAOS_KEEP"):
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _save(stack: Stack) -> None:
+    """Keep the figures for the summary at the end of the run (and var/ for the closing note)."""
+    FIGURES.extend(stack.figures)
+    if stack.figures:
+        with contextlib.suppress(OSError):
+            (REPO / "var").mkdir(exist_ok=True)
+            (REPO / "var" / "chaos-figures.json").write_text(json.dumps(stack.figures, indent=2))
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest's hook
+    """The figures of every fault, printed after the tests whatever the verbosity."""
+    if not FIGURES:
+        return
+    header = (
+        f"{'fault':<20} {'sent':>8} {'stored':>8} {'dupes':>6} {'pending':>8} "
+        f"{'202':>5} {'503':>5} {'refused':>8} {'other':>6} {'seconds':>8}"
+    )
+    terminalreporter.section("chaos suite: alerts sent and stored per fault")
+    terminalreporter.write_line("real PostgreSQL, Redis, gunicorn and Celery processes, killed by their own ids")
+    terminalreporter.write_line(header)
+    for f in FIGURES:
+        terminalreporter.write_line(
+            f"{f['fault']:<20} {f['sent']:>8,} {f['stored']:>8,} {f['duplicates']:>6} {f['pending']:>8} "
+            f"{f['accepted']:>5} {f['unavailable']:>5} {f['refused']:>8} {f['other']:>6} {f['seconds']:>8.1f}"
+        )
+        terminalreporter.write_line(f"  {f['detail']}")
