@@ -14,7 +14,7 @@ def ingest_status() -> dict[str, Any]:
     report: dict[str, Any] = {
         "ingest": {
             "pending_deliveries": pending.count(),
-            "stale_pending_deliveries": Delivery.objects.stale_pending(60).count(),
+            "stale_pending_deliveries": Delivery.objects.stale_pending(settings.INGEST_STALE_SECONDS).count(),
         }
     }
     if settings.REDIS_URL:

@@ -230,7 +230,9 @@ def feed_list(request: HttpRequest) -> HttpResponse:
         .select_related("customer")
         .annotate(pending_count=Count("deliveries", filter=Q(deliveries__status=Delivery.Status.PENDING)))
     )
-    return render(request, "alerts/feed_list.html", {"feeds": feeds})
+    from alerts.health import ingest_status
+
+    return render(request, "alerts/feed_list.html", {"feeds": feeds, "ingest": ingest_status()["ingest"]})
 
 
 @login_required

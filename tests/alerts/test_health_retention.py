@@ -15,6 +15,22 @@ def test_healthz_shows_pending_deliveries(client, make_feed):
     assert "queue_depth" in body["ingest"]
 
 
+def test_feed_page_shows_the_backlog_and_the_stale_deliveries(engineer_client, make_feed, settings):
+    settings.INGEST_STALE_SECONDS = 60
+    feed, _ = make_feed("cloudflare")
+    for cid in ("a", "b", "c"):
+        services.delivery_receive(feed=feed, body=examples.body(examples.cloudflare_l4(correlation_id=cid)), headers={})
+    Delivery.objects.filter(pk__in=Delivery.objects.order_by("pk").values("pk")[:2]).update(
+        received_at=timezone.now() - timedelta(minutes=5)
+    )
+    html = engineer_client.get("/feeds/").content.decode()
+    backlog = html[html.index('id="ingest-backlog"') :].split("</p>")[0]
+    assert "<strong>3</strong> deliveries pending" in backlog
+    assert "2 waiting longer than the sweeper" in backlog
+    assert "ingest queue depth" in backlog
+    assert engineer_client.get("/healthz").json()["ingest"]["stale_pending_deliveries"] == 2
+
+
 def test_retention_prunes_old_processed_deliveries_and_resolved_alerts_only(make_feed, settings):
     settings.RETENTION_DELIVERY_DAYS = 30
     settings.RETENTION_RESOLVED_ALERT_DAYS = 90
