@@ -135,3 +135,11 @@ def _two_factor(request, settings):
     the settings default it on.
     """
     settings.TWO_FACTOR_REQUIRED = request.node.get_closest_marker("browser") is not None
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest's hook
+    from tests.shared import FIGURES
+
+    for title, text in FIGURES:
+        terminalreporter.section(title)
+        terminalreporter.write_line(text)

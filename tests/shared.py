@@ -18,3 +18,13 @@ def shared_file(relative: str) -> Path:
     if not path.exists():
         pytest.skip(f"shared data file {relative} is not present at {SHARED_DATA}")
     return path
+
+
+# What the suite prints at its end, whatever the verbosity (pytest hides a passing test's
+# output): the coverage counts and figures the issues ask CI to show.
+FIGURES: list[tuple[str, str]] = []
+
+
+def report_figures(title: str, text: str) -> None:
+    """Print ``text`` under ``title`` in the summary at the end of the pytest run."""
+    FIGURES.append((title, text))

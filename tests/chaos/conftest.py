@@ -33,14 +33,13 @@ from bench.harness import (
     web_service,
     worker_service,
 )
+from tests.shared import report_figures
 
 FEEDS = ("chaos-worker-killed", "chaos-redis-stopped", "chaos-postgres-restarted")
 # How quickly a delivery whose message was lost is enqueued again: quick enough that the
 # suite does not wait a minute per fault, slow enough that a normal backlog isn't swept.
 SWEEP_SECONDS = 5
 STALE_SECONDS = 20
-# Every fault's figures, for the summary pytest prints at the end.
-FIGURES: list[dict] = []
 
 
 def _postgres_bin() -> Path | None:
@@ -240,27 +239,24 @@ def stack():
 
 def _save(stack: Stack) -> None:
     """Keep the figures for the summary at the end of the run (and var/ for the closing note)."""
-    FIGURES.extend(stack.figures)
     if stack.figures:
+        report_figures("chaos suite: alerts sent and stored per fault", _table(stack.figures))
         with contextlib.suppress(OSError):
             (REPO / "var").mkdir(exist_ok=True)
             (REPO / "var" / "chaos-figures.json").write_text(json.dumps(stack.figures, indent=2))
 
 
-def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest's hook
-    """The figures of every fault, printed after the tests whatever the verbosity."""
-    if not FIGURES:
-        return
-    header = (
+def _table(figures: list[dict]) -> str:
+    """The figures of every fault, as the closing note quotes them."""
+    lines = [
+        "real PostgreSQL, Redis, gunicorn and Celery processes, killed by their own ids",
         f"{'fault':<20} {'sent':>8} {'stored':>8} {'dupes':>6} {'pending':>8} "
-        f"{'202':>5} {'503':>5} {'refused':>8} {'other':>6} {'seconds':>8}"
-    )
-    terminalreporter.section("chaos suite: alerts sent and stored per fault")
-    terminalreporter.write_line("real PostgreSQL, Redis, gunicorn and Celery processes, killed by their own ids")
-    terminalreporter.write_line(header)
-    for f in FIGURES:
-        terminalreporter.write_line(
+        f"{'202':>5} {'503':>5} {'refused':>8} {'other':>6} {'seconds':>8}",
+    ]
+    for f in figures:
+        lines.append(
             f"{f['fault']:<20} {f['sent']:>8,} {f['stored']:>8,} {f['duplicates']:>6} {f['pending']:>8} "
             f"{f['accepted']:>5} {f['unavailable']:>5} {f['refused']:>8} {f['other']:>6} {f['seconds']:>8.1f}"
         )
-        terminalreporter.write_line(f"  {f['detail']}")
+        lines.append(f"  {f['detail']}")
+    return "\n".join(lines)

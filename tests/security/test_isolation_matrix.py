@@ -22,6 +22,7 @@ from rest_framework.test import APIClient
 
 from mitigations.models import Mitigation
 from tests.security.builders import World, build_world
+from tests.shared import report_figures
 
 # URL name -> the kwargs of customer B's object (``w`` is B's world).
 BUILDERS: dict[str, Callable[[World], dict[str, Any]]] = {
@@ -217,10 +218,11 @@ def test_isolation_matrix(worlds, customer_viewer, outsider):
         elif not (status == 302 and response["Location"].startswith(reverse("login"))):
             failures.append(f"anonymous: {method} {url} ({name}) -> {status}, expected a redirect to the login page")
 
-    print(
-        f"\nisolation matrix: {len(pages)} pages and {len(endpoints)} API endpoints with an object id, "
+    report_figures(
+        "isolation matrix",
+        f"isolation matrix: {len(pages)} pages and {len(endpoints)} API endpoints with an object id, "
         f"{len(EXEMPT)} exempt URLs + namespaces {sorted(EXEMPT_NAMESPACES)}, "
-        f"{counts['requests']} requests (customer viewer of A, outsider, anonymous)"
+        f"{counts['requests']} requests (customer viewer of A, outsider, anonymous)",
     )
     assert not failures, "\n".join(failures)
 

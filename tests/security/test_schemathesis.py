@@ -27,6 +27,7 @@ from console import roles
 from console.services import api_token_create
 from tests.factories import UserFactory
 from tests.security.builders import build_world
+from tests.shared import report_figures
 
 MAX_EXAMPLES = 10
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -188,10 +189,11 @@ def test_api_conforms_to_its_schema(seeded, caplog, wsgi_keeps_the_test_connecti
 
     elapsed = time.monotonic() - started
 
-    print(
-        f"\nschemathesis: {len(cases)} operations covered of {len(operations)} ({len(SKIP)} skipped), "
+    report_figures(
+        "schemathesis",
+        f"schemathesis: {len(cases)} operations covered of {len(operations)} ({len(SKIP)} skipped), "
         f"{sum(cases.values())} cases, responses by class {dict(sorted(statuses.items()))}, "
-        f"{len(XFAIL)} known contradictions, {elapsed:.0f}s"
+        f"{len(XFAIL)} known contradictions, {elapsed:.0f}s",
     )
     assert not xpassed, f"fixed, remove from XFAIL: {xpassed}"
     assert not failures, "\n\n".join(f"{label}:\n  " + "\n  ".join(found) for label, found in failures.items())
