@@ -275,6 +275,7 @@ SPECTACULAR_SETTINGS = {
         "TicketPriorityEnum": "tickets.models.Priority",
         "TicketEscalationLevelEnum": "tickets.models.Ticket.EscalationLevel",
         "TimelineKindEnum": "tickets.models.TimelineEntry.Kind",
+        "TimelineDeliveryStatusEnum": "tickets.models.TimelineEntry.Delivery",
         "AlertSeverityEnum": "alerts.models.Severity",
         "TrafficSampleKindEnum": "traffic.models.TrafficSample.Kind",
     },

@@ -7,7 +7,7 @@ from django.conf import settings
 
 from console.models import Customer
 from mitigations.listformats import FORMATS
-from mitigations.models import Mitigation, MitigationList
+from mitigations.models import ListItem, Mitigation, MitigationList
 
 
 class MitigationForm(forms.Form):
@@ -73,7 +73,9 @@ class ListImportForm(forms.Form):
     )
     file = forms.FileField(required=False, label="or upload a file")
     format = forms.ChoiceField(choices=[(f, f) for f in FORMATS], initial="auto")
-    ttl_minutes = forms.IntegerField(required=False, min_value=1, label="Items expire after (minutes)")
+    ttl_minutes = forms.IntegerField(
+        required=False, min_value=1, max_value=ListItem.MAX_TTL_SECONDS // 60, label="Items expire after (minutes)"
+    )
     comment = forms.CharField(required=False, max_length=255)
 
     def clean(self) -> dict:

@@ -224,6 +224,9 @@ class MitigationList(models.Model):
 class ListItem(models.Model):
     """One CIDR of a list, with its own expiry and a note of why it is there."""
 
+    # The longest an item may be given to live (much more would overflow the expiry date).
+    MAX_TTL_SECONDS = 10 * 365 * 86400
+
     mitigation_list = models.ForeignKey(MitigationList, on_delete=models.CASCADE, related_name="items")
     value = models.CharField(max_length=49, help_text="an address or CIDR, normalised")
     expires_at = models.DateTimeField(null=True, blank=True, db_index=True)

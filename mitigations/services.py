@@ -991,6 +991,10 @@ def list_import(
     Addresses a block list must never hold (global allowlist) are skipped and reported.
     """
     _require(roles.can_act(user), "only engineers may change lists")
+    _require(
+        not ttl_seconds or 0 < ttl_seconds <= ListItem.MAX_TTL_SECONDS,
+        f"items may expire after 1 to {ListItem.MAX_TTL_SECONDS} s",
+    )
     parsed = parse_list(text, fmt)
     expires = timezone.now() + timedelta(seconds=ttl_seconds) if ttl_seconds else None
     allow = (

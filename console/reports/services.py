@@ -316,8 +316,11 @@ def report_send(*, report: Report, user: Any, recipients: list[str] | None = Non
             "— Shieldwall SOC",
         ]
     )
+    # The title names the attack's target, which a feed wrote: a line break in it would make
+    # the mail refuse the header (BadHeaderError) and the report never go out.
+    subject = " ".join(f"[Shieldwall] {report.title} — {report.customer.name}".split())
     message = EmailMultiAlternatives(
-        subject=f"[Shieldwall] {report.title} — {report.customer.name}",
+        subject=subject,
         body=body,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=recipients,

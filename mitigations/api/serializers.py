@@ -135,7 +135,9 @@ class MitigationListCreateSerializer(serializers.Serializer):
 class ListImportSerializer(serializers.Serializer):
     text = serializers.CharField(help_text="plain CIDR per line, Spamhaus DROP or FireHOL netset")
     format = serializers.ChoiceField(choices=FORMATS, default="auto")
-    ttl_seconds = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
+    ttl_seconds = serializers.IntegerField(
+        min_value=1, max_value=ListItem.MAX_TTL_SECONDS, required=False, allow_null=True, default=None
+    )
     comment = serializers.CharField(required=False, allow_blank=True, default="")
 
 

@@ -34,6 +34,21 @@ def refusals():
         raise ValidationError({"detail": str(exc)}) from exc
 
 
+ROWS_REFUSED = (
+    "each field must hold values of one type, the type the rule field has: text in valid Unicode, integers of 64 bits"
+)
+
+
+def _rows_table(rows: list[dict] | None, field: str) -> pa.Table | None:
+    """Records a client sent, as a table; a column that mixes types or text that is not Unicode is a 400."""
+    if not rows:
+        return None
+    try:
+        return pa.Table.from_pylist(rows)
+    except (pa.ArrowException, UnicodeError, OverflowError) as exc:  # OverflowError: an integer past 64 bits
+        raise ValidationError({field: [ROWS_REFUSED]}) from exc
+
+
 class MitigationViewSet(ActorMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     filterset_class = MitigationFilterSet
     ordering_fields = ["created_at", "expires_at", "state"]
@@ -107,14 +122,18 @@ class MitigationViewSet(ActorMixin, mixins.ListModelMixin, mixins.RetrieveModelM
         mitigation = self.get_object()
         data = s.TrafficRowsSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        tables = [
-            pa.Table.from_pylist(rows) if rows else None
-            for rows in (data.validated_data["attack"], data.validated_data["baseline"])
-        ]
+        attack = _rows_table(data.validated_data["attack"], "attack")
+        baseline = _rows_table(data.validated_data["baseline"], "baseline")
         with refusals():
-            services.mitigation_simulate(
-                mitigation=mitigation, user=request.user, attack_table=tables[0], baseline_table=tables[1]
-            )
+            try:
+                services.mitigation_simulate(
+                    mitigation=mitigation, user=request.user, attack_table=attack, baseline_table=baseline
+                )
+            except pa.ArrowException as exc:
+                if attack is None and baseline is None:
+                    raise  # the attack's own samples: not the client's doing
+                # A field the rule reads sent as a type it cannot compare (an object for ip.src).
+                raise ValidationError({"detail": ROWS_REFUSED}) from exc
         return self._out(mitigation)
 
     @extend_schema(request=None, responses=s.MitigationDetailSerializer)

@@ -111,6 +111,17 @@ def test_schema_builds_without_warnings():
     assert result.returncode == 0, result.stderr[-3000:]
 
 
+def test_schema_gives_each_status_field_its_own_enum():
+    """Two fields named delivery_status once shared one enum: the schema refused a sent message."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    schemas = SchemaGenerator().get_schema(request=None, public=True)["components"]["schemas"]
+    assert schemas["DeliveryStatusEnum"]["enum"] == ["pending", "processed", "rejected"]
+    assert schemas["TimelineDeliveryStatusEnum"]["enum"] == ["sent", "failed"]
+    timeline = schemas["TimelineEntry"]["properties"]["delivery_status"]
+    assert "TimelineDeliveryStatusEnum" in str(timeline)
+
+
 def test_swagger_ui_is_served_offline_without_inline_script(engineer_client):
     page = engineer_client.get("/api/docs/")
     assert page.status_code == 200

@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from console.demo import seed_customers, seed_users
 from mitigations import demo, services
+from mitigations.forms import ListImportForm
 from mitigations.listformats import parse_list
 from mitigations.models import ListItem, Mitigation, MitigationList
 
@@ -69,6 +70,20 @@ def test_import_adds_items_with_expiry_refreshes_existing_and_refuses_allowliste
     assert again["refused"] == ["8.8.8.0/24 overlaps a protected network", "203.0.113.9 overlaps a protected network"]
     assert ListItem.objects.get(mitigation_list=mlist, value="1.19.0.0/16").expires_at is None
     assert ListItem.objects.get(mitigation_list=mlist, value="1.10.16.0/20").comment == "SBL256894"
+
+
+def test_import_refuses_a_time_to_live_past_any_date(api_as, customer_a, engineer):
+    """A huge TTL overflowed the expiry date into a 500; the API, the page form and the service refuse it."""
+    mlist = services.list_create(name="acme_ttl", purpose="block", user=engineer, customer=customer_a)
+    huge = 124_643_611_466_772
+    with pytest.raises(services.MitigationError, match="expire after"):
+        services.list_import(mitigation_list=mlist, text="198.18.0.1\n", user=engineer, ttl_seconds=huge)
+    response = api_as(engineer).post(
+        f"/api/lists/{mlist.pk}/import/", {"text": "198.18.0.1", "ttl_seconds": huge}, format="json"
+    )
+    assert response.status_code == 400 and "ttl_seconds" in response.data
+    assert not ListItem.objects.filter(mitigation_list=mlist).exists()
+    assert not ListImportForm({"text": "198.18.0.1", "format": "auto", "ttl_minutes": huge}).is_valid()
 
 
 def test_expired_list_items_are_purged_by_the_beat(customer_a, engineer):
@@ -168,6 +183,37 @@ def test_api_list_filters_and_does_not_grow_queries(api_as, draft, engineer, dja
     assert response.data["count"] == 6
     assert client.get("/api/mitigations/?kind=waf_rule").data["count"] == 1
     assert client.get("/api/mitigations/?q=sqlmap").data["count"] == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"attack": [{"http.user_agent": "\\ud800"}]}',  # a lone surrogate: not Unicode
+        '{"attack": [{"ip.src": "198.18.0.1"}, {"ip.src": 5}]}',  # one column, two types
+        '{"attack": [{"tcp.dstport": 1000000000000000000000000000000}]}',  # past 64 bits
+        '{"attack": [{"ip.src": {"x": 1}}]}',  # an object where the rule compares an address
+        '{"attack": [{"ip.src": "198.18.0.1"}], "baseline": [{"http.user_agent": ["curl"]}]}',
+    ],
+)
+def test_api_simulate_refuses_records_it_cannot_tabulate_with_400(api_as, senior, customer_a, body):
+    """Client records that Arrow cannot tabulate or compare were a 500."""
+    mitigation = services.mitigation_create(
+        customer=customer_a,
+        kind="waf_rule",
+        user=senior,
+        targets=["export"],
+        expression='http.user_agent contains "curl" and ip.src in {198.18.0.0/24}',
+        action="block",
+        ttl_seconds=600,
+    )
+    client = api_as(senior)
+
+    response = client.post(f"/api/mitigations/{mitigation.pk}/simulate/", data=body, content_type="application/json")
+
+    assert response.status_code == 400, response.content
+    assert "one type" in response.content.decode()
+    mitigation.refresh_from_db()
+    assert mitigation.simulation is None
 
 
 def test_api_lists_create_import_and_items(api_as, engineer, senior, customer_a):

@@ -107,6 +107,21 @@ def test_resend_emails_the_report_as_generated(incident, build_report, engineer_
     assert report.sent_to == ["sre@acme.example"] and report.sent_at
 
 
+def test_send_survives_a_line_break_in_the_attack_target(incident, build_report, engineer):
+    """The title names the target a feed wrote; a CR/LF in it must not stop the mail (BadHeaderError)."""
+    attack = incident["attack"]
+    attack.target = "evil.example\r\nBcc: attacker@evil.example"
+    attack.save(update_fields=["target"])
+    report = build_report(attack=attack)
+
+    assert services.report_send(report=report, user=engineer) == ["sre@acme.example"]
+
+    (message,) = mail.outbox
+    assert "\n" not in message.subject and "\r" not in message.subject
+    assert "evil.example Bcc: attacker@evil.example" in message.subject
+    assert message.bcc == [] and message.message()["Bcc"] is None
+
+
 def test_schedule_creates_weekly_and_monthly_reports_once_and_emails_them(
     incident, settings, django_capture_on_commit_callbacks
 ):

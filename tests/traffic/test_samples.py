@@ -71,6 +71,44 @@ def test_sample_page_shows_vectors_charts_and_no_raw_injection(client, engineer,
     assert "<script>" not in html.replace("<script src=", "").replace("<script id=", "")
 
 
+def test_log_sample_page_shows_the_top_value_tables(client, engineer, customer_a, tmp_path):
+    """Log summaries count rows as ``requests`` (captures as ``count``): the tables take either."""
+    from datetime import UTC, datetime, timedelta
+
+    start = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
+    records = [
+        gen.logpush_record(
+            ts=start + timedelta(seconds=i),
+            ip=f"198.18.0.{i % 5 + 1}",
+            method="POST" if i % 3 else "GET",
+            uri="/login",
+            proto="HTTP/1.1",
+            status=403,
+            ua="curl/8.5.0",
+            headers={"host": "acme.example", "user-agent": "curl/8.5.0"},
+            cookies={"sid": str(i)},
+            ja3="773906b0efdefa24a7f2b8eb6985bf37",
+            ja4="",
+            bot_score=2,
+        )
+        for i in range(30)
+    ]
+    path = tmp_path / "edge.jsonl"
+    gen.write_jsonl(path, records)
+    sample = TrafficSample.objects.create(customer=customer_a, name="edge.jsonl", kind="logpush", label="attack")
+    with path.open("rb") as fh:
+        sample.original.save("edge.jsonl", fh)
+    sample_parse(sample_id=sample.pk)
+    client.force_login(engineer)
+
+    page = client.get(reverse("traffic-detail", args=[sample.pk]))
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "<h2>Methods</h2>" in html
+    assert "<td><code>POST</code></td><td>20</td>" in html
+
+
 def test_truncated_capture_keeps_packets_before_the_break(customer_a, tmp_path):
     source = shared_file("pcap/benign/zeek_http_get.pcap").read_bytes()
     path = tmp_path / "cut.pcap"
