@@ -7,6 +7,11 @@ TLS) and bench/out/logpush_<N>.jsonl (baseline requests with a /login bot mixed 
 missing, then runs every tool in its own subprocess and prints wall time, rate and
 peak RSS side by side. Each figure is the best of ``--repeat`` runs (the machines are
 shared and noisy; ratios within one run are what to read).
+
+``--memory`` instead prints summarize_pcap's peak RSS on the 2 M-packet capture, a ≈ 4 GB
+one (9 M packets) and two spoofed SYN floods (4 M and 16 M packets, a new source address
+per packet): file pages are released as the capture is read, so what grows is the exact
+per-address tallies, with the number of distinct addresses.
 """
 
 from __future__ import annotations
@@ -47,15 +52,29 @@ with open({path!r}, "rb") as fh:
 print(n, len(src))
 """
 
+# Both files are parsed in the timed process (every line, nothing cached between runs),
+# the small baseline while the attack is read; only the columns a comparison reads are built.
 COMPARE = """
 import sys
 sys.path.insert(0, {repo!r})
+from concurrent.futures import ThreadPoolExecutor
 from traffic.parsers.httplog import read_logpush
-from traffic.parsers.compare import compare
-a = read_logpush({attack!r}, header_values=False).table
-b = read_logpush({baseline!r}, header_values=False).table
+from traffic.parsers.compare import REQUEST_COLUMNS, compare
+with ThreadPoolExecutor(2) as ex:
+    base = ex.submit(read_logpush, {baseline!r}, columns=REQUEST_COLUMNS)
+    a = read_logpush({attack!r}, columns=REQUEST_COLUMNS).table
+    b = base.result().table
 r = compare(a, b)
 print(a.num_rows, r["signatures"][0]["expression"] if r["signatures"] else None)
+"""
+
+# The full import a sample upload does: every column, header values included.
+READ_FULL = """
+import sys
+sys.path.insert(0, {repo!r})
+from traffic.parsers.httplog import read_logpush
+r = read_logpush({attack!r})
+print(r.table.num_rows, len(r.errors))
 """
 
 ORJSON = """
@@ -122,6 +141,23 @@ def ensure_inputs(packets: int, lines: int) -> tuple[Path, Path, Path]:
     return pcap, attack, baseline
 
 
+def memory_table(packets: int) -> None:
+    """Peak RSS of summarize_pcap at two capture sizes (the larger ≈ 4 GB) and on spoofed
+    SYN floods, where nearly every packet has a new source address."""
+    sys.path.insert(0, str(REPO))
+    from tests.traffic import gen
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    cases = [(OUT / f"mixed_{n}.pcap", n, gen.write_mixed_capture) for n in (packets, 9_000_000)]
+    cases += [(OUT / f"syn_spoofed_{n}.pcap", n, gen.write_spoofed_syn_capture) for n in (4_000_000, 16_000_000)]
+    print(f"{'capture':32s} {'MB':>7s} {'seconds':>8s} {'packets/s':>12s} {'peak RSS MB':>12s}")
+    for path, n, write in cases:
+        if not path.exists():
+            write(path, n)
+        wall, rss, _ = run_once([PY, "-c", SUMMARY.format(repo=str(REPO), path=str(path))])
+        print(f"{path.name:32s} {path.stat().st_size / 1e6:7.0f} {wall:8.2f} {n / wall:12,.0f} {rss:12.0f}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--packets", type=int, default=2_000_000)
@@ -129,7 +165,13 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="100k packets, 100k lines, no tshark fields run")
     ap.add_argument("--repeat", type=int, default=3, help="runs per Shieldwall figure (best is kept)")
     ap.add_argument("--skip-tshark", action="store_true")
+    ap.add_argument(
+        "--memory", action="store_true", help="only the peak-RSS table of summarize_pcap (writes ≈ 6.5 GB of captures)"
+    )
     args = ap.parse_args()
+    if args.memory:
+        memory_table(args.packets)
+        return
     if args.quick:
         args.packets, args.lines, args.repeat = 100_000, 100_000, 1
     pcap, attack, baseline = ensure_inputs(args.packets, args.lines)
@@ -158,6 +200,12 @@ def main() -> None:
         "shieldwall read_logpush x2 + compare",
         args.lines,
         [PY, "-c", COMPARE.format(repo=str(REPO), attack=str(attack), baseline=str(baseline))],
+        repeat=args.repeat,
+    )
+    add(
+        "shieldwall read_logpush, all columns",
+        args.lines,
+        [PY, "-c", READ_FULL.format(repo=str(REPO), attack=str(attack))],
         repeat=args.repeat,
     )
     add("orjson + Counter (top-20 of 10 attributes)", args.lines, [PY, "-c", ORJSON.format(attack=str(attack))])

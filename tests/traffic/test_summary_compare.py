@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import random
 
+import pyarrow as pa
 import pytest
 
 from tests.shared import SHARED_DATA
 from tests.traffic import gen
-from traffic.parsers.compare import compare, quote
+from traffic.parsers.compare import REQUEST_COLUMNS, compare, quote
 from traffic.parsers.httplog import read_combined, read_log, read_logpush, summarize_log
 from traffic.parsers.pcap import PcapReader, read_pcap
 from traffic.parsers.summary import PcapSummarizer, summarize_pcap
@@ -129,3 +130,40 @@ def test_combined_bad_lines_are_named(tmp_path):
     path.write_text("\n".join([good, "garbage", good]) + "\n")
     res = read_combined(path)
     assert res.table.num_rows == 2 and res.errors[0].startswith("line 2:")
+
+
+def test_compare_reads_only_its_columns_and_gives_the_same_result(logpush_pair):
+    attack, baseline = logpush_pair
+    full = compare(read_logpush(attack).table, read_logpush(baseline).table)
+    a = read_logpush(attack, columns=REQUEST_COLUMNS).table
+    b = read_logpush(baseline, columns=REQUEST_COLUMNS).table
+    assert a.schema == read_logpush(attack).table.schema
+    assert a.column("ts").null_count == a.num_rows and a.column("http.request.headers").null_count == a.num_rows
+    assert compare(a, b) == full
+    with pytest.raises(ValueError, match="not request-log columns"):
+        read_logpush(attack, columns=["http.nope"])
+
+
+def test_compare_does_not_depend_on_how_the_tables_are_chunked(logpush_pair):
+    attack, baseline = logpush_pair
+    a, b = read_logpush(attack).table, read_logpush(baseline).table
+    rechunked = pa.Table.from_batches(a.combine_chunks().to_batches(max_chunksize=997))
+    assert rechunked.column(0).num_chunks > 1
+    assert compare(rechunked, b) == compare(a.combine_chunks(), b.combine_chunks())
+
+
+def test_logpush_keeps_duplicated_header_and_cookie_keys(tmp_path):
+    path = tmp_path / "dup.jsonl"
+    path.write_text(
+        '{"ClientIP":"192.0.2.1","RequestHeaders":{"Host":"a","X-A":"1","x-a":"2"},'
+        '"Cookies":{"sid":"1","sid":"2"}}\n'
+        '{"ClientIP":"192.0.2.2","RequestHeaders":["not", "an", "object"],"Cookies":"c=1"}\n'
+        '{"ClientIP":"192.0.2.3","RequestHeaders":{"Cookie":"a=1; =2; b"},"Cookies":{}}\n'
+    )
+    rows = read_logpush(path).table.to_pylist()
+    assert rows[0]["http.request.headers.names"] == ["host", "x-a", "x-a"]
+    assert [h["value"] for h in rows[0]["http.request.headers"]] == ["a", "1", "2"]
+    assert rows[0]["http.cookie"] == "sid=1; sid=2" and rows[0]["cookie.names"] == ["sid", "sid"]
+    assert rows[1]["http.request.headers.names"] == [] and rows[1]["http.request.headers"] == []
+    assert rows[1]["http.cookie"] == "" and rows[1]["cookie.names"] == []
+    assert rows[2]["http.cookie"] == "a=1; =2; b" and rows[2]["cookie.names"] == ["a", "b"]

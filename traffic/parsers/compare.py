@@ -29,17 +29,41 @@ Candidates are ranked by (collateral ≤ 1 %, coverage, fewer predicates, collat
 from __future__ import annotations
 
 import ipaddress
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["compare", "quote", "MAX_COLLATERAL"]
+__all__ = ["compare", "quote", "MAX_COLLATERAL", "REQUEST_COLUMNS"]
 
 MAX_COLLATERAL = 0.01
+# The request-log columns a comparison reads (``read_logpush(..., columns=...)``).
+REQUEST_COLUMNS = (
+    "http.request.uri.path",
+    "http.request.method",
+    "http.host",
+    "http.user_agent",
+    "http.request.version",
+    "cf.bot_management.ja3_hash",
+    "cf.bot_management.ja4",
+    "ip.src.country",
+    "ip.src.asnum",
+    "ip.src",
+    "http.request.uri.query",
+    "http.response.code",
+    "http.request.headers.names",
+    "http.cookie",
+    "cookie.names",
+    "cf.bot_management.score",
+)
 _SEARCH_ROWS = 200_000
 _TOP_VALUES = 20
+
+Column = pa.Array | pa.ChunkedArray
 
 
 def quote(value: str) -> str:
@@ -90,17 +114,21 @@ def _literal(field: str, value) -> str | None:
     return quote(str(value))
 
 
-def _prefix_col(col: pa.ChunkedArray) -> pa.Array:
+def _prefix_col(col: Column) -> Column:
     """/24 for IPv4, /48 for IPv6, as CIDR text (computed once per distinct address)."""
-    enc = col.combine_chunks().dictionary_encode()
+    col = col if isinstance(col, pa.ChunkedArray) else pa.chunked_array([col])
+    chunks = [c for c in col.dictionary_encode().unify_dictionaries().chunks if len(c)]
+    if not chunks:
+        return pa.chunked_array([], pa.string())
     nets = []
-    for v in enc.dictionary.to_pylist():
+    for v in chunks[0].dictionary.to_pylist():
         try:
             ip = ipaddress.ip_address(v)
             nets.append(str(ipaddress.ip_network(f"{v}/{24 if ip.version == 4 else 48}", strict=False)))
         except (TypeError, ValueError):
             nets.append(None)
-    return pa.array(nets, pa.string()).take(enc.indices)
+    table = pa.array(nets, pa.string())
+    return pa.chunked_array([table.take(c.indices) for c in chunks], pa.string())
 
 
 def _len_bucket(col: pa.ChunkedArray) -> pa.Array:
@@ -111,16 +139,18 @@ def _len_bucket(col: pa.ChunkedArray) -> pa.Array:
     return pa.array(np.where(v < 0, None, labels[idx]), pa.string())
 
 
-def _attributes(t: pa.Table) -> list[tuple[str, pa.Array | pa.ChunkedArray, str | None]]:
-    """(attribute name, per-row values, rule field usable with ``eq`` or None)."""
+def _attributes(t: pa.Table) -> list[tuple[str, Callable[[], Column], str | None]]:
+    """(attribute name, a function giving its per-row values, rule field usable with ``eq``
+    or None). The values are computed lazily so that the attributes of both tables can be
+    derived and encoded on all cores at once (Arrow compute releases the GIL)."""
     from .httplog import bot_band, cookie_variation, header_order
 
     cols = set(t.column_names)
-    out: list[tuple[str, pa.Array | pa.ChunkedArray, str | None]] = []
+    out: list[tuple[str, Callable[[], Column], str | None]] = []
 
     def add(name: str, field: str | None = None) -> None:
         if name in cols:
-            out.append((name, t.column(name), field))
+            out.append((name, lambda: t.column(name), field))
 
     if "http.request.uri.path" in cols:
         for name in (
@@ -139,12 +169,11 @@ def _attributes(t: pa.Table) -> list[tuple[str, pa.Array | pa.ChunkedArray, str 
             add(name, name)
         add("http.response.code")
         if t.column("http.request.headers.names").null_count < t.num_rows:
-            out.append(("header order", header_order(t), None))
-            out.append(("cookie variation", cookie_variation(t), None))
-            present = pc.not_equal(pc.fill_null(t.column("http.cookie"), ""), "")
-            out.append(("cookie present", present, None))
-            out.append(("bot score band", bot_band(t.column("cf.bot_management.score")), None))
-        out.append(("ip.src /24", _prefix_col(t.column("ip.src")), None))
+            out.append(("header order", lambda: header_order(t), None))
+            out.append(("cookie variation", lambda: cookie_variation(t), None))
+            out.append(("cookie present", lambda: pc.not_equal(pc.fill_null(t.column("http.cookie"), ""), ""), None))
+            out.append(("bot score band", lambda: bot_band(t.column("cf.bot_management.score")), None))
+        out.append(("ip.src /24", lambda: _prefix_col(t.column("ip.src")), None))
     else:
         for name in (
             "ip.proto",
@@ -161,24 +190,31 @@ def _attributes(t: pa.Table) -> list[tuple[str, pa.Array | pa.ChunkedArray, str 
             add(name, name if name != "ip.version" else None)
         add("ip.frag")
         if "ip.len" in cols:
-            out.append(("ip.len bucket", _len_bucket(t.column("ip.len")), None))
+            out.append(("ip.len bucket", lambda: _len_bucket(t.column("ip.len")), None))
         if "frame.len" in cols:
-            out.append(("frame.len bucket", _len_bucket(t.column("frame.len")), None))
+            out.append(("frame.len bucket", lambda: _len_bucket(t.column("frame.len")), None))
         if "ip.src" in cols:
-            out.append(("ip.src /24", _prefix_col(t.column("ip.src")), None))
+            out.append(("ip.src /24", lambda: _prefix_col(t.column("ip.src")), None))
     return out
 
 
-def _codes(a_col, b_col) -> tuple[np.ndarray, np.ndarray, list]:
-    """One dictionary over both samples: integer codes per row (-1 = null) and the values."""
-    both = pa.chunked_array(
-        [c for col in (a_col, b_col) for c in (col.chunks if isinstance(col, pa.ChunkedArray) else [col])]
-    )
+def _codes(a_col: Column, b_col: Column) -> tuple[np.ndarray, np.ndarray, list]:
+    """One dictionary over both samples: integer codes per row (-1 = null) and the values
+    (in order of first appearance). Chunks are encoded where they lie, then unified."""
+    chunks = [c for col in (a_col, b_col) for c in (col.chunks if isinstance(col, pa.ChunkedArray) else [col])]
+    both = pa.chunked_array(chunks) if chunks else pa.chunked_array([], pa.string())
     both = pa.chunked_array([c.cast(both.type) for c in both.chunks], type=both.type)
-    enc = both.combine_chunks().dictionary_encode() if len(both) else pa.array([], pa.string()).dictionary_encode()
-    idx = pc.fill_null(enc.indices, -1).to_numpy()
+    if not len(both):
+        return np.zeros(0, np.int32), np.zeros(0, np.int32), []
+    enc = both.dictionary_encode().unify_dictionaries()
+    enc = pa.chunked_array([c for c in enc.chunks if len(c)], type=enc.type)
+    idx = np.concatenate([pc.fill_null(c.indices, -1).to_numpy() for c in enc.chunks])
     na = len(a_col)
-    return idx[:na], idx[na:], enc.dictionary.to_pylist()
+    return idx[:na], idx[na:], enc.chunk(0).dictionary.to_pylist()
+
+
+def _workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 def _sample(n: int, rng: np.random.Generator) -> np.ndarray | None:
@@ -196,54 +232,32 @@ def compare(attack_table: pa.Table, baseline_table: pa.Table, *, top: int = _TOP
     b_attrs = {name: col for name, col, _ in _attributes(baseline_table)}
     rng = np.random.default_rng(0)
     sa, sb = _sample(na, rng), _sample(nb, rng)
+    jobs = [(name, a_col, b_attrs[name], field) for name, a_col, field in a_attrs if name in b_attrs]
 
-    attributes = []
-    pool: list[_Pred] = []
-    for name, a_col, field in a_attrs:
-        if name not in b_attrs:
-            continue
-        ia, ib, values = _codes(a_col, b_attrs[name])
-        k = len(values)
-        ca = np.bincount(ia[ia >= 0], minlength=k) if k else np.zeros(0, np.int64)
-        cb = np.bincount(ib[ib >= 0], minlength=k) if k else np.zeros(0, np.int64)
-        sa_ = ca / max(na, 1)
-        sb_ = cb / max(nb, 1)
-        diff = sa_ - sb_
-        order = np.lexsort((-sa_, -diff))[:top] if k else np.zeros(0, np.int64)
-        rows = []
-        for i in order.tolist():
-            lift = sa_[i] / max(sb_[i], 0.5 / max(nb, 1))
-            rows.append(
-                {
-                    "value": values[i],
-                    "attack_share": round(float(sa_[i]), 6),
-                    "baseline_share": round(float(sb_[i]), 6),
-                    "lift": round(float(lift), 3),
-                    "coverage": round(float(sa_[i]), 6),
-                }
+    # Deriving and dictionary-encoding the attributes is most of the work; it runs in
+    # Arrow with the GIL released, so it is spread over the cores, the header-name
+    # matrices (the largest jobs) first. Results are taken in attribute order.
+    names_col = "http.request.headers.names"
+    with ThreadPoolExecutor(max_workers=_workers()) as ex:
+        has = None
+        if names_col in attack_table.column_names and attack_table.column(names_col).null_count < na:
+            has = (
+                ex.submit(_has_matrix, attack_table.column(names_col)),
+                ex.submit(_has_matrix, baseline_table.column(names_col)),
             )
-        separation = float(diff.max()) if k else 0.0
-        attributes.append({"attribute": name, "field": field, "separation": round(separation, 6), "values": rows})
-        if field is not None:
-            for i in order[:8].tolist():
-                lit = _literal(field, values[i])
-                if lit is None or diff[i] <= 0.05:
-                    continue
-                ma, mb = ia == i, ib == i
-                pool.append(_P(f"{field} eq {lit}", ma, mb, sa, sb))
-        elif name == "cookie present":
-            for i, v in enumerate(values):
-                if v is None or abs(diff[i]) < 0.05 or diff[i] <= 0:
-                    continue
-                expr = 'http.cookie ne ""' if v else 'http.cookie eq ""'
-                pool.append(_P(expr, ia == i, ib == i, sa, sb))
-        elif name == "ip.src /24":
-            for i in order[:5].tolist():
-                if values[i] is None or diff[i] <= 0.05:
-                    continue
-                pool.append(_P(f"ip.src in {{{values[i]}}}", ia == i, ib == i, sa, sb))
+        coded = [ex.submit(lambda j: _codes(j[1](), j[2]()), j) for j in jobs]
+        attributes = []
+        pool: list[_Pred] = []
+        for (name, _, _, field), codes in zip(jobs, coded, strict=True):
+            attribute, preds = _attribute(name, field, codes.result(), na, nb, top, sa, sb)
+            attributes.append(attribute)
+            pool += preds
+        if has is not None:
+            attribute, preds = _header_preds(has[0].result(), has[1].result(), na, nb, sa, sb)
+            if attribute is not None:
+                attributes.append(attribute)
+            pool += preds
 
-    pool += _header_preds(attack_table, baseline_table, sa, sb, attributes)
     pool += _length_preds(attack_table, baseline_table, sa, sb)
     attributes.sort(key=lambda d: (-d["separation"], d["attribute"]))
 
@@ -275,6 +289,54 @@ def compare(attack_table: pa.Table, baseline_table: pa.Table, *, top: int = _TOP
     }
 
 
+def _attribute(
+    name: str, field: str | None, codes: tuple[np.ndarray, np.ndarray, list], na: int, nb: int, top: int, sa, sb
+) -> tuple[dict, list[_Pred]]:
+    """One attribute's top values side by side, and its single-value predicates."""
+    ia, ib, values = codes
+    pool: list[_Pred] = []
+    k = len(values)
+    ca = np.bincount(ia[ia >= 0], minlength=k) if k else np.zeros(0, np.int64)
+    cb = np.bincount(ib[ib >= 0], minlength=k) if k else np.zeros(0, np.int64)
+    sa_ = ca / max(na, 1)
+    sb_ = cb / max(nb, 1)
+    diff = sa_ - sb_
+    order = np.lexsort((-sa_, -diff))[:top] if k else np.zeros(0, np.int64)
+    rows = []
+    for i in order.tolist():
+        lift = sa_[i] / max(sb_[i], 0.5 / max(nb, 1))
+        rows.append(
+            {
+                "value": values[i],
+                "attack_share": round(float(sa_[i]), 6),
+                "baseline_share": round(float(sb_[i]), 6),
+                "lift": round(float(lift), 3),
+                "coverage": round(float(sa_[i]), 6),
+            }
+        )
+    separation = float(diff.max()) if k else 0.0
+    attribute = {"attribute": name, "field": field, "separation": round(separation, 6), "values": rows}
+    if field is not None:
+        for i in order[:8].tolist():
+            lit = _literal(field, values[i])
+            if lit is None or diff[i] <= 0.05:
+                continue
+            ma, mb = ia == i, ib == i
+            pool.append(_P(f"{field} eq {lit}", ma, mb, sa, sb))
+    elif name == "cookie present":
+        for i, v in enumerate(values):
+            if v is None or abs(diff[i]) < 0.05 or diff[i] <= 0:
+                continue
+            expr = 'http.cookie ne ""' if v else 'http.cookie eq ""'
+            pool.append(_P(expr, ia == i, ib == i, sa, sb))
+    elif name == "ip.src /24":
+        for i in order[:5].tolist():
+            if values[i] is None or diff[i] <= 0.05:
+                continue
+            pool.append(_P(f"ip.src in {{{values[i]}}}", ia == i, ib == i, sa, sb))
+    return attribute, pool
+
+
 def _pick(mask: np.ndarray, sel: np.ndarray | None) -> np.ndarray:
     return mask if sel is None else mask[sel]
 
@@ -283,25 +345,22 @@ def _P(expr: str, ma: np.ndarray, mb: np.ndarray, sa: np.ndarray | None, sb: np.
     return _Pred(expr, _pick(ma, sa), _pick(mb, sb), ma, mb)
 
 
-def _header_preds(at: pa.Table, bt: pa.Table, sa, sb, attributes: list) -> list[_Pred]:
+def _header_preds(has_a: dict, has_b: dict, na: int, nb: int, sa, sb) -> tuple[dict | None, list[_Pred]]:
+    """The "has header" attribute (None when no request had a header) and its predicates."""
     col = "http.request.headers.names"
-    if col not in at.column_names or at.column(col).null_count == at.num_rows:
-        return []
     preds = []
-    has_a = _has_matrix(at.column(col))
-    has_b = _has_matrix(bt.column(col))
     names = sorted(set(has_a) | set(has_b))
     rows = []
     for name in names:
-        ma = has_a.get(name, np.zeros(at.num_rows, bool))
-        mb = has_b.get(name, np.zeros(bt.num_rows, bool))
+        ma = has_a.get(name, np.zeros(na, bool))
+        mb = has_b.get(name, np.zeros(nb, bool))
         pa_, pb_ = float(ma.mean()) if ma.size else 0.0, float(mb.mean()) if mb.size else 0.0
         rows.append(
             {
                 "value": name,
                 "attack_share": round(pa_, 6),
                 "baseline_share": round(pb_, 6),
-                "lift": round(pa_ / max(pb_, 0.5 / max(bt.num_rows, 1)), 3),
+                "lift": round(pa_ / max(pb_, 0.5 / max(nb, 1)), 3),
                 "coverage": round(pa_, 6),
             }
         )
@@ -310,21 +369,30 @@ def _header_preds(at: pa.Table, bt: pa.Table, sa, sb, attributes: list) -> list[
             preds.append(_P(f"any({col}[*] eq {lit})", ma, mb, sa, sb))
         if pb_ - pa_ > 0.05:
             preds.append(_P(f"not any({col}[*] eq {lit})", ~ma, ~mb, sa, sb))
-    if rows:
-        sep = max(abs(r["attack_share"] - r["baseline_share"]) for r in rows)
-        rows.sort(key=lambda r: -abs(r["attack_share"] - r["baseline_share"]))
-        attributes.append({"attribute": "has header", "field": col, "separation": round(sep, 6), "values": rows})
-    return preds
+    if not rows:
+        return None, preds
+    sep = max(abs(r["attack_share"] - r["baseline_share"]) for r in rows)
+    rows.sort(key=lambda r: -abs(r["attack_share"] - r["baseline_share"]))
+    return {"attribute": "has header", "field": col, "separation": round(sep, 6), "values": rows}, preds
 
 
 def _has_matrix(col: pa.ChunkedArray) -> dict[str, np.ndarray]:
-    arr = col.combine_chunks()
-    n = len(arr)
-    parents = pc.list_parent_indices(arr).to_numpy()
-    enc = pc.list_flatten(arr).dictionary_encode()
-    names = enc.dictionary.to_pylist()
+    chunks = [c for c in col.chunks if len(c)] if isinstance(col, pa.ChunkedArray) else [col]
+    n = len(col)
+    if not chunks:
+        return {}
+    starts = np.cumsum([0] + [len(c) for c in chunks])
+    parents = np.concatenate(
+        [pc.list_parent_indices(c).to_numpy() + start for c, start in zip(chunks, starts, strict=False)]
+    )
+    flat = pa.chunked_array([pc.list_flatten(c) for c in chunks], type=chunks[0].type.value_type)
+    enc = flat.dictionary_encode().unify_dictionaries()
+    if not len(flat):
+        return {}
+    names = next(c.dictionary for c in enc.chunks if len(c)).to_pylist()
+    idx = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in enc.chunks])
     m = np.zeros((len(names), n), bool)
-    m[enc.indices.to_numpy(zero_copy_only=False), parents] = True  # one scatter for all names
+    m[idx, parents] = True  # one scatter for all names
     return dict(zip(names, m, strict=True))
 
 

@@ -3,8 +3,11 @@ as Arrow tables with rule-language column names, and the request-log summary.
 
 Logpush files are read by DuckDB with an explicit column list: it parses on both cores
 and never guesses a schema from a sample (a guessed schema silently drops header keys
-first seen late in the file). Header and cookie objects are read as ``MAP`` columns, so
-any key is kept and in the order the client sent it; header names are lower-cased.
+first seen late in the file). Header and cookie objects are kept as raw JSON and each is
+parsed once more per row for its keys and values, so any key is kept, in the order the
+client sent it and as often as it was sent; header names are lower-cased. ``columns=``
+builds only the columns asked for (a comparison needs 16 of the 19), and DuckDB then
+extracts only the fields those are made from.
 
 A line that is not valid JSON does not stop the import: it is skipped and named in
 ``errors`` ("line 17: ...") and everything else is kept.
@@ -16,7 +19,7 @@ import datetime as dt
 import gzip
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,44 +88,63 @@ CASE WHEN regexp_full_match(EdgeStartTimestamp, '[0-9]+(\\.[0-9]+)?') THEN
 ELSE epoch(TRY_CAST(EdgeStartTimestamp AS TIMESTAMPTZ)) END
 """
 
-_HEADERS_SQL = (
-    "COALESCE(list_transform(map_entries(TRY_CAST(RequestHeaders AS MAP(VARCHAR, VARCHAR))),"
-    " lambda e: {'name': lower(e.key), 'value': e.value}), [])"
+# Each JSON object is parsed once per row: its keys (names in the order sent), the four
+# header values the table needs (one multi-path extract) and, only for the rows that have
+# keys, all values in key order ('$.*'); the output columns are built from those. A
+# duplicated key is kept twice, as the client sent it.
+_PARSED = """
+WITH r AS (
+    SELECT *,
+        json_keys(RequestHeaders) AS _hk,
+        json_extract_string(RequestHeaders, ['$.referer', '$.Referer', '$.cookie', '$.Cookie']) AS _hx,
+        json_keys(Cookies) AS _ck
+    FROM src
+), c AS (
+    SELECT *, COALESCE(_hx[3], _hx[4], '') AS _cookie_hdr FROM r
 )
-_HDR = "json_extract_string(RequestHeaders, '$.{0}')"
-_COOKIE_HDR = f"COALESCE({_HDR.format('cookie')}, {_HDR.format('Cookie')}, '')"
-_SELECT = f"""
-SELECT
-    {_TS_SQL} AS "ts",
-    ClientIP AS "ip.src",
-    ClientASN AS "ip.src.asnum",
-    upper(ClientCountry) AS "ip.src.country",
-    lower(ClientRequestHost) AS "http.host",
-    ClientRequestMethod AS "http.request.method",
-    COALESCE(ClientRequestPath, split_part(ClientRequestURI, '?', 1)) AS "http.request.uri.path",
-    CASE WHEN strpos(ClientRequestURI, '?') > 0
-         THEN substr(ClientRequestURI, strpos(ClientRequestURI, '?') + 1) ELSE '' END AS "http.request.uri.query",
-    ClientRequestProtocol AS "http.request.version",
-    COALESCE(ClientRequestUserAgent, '') AS "http.user_agent",
-    COALESCE(ClientRequestReferer, {_HDR.format("referer")}, {_HDR.format("Referer")}, '') AS "http.referer",
-    CASE WHEN json_type(Cookies) = 'OBJECT' AND len(json_keys(Cookies)) > 0
-         THEN array_to_string(list_transform(map_entries(TRY_CAST(Cookies AS MAP(VARCHAR, VARCHAR))),
-                                             lambda e: e.key || '=' || e.value), '; ')
-         ELSE {_COOKIE_HDR} END AS "http.cookie",
-    CASE WHEN json_type(RequestHeaders) = 'OBJECT'
-         THEN list_transform(json_keys(RequestHeaders), lambda k: lower(k)) ELSE [] END
-        AS "http.request.headers.names",
-    {{headers_sql}} AS "http.request.headers",
-    EdgeResponseStatus AS "http.response.code",
-    COALESCE(JA3Hash, '') AS "cf.bot_management.ja3_hash",
-    COALESCE(JA4, '') AS "cf.bot_management.ja4",
-    BotScore AS "cf.bot_management.score",
-    CASE WHEN json_type(Cookies) = 'OBJECT' AND len(json_keys(Cookies)) > 0 THEN json_keys(Cookies)
-         ELSE list_filter(list_transform(string_split({_COOKIE_HDR}, ';'),
-                lambda x: trim(split_part(x, '=', 1))), lambda x: x <> '')
-    END AS "cookie.names"
-FROM src
 """
+
+# Output column (LOG_SCHEMA name) -> its expression over ``c``.
+_COLUMN_SQL = {
+    "ts": _TS_SQL.strip(),
+    "ip.src": "ClientIP",
+    "ip.src.asnum": "ClientASN",
+    "ip.src.country": "upper(ClientCountry)",
+    "http.host": "lower(ClientRequestHost)",
+    "http.request.method": "ClientRequestMethod",
+    "http.request.uri.path": "COALESCE(ClientRequestPath, split_part(ClientRequestURI, '?', 1))",
+    "http.request.uri.query": (
+        "CASE WHEN strpos(ClientRequestURI, '?') > 0"
+        " THEN substr(ClientRequestURI, strpos(ClientRequestURI, '?') + 1) ELSE '' END"
+    ),
+    "http.request.version": "ClientRequestProtocol",
+    "http.user_agent": "COALESCE(ClientRequestUserAgent, '')",
+    "http.referer": "COALESCE(ClientRequestReferer, _hx[1], _hx[2], '')",
+    "http.cookie": (
+        "CASE WHEN len(_ck) > 0 THEN array_to_string(list_transform(json_extract_string(Cookies, '$.*'),"
+        " lambda v, i: _ck[i] || '=' || v), '; ') ELSE _cookie_hdr END"
+    ),
+    "http.request.headers.names": "COALESCE(list_transform(_hk, lambda k: lower(k)), [])",
+    "http.request.headers": (
+        "CASE WHEN len(_hk) > 0 THEN list_transform(json_extract_string(RequestHeaders, '$.*'),"
+        " lambda v, i: {'name': lower(_hk[i]), 'value': v}) ELSE [] END"
+    ),
+    "http.response.code": "EdgeResponseStatus",
+    "cf.bot_management.ja3_hash": "COALESCE(JA3Hash, '')",
+    "cf.bot_management.ja4": "COALESCE(JA4, '')",
+    "cf.bot_management.score": "BotScore",
+    "cookie.names": (
+        "CASE WHEN len(_ck) > 0 THEN _ck WHEN _cookie_hdr = '' THEN [] ELSE list_filter(list_transform("
+        "string_split(_cookie_hdr, ';'), lambda x: trim(split_part(x, '=', 1))), lambda x: x <> '') END"
+    ),
+}
+
+
+def _select_sql(columns: Collection[str]) -> str:
+    """The query for the wanted columns only: DuckDB then reads, from each line, just the
+    Logpush fields those columns are made from."""
+    exprs = ",\n    ".join(f'{_COLUMN_SQL[name]} AS "{name}"' for name in LOG_SCHEMA.names if name in columns)
+    return f"{_PARSED}SELECT\n    {exprs or 'NULL AS _none'}\nFROM c\n"
 
 
 class LogError(ValueError):
@@ -183,9 +205,14 @@ def _split_bad_lines(path: Path, good_out: Path, limit: int = 100) -> list[str]:
     return errors
 
 
-def read_logpush(path: str | os.PathLike[str], *, header_values: bool = True) -> LogResult:
+def read_logpush(
+    path: str | os.PathLike[str], *, header_values: bool = True, columns: Collection[str] | None = None
+) -> LogResult:
     """Read a Cloudflare Logpush ``http_requests`` NDJSON file (optionally .gz).
 
+    ``columns`` (LOG_SCHEMA names) reads only those; the others are null. Every line is
+    still parsed (and a bad one still named), but only the fields the wanted columns are
+    made from are extracted: ``compare.REQUEST_COLUMNS`` is what a comparison needs.
     ``header_values=False`` leaves ``http.request.headers`` (name/value pairs) null: the
     comparison only needs header names and order, and building a million value lists is
     the most expensive part of the read."""
@@ -196,27 +223,31 @@ def read_logpush(path: str | os.PathLike[str], *, header_values: bool = True) ->
     path = Path(path)
     if not path.is_file():
         raise LogError(f"{path}: no such file")
+    wanted = set(LOG_SCHEMA.names if columns is None else columns)
+    if unknown := wanted - set(LOG_SCHEMA.names):
+        raise ValueError(f"not request-log columns: {sorted(unknown)}")
+    if not header_values:
+        wanted.discard("http.request.headers")
     errors: list[str] = []
     try:
-        table = _query(path, header_values)
+        table = _query(path, wanted)
     except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:
         with tempfile.TemporaryDirectory() as tmp:
             good = Path(tmp) / "good.jsonl"
             errors = _split_bad_lines(path, good) or [f"unreadable as Logpush records: {exc}"]
             try:
-                table = _query(good, header_values) if good.stat().st_size else LOG_SCHEMA.empty_table()
+                table = _query(good, wanted) if good.stat().st_size else LOG_SCHEMA.empty_table()
             except (duckdb.InvalidInputException, duckdb.ConversionException) as exc2:
                 errors.append(f"records with values of the wrong type: {exc2}")
                 table = LOG_SCHEMA.empty_table()
     return LogResult(table=_conform(table), errors=errors, format="logpush")
 
 
-def _query(path: Path, header_values: bool = True) -> pa.Table:
+def _query(path: Path, columns: Collection[str]) -> pa.Table:
     con = _duck()
     try:
         con.execute(f"CREATE TEMP VIEW src AS SELECT * FROM {_read_json_sql(str(path), False)}")
-        sql = _SELECT.replace("{headers_sql}", _HEADERS_SQL if header_values else "NULL")
-        table = con.sql(sql).to_arrow_table()
+        table = con.sql(_select_sql(columns)).to_arrow_table()
     finally:
         con.close()
     if isinstance(table, pa.RecordBatchReader):
@@ -326,24 +357,23 @@ def read_log(path: str | os.PathLike[str], *, fmt: str | None = None) -> LogResu
 # summary
 
 
-def header_order(table: pa.Table) -> pa.Array:
+def header_order(table: pa.Table) -> pa.ChunkedArray:
     """Header-name order signature per request: "host|user-agent|accept"."""
-    names = table.column("http.request.headers.names").combine_chunks()
-    return pc.binary_join(names, "|")
+    return pc.binary_join(table.column("http.request.headers.names"), "|")
 
 
-def cookie_variation(table: pa.Table) -> pa.Array:
+def cookie_variation(table: pa.Table) -> pa.ChunkedArray:
     """Sorted cookie-name set per request ("" when the request had no cookie)."""
-    names = table.column("cookie.names").combine_chunks()
+    names = table.column("cookie.names")
     return pc.binary_join(pc.list_sort(names) if hasattr(pc, "list_sort") else names, ",") if len(names) else names
 
 
 def bot_band(scores: pa.ChunkedArray | pa.Array) -> pa.Array:
     """Cloudflare's bands: 1 automated, 2-29 likely automated, 30-99 likely human."""
     s = np.asarray(pc.fill_null(scores, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
-    labels = np.array(["none", "1 automated", "2-29 likely automated", "30-99 likely human"], dtype=object)
-    idx = np.where(s < 1, 0, np.where(s == 1, 1, np.where(s < 30, 2, 3)))
-    return pa.array(labels[idx], pa.string())
+    labels = pa.array(["none", "1 automated", "2-29 likely automated", "30-99 likely human"], pa.string())
+    idx = np.where(s < 1, 0, np.where(s == 1, 1, np.where(s < 30, 2, 3))).astype(np.int8)
+    return labels.take(pa.array(idx))
 
 
 def _top(arr, top: int) -> list[dict]:
