@@ -14,6 +14,7 @@ from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
+from alerts.formats.base import storable
 from console.audit import audit_record
 from traffic.models import TrafficSample
 from traffic.parsers.compare import compare
@@ -115,9 +116,10 @@ def sample_parse(*, sample_id: int) -> TrafficSample | None:
     TrafficSample.objects.filter(pk=sample.pk).update(
         status=TrafficSample.Status.READY,
         progress=100,
-        errors=[str(e)[:2000] for e in errors][:50],
+        errors=storable([str(e)[:2000] for e in errors][:50]),
         record_count=records,
-        summary=summary,
+        # Top values are attacker-written (user agents, paths): some hold text PostgreSQL refuses.
+        summary=storable(summary),
         columnar_path=str(target),
         start_at=start,
         end_at=end,

@@ -21,12 +21,14 @@ Gzip bodies (first bytes 1f 8b) are decompressed transparently, up to
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import zlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import alertmanager, cloudflare, crowdsec, fastnetmon, generic, suricata, wazuh
-from .base import ParsedAlert, ParseError, ParseResult, make_fingerprint
+from .base import ParsedAlert, ParseError, ParseResult, make_fingerprint, storable
 
 __all__ = [
     "FORMATS",
@@ -75,7 +77,10 @@ def parse_delivery(format: str, body: bytes, options: Mapping[str, Any] | None =
     if body.startswith(GZIP_MAGIC):
         body = _gunzip(body, _max_size(options))
     try:
-        return parser(body, options)
+        result = parser(body, options)
+        if _MAY_HOLD_UNSTORABLE_TEXT.search(body):
+            result.alerts = [_storable(alert) for alert in result.alerts]
+        return result
     except ParseError:
         raise
     except RecursionError:
@@ -87,6 +92,18 @@ def parse_delivery(format: str, body: bytes, options: Mapping[str, Any] | None =
             f"the {format} parser failed on this delivery ({type(exc).__name__}: {str(exc)[:200]}); "
             "this is a bug in Shieldwall, please report it with the delivery"
         ) from exc
+
+
+# A NUL byte, or a JSON escape of NUL or of a UTF-16 surrogate: text PostgreSQL refuses
+# (in text and in jsonb, anywhere in the raw payload). Most deliveries have none, and skip
+# the walk below.
+_MAY_HOLD_UNSTORABLE_TEXT = re.compile(rb"\x00|\\u0000|\\u[dD][89a-fA-F]")
+
+
+def _storable(alert: ParsedAlert) -> ParsedAlert:
+    """The alert with NUL characters and lone surrogates gone from every text, raw payload included."""
+    changes = {f.name: storable(getattr(alert, f.name)) for f in dataclasses.fields(alert)}
+    return dataclasses.replace(alert, **changes)
 
 
 def _max_size(options: Mapping[str, Any]) -> int:

@@ -68,3 +68,25 @@ def make_fingerprint(*parts: object) -> str:
     """A stable 32-hex-digit key from the parts that identify one alert."""
     joined = "\x1f".join("" if p is None else str(p) for p in parts)
     return hashlib.sha256(joined.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def storable(value: Any) -> Any:
+    """``value`` (text, or lists and dicts of it) without what PostgreSQL refuses to store.
+
+    NUL characters are dropped (PostgreSQL text and jsonb cannot hold them) and lone UTF-16
+    surrogates become "?" (they are not UTF-8). Attackers write both; storing the rest
+    beats losing the record.
+    """
+    if isinstance(value, str):
+        if "\x00" in value:
+            value = value.replace("\x00", "")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            value = value.encode("utf-8", "replace").decode("utf-8")
+        return value
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(v) for v in value]
+    return value

@@ -46,6 +46,12 @@ def _period_bounds(customer: Customer, start: date, end: date) -> tuple[datetime
     )
 
 
+def _fit_title(title: str) -> str:
+    """Titles carry attacker-written targets: cut to the column (PostgreSQL refuses longer)."""
+    limit = Report._meta.get_field("title").max_length
+    return title if len(title) <= limit else title[: limit - 1] + "…"
+
+
 def report_request(
     *,
     user: Any,
@@ -83,7 +89,7 @@ def report_request(
     report = Report.objects.create(
         customer=customer,
         kind=kind,
-        title=title,
+        title=_fit_title(title),
         parameters=parameters,
         period_start=period[0],
         period_end=period[1],
@@ -157,7 +163,7 @@ def report_generate(*, report_id: int, pdf: bool | None = None, send: bool = Fal
         body = render_body(report, figures)
         report.figures = orjson.loads(orjson.dumps(figures))
         report.html = body
-        report.title = figures["report"]["title"]
+        report.title = _fit_title(figures["report"]["title"])
         _progress(report, 55)
         report.pdf_error = ""
         if pdf if pdf is not None else settings.REPORT_PDF:

@@ -27,6 +27,7 @@ from tests.browser.support import PageProblems, login
 from tests.factories import UserFactory
 from tests.security import hostile
 from tests.security.test_isolation_matrix import BUILDERS, IGNORED_ARGS, _walk
+from tests.shared import report_figures
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -263,7 +264,6 @@ def test_hostile_corpus_runs_no_script_anywhere(
     tmp_path,
     settings,
     record_property,
-    capsys,
 ):
     started = time.monotonic()
     settings.MEDIA_ROOT = tmp_path / "media"
@@ -396,8 +396,7 @@ def test_hostile_corpus_runs_no_script_anywhere(
         f"{time.monotonic() - planted_at:.0f} s"
     )
     record_property("hostile_corpus", summary)
-    with capsys.disabled():
-        print("\n" + summary)
+    report_figures("hostile corpus", summary)
     assert not tally.failures, f"{len(tally.failures)} problems:\n" + "\n".join(tally.failures)
 
 

@@ -122,6 +122,17 @@ def test_send_survives_a_line_break_in_the_attack_target(incident, build_report,
     assert message.bcc == [] and message.message()["Bcc"] is None
 
 
+def test_a_report_on_the_longest_target_fits_its_title_column(incident, build_report):
+    """PostgreSQL refuses a title past 300 characters (SQLite would not say): the report failed."""
+    attack = incident["attack"]
+    attack.target = "a" * 247 + ".example"  # the column holds 255
+    attack.save(update_fields=["target"])
+    report = build_report(attack=attack)
+
+    assert report.status == "done", report.error
+    assert len(report.title) <= 300 and report.title.endswith("…")
+
+
 def test_schedule_creates_weekly_and_monthly_reports_once_and_emails_them(
     incident, settings, django_capture_on_commit_callbacks
 ):

@@ -84,6 +84,13 @@ def payloads(tag: str) -> list[str]:
     return [*script_payloads(tag), *TEMPLATE_PROBES, *FORMULAS, *ODD_TEXT]
 
 
+def typed(tag: str) -> list[str]:
+    """The payloads a person can type into a form or send to the API: Django's and DRF's
+    text fields refuse NUL characters (ProhibitNullCharactersValidator) before any service
+    sees them. What arrives by webhook or upload keeps them, and is planted with them."""
+    return [p.replace("\x00", "") for p in payloads(tag)]
+
+
 def long_value(tag: str, size: int = LONG) -> str:
     head = SCRIPT_KINDS["img"].format(m=marker(tag, "long"))
     return head + "A" * (size - len(head))
@@ -421,10 +428,10 @@ def _plant_tickets(planted: Planted, customer: Any, user: Any) -> Any:
     from tickets import services as ticket_services
 
     alerts = planted.alerts[:12]
-    ps = payloads("ticket")
+    ps = typed("ticket")
     ticket = ticket_services.ticket_create_from_alerts(alerts=alerts, user=user, title=ps[0], summary="\n".join(ps))
     ticket_services.ticket_update(ticket=ticket, user=user, title=ps[2] + " " + TEMPLATE_PROBES[0])
-    for p in payloads("note"):
+    for p in typed("note"):
         ticket_services.ticket_add_note(ticket=ticket, body=p, user=user)
     for p in script_payloads("message")[:4] + TEMPLATE_PROBES[:2]:
         ticket_services.ticket_send_customer_message(
@@ -482,7 +489,7 @@ def _plant_mitigations(planted: Planted, customer: Any, user: Any, attack: Any, 
         source=script_payloads("listsrc")[1],
     )
     item = None
-    for i, p in enumerate(payloads("listitem")[:8]):
+    for i, p in enumerate(typed("listitem")[:8]):
         item = mitigation_services.list_item_add(
             mitigation_list=mlist, value=f"198.51.100.{i + 1}", user=user, comment=p
         )
