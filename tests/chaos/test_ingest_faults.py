@@ -101,6 +101,7 @@ def _run_fault(stack: Stack, slug: str, first_source: int, per_second: float, in
     """Send, inject the fault when ``inject(sending)`` decides, wait for the outcome, return figures."""
     feed_id = stack.probe.feed_id(slug)
     bodies = eve_bodies(ALERTS, PER_DELIVERY, first_source=first_source)
+    restarts_before = len(stack.restarts)
     sending = Sending(stack, slug, bodies, per_second)
     started = time.monotonic()
     sending.start()
@@ -142,6 +143,7 @@ def _run_fault(stack: Stack, slug: str, first_source: int, per_second: float, in
         "accepted_ids": len(sending.accepted_ids),
         "seconds": seconds,
         "detail": detail,
+        "restarts": stack.restarts[restarts_before:],
     }
     stack.figures.append(result)
     assert sending.other == [], f"answers other than 202/503: {sending.other[:5]}"
@@ -161,9 +163,11 @@ def test_worker_killed_mid_ingest_a_new_worker_finishes(stack: Stack) -> None:
         wait_for("a quarter of the alerts stored", lambda: _alerts(stack, feed_id) >= ALERTS // 4, 120, [])
         killed = stack.worker
         stored_at_kill = _alerts(stack, feed_id)
+        stack.paused = True  # this test starts the new worker itself
         killed.kill(signal.SIGKILL)  # the whole prefork group: main process and its children
         time.sleep(3)
         stack.start_worker()
+        stack.paused = False
         return (
             f"worker pid {killed.pid} and its pool killed with SIGKILL at {stored_at_kill:,} alerts stored, "
             f"{sending.accepted} deliveries accepted; a new worker (pid {stack.worker.pid}) started 3 s later"
