@@ -10,8 +10,9 @@ shared and noisy; ratios within one run are what to read).
 
 ``--memory`` instead prints summarize_pcap's peak RSS on the 2 M-packet capture, a ≈ 4 GB
 one (9 M packets) and two spoofed SYN floods (4 M and 16 M packets, a new source address
-per packet): file pages are released as the capture is read, so what grows is the exact
-per-address tallies, with the number of distinct addresses.
+per packet): file pages are released as the capture is read, and the per-address
+tallies are exact only up to ``summary.CAP`` distinct addresses, then keep the heaviest
+ones, so peak RSS should stay flat however many sources a capture has.
 """
 
 from __future__ import annotations
