@@ -133,3 +133,24 @@ def test_top_rows_break_ties_by_address_text_without_formatting_all():
         rows = [(int(c), str(ipaddress.IPv4Address(int(a)))) for c, a in zip(counts, addrs, strict=True)]
         got = [rows[i] for i in _top_index(counts, addrs, top)]
         assert got == sorted(rows, key=lambda r: (-r[0], r[1]))[:top]
+
+
+def test_analyze_pcap_says_which_figures_are_estimates(flood, monkeypatch):
+    import functools
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from traffic.management.commands import analyze_pcap
+
+    monkeypatch.setattr(analyze_pcap, "summarize_pcap", functools.partial(summarize_pcap, cap=CAP))
+    out = StringIO()
+    call_command("analyze_pcap", str(flood), stdout=out)
+    text = out.getvalue()
+    assert "estimated: top_sources: {'max_error':" in text
+    assert "estimated: source_entropy:" in text
+    assert "198.51.100.1 " in text  # the heaviest early source, counted exactly
+    exact = StringIO()
+    monkeypatch.undo()
+    call_command("analyze_pcap", str(flood), stdout=exact)
+    assert "estimated" not in exact.getvalue()

@@ -29,7 +29,10 @@ class Command(BaseCommand):
         self.stdout.write(f"{summary['packets']} packets, {summary['bytes']} bytes, {summary['duration_s']:.3f} s")
         self.stdout.write("protocols: " + ", ".join(f"{k} {v}" for k, v in summary["protocols"].items()))
         for source in summary["top_sources"]:
-            self.stdout.write(f"  {source['ip']:<40} {source['packets']:>10} packets")
+            error = f" (up to {source['max_error']} more)" if source.get("max_error") else ""
+            self.stdout.write(f"  {source['ip']:<40} {source['packets']:>10} packets{error}")
+        for figure, how in summary.get("estimated", {}).items():
+            self.stdout.write(f"estimated: {figure}: {how}")
         for vector in summary["vectors"]:
             self.stdout.write(f"vector: {vector['name']} ({vector['confidence']})")
         for error in summary.get("errors", []):
