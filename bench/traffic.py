@@ -13,6 +13,11 @@ one (9 M packets) and two spoofed SYN floods (4 M and 16 M packets, a new source
 per packet): file pages are released as the capture is read, and the per-address
 tallies are exact only up to ``summary.CAP`` distinct addresses, then keep the heaviest
 ones, so peak RSS should stay flat however many sources a capture has.
+
+Peak RSS is what ``/usr/bin/time`` reports: the largest single process. summarize_pcap
+reads a classic pcap of 256 MB or more with two processes (a forked child does the second
+half), so the summed figure is higher (≈ 250 MB rather than ≈ 195 MB on the 2 M-packet
+capture).
 """
 
 from __future__ import annotations

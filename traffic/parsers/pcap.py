@@ -30,10 +30,15 @@ import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# pyarrow is imported where a table is built: the summary path never needs it, and its
+# import is a good part of the start-up of a ``summarize_pcap`` process.
 
 __all__ = [
     "PcapError",
@@ -345,6 +350,9 @@ def _decode(
 
 def ipv4_strings(addrs: np.ndarray) -> pa.Array:
     """Dotted-quad strings for an array of uint32 addresses, vectorised through Arrow."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     a = np.asarray(addrs, dtype=np.uint32)
     octets = [pa.array(((a >> s) & 0xFF).astype(np.uint8)).cast(pa.string()) for s in (24, 16, 8, 0)]
     return pc.binary_join_element_wise(*octets, ".")
@@ -358,6 +366,9 @@ def ipv6_string(hi: int, lo: int) -> str:
 
 
 def _addr_column(version: np.ndarray, v4: np.ndarray, v6: np.ndarray) -> pa.Array:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     is4 = version == 4
     col = ipv4_strings(v4)
     col = pc.if_else(pa.array(is4), col, pa.scalar(None, pa.string()))
@@ -372,10 +383,14 @@ def _addr_column(version: np.ndarray, v4: np.ndarray, v6: np.ndarray) -> pa.Arra
 
 
 def _nullable(arr: np.ndarray, valid: np.ndarray, typ: pa.DataType) -> pa.Array:
+    import pyarrow as pa
+
     return pa.array(arr, type=typ, mask=~valid)
 
 
 def _batch_to_table(b: PacketBatch) -> pa.Table:
+    import pyarrow as pa
+
     isip = b.ip_version > 0
     is4 = b.ip_version == 4
     cols = {
@@ -450,7 +465,7 @@ class PcapReader:
     The reader's own memory is one batch whatever the file size: the file is
     memory-mapped and the pages of each finished batch are handed back to the kernel.
     What a consumer keeps on top is its own affair (``summarize_pcap`` bounds its
-    per-address tallies and peaks at ≈ 430–530 MB RSS on 4–5 GB captures). Problems found
+    per-address tallies and peaks at ≈ 430–530 MB RSS per process on 4–5 GB captures). Problems found
     while reading land in ``errors`` (reading stops at a corrupt record, everything
     before it is kept); only a file that is not a capture at all raises
     :class:`PcapError`, already in the constructor.
@@ -504,6 +519,9 @@ class PcapReader:
         self._stop = stop
         self.packets = 0
         self.end_offset = 0
+        # True when, reading up to ``stop``, a record ran past it: ``stop`` was not a
+        # record boundary of the chain this reader walked.
+        self.overran = False
 
     # -- public -------------------------------------------------------------------------
 
@@ -525,6 +543,54 @@ class PcapReader:
         self._fh.close()
 
     # -- classic pcap ---------------------------------------------------------------------
+
+    def record_boundary(self, near: int, *, chain: int = 64) -> int | None:
+        """A classic-pcap record offset at or after ``near``, or None if none is found.
+
+        Candidates are the offsets whose 16-byte header is plausible (caplen within the
+        snaplen, origlen ≥ caplen, sub-second part below one second, seconds no earlier
+        than a day before the first packet's); one is accepted when ``chain`` records
+        follow it, each plausible, or the chain ends exactly at the end of the file. A
+        chance match inside packet data is very unlikely, but the caller should still
+        check that a reader stopping at the offset lands on it exactly (``overran``).
+        """
+        mm = self._mm
+        if self.format != "pcap" or mm is None or self.size < 24 + 16:
+            return None
+        v = _Views(mm)
+        u32 = v.u32le if self._endian == "<" else v.u32be
+        size = self.size
+        maxcap = max(self._snaplen, MAX_RECORD) if self._snaplen else MAX_RECORD
+        sub = 1_000_000_000 if self._tick < 1e-6 else 1_000_000
+        first_sec = int(u32[24]) - 86_400  # a day of slack for records slightly out of order
+        lo = max(int(near), 24)
+        hi = min(lo + 4 * (maxcap + 16), size - 16)
+        if hi <= lo:
+            return None
+        pos = np.arange(lo, hi + 1, dtype=np.int64)
+        sec = u32[pos]
+        frac = u32[pos + 4]
+        cap = u32[pos + 8]
+        wire = u32[pos + 12]
+        plausible = (sec >= first_sec) & (frac < sub) & (cap <= maxcap) & (wire >= cap)
+        unpack = struct.Struct(self._endian + "IIII").unpack_from
+        for cand in pos[plausible].tolist():
+            off = cand
+            ok = True
+            for _ in range(chain):
+                if off == size:
+                    break
+                if off + 16 > size:
+                    ok = False
+                    break
+                s, f, c, w = unpack(mm, off)
+                if s < first_sec or f >= sub or c > maxcap or w < c or off + 16 + c > size:
+                    ok = False
+                    break
+                off += 16 + c
+            if ok:
+                return int(cand)
+        return None
 
     def _release(self, lo: int, hi: int) -> None:
         # Give already-decoded pages back so RSS stays at about one batch of file.
@@ -571,6 +637,7 @@ class PcapReader:
                 )
             elif off > size:
                 cut = len(o) - 1
+                self.overran = self._stop is not None
                 if self._stop is None:
                     error = (
                         f"packet {number + cut + 1} at byte offset {int(o[cut])}: record truncated, needs "
@@ -797,6 +864,8 @@ def read_pcap(
     reason is in ``errors``. Raises :class:`PcapError` only for a file that is no capture.
     For big files prefer ``summarize_pcap``, which never holds the whole table.
     """
+    import pyarrow as pa
+
     reader = PcapReader(path, batch_packets=batch_packets, progress=progress)
     tables = [b.to_table() for b in reader]
     table = pa.concat_tables(tables) if tables else empty_table()
