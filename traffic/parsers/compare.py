@@ -41,8 +41,8 @@ import pyarrow.compute as pc
 __all__ = ["compare", "quote", "MAX_COLLATERAL", "REQUEST_COLUMNS"]
 
 MAX_COLLATERAL = 0.01
-# The request-log columns a comparison reads (``read_logpush(..., columns=...)``).
-REQUEST_COLUMNS = (
+# Request-log attributes compared value by value, each also a field of the rule language.
+_VALUE_FIELDS = (
     "http.request.uri.path",
     "http.request.method",
     "http.host",
@@ -54,6 +54,10 @@ REQUEST_COLUMNS = (
     "ip.src.asnum",
     "ip.src",
     "http.request.uri.query",
+)
+# The request-log columns a comparison reads (``read_logpush(..., columns=...)``).
+REQUEST_COLUMNS = (
+    *_VALUE_FIELDS,
     "http.response.code",
     "http.request.headers.names",
     "http.cookie",
@@ -153,19 +157,7 @@ def _attributes(t: pa.Table) -> list[tuple[str, Callable[[], Column], str | None
             out.append((name, lambda: t.column(name), field))
 
     if "http.request.uri.path" in cols:
-        for name in (
-            "http.request.uri.path",
-            "http.request.method",
-            "http.host",
-            "http.user_agent",
-            "http.request.version",
-            "cf.bot_management.ja3_hash",
-            "cf.bot_management.ja4",
-            "ip.src.country",
-            "ip.src.asnum",
-            "ip.src",
-            "http.request.uri.query",
-        ):
+        for name in _VALUE_FIELDS:
             add(name, name)
         add("http.response.code")
         if t.column("http.request.headers.names").null_count < t.num_rows:
