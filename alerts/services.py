@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -683,15 +684,14 @@ def attack_schedule_summary(*, attack_id: int, delay: int = 15) -> None:
     if settings.CELERY_TASK_ALWAYS_EAGER:
         summarize_attack.delay(attack_id)
         return
+    key = f"attack-summary:{attack_id}"
     try:
-        if cache.add(f"attack-summary:{attack_id}", 1, delay):
-            try:
-                summarize_attack.apply_async((attack_id,), countdown=delay)
-            except Exception:
-                cache.delete(f"attack-summary:{attack_id}")
-                raise
+        if cache.add(key, 1, delay):
+            summarize_attack.apply_async((attack_id,), countdown=delay)
     except Exception:  # noqa: BLE001 - Redis down: the next delivery of the attack schedules it
         logger.warning("summary of attack %s not scheduled: cache or broker unavailable", attack_id)
+        with contextlib.suppress(Exception):
+            cache.delete(key)  # not left claimed by a summary that was never queued
 
 
 VECTOR_TITLES = {

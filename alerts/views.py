@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 from alerts import charts, services
 from alerts.filters import AlertFilterSet, AttackFilterSet
 from alerts.forms import FeedForm, SilenceForm
+from alerts.health import ingest_status
 from alerts.imports import import_enqueue
 from alerts.models import Alert, AlertImport, Attack, Delivery, Feed, SavedView, Silence
 from console import roles
@@ -230,8 +231,6 @@ def feed_list(request: HttpRequest) -> HttpResponse:
         .select_related("customer")
         .annotate(pending_count=Count("deliveries", filter=Q(deliveries__status=Delivery.Status.PENDING)))
     )
-    from alerts.health import ingest_status
-
     return render(request, "alerts/feed_list.html", {"feeds": feeds, "ingest": ingest_status()["ingest"]})
 
 

@@ -199,6 +199,14 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float, services: lis
         time.sleep(step)
 
 
+def webhook_answers(port: int, slug: str) -> bool:
+    """The web server is up: the webhook refuses a wrong token with 401."""
+    try:
+        return post(port, f"/ingest/{slug}/", "wrong", b"{}")[0] == 401
+    except OSError:
+        return False
+
+
 # --------------------------------------------------------------------------- payloads
 
 

@@ -53,6 +53,7 @@ from bench.harness import (  # noqa: E402 - after the path that makes bench impo
     seed,
     wait_for,
     web_service,
+    webhook_answers,
     worker_service,
 )
 
@@ -340,13 +341,7 @@ def main() -> None:
         for service in services:
             service.start()
 
-        def web_up() -> bool:
-            try:
-                return post(port, f"/ingest/{warm_slug}/", "wrong", b"{}")[0] == 401
-            except OSError:
-                return False
-
-        wait_for("the web server", web_up, 60, services)
+        wait_for("the web server", lambda: webhook_answers(port, warm_slug), 60, services)
         # Warm up every gunicorn worker and the Celery pool, then let the queue drain.
         warm_id = probe.feed_id(warm_slug)
         post_all(port, f"/ingest/{warm_slug}/", tokens[warm_slug], warm, clients=3)

@@ -221,13 +221,18 @@ def test_webhook_accepts_while_the_rate_limit_cache_is_down(client, make_feed, m
     assert Delivery.objects.get().pk == response.json()["delivery"]
 
 
+def _received_and_processed(feed: Feed, body: bytes) -> Delivery:
+    delivery = services.delivery_receive(feed=feed, body=body, headers={}).delivery
+    services.delivery_process(delivery_id=delivery.pk)
+    delivery.refresh_from_db()
+    return delivery
+
+
 def test_text_postgresql_cannot_store_is_cleaned_not_lost(make_feed):
     """PostgreSQL refuses NUL in text and jsonb: such an alert once failed its delivery on every retry."""
     feed, _ = make_feed("generic")
     body = b'[{"title": "nul\\u0000in title", "target_host": "a.example", "label-\\u0000": "v\\u0000"}]'
-    delivery = services.delivery_receive(feed=feed, body=body, headers={}).delivery
-    services.delivery_process(delivery_id=delivery.pk)
-    delivery.refresh_from_db()
+    delivery = _received_and_processed(feed, body)
     assert delivery.status == "processed", delivery.error
     alert = Alert.objects.get()
     assert alert.title == "nulin title"
@@ -235,18 +240,14 @@ def test_text_postgresql_cannot_store_is_cleaned_not_lost(make_feed):
 
     text_feed, _ = make_feed("fastnetmon", slug="fnm-text")
     body = examples.fastnetmon_text().encode() + b"\x00 trailing NUL\n"
-    delivery = services.delivery_receive(feed=text_feed, body=body, headers={}).delivery
-    services.delivery_process(delivery_id=delivery.pk)
-    delivery.refresh_from_db()
+    delivery = _received_and_processed(text_feed, body)
     assert delivery.status == "processed", delivery.error
 
 
 def test_a_lone_surrogate_is_a_dead_letter_with_its_reason(make_feed):
     feed, _ = make_feed("generic")
     body = b'[{"title": "lone \\ud800 surrogate", "target_host": "a.example"}]'
-    delivery = services.delivery_receive(feed=feed, body=body, headers={}).delivery
-    services.delivery_process(delivery_id=delivery.pk)
-    delivery.refresh_from_db()
+    delivery = _received_and_processed(feed, body)
     assert delivery.status == "rejected" and "surrogate" in delivery.error
 
 

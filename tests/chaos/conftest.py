@@ -30,9 +30,9 @@ from bench.harness import (
     beat_service,
     console_env,
     free_port,
-    post,
     wait_for,
     web_service,
+    webhook_answers,
     worker_service,
 )
 from tests.shared import report_figures
@@ -253,13 +253,13 @@ def stack():
         stack.beat.start()
         stack.start_worker()
 
-        def web_up() -> bool:
-            try:
-                return post(web_port, f"/ingest/{FEEDS[0]}/", "wrong", b"{}")[0] == 401
-            except OSError:
-                return False
-
-        wait_for("the web server", web_up, 60, [stack.web, stack.beat, stack.worker], step=0.2)
+        wait_for(
+            "the web server",
+            lambda: webhook_answers(web_port, FEEDS[0]),
+            60,
+            [stack.web, stack.beat, stack.worker],
+            step=0.2,
+        )
         stack.supervise()
         yield stack
     finally:

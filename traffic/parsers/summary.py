@@ -435,27 +435,18 @@ class _Tally6:
         return len(self.store)
 
     def merge(self, other: _Tally6) -> None:
-        """Adds another part's tally, by the same rules as :meth:`_Tally.merge`."""
+        """Adds another part's tally, by the same rules as :meth:`_Tally.merge` (with both
+        sides exact, the floors and errors are all 0 and this is a plain sum)."""
         self.packets += other.packets
-        store = self.store
-        if not self.bounded and not other.bounded:
-            for key, v in other.store.items():
-                slot = store.get(key)
-                if slot is None:
-                    store[key] = v
-                else:
-                    slot[0] += v[0]
-                    slot[1] += v[1]
-            if len(store) > self.cap:
-                self._cut()
-            return
-        if not self.bounded:
-            self._start_bounded()
-        if not other.bounded:
-            other._start_bounded()
-        fa, fb = self.floor, other.floor
-        for v in store.values():
-            v[2] += fb
+        if self.bounded or other.bounded:
+            if not self.bounded:
+                self._start_bounded()
+            if not other.bounded:
+                other._start_bounded()
+        store, fa, fb = self.store, self.floor, other.floor
+        if fb:
+            for v in store.values():
+                v[2] += fb
         for key, v in other.store.items():
             slot = store.get(key)
             if slot is None:
