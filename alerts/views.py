@@ -24,6 +24,7 @@ from alerts.imports import import_enqueue
 from alerts.models import Alert, AlertImport, Attack, Delivery, Feed, SavedView, Silence
 from console import roles
 from console.audit import audit_record, snapshot
+from console.http import safe_next
 from console.permissions import get_visible_or_404
 from console.views import htmx_partial, paginate, require_internal
 
@@ -163,7 +164,7 @@ def alert_bulk(request: HttpRequest) -> HttpResponse:
         return redirect(f"{reverse('silence-new')}?alerts={','.join(str(a.pk) for a in alerts)}")
     else:
         messages.error(request, f"Unknown action {action!r}.")
-    return redirect(request.POST.get("next") or reverse("alert-list"))
+    return redirect(safe_next(request, reverse("alert-list")))
 
 
 @login_required
@@ -326,7 +327,7 @@ def delivery_reprocess(request: HttpRequest, pk: int) -> HttpResponse:
     delivery = get_visible_or_404(Delivery.objects.select_related("feed"), request.user, pk=pk)
     services.delivery_reprocess(delivery=delivery)
     messages.success(request, f"Delivery {delivery.pk} queued for processing again.")
-    return redirect(request.POST.get("next") or delivery.feed.get_absolute_url())
+    return redirect(safe_next(request, delivery.feed.get_absolute_url()))
 
 
 # --------------------------------------------------------------------------- silences

@@ -23,13 +23,13 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from console import roles
 from console.audit import audit_record
+from console.http import safe_next
 
 # Paths a user who still owes a code may reach: the login and 2FA pages, logout, and the
 # parts of the console that never use a session (health, webhooks, share links, the API,
@@ -71,12 +71,7 @@ class TwoFactorMiddleware:
 
 
 def _next_url(request: HttpRequest) -> str:
-    candidate = request.POST.get("next") or request.GET.get("next") or ""
-    if candidate and url_has_allowed_host_and_scheme(
-        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return candidate
-    return reverse(settings.LOGIN_REDIRECT_URL)
+    return safe_next(request, reverse(settings.LOGIN_REDIRECT_URL))
 
 
 def _pending_device(user: Any) -> TOTPDevice:

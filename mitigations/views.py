@@ -10,11 +10,11 @@ from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from alerts.models import Attack
 from console import roles
+from console.http import safe_next
 from console.models import Customer
 from console.permissions import get_visible_or_404
 from console.views import paginate, require_internal
@@ -37,10 +37,7 @@ def _require_actor(request: HttpRequest) -> None:
 
 
 def _back(request: HttpRequest, default: str) -> HttpResponse:
-    target = request.POST.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}):
-        return redirect(target)
-    return redirect(default)
+    return redirect(safe_next(request, default))
 
 
 @login_required

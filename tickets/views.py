@@ -10,11 +10,11 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from alerts.models import Alert
 from console import roles
+from console.http import safe_next
 from console.permissions import get_visible_or_404
 from console.views import paginate, require_internal
 from tickets import selectors, services
@@ -112,10 +112,7 @@ def ticket_new(request: HttpRequest) -> HttpResponse:
 
 
 def _next(request: HttpRequest, default: str) -> str:
-    target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
-        return target
-    return default
+    return safe_next(request, default)
 
 
 @login_required

@@ -69,6 +69,15 @@ def test_bulk_acknowledge_assigns_and_audits(engineer_client, engineer, queue_al
     assert events.first().before["status"] == "new" and events.first().after["status"] == "acknowledged"
 
 
+@pytest.mark.parametrize("next_url", ["https://evil.example/phish", "//evil.example/", "/alerts/?status=new"])
+def test_bulk_action_returns_only_to_pages_of_this_site(engineer_client, queue_alerts, next_url):
+    ids = list(Alert.objects.values_list("pk", flat=True)[:1])
+    response = engineer_client.post(reverse("alert-bulk"), {"ids": ids, "action": "acknowledge", "next": next_url})
+    assert response.status_code == 302
+    expected = next_url if next_url.startswith("/alerts/") else reverse("alert-list")
+    assert response["Location"] == expected
+
+
 def test_resolve_with_outcome_takes_alerts_out_of_the_queue(api_as, engineer, queue_alerts):
     alert = Alert.objects.first()
     result = api_as(engineer).post(
