@@ -219,10 +219,8 @@ def delivery_process(*, delivery_id: int) -> Delivery | None:
         delivery.attempts += 1
         now = timezone.now()
         try:
-            options = dict(feed.options or {})
-            if delivery.source == "import":
-                # A bulk file: count a malformed line instead of refusing its whole chunk.
-                options["lenient"] = True
+            # A bulk file: count a malformed line instead of refusing its whole chunk.
+            options = feed.parse_options(lenient=delivery.source == "import")
             parsed = parse_delivery(feed.format, bytes(delivery.body), options)
         except ParseError as exc:
             delivery.status = Delivery.Status.REJECTED
@@ -325,6 +323,10 @@ def _fold_repeats(
         else:
             entry[1] += 1
             entry[2] = min(entry[2], at)
+            # A flood's reflectors or a scan's many events: every source is kept, not the last one's.
+            if alert.source_ips != entry[0].source_ips and len(entry[0].source_ips) < 100:
+                merged = list(dict.fromkeys([*entry[0].source_ips, *alert.source_ips]))[:100]
+                entry[0].source_ips = alert.source_ips = merged
             if at >= entry[3]:
                 entry[3] = at
                 # Keep the newest payload but the highest volumes seen.
@@ -375,6 +377,7 @@ ALERT_COLUMNS = [
     "urgency_reasons",
     "updated_at",
     "resolved_at",
+    "direction_rule",
 ]
 DATETIME_INDEXES = [
     ALERT_COLUMNS.index(c) for c in ("event_time", "first_seen", "last_seen", "ended_at", "updated_at", "resolved_at")
@@ -427,6 +430,8 @@ def alerts_upsert(
         return result
     now = received_at or timezone.now()
     mapper = CustomerMapper.for_feed(feed)
+    for alert in parsed:
+        mapper.orient(alert)
     opened, resolved = _fold_repeats(parsed, now)
     mapped = {id(p): mapper.map(p) for p in parsed}
     customers = {c.pk: c for c in Customer.objects.filter(pk__in={m[0] for m in mapped.values() if m[0]})}
@@ -490,6 +495,7 @@ def alerts_upsert(
                 _json(reasons),
                 now,
                 None,
+                alert.direction_rule[:300],
             ]
         )
         counts[alert.fingerprint] = count
@@ -549,11 +555,19 @@ def _resolve_ended(feed: Feed, delivery: Delivery | None, resolved: list[ParsedA
         updated = Alert.objects.filter(feed=feed, fingerprint=alert.fingerprint, resolved_at__isnull=True).update(
             status=Alert.Status.RESOLVED, resolved_at=now, ended_at=ended, last_seen=now, updated_at=now
         )
+        if not updated and alert.resolve_only and alert.target_ip:
+            # An end that names only the address (FastNetMon's unban, with or without the
+            # attack type): it closes the open alerts of that address from this feed.
+            updated = Alert.objects.filter(feed=feed, target_ip=alert.target_ip, resolved_at__isnull=True).update(
+                status=Alert.Status.RESOLVED, resolved_at=now, ended_at=ended, last_seen=now, updated_at=now
+            )
         if updated:
             count += updated
             continue
-        if Alert.objects.filter(feed=feed, fingerprint=alert.fingerprint).exists():
-            continue  # a repeated END of an alert already closed
+        if alert.resolve_only or Alert.objects.filter(feed=feed, fingerprint=alert.fingerprint).exists():
+            # A repeated END of an alert already closed, or an end of nothing we saw open:
+            # never a phantom resolved alert.
+            continue
         customer_id, asset_id = mapped[id(alert)]
         Alert.objects.create(
             feed=feed,
@@ -586,6 +600,7 @@ def _resolve_ended(feed: Feed, delivery: Delivery | None, resolved: list[ParsedA
             status=Alert.Status.RESOLVED,
             resolved_at=now,
             updated_at=now,
+            direction_rule=alert.direction_rule[:300],
         )
         count += 1
     return count
