@@ -29,6 +29,7 @@ class Feed(models.Model):
         FASTNETMON = "fastnetmon", "FastNetMon"
         CROWDSEC = "crowdsec", "CrowdSec LAPI"
         WAZUH = "wazuh", "Wazuh"
+        PAGERDUTY = "pagerduty", "PagerDuty Events API v2"
         GENERIC = "generic", "Generic JSON (field mapping)"
 
     class Mode(models.TextChoices):

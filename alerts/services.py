@@ -35,7 +35,7 @@ SIGNATURE_TOLERANCE_S = 300
 RETRY_WINDOW_S = 300
 # Targets per attack lookup and per attack UPDATE (bounded statements on any backend).
 CORRELATE_CHUNK = 200
-JSON_FORMATS = {"cloudflare", "alertmanager", "crowdsec", "generic", "wazuh"}
+JSON_FORMATS = {"cloudflare", "alertmanager", "crowdsec", "generic", "wazuh", "pagerduty"}
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,8 @@ def feed_authenticate(*, feed: Feed, headers: dict[str, str], body: bytes) -> No
         token = authorization[7:].strip()
     elif headers.get("cf-webhook-auth"):
         token = headers["cf-webhook-auth"].strip()
+    elif feed.format == Feed.Format.PAGERDUTY:
+        token = _pagerduty_routing_key(body)
     if not feed.check_secret(token):
         raise IngestRefused(401, "missing or wrong feed token")
     if feed.signing_key:
@@ -74,6 +76,22 @@ def feed_authenticate(*, feed: Feed, headers: dict[str, str], body: bytes) -> No
         expected = hmac.new(feed.signing_key.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, signature):
             raise IngestRefused(401, "body signature does not match")
+
+
+def _pagerduty_routing_key(body: bytes) -> str:
+    """The ``routing_key`` a PagerDuty Events v2 sender puts in the body instead of a header.
+
+    Tools that speak the Events API (Alertmanager's pagerduty_config, Grafana, Zabbix...)
+    send the integration key there; the feed's token is that key.
+    """
+    try:
+        event = orjson.loads(body[:1_000_000])
+    except orjson.JSONDecodeError:
+        return ""
+    if isinstance(event, list) and event:
+        event = event[0]
+    key = event.get("routing_key") if isinstance(event, dict) else None
+    return key.strip() if isinstance(key, str) else ""
 
 
 def feed_rate_check(feed: Feed) -> None:
@@ -432,6 +450,19 @@ def alerts_upsert(
     mapper = CustomerMapper.for_feed(feed)
     for alert in parsed:
         mapper.orient(alert)
+    acknowledged = [p for p in parsed if p.acknowledged]
+    if acknowledged:
+        # The sender's acknowledge (PagerDuty): the open alert, if any, is acknowledged;
+        # it never opens one of its own.
+        result.updated += Alert.objects.filter(
+            feed=feed,
+            fingerprint__in=[p.fingerprint for p in acknowledged],
+            resolved_at__isnull=True,
+            status=Alert.Status.NEW,
+        ).update(status=Alert.Status.ACKNOWLEDGED, acknowledged_at=now, updated_at=now)
+        parsed = [p for p in parsed if not p.acknowledged]
+        if not parsed:
+            return result
     opened, resolved = _fold_repeats(parsed, now)
     mapped = {id(p): mapper.map(p) for p in parsed}
     customers = {c.pk: c for c in Customer.objects.filter(pk__in={m[0] for m in mapped.values() if m[0]})}

@@ -65,6 +65,8 @@ class ParsedAlert:
     # An end event that only closes an open alert and is dropped when none is open
     # (FastNetMon unban): never a resolved alert of its own.
     resolve_only: bool = False
+    # The sender acknowledged it (PagerDuty ``acknowledge``): the open alert becomes acknowledged.
+    acknowledged: bool = False
 
 
 @dataclass
