@@ -23,6 +23,8 @@ class CustomerMapper:
     names: dict[str, int] = field(default_factory=dict)
     asset_values: dict[int, str] = field(default_factory=dict)
     customer_slugs: dict[int, str] = field(default_factory=dict)
+    # (kind, id) of account-like assets (Cloudflare account and zone ids)
+    ids: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
 
     @classmethod
     def for_feed(cls, feed) -> CustomerMapper:  # noqa: ANN001
@@ -43,6 +45,8 @@ class CustomerMapper:
                     continue
             elif kind == Asset.Kind.SPECTRUM:
                 mapper.spectrum[value.lower()] = (customer_id, asset_id)
+            elif kind in (Asset.Kind.CLOUDFLARE_ACCOUNT, Asset.Kind.CLOUDFLARE_ZONE):
+                mapper.ids[(kind, value.lower())] = (customer_id, asset_id)
         # Most specific prefix first.
         mapper.prefixes.sort(key=lambda item: item[0].prefixlen, reverse=True)
         return mapper
@@ -122,6 +126,12 @@ class CustomerMapper:
                     break
         if found is None and alert.target_ip:
             found = self._prefix_of(alert.target_ip)
+        if found is None and alert.owner_ids:
+            # The zone id is more specific than the account that holds it.
+            for kind in (Asset.Kind.CLOUDFLARE_ZONE, Asset.Kind.CLOUDFLARE_ACCOUNT):
+                value = alert.owner_ids.get(kind, "").lower()
+                if value and (found := self.ids.get((kind, value))):
+                    break
         if self.feed_customer_id is not None:
             asset_id = found[1] if found and found[0] == self.feed_customer_id else None
             return self.feed_customer_id, asset_id

@@ -65,6 +65,9 @@ class ParsedAlert:
     # An end event that only closes an open alert and is dropped when none is open
     # (FastNetMon unban): never a resolved alert of its own.
     resolve_only: bool = False
+    # Ids of the customer's accounts the sender names, by asset kind: {"cf_zone": zone_tag,
+    # "cf_account": account_id}; the mapper looks them up among the customers' assets.
+    owner_ids: dict[str, str] = field(default_factory=dict)
     # The sender acknowledged it (PagerDuty ``acknowledge``): the open alert becomes acknowledged.
     acknowledged: bool = False
 
