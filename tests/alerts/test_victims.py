@@ -327,3 +327,50 @@ def test_fastnetmon_unban_resolves_the_open_alert_and_never_adds_a_phantom(make_
     post(feed, token, json.dumps({"ip": "203.0.113.46", "action": "unban"}).encode())
     post(feed, token, json.dumps({"ip": "203.0.113.45", "action": "unban", "attack_details": {}}).encode())
     assert Alert.objects.filter(feed=feed).count() == 1
+
+
+# --------------------------------------------------------------------------- CrowdSec
+
+
+def test_crowdsec_attacker_is_the_source_victim_the_machines_host_or_unknown(make_feed, post, initech):
+    from tests.shared import shared_file
+
+    body = shared_file("alerts/crowdsec/crowdsec_alert_stream_fixture.json").read_bytes()  # machine_id "test"
+    feed, token = make_feed("crowdsec")
+    assert post(feed, token, body).status_code == 202
+    for alert in Alert.objects.filter(feed=feed):
+        assert alert.target == "", "the agent's id is not a victim"
+        assert "victim unknown" in alert.direction_rule
+        assert alert.source_ips and alert.attack_id is None
+
+    # With the machine's protected host configured, that host is the victim (and maps the customer).
+    feed2, token2 = make_feed("crowdsec", slug="crowdsec-2", options={"machines": {"test": "203.0.113.30"}})
+    assert post(feed2, token2, body).status_code == 202
+    alerts = Alert.objects.filter(feed=feed2)
+    assert {a.target_ip for a in alerts} == {"203.0.113.30"}
+    assert {a.customer_id for a in alerts} == {initech.pk}
+    assert all(a.direction_rule == "feed option machines: machine test protects 203.0.113.30" for a in alerts)
+
+
+def test_crowdsec_range_scope_and_repeat_overflows(make_feed, post):
+    feed, token = make_feed("crowdsec", options={"machines": {"web-1": "shop.initech.example"}})
+    overflow = {
+        "scenario": "crowdsecurity/http-bf",
+        "machine_id": "web-1",
+        "uuid": "2f7c1d2e-0001",
+        "source": {"scope": "Range", "value": "192.0.2.0/24", "range": "192.0.2.0/24"},
+        "events_count": 11,
+        "start_at": "2026-12-04T09:00:00Z",
+        "stop_at": "2026-12-04T09:00:05Z",
+        "decisions": [
+            {"type": "ban", "scope": "Range", "value": "192.0.2.0/24", "duration": "4h", "origin": "crowdsec"}
+        ],
+        "events": [],
+    }
+    second = {**overflow, "uuid": "2f7c1d2e-0002", "start_at": "2026-12-04T09:10:00Z"}
+    post(feed, token, json.dumps([overflow]).encode())
+    post(feed, token, json.dumps([second]).encode())
+    alert = Alert.objects.get(feed=feed)  # the second overflow of one brute force is a repeat
+    assert alert.count == 2
+    assert alert.target_host == "shop.initech.example"
+    assert alert.source_ips == [] and "192.0.2.0/24" in alert.title  # a range is not an address
