@@ -25,6 +25,7 @@ class CustomerMapper:
     customer_slugs: dict[int, str] = field(default_factory=dict)
     # (kind, id) of account-like assets (Cloudflare account and zone ids)
     ids: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+    _prefix_cache: dict[str, tuple[int, int] | None] = field(default_factory=dict)
 
     @classmethod
     def for_feed(cls, feed) -> CustomerMapper:  # noqa: ANN001
@@ -60,17 +61,30 @@ class CustomerMapper:
         return None
 
     def _prefix_of(self, ip: str) -> tuple[int, int] | None:
+        # Both sides of every alert are looked up (orient, then map): a delivery of a
+        # thousand events from a few hosts scans the prefixes once per address.
+        if ip in self._prefix_cache:
+            return self._prefix_cache[ip]
+        found = None
         try:
             address = ipaddress.ip_address(ip)
         except ValueError:
-            return None
-        for network, customer_id, asset_id in self.prefixes:
-            if address.version == network.version and address in network:
-                return customer_id, asset_id
-        return None
+            address = None
+        if address is not None:
+            for network, customer_id, asset_id in self.prefixes:
+                if address.version == network.version and address in network:
+                    found = (customer_id, asset_id)
+                    break
+        if len(self._prefix_cache) < 100_000:
+            self._prefix_cache[ip] = found
+        return found
 
-    def _owner(self, ip: str, host: str = "") -> tuple[int, int] | None:
-        """The (customer, asset) a side of the traffic belongs to, by zone or prefix."""
+    def _owner(self, ip: str, host: str = "", port: int | None = None) -> tuple[int, int] | None:
+        """The (customer, asset) a side of the traffic belongs to, by Spectrum app, zone or prefix."""
+        if port is not None:
+            for name in (host, ip):
+                if name and (found := self.spectrum.get(f"{name.lower()}:{port}")):
+                    return found
         return (self._zone_of(host) if host else None) or (self._prefix_of(ip) if ip else None)
 
     def _describe(self, side: str, owner: tuple[int, int]) -> str:
@@ -90,8 +104,8 @@ class CustomerMapper:
         if not alert.swappable or not alert.source_ips:
             return
         attacker = alert.source_ips[0]
-        victim_owner = self._owner(alert.target_ip, alert.target_host)
-        attacker_owner = self._owner(attacker)
+        victim_owner = self._owner(alert.target_ip, alert.target_host, alert.target_port)
+        attacker_owner = self._owner(attacker, port=alert.source_port)
         sender_rule = alert.direction_rule or "the sender's fields"
         if victim_owner and not attacker_owner:
             alert.direction_rule = (

@@ -374,3 +374,54 @@ def test_crowdsec_range_scope_and_repeat_overflows(make_feed, post):
     assert alert.count == 2
     assert alert.target_host == "shop.initech.example"
     assert alert.source_ips == [] and "192.0.2.0/24" in alert.title  # a range is not an address
+
+
+def test_the_rules_target_keyword_decides_when_no_side_is_a_customers(make_feed, post):
+    """A rule written with ``target:dest_ip`` makes Suricata log alert.source/alert.target."""
+    feed, token = make_feed("suricata")
+    event = payloads.suricata_alert(
+        signature="ET EXPLOIT Possible Apache log4j RCE Attempt",
+        signature_id=2034647,
+        category="Attempted Administrator Privilege Gain",
+        src_ip="192.0.2.200",
+        src_port=51_000,
+        dest_ip="198.51.100.80",
+        dest_port=8080,
+        app_proto="http",
+    )
+    event["direction"] = "to_server"
+    event["alert"]["source"] = {"ip": "192.0.2.200", "port": 51_000}
+    event["alert"]["target"] = {"ip": "198.51.100.80", "port": 8080}
+    assert post(feed, token, payloads.eve_lines(event)).status_code == 202
+    alert = Alert.objects.get(feed=feed)
+    assert (alert.target_ip, alert.target_port, alert.source_ips) == ("198.51.100.80", 8080, ["192.0.2.200"])
+    assert "Suricata rule target keyword" in alert.direction_rule
+
+
+def test_a_spectrum_application_is_a_customer_side(make_feed, post, initech):
+    AssetFactory(customer=initech, kind=Asset.Kind.SPECTRUM, value="198.51.100.22:2222")
+    feed, token = make_feed("suricata")
+    # The customer's Spectrum app answers (to_client) a client that brute-forces it.
+    event = ftp_bruteforce_response(0, with_flow=False)
+    event.update(src_ip="198.51.100.22", src_port=2222, app_proto="ssh")
+    event["alert"]["signature"] = "ET SCAN Potential SSH Brute Force response"
+    assert post(feed, token, payloads.eve_lines(event)).status_code == 202
+    alert = Alert.objects.get(feed=feed)
+    assert (alert.target_ip, alert.target_port, alert.customer) == ("198.51.100.22", 2222, initech)
+    assert alert.direction_rule.startswith("customer asset: 198.51.100.22 is initech's asset 198.51.100.22:2222")
+
+
+def test_the_direction_rule_is_escaped_on_the_alert_page(make_feed, post, engineer_client):
+    machine = '<img src=x onerror="window.__pwned=1">'
+    feed, token = make_feed("crowdsec")
+    overflow = {
+        "scenario": "crowdsecurity/ssh-bf",
+        "machine_id": machine,
+        "source": {"scope": "Ip", "value": "192.0.2.9"},
+    }
+    post(feed, token, json.dumps([overflow]).encode())
+    alert = Alert.objects.get(feed=feed)
+    assert machine in alert.direction_rule
+    page = engineer_client.get(alert.get_absolute_url()).content.decode()
+    assert 'onerror="window' not in page
+    assert "&lt;img src=x onerror=&quot;window.__pwned=1&quot;&gt;" in page
