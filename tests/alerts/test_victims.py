@@ -425,3 +425,12 @@ def test_the_direction_rule_is_escaped_on_the_alert_page(make_feed, post, engine
     page = engineer_client.get(alert.get_absolute_url()).content.decode()
     assert 'onerror="window' not in page
     assert "&lt;img src=x onerror=&quot;window.__pwned=1&quot;&gt;" in page
+
+
+def test_the_api_says_which_rule_decided_the_victim(make_feed, post, initech, api_as, engineer):
+    feed, token = make_feed("suricata")
+    post(feed, token, payloads.eve_lines(*(ftp_bruteforce_response(n) for n in range(3))))
+    alert = Alert.objects.get(feed=feed)
+    body = api_as(engineer).get(f"/api/alerts/{alert.pk}/").json()
+    assert body["direction_rule"] == alert.direction_rule
+    assert body["direction_rule"].startswith("customer asset: 203.0.113.21")
