@@ -35,7 +35,7 @@ def seed_history() -> int:
     count = 0
     for slug, body, moment in history():
         feed = feeds[slug]
-        parsed = parse_delivery(feed.format, body, feed.options)
+        parsed = parse_delivery(feed.format, body, feed.parse_options())
         result = services.alerts_upsert(feed=feed, delivery=None, parsed=parsed.alerts, received_at=moment)
         count += result.created
         for attack_id in result.attack_ids:

@@ -14,6 +14,7 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
+from alerts.formats.labels import default_label_mapping
 from alerts.querysets import AlertQuerySet, AttackQuerySet, DeliveryQuerySet, FeedQuerySet, SilenceQuerySet
 from console.models import Asset, Customer
 
@@ -28,6 +29,7 @@ class Feed(models.Model):
         FASTNETMON = "fastnetmon", "FastNetMon"
         CROWDSEC = "crowdsec", "CrowdSec LAPI"
         WAZUH = "wazuh", "Wazuh"
+        PAGERDUTY = "pagerduty", "PagerDuty Events API v2"
         GENERIC = "generic", "Generic JSON (field mapping)"
 
     class Mode(models.TextChoices):
@@ -51,6 +53,15 @@ class Feed(models.Model):
         max_length=80, default="customer", blank=True, help_text="Label whose value is a customer slug."
     )
     options = models.JSONField(default=dict, blank=True, help_text="Parser options, e.g. the generic field mapping.")
+    label_mapping = models.JSONField(
+        default=default_label_mapping,
+        blank=True,
+        help_text=(
+            "Alertmanager and generic feeds: for target_ip, target_host, target_port, customer, zone, vector, "
+            "severity, bps, pps, rps, the label (or annotation) names to try in order; last_resort names "
+            "(instance) are used for the target only when no other name gives one."
+        ),
+    )
     # The bearer token is stored hashed and shown once; the signing key (optional HMAC)
     # must be kept to verify signatures.
     secret_hash = models.CharField(max_length=64, editable=False)
@@ -78,6 +89,14 @@ class Feed(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("feed-detail", args=[self.slug])
+
+    def parse_options(self, *, lenient: bool = False) -> dict[str, Any]:
+        """What the parser of this feed's format is given: its options and its label mapping."""
+        options = dict(self.options or {})
+        options["label_mapping"] = self.label_mapping
+        if lenient:
+            options["lenient"] = True
+        return options
 
     def ingest_path(self) -> str:
         return reverse("ingest", args=[self.slug])
@@ -258,6 +277,9 @@ class Alert(models.Model):
     source_countries = models.JSONField(default=list, blank=True)
     labels = models.JSONField(default=dict, blank=True)
     raw = models.JSONField(default=dict, blank=True)
+    direction_rule = models.CharField(
+        max_length=300, blank=True, help_text="which rule decided the victim (target) and the attacker (sources)"
+    )
     event_time = models.DateTimeField(help_text="when the feed says it happened")
     first_seen = models.DateTimeField(help_text="when Shieldwall first received it")
     last_seen = models.DateTimeField(db_index=True)

@@ -35,7 +35,7 @@ SIGNATURE_TOLERANCE_S = 300
 RETRY_WINDOW_S = 300
 # Targets per attack lookup and per attack UPDATE (bounded statements on any backend).
 CORRELATE_CHUNK = 200
-JSON_FORMATS = {"cloudflare", "alertmanager", "crowdsec", "generic", "wazuh"}
+JSON_FORMATS = {"cloudflare", "alertmanager", "crowdsec", "generic", "wazuh", "pagerduty"}
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,8 @@ def feed_authenticate(*, feed: Feed, headers: dict[str, str], body: bytes) -> No
         token = authorization[7:].strip()
     elif headers.get("cf-webhook-auth"):
         token = headers["cf-webhook-auth"].strip()
+    elif feed.format == Feed.Format.PAGERDUTY:
+        token = _pagerduty_routing_key(body)
     if not feed.check_secret(token):
         raise IngestRefused(401, "missing or wrong feed token")
     if feed.signing_key:
@@ -74,6 +76,22 @@ def feed_authenticate(*, feed: Feed, headers: dict[str, str], body: bytes) -> No
         expected = hmac.new(feed.signing_key.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, signature):
             raise IngestRefused(401, "body signature does not match")
+
+
+def _pagerduty_routing_key(body: bytes) -> str:
+    """The ``routing_key`` a PagerDuty Events v2 sender puts in the body instead of a header.
+
+    Tools that speak the Events API (Alertmanager's pagerduty_config, Grafana, Zabbix...)
+    send the integration key there; the feed's token is that key.
+    """
+    try:
+        event = orjson.loads(body[:1_000_000])
+    except orjson.JSONDecodeError:
+        return ""
+    if isinstance(event, list) and event:
+        event = event[0]
+    key = event.get("routing_key") if isinstance(event, dict) else None
+    return key.strip() if isinstance(key, str) else ""
 
 
 def feed_rate_check(feed: Feed) -> None:
@@ -219,10 +237,8 @@ def delivery_process(*, delivery_id: int) -> Delivery | None:
         delivery.attempts += 1
         now = timezone.now()
         try:
-            options = dict(feed.options or {})
-            if delivery.source == "import":
-                # A bulk file: count a malformed line instead of refusing its whole chunk.
-                options["lenient"] = True
+            # A bulk file: count a malformed line instead of refusing its whole chunk.
+            options = feed.parse_options(lenient=delivery.source == "import")
             parsed = parse_delivery(feed.format, bytes(delivery.body), options)
         except ParseError as exc:
             delivery.status = Delivery.Status.REJECTED
@@ -325,6 +341,10 @@ def _fold_repeats(
         else:
             entry[1] += 1
             entry[2] = min(entry[2], at)
+            # A flood's reflectors or a scan's many events: every source is kept, not the last one's.
+            if alert.source_ips != entry[0].source_ips and len(entry[0].source_ips) < 100:
+                merged = list(dict.fromkeys([*entry[0].source_ips, *alert.source_ips]))[:100]
+                entry[0].source_ips = alert.source_ips = merged
             if at >= entry[3]:
                 entry[3] = at
                 # Keep the newest payload but the highest volumes seen.
@@ -375,6 +395,7 @@ ALERT_COLUMNS = [
     "urgency_reasons",
     "updated_at",
     "resolved_at",
+    "direction_rule",
 ]
 DATETIME_INDEXES = [
     ALERT_COLUMNS.index(c) for c in ("event_time", "first_seen", "last_seen", "ended_at", "updated_at", "resolved_at")
@@ -427,6 +448,21 @@ def alerts_upsert(
         return result
     now = received_at or timezone.now()
     mapper = CustomerMapper.for_feed(feed)
+    for alert in parsed:
+        mapper.orient(alert)
+    acknowledged = [p for p in parsed if p.acknowledged]
+    if acknowledged:
+        # The sender's acknowledge (PagerDuty): the open alert, if any, is acknowledged;
+        # it never opens one of its own.
+        result.updated += Alert.objects.filter(
+            feed=feed,
+            fingerprint__in=[p.fingerprint for p in acknowledged],
+            resolved_at__isnull=True,
+            status=Alert.Status.NEW,
+        ).update(status=Alert.Status.ACKNOWLEDGED, acknowledged_at=now, updated_at=now)
+        parsed = [p for p in parsed if not p.acknowledged]
+        if not parsed:
+            return result
     opened, resolved = _fold_repeats(parsed, now)
     mapped = {id(p): mapper.map(p) for p in parsed}
     customers = {c.pk: c for c in Customer.objects.filter(pk__in={m[0] for m in mapped.values() if m[0]})}
@@ -490,6 +526,7 @@ def alerts_upsert(
                 _json(reasons),
                 now,
                 None,
+                alert.direction_rule[:300],
             ]
         )
         counts[alert.fingerprint] = count
@@ -549,11 +586,19 @@ def _resolve_ended(feed: Feed, delivery: Delivery | None, resolved: list[ParsedA
         updated = Alert.objects.filter(feed=feed, fingerprint=alert.fingerprint, resolved_at__isnull=True).update(
             status=Alert.Status.RESOLVED, resolved_at=now, ended_at=ended, last_seen=now, updated_at=now
         )
+        if not updated and alert.resolve_only and alert.target_ip:
+            # An end that names only the address (FastNetMon's unban, with or without the
+            # attack type): it closes the open alerts of that address from this feed.
+            updated = Alert.objects.filter(feed=feed, target_ip=alert.target_ip, resolved_at__isnull=True).update(
+                status=Alert.Status.RESOLVED, resolved_at=now, ended_at=ended, last_seen=now, updated_at=now
+            )
         if updated:
             count += updated
             continue
-        if Alert.objects.filter(feed=feed, fingerprint=alert.fingerprint).exists():
-            continue  # a repeated END of an alert already closed
+        if alert.resolve_only or Alert.objects.filter(feed=feed, fingerprint=alert.fingerprint).exists():
+            # A repeated END of an alert already closed, or an end of nothing we saw open:
+            # never a phantom resolved alert.
+            continue
         customer_id, asset_id = mapped[id(alert)]
         Alert.objects.create(
             feed=feed,
@@ -586,6 +631,7 @@ def _resolve_ended(feed: Feed, delivery: Delivery | None, resolved: list[ParsedA
             status=Alert.Status.RESOLVED,
             resolved_at=now,
             updated_at=now,
+            direction_rule=alert.direction_rule[:300],
         )
         count += 1
     return count

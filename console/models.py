@@ -78,6 +78,9 @@ class Asset(models.Model):
         ZONE = "zone", "Zone / hostname"
         PREFIX = "prefix", "IP prefix (Magic Transit)"
         SPECTRUM = "spectrum", "Spectrum application"
+        # Cloudflare notifications name the account and zone by id (account_id, zone_tag).
+        CLOUDFLARE_ACCOUNT = "cf_account", "Cloudflare account id"
+        CLOUDFLARE_ZONE = "cf_zone", "Cloudflare zone id"
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="assets")
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -114,6 +117,10 @@ class Asset(models.Model):
             host, sep, port = self.value.rpartition(":")
             if not sep or not port.isdigit() or not (0 < int(port) < 65536) or not host:
                 raise ValidationError({"value": "a Spectrum application is host:port, e.g. ssh.example.com:22"})
+        elif self.kind in (self.Kind.CLOUDFLARE_ACCOUNT, self.Kind.CLOUDFLARE_ZONE) and (
+            len(self.value) != 32 or any(ch not in "0123456789abcdef" for ch in self.value)
+        ):
+            raise ValidationError({"value": "a Cloudflare account or zone id is 32 hexadecimal characters"})
 
     def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
         if self.kind != self.Kind.PREFIX:

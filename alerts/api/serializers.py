@@ -97,6 +97,7 @@ class AlertSerializer(serializers.ModelSerializer):
             "source_ips",
             "source_asns",
             "source_countries",
+            "direction_rule",
             "labels",
             "event_time",
             "first_seen",

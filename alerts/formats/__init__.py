@@ -27,7 +27,7 @@ import zlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from . import alertmanager, cloudflare, crowdsec, fastnetmon, generic, suricata, wazuh
+from . import alertmanager, cloudflare, crowdsec, fastnetmon, generic, pagerduty, suricata, wazuh
 from .base import ParsedAlert, ParseError, ParseResult, make_fingerprint, storable
 
 __all__ = [
@@ -49,6 +49,7 @@ FORMATS: dict[str, Parser] = {
     "crowdsec": crowdsec.parse,
     "generic": generic.parse,
     "wazuh": wazuh.parse,
+    "pagerduty": pagerduty.parse,
 }
 
 DEFAULT_MAX_DECOMPRESSED = 256 * 1024 * 1024

@@ -5,7 +5,12 @@ one alert with its own ``status`` (firing/resolved), ``labels``, ``annotations``
 ``startsAt``/``endsAt`` and ``fingerprint``. The group's ``commonLabels`` are merged
 under each alert's own labels so a route's labels (customer, zone) are never lost.
 
-Severity comes from ``labels.severity``: critical/page -> critical, error/high ->
+Target, customer, vector, severity and size come from the labels (then annotations)
+the feed's ``label_mapping`` names (see ``labels.py``): ``dst_ip``/``target``/``victim``
+... before ``instance``, which names the router that raised the alert. Two victims in
+one group are two alerts with two targets, hence two attacks.
+
+Severity comes from the mapped severity label: critical/page -> critical, error/high ->
 high, warning -> medium, low/minor -> low, info/none -> info, missing or unknown ->
 medium (someone wrote a rule for it, so it deserves a look).
 """
@@ -17,7 +22,6 @@ from typing import Any
 
 from ._common import (
     DESCRIPTION_MAX,
-    TEXT_MAX,
     TITLE_MAX,
     as_dict,
     clean,
@@ -28,13 +32,10 @@ from ._common import (
     normalise_layer,
     parse_time,
     severity_word,
-    slug,
-    to_float,
-    to_ip,
-    to_port,
     type_name,
 )
 from .base import ParsedAlert, ParseError, ParseResult, make_fingerprint
+from .labels import resolve
 
 
 def parse(body: bytes, options: Mapping[str, Any]) -> ParseResult:
@@ -52,7 +53,9 @@ def parse(body: bytes, options: Mapping[str, Any]) -> ParseResult:
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise ParseError(f"alerts[{index}]: expected an object, got {type_name(entry)}")
-        alerts.append(_parse_alert(entry, common, common_annotations, group_status, payload))
+        alerts.append(
+            _parse_alert(entry, common, common_annotations, group_status, payload, options.get("label_mapping"))
+        )
     return ParseResult(alerts=alerts)
 
 
@@ -62,6 +65,7 @@ def _parse_alert(
     common_annotations: dict[str, Any],
     group_status: str,
     payload: dict[str, Any],
+    label_mapping: Any = None,
 ) -> ParsedAlert:
     labels = clean_labels({**common, **as_dict(entry.get("labels"))})
     annotations = {**common_annotations, **as_dict(entry.get("annotations"))}
@@ -76,18 +80,13 @@ def _parse_alert(
     title = first_text(annotations, "summary", "title", limit=TITLE_MAX) or alertname or "Alertmanager alert"
     description = first_text(annotations, "description", "message", limit=DESCRIPTION_MAX)
 
-    vector = slug(labels.get("vector", "") or labels.get("attack_vector", ""))
-    if not vector:
-        vector = flood_vector(alertname) or "unknown"
+    mapped = resolve(labels, clean_labels(annotations), label_mapping)
+    vector = mapped.vector or flood_vector(alertname) or "unknown"
     layer = normalise_layer(labels.get("layer")) or ("L7" if vector.startswith(("http", "waf")) else "L4")
-
-    instance = labels.get("instance", "")
-    host_part = instance.rsplit(":", 1)[0].strip("[]") if instance.count(":") <= 1 or "]" in instance else instance
-    target_ip = to_ip(labels.get("target_ip")) or to_ip(labels.get("ip")) or to_ip(host_part)
-    target_host = clean(labels.get("target_host") or labels.get("hostname") or labels.get("host"), TEXT_MAX)
-    if not target_host and instance and not target_ip:
-        target_host = clean(host_part, TEXT_MAX)
-    zone = clean(labels.get("zone") or labels.get("customer") or labels.get("tenant"), TEXT_MAX)
+    if mapped.target_label:
+        rule = f"Alertmanager label {mapped.target_label} names the target"
+    else:
+        rule = "no label of the feed's mapping names a target: unknown"
 
     ends_at = parse_time(entry.get("endsAt"))
     extra = {
@@ -106,18 +105,20 @@ def _parse_alert(
         title=title,
         layer=layer,
         vector=vector,
-        severity=severity_word(labels.get("severity")) or "medium",
+        severity=severity_word(mapped.severity) or "medium",
         external_id=own_fingerprint,
         event_time=parse_time(entry.get("startsAt")),
         ended_at=ends_at if resolved else None,
         resolved=resolved,
-        target_ip=target_ip,
-        target_port=to_port(labels.get("target_port") or labels.get("port")),
-        target_host=target_host,
-        zone=zone,
-        pps=to_float(labels.get("pps")),
-        bps=to_float(labels.get("bps")),
-        rps=to_float(labels.get("rps")),
+        target_ip=mapped.target_ip,
+        target_port=mapped.target_port,
+        target_host=mapped.target_host,
+        zone=mapped.zone,
+        customer_ref=mapped.customer,
+        direction_rule=rule,
+        pps=mapped.pps,
+        bps=mapped.bps,
+        rps=mapped.rps,
         labels=labels,
         description=description,
         raw=entry,

@@ -53,6 +53,23 @@ class ParsedAlert:
     labels: dict[str, str] = field(default_factory=dict)
     description: str = ""
     raw: dict[str, Any] = field(default_factory=dict)  # the part of the payload this alert came from
+    # Which rule decided who is the victim (target) and who the attacker (source), in
+    # words for the alert page: "Suricata flow: client 198.51.100.7 attacks server ...".
+    direction_rule: str = ""
+    # The attacker's port when the sender names one peer (an IDS tuple): if the customer's
+    # assets say the parser's victim is really the attacker, ``orient`` swaps the two sides.
+    source_port: int | None = None
+    swappable: bool = False
+    # A customer named by the sender (a label's value): a slug or name, matched by the mapper.
+    customer_ref: str = ""
+    # An end event that only closes an open alert and is dropped when none is open
+    # (FastNetMon unban): never a resolved alert of its own.
+    resolve_only: bool = False
+    # Ids of the customer's accounts the sender names, by asset kind: {"cf_zone": zone_tag,
+    # "cf_account": account_id}; the mapper looks them up among the customers' assets.
+    owner_ids: dict[str, str] = field(default_factory=dict)
+    # The sender acknowledged it (PagerDuty ``acknowledge``): the open alert becomes acknowledged.
+    acknowledged: bool = False
 
 
 @dataclass

@@ -21,6 +21,13 @@ fbm_volumetric_attack               medium     as dos_attack_l4
 any other type                      ``data.severity`` if given, else info
 ==================================  =========  ==================================
 
+Tunnel health (``tunnel_health_event``, ``magic_tunnel_health_check_event``) is an L3
+``tunnel_health`` alert, high when the tunnel is down, ended by an END event or a report
+back to healthy; ``bgp_hijack_notification`` is a critical L3 ``bgp_hijack`` on the
+prefix, with the hijacker's origin AS as the source. The account and zone ids
+(``account_id``, ``data.zone_tag``) are matched to customers through their assets of
+kind "Cloudflare account id" / "Cloudflare zone id".
+
 The advanced (Enterprise) alerts fire for attacks against a customer's own prefixes or
 adaptive-profile deviations, which an engineer looks at first; the managed-ruleset
 alerts are usually already mitigated at the edge.
@@ -44,6 +51,7 @@ from ._common import (
     parse_time,
     severity_word,
     slug,
+    to_asn,
     to_float,
     to_ip,
     to_port,
@@ -70,6 +78,17 @@ TITLES = {
     "fbm_volumetric_attack": "Magic Network Monitoring volumetric attack",
 }
 END_EVENTS = {"ALERT_STATE_EVENT_END", "END", "RESOLVED"}
+# Cloudflare Tunnel and Magic (WAN) IPsec/GRE tunnel health; BGP origin hijack of a prefix.
+TUNNEL_TYPES = {"tunnel_health_event", "magic_tunnel_health_check_event"}
+BGP_TYPES = {"bgp_hijack_notification"}
+TITLES_OTHER = {
+    "tunnel_health_event": "Cloudflare Tunnel health",
+    "magic_tunnel_health_check_event": "Tunnel health check below SLO",
+    "bgp_hijack_notification": "BGP hijack of a protected prefix",
+}
+# A tunnel reported back to health ends the alert its degraded report opened.
+_HEALTHY = {"healthy", "tunnel_status_type_healthy", "up"}
+_DOWN = {"down", "tunnel_status_type_down", "unhealthy"}
 
 
 def parse(body: bytes, options: Mapping[str, Any]) -> ParseResult:
@@ -111,6 +130,11 @@ def parse_notification(payload: dict[str, Any]) -> ParsedAlert:
         elif kind == "rps" and rps is None:
             rps = rate
 
+    is_tunnel, is_bgp = alert_type in TUNNEL_TYPES, alert_type in BGP_TYPES
+    status = first_text(data, "new_health", "new_status", "status", "tunnel_status", limit=60).lower()
+    if is_tunnel and status in _HEALTHY:
+        resolved = True
+
     if is_l7:
         # Every HTTP DDoS alert is a request flood to us; the precise attack_type
         # ("HTTP Flood", "Cache busting", ...) stays in the labels.
@@ -118,6 +142,10 @@ def parse_notification(payload: dict[str, Any]) -> ParsedAlert:
     elif is_ddos:
         layer = "L4"
         vector = flood_vector(attack_kind, protocol) or (slug(attack_kind) if attack_kind else "unknown")
+    elif is_tunnel:
+        layer, vector = "L3", "tunnel_health"
+    elif is_bgp:
+        layer, vector = "L3", "bgp_hijack"
     else:
         layer = "L7" if data.get("zone_name") or data.get("target_hostname") else "L4"
         vector = f"cloudflare_{slug(alert_type)}" if alert_type else "unknown"
@@ -125,16 +153,31 @@ def parse_notification(payload: dict[str, Any]) -> ParsedAlert:
         layer = "L3"
 
     severity = _severity(alert_type, data, pps=pps, bps=bps, rps=rps)
+    if is_bgp:
+        severity = "critical"  # someone else originates the customer's prefix: traffic is leaving
+    elif is_tunnel:
+        severity = "high" if status in _DOWN else "medium"
 
     target_ip = to_ip(data.get("target_ip"))
-    target_host = first_text(data, "target_hostname", "target_zone_name", "zone_name", "hostnames", "origin_ip")
+    target_host = first_text(
+        data,
+        "target_hostname",
+        "target_zone_name",
+        "zone_name",
+        "hostnames",
+        "origin_ip",
+        "prefix",
+        "hijacked_prefix",
+        "tunnel_name",
+        "tunnel_id",
+    )
     if not target_ip and not target_host:
         # keep what Cloudflare named as the target even when it is not an address (a prefix, a placeholder)
         target_host = clean(data.get("target_ip"))
     zone = first_text(data, "zone_name", "target_zone_name", "zone_tag", "account_name", "account_tag") or clean(
         payload.get("account_id")
     )
-    attack_id = first_text(data, "attack_id", "incident_id", "health_check_id", "certificate_id")
+    attack_id = first_text(data, "attack_id", "incident_id", "health_check_id", "certificate_id", "tunnel_id")
     correlation = clean(payload.get("alert_correlation_id"), 200)
     if correlation:
         # The alert type too: START and END of one alert share both, while two different
@@ -146,7 +189,10 @@ def parse_notification(payload: dict[str, Any]) -> ParsedAlert:
         )
 
     title = (
-        TITLES.get(alert_type) or clean(payload.get("name"), TITLE_MAX) or f"Cloudflare {alert_type or 'notification'}"
+        TITLES.get(alert_type)
+        or TITLES_OTHER.get(alert_type)
+        or clean(payload.get("name"), TITLE_MAX)
+        or f"Cloudflare {alert_type or 'notification'}"
     )
     if attack_kind and is_ddos:
         title = f"{title}: {attack_kind}"
@@ -161,6 +207,15 @@ def parse_notification(payload: dict[str, Any]) -> ParsedAlert:
             labels[key] = value
 
     event_time = parse_time(data.get("start_time")) or parse_time(payload.get("ts"))
+    owner_ids = {
+        "cf_account": clean(payload.get("account_id"), 64) or clean(data.get("account_tag"), 64),
+        "cf_zone": clean(data.get("zone_tag"), 64),
+    }
+    hijacker = to_asn(first_text(data, "hijacker_asn", "origin_asn", "new_origin_asn", "hijacker_origin_asn"))
+    if target_ip or target_host:
+        rule = f"Cloudflare data names the target ({'target_ip' if target_ip else 'host, zone, prefix or tunnel'})"
+    else:
+        rule = "the notification names no target: unknown"
     return ParsedAlert(
         fingerprint=fingerprint,
         title=clean(title, TITLE_MAX),
@@ -181,6 +236,9 @@ def parse_notification(payload: dict[str, Any]) -> ParsedAlert:
         labels=labels,
         description=clean(payload.get("text"), DESCRIPTION_MAX),
         raw=payload,
+        owner_ids={kind: value for kind, value in owner_ids.items() if value},
+        source_asns=[hijacker] if is_bgp and hijacker is not None else [],
+        direction_rule=rule,
     )
 
 

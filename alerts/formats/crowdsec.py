@@ -76,11 +76,11 @@ def parse(body: bytes, options: Mapping[str, Any]) -> ParseResult:
                     bump(result.skipped, "no_scenario")
                     continue
                 raise ParseError(f"{name}: not a CrowdSec alert: field `scenario` is missing")
-            result.alerts.append(_parse_alert(item))
+            result.alerts.append(_parse_alert(item, options))
     return result
 
 
-def _parse_alert(alert: dict[str, Any]) -> ParsedAlert:
+def _parse_alert(alert: dict[str, Any], options: Mapping[str, Any] | None = None) -> ParsedAlert:
     scenario = clean(alert.get("scenario"), 200)
     source = as_dict(alert.get("source"))
     source_value = clean(source.get("value") or source.get("ip") or source.get("range"), TEXT_MAX)
@@ -114,10 +114,31 @@ def _parse_alert(alert: dict[str, Any]) -> ParsedAlert:
     target_host = clean(meta.get("target_fqdn") or meta.get("target_host") or meta.get("http_host"), TEXT_MAX)
     target_ip = to_ip(meta.get("target_ip") or meta.get("destination_ip"))
     machine = clean(alert.get("machine_id"), TEXT_MAX)
+    # The attacker is the alert's source; decisions on an Ip scope name attackers too (a
+    # decision-only push has no source). The victim is the host the reporting machine
+    # protects: named in the events' meta, or by the feed's `machines` option
+    # ({"machine_id": "203.0.113.5" or "shop.example.com"}); else unknown, never the
+    # agent's own id.
+    decisions = [as_dict(d) for d in as_list(alert.get("decisions"))[:100]]
+    decision_ips = [to_ip(d.get("value")) for d in decisions if clean(d.get("scope"), 20).lower() == "ip"]
+    if not source_value and decisions:
+        source_value = clean(decisions[0].get("value"), TEXT_MAX)
+    machines = as_dict((options or {}).get("machines"))
+    if target_host or target_ip:
+        rule = "CrowdSec event meta names the protected host"
+    elif machine and (protected := clean(machines.get(machine), TEXT_MAX)):
+        target_ip = to_ip(protected)
+        target_host = "" if target_ip else protected
+        rule = f"feed option machines: machine {machine} protects {protected}"
+    else:
+        rule = f"CrowdSec names no protected host for machine {machine or 'unknown'}: victim unknown"
+    victim = target_ip or target_host
 
     uuid = clean(alert.get("uuid"), 100)
     alert_id = clean(alert.get("id"), 40)
-    fingerprint = make_fingerprint("crowdsec", scenario, source_value, uuid)
+    # One scenario from one source against one victim is one alert: its next overflows
+    # are repeats (count), not new alerts.
+    fingerprint = make_fingerprint("crowdsec", scenario, source_value, victim)
 
     labels: dict[str, str] = {"scenario": scenario}
     optional = {
@@ -142,7 +163,6 @@ def _parse_alert(alert: dict[str, Any]) -> ParsedAlert:
     label_values = [clean(v, 200) for v in as_list(alert.get("labels"))[:50]]
     if any(label_values):
         labels["labels"] = ",".join(v for v in label_values if v)
-    decisions = [as_dict(d) for d in as_list(alert.get("decisions"))[:100]]
     if decisions:
         labels["decisions"] = clean(
             "; ".join(
@@ -172,9 +192,10 @@ def _parse_alert(alert: dict[str, Any]) -> ParsedAlert:
         ended_at=parse_time(alert.get("stop_at")),
         target_ip=target_ip,
         target_port=to_port(meta.get("target_port") or meta.get("destination_port")),
-        target_host=target_host or machine,
-        zone=clean(meta.get("target_fqdn") or machine, TEXT_MAX),
-        source_ips=unique([source_ip, *event_ips]),
+        target_host=target_host,
+        zone=clean(meta.get("target_fqdn"), TEXT_MAX),
+        source_ips=unique([source_ip, *event_ips, *decision_ips]),
+        direction_rule=rule,
         source_asns=[asn] if asn is not None else [],
         source_countries=[cn] if cn else [],
         labels=labels,

@@ -12,8 +12,9 @@
   are read too, and anything else around them is ignored.
 
 The notify script's arguments can be passed as options (``ip``, ``direction``,
-``pps``, ``action``) by whatever relays them. ``unban`` resolves the alert: the
-fingerprint is the attacked IP plus the attack type, the same for ban and unban.
+``pps``, ``action``) by whatever relays them. ``unban`` resolves the open alert of the
+attacked IP, with or without an attack type (``resolve_only``: an unban of nothing open
+is dropped); the fingerprint is the attacked IP plus the attack type.
 
 Severity: ``attack_severity`` when FastNetMon sends it (low / middle / high), else by
 size: >= 10 Mpps or >= 10 Gbps critical, >= 1 Mpps or >= 1 Gbps high, else medium.
@@ -254,6 +255,10 @@ def _alert(
         external_id=attack_id,
         event_time=event_time,
         resolved=resolved,
+        # An unban closes the open alert of that address, whatever attack type it names
+        # (often none); an unban of nothing open is dropped, never a resolved alert.
+        resolve_only=resolved,
+        direction_rule=f"FastNetMon: {direction} attack on the monitored address {ip_text}",
         target_ip=target_ip,
         target_host="" if target_ip else clean(ip_text, TEXT_MAX),
         zone=zone,

@@ -54,6 +54,7 @@ from ._common import (
     unique,
 )
 from .base import SEVERITIES, ParsedAlert, ParseError, ParseResult, make_fingerprint
+from .labels import resolve
 
 # Where a field is looked for when the feed's mapping does not say.
 DEFAULT_PATHS: dict[str, tuple[str, ...]] = {
@@ -108,7 +109,9 @@ def parse(body: bytes, options: Mapping[str, Any]) -> ParseResult:
         for record in records:
             if not isinstance(record, dict):
                 raise ParseError(f"record {index}: expected a JSON object, got {type_name(record)}")
-            result.alerts.append(_parse_record(record, index, mapping, severity_map, defaults))
+            result.alerts.append(
+                _parse_record(record, index, mapping, severity_map, defaults, options.get("label_mapping"))
+            )
             index += 1
     return result
 
@@ -153,9 +156,18 @@ def _parse_record(
     mapping: Mapping[str, Any],
     severity_map: Mapping[str, Any],
     defaults: Mapping[str, Any],
+    label_mapping: Any = None,
 ) -> ParsedAlert:
+    # The feed's label mapping reads the record's top-level values and its `labels`
+    # object for whatever the field mapping does not name (dst_ip, victim, customer ...).
+    flat = {k: v for k, v in record.items() if not isinstance(v, dict | list)}
+    labelled = resolve({**flat, **clean_labels(record.get("labels") or {})}, {}, label_mapping)
+
     def get(name: str) -> Any:
-        return _field(record, mapping, defaults, name)
+        value = _field(record, mapping, defaults, name)
+        if (value is None or value == "") and name not in mapping:
+            value = getattr(labelled, name, None) or None
+        return value
 
     title = clean(get("title"), TITLE_MAX)
     if not title:
@@ -172,6 +184,14 @@ def _parse_record(
 
     target_ip = to_ip(get("target_ip"))
     target_host = clean(get("target_host"), TEXT_MAX)
+    if mapping.get("target_ip") or mapping.get("target_host"):
+        rule = f"generic mapping: field {mapping.get('target_ip') or mapping.get('target_host')} names the target"
+    elif labelled.target_label and (target_ip == labelled.target_ip or target_host == labelled.target_host):
+        rule = f"generic record: field {labelled.target_label} names the target"
+    elif target_ip or target_host:
+        rule = "generic record: a target field (target_ip, dest_ip, dst_ip, host ...) names the target"
+    else:
+        rule = "no field names a target: unknown"
     vector_text = clean(get("vector"), 100)
     vector = slug(vector_text) if vector_text else (flood_vector(title) or "unknown")
     layer = normalise_layer(get("layer")) or ("L7" if vector.startswith(("http", "waf")) else "L4")
@@ -189,6 +209,7 @@ def _parse_record(
     resolved = resolved_value is True or clean(resolved_value, 30).lower() in RESOLVED_WORDS
 
     labels = _labels(record, mapping.get("labels"))
+    source_ips = unique([to_ip(v) for v in _many(get("source_ips"))])
     return ParsedAlert(
         fingerprint=fingerprint,
         title=title,
@@ -208,7 +229,12 @@ def _parse_record(
         rps=to_float(get("rps")),
         packets=to_int(get("packets")),
         bytes=to_int(get("bytes")),
-        source_ips=unique([to_ip(v) for v in _many(get("source_ips"))]),
+        source_ips=source_ips,
+        source_port=to_port(record.get("src_port") or record.get("source_port")),
+        # One named peer against one target: the customer's assets may swap the two.
+        swappable=len(source_ips) == 1 and bool(target_ip),
+        direction_rule=rule,
+        customer_ref=clean(labelled.customer, TEXT_MAX),
         source_asns=[a for a in (to_asn(v) for v in _many(get("source_asns"))) if a is not None][:1_000],
         source_countries=unique([country(v) for v in _many(get("source_countries"))]),
         labels=labels,

@@ -3,8 +3,10 @@
 Accepted shapes: JSON lines (what Suricata writes), a JSON array, or one object.
 ``event_type == "alert"`` records become alerts; every other event type (flow, dns,
 stats, ...) is counted in ``ParseResult.skipped`` so an import can show what the file
-held. Repeats of one signature between the same two hosts and port share a
-fingerprint, so a noisy rule becomes one alert with a count, not thousands of rows.
+held. Victim and attacker come from Suricata's own direction fields (see
+``_orientation``); repeats of one signature from one attacker against one victim and
+service share a fingerprint (never the client's ephemeral port), and a flood or
+reflection is one alert per victim, so a noisy rule becomes one alert with a count.
 
 Severity follows Suricata's priority: 1 -> high, 2 -> medium, 3 -> low, 4 and more ->
 info. Options: ``lenient=True`` counts lines that are not JSON under
@@ -14,6 +16,7 @@ info. Options: ``lenient=True`` counts lines that are not JSON under
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ._common import (
@@ -109,6 +112,7 @@ def _parse_alert(record: dict[str, Any], alert: dict[str, Any]) -> ParsedAlert:
     proto = clean(record.get("proto"), 20).upper()
     # Suricata writes port 0 for ICMP, IGMP and other portless protocols.
     has_ports = proto in ("TCP", "UDP", "SCTP")
+    src_port = to_port(record.get("src_port")) if has_ports else None
     dest_port = to_port(record.get("dest_port")) if has_ports else None
     app_proto = clean(record.get("app_proto"), 20).lower()
 
@@ -123,6 +127,9 @@ def _parse_alert(record: dict[str, Any], alert: dict[str, Any]) -> ParsedAlert:
     else:
         layer = "L4"
 
+    dos = _is_dos(f"{signature} {category}".lower())
+    side = _orientation(record, alert, src_ip, src_port, dest_ip, dest_port, has_ports=has_ports, dos=dos)
+
     http = as_dict(record.get("http"))
     tls = as_dict(record.get("tls"))
     target_host = clean(http.get("hostname") or tls.get("sni"), TEXT_MAX)
@@ -135,7 +142,8 @@ def _parse_alert(record: dict[str, Any], alert: dict[str, Any]) -> ParsedAlert:
         "action": clean(alert.get("action"), 40),
         "proto": proto,
         "app_proto": app_proto,
-        "src_port": clean(to_port(record.get("src_port"))) if has_ports else "",
+        "direction": clean(record.get("direction"), 20),
+        "src_port": clean(src_port) if has_ports else "",
         "flow_id": clean(record.get("flow_id"), 40),
         "in_iface": clean(record.get("in_iface"), 40),
     }
@@ -152,28 +160,129 @@ def _parse_alert(record: dict[str, Any], alert: dict[str, Any]) -> ParsedAlert:
 
     rule = signature_id if signature_id is not None else signature
     title = signature or (f"Suricata signature {signature_id}" if signature_id is not None else "Suricata alert")
+    if dos:
+        # A flood or reflection is one attack on its victim, whatever the reflectors and
+        # the ports they hit: the sources are collected into the one alert.
+        fingerprint = make_fingerprint("suricata", rule, "dos", side.victim)
+    else:
+        # One brute force or scan from one source against one victim and service: the
+        # client's ephemeral port is not part of it, and the pair is unordered so the
+        # customer's assets may swap the sides without splitting the alert.
+        service = None if vector in _SCAN_VECTORS else side.victim_port
+        fingerprint = make_fingerprint("suricata", rule, *sorted((side.victim, side.attacker)), service)
     return ParsedAlert(
-        fingerprint=make_fingerprint("suricata", rule, src_ip, dest_ip, dest_port),
+        fingerprint=fingerprint,
         title=title,
         layer=layer,
         vector=vector,
         severity=severity,
         external_id=clean(signature_id),
         event_time=parse_time(record.get("timestamp")),
-        target_ip=dest_ip,
-        target_port=dest_port,
+        target_ip=side.victim,
+        target_port=side.victim_port,
         target_host=target_host,
         packets=packets,
         bytes=total_bytes,
-        source_ips=[src_ip] if src_ip else [],
+        source_ips=[side.attacker] if side.attacker else [],
+        source_port=side.attacker_port,
+        swappable=bool(side.attacker and side.victim),
+        direction_rule=side.rule,
         labels=labels,
         raw=record,
     )
 
 
+_SCAN_VECTORS = {"port_scan", "vuln_scan"}
+
+
+@dataclass
+class _Sides:
+    victim: str
+    victim_port: int | None
+    attacker: str
+    attacker_port: int | None
+    rule: str
+
+
+def _orientation(
+    record: dict[str, Any],
+    alert: dict[str, Any],
+    src_ip: str,
+    src_port: int | None,
+    dest_ip: str,
+    dest_port: int | None,
+    *,
+    has_ports: bool,
+    dos: bool,
+) -> _Sides:
+    """Who is attacked and who attacks, from Suricata's own fields (assets may still swap them).
+
+    In order: the rule's ``target`` keyword (``alert.source``/``alert.target``); for a
+    flood or reflection the packets' destination; otherwise the client of the flow attacks
+    its server (Suricata 7's ``flow.src_ip``/``dest_ip``, else ``direction``: a
+    ``to_client`` packet runs from the server back to the client, as an FTP "530 Login
+    incorrect" reply to a brute-forcing client does).
+    """
+    rule_source, rule_target = as_dict(alert.get("source")), as_dict(alert.get("target"))
+    target_ip, source_ip = to_ip(rule_target.get("ip")), to_ip(rule_source.get("ip"))
+    if target_ip and source_ip:
+        return _Sides(
+            target_ip,
+            to_port(rule_target.get("port")) if has_ports else None,
+            source_ip,
+            to_port(rule_source.get("port")) if has_ports else None,
+            f"Suricata rule target keyword: alert.target {target_ip} attacked by alert.source {source_ip}",
+        )
+    if dos:
+        return _Sides(
+            dest_ip,
+            dest_port,
+            src_ip,
+            src_port,
+            f"Suricata DoS signature: packets from {src_ip or 'unknown'} flood {dest_ip or 'unknown'}",
+        )
+    direction = clean(record.get("direction"), 20).lower()
+    flow = as_dict(record.get("flow"))
+    client, server = to_ip(flow.get("src_ip")), to_ip(flow.get("dest_ip"))
+    if client and server:
+        client_port = to_port(flow.get("src_port")) if has_ports else None
+        server_port = to_port(flow.get("dest_port")) if has_ports else None
+        how = f"Suricata flow: client {client} attacks server {server}"
+        if app_proto := clean(record.get("app_proto"), 20).lower():
+            how += f" ({app_proto})"
+        return _Sides(server, server_port, client, client_port, how)
+    if direction == "to_client":
+        return _Sides(
+            src_ip,
+            src_port,
+            dest_ip,
+            dest_port,
+            f"Suricata direction to_client: client {dest_ip or 'unknown'} attacks server {src_ip or 'unknown'}",
+        )
+    if direction == "to_server":
+        return _Sides(
+            dest_ip,
+            dest_port,
+            src_ip,
+            src_port,
+            f"Suricata direction to_server: client {src_ip or 'unknown'} attacks server {dest_ip or 'unknown'}",
+        )
+    return _Sides(
+        dest_ip,
+        dest_port,
+        src_ip,
+        src_port,
+        "Suricata packet direction (the event names no direction): source attacks destination",
+    )
+
+
+def _is_dos(text: str) -> bool:
+    return _has_word(text, "dos") or _has_word(text, "ddos") or any(word in text for word in _DOS_WORDS)
+
+
 def _vector(signature: str, category: str, proto: str, app_proto: str) -> str:
     text = f"{signature} {category}".lower()
-    if _has_word(text, "dos") or _has_word(text, "ddos") or any(word in text for word in _DOS_WORDS):
+    if _is_dos(text):
         named = flood_vector(signature, category)
         if named:
             return named
@@ -184,10 +293,11 @@ def _vector(signature: str, category: str, proto: str, app_proto: str) -> str:
     for words, vector in _WAF_RULES:
         if any(_has_word(text, word) for word in words):
             return vector
-    if "scan" in text:
-        return "vuln_scan" if "vuln" in text else "port_scan"
+    # Before "scan": "ET SCAN Potential FTP Brute-Force attempt" is a brute force.
     if "brute" in text:
         return "http_bruteforce" if app_proto.startswith("http") else "bruteforce"
+    if "scan" in text:
+        return "vuln_scan" if "vuln" in text else "port_scan"
     category_slug = slug(category, 60)
     return f"ids_{category_slug}" if category_slug else "ids_alert"
 

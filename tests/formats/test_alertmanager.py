@@ -77,7 +77,7 @@ def test_common_labels_are_inherited_by_each_alert():
     entry = payloads.alertmanager_alert()
     entry["labels"] = {"alertname": "X"}
     alert = parse({"version": "4", "commonLabels": {"customer": "globex", "alertname": "X"}, "alerts": [entry]})[0]
-    assert alert.zone == "globex"
+    assert alert.customer_ref == "globex"  # the customer label names the customer, not a zone
     assert alert.labels["customer"] == "globex"
 
 

@@ -40,7 +40,9 @@ def test_stream_fixture_scenarios_map_to_vectors():
         ("crowdsecurity/ddos", "http_flood", "high"),
     ]
     assert [a.external_id for a in alerts] == ["42", "43", "44"]
-    assert alerts[0].target_host == "test"  # machine_id when no target in the events
+    # The reporting machine ("test") is not the victim: with no protected host known, unknown.
+    assert alerts[0].target_host == "" and alerts[0].target_ip == ""
+    assert alerts[0].direction_rule == "CrowdSec names no protected host for machine test: victim unknown"
     assert alerts[0].source_asns == [123456]
     assert alerts[0].labels["decisions"] == "ban Ip:127.0.0.1 for 1h"
 

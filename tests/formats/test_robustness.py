@@ -45,6 +45,15 @@ BASE_PAYLOADS = {
     "crowdsec": [[payloads.crowdsec_alert()]],
     "generic": [{"title": "x", "severity": "high", "dest_ip": "192.0.2.1", "src": ["192.0.2.9"]}],
     "wazuh": [{"rule": {"level": 7, "description": "d", "groups": ["web"]}, "agent": {"id": "1"}, "data": {}}],
+    "pagerduty": [
+        {
+            "routing_key": "R0UT1NGKEY",
+            "event_action": "trigger",
+            "dedup_key": "k1",
+            "payload": {"summary": "s", "source": "192.0.2.1", "severity": "error", "custom_details": {"a": 1}},
+        },
+        {"routing_key": "R0UT1NGKEY", "event_action": "resolve", "dedup_key": "k1"},
+    ],
 }
 
 

@@ -4,6 +4,9 @@ The test starts Alertmanager on 127.0.0.1 with clustering off and a webhook rece
 pointed at the live Django server's ``/ingest/<slug>/`` with a bearer token, then drives
 it through its own API the way Prometheus does:
 
+0. (second test) alerts of one group whose labels carry ``dst_ip`` and ``customer`` next
+   to the router's ``instance`` become alerts with that target and customer, and two
+   victims in one group are two attacks;
 1. an alert fired through ``POST /api/v2/alerts`` becomes exactly one Shieldwall alert,
    mapped to the customer named by its ``customer`` label;
 2. Alertmanager re-notifies (repeat_interval of 2 s): an unchanged re-notification is
@@ -33,7 +36,7 @@ from typing import Any
 
 import pytest
 
-from alerts.models import Alert, Delivery, Feed
+from alerts.models import Alert, Attack, Delivery, Feed
 from tests.factories import CustomerFactory
 
 ALERTMANAGER = Path("/usr/bin/prometheus-alertmanager")
@@ -50,7 +53,7 @@ pytestmark = [
 CONFIG = """
 route:
   receiver: shieldwall
-  group_by: [alertname, target_ip]
+  group_by: {group_by}
   group_wait: 1s
   group_interval: 1s
   repeat_interval: 2s
@@ -91,11 +94,11 @@ def wait_until(what: str, check: Callable[[], Any], timeout: float = WAIT_S, log
 class Alertmanager:
     """One Alertmanager process on 127.0.0.1, and what the test asks of it."""
 
-    def __init__(self, workdir: Path, webhook_url: str, token: str) -> None:
+    def __init__(self, workdir: Path, webhook_url: str, token: str, group_by: str = "[alertname, target_ip]") -> None:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.config = workdir / "alertmanager.yml"
-        self.config.write_text(CONFIG.format(url=json.dumps(webhook_url), token=json.dumps(token)))
+        self.config.write_text(CONFIG.format(url=json.dumps(webhook_url), token=json.dumps(token), group_by=group_by))
         self.storage = workdir / "data"
         self.storage.mkdir()
         self.log_path = workdir / "alertmanager.log"
@@ -169,11 +172,11 @@ class Alertmanager:
 
 
 @pytest.fixture
-def alertmanager_factory(tmp_path: Path) -> Iterator[Callable[[str, str], Alertmanager]]:
+def alertmanager_factory(tmp_path: Path) -> Iterator[Callable[..., Alertmanager]]:
     started: list[Alertmanager] = []
 
-    def start(webhook_url: str, token: str) -> Alertmanager:
-        manager = Alertmanager(tmp_path, webhook_url, token)
+    def start(webhook_url: str, token: str, **options: str) -> Alertmanager:
+        manager = Alertmanager(tmp_path, webhook_url, token, **options)
         started.append(manager)
         manager.start()
         return manager
@@ -298,3 +301,54 @@ def test_alert_through_real_alertmanager_is_one_alert_deduplicated_then_resolved
     assert alert.status == Alert.Status.RESOLVED
     assert alert.ended_at is not None
     assert alert.customer_id == customer.pk
+
+
+def test_dst_ip_and_customer_labels_through_real_alertmanager_two_victims_two_attacks(
+    transactional_db, live_server, settings, alertmanager_factory
+):
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "127.0.0.1"]
+    initech = CustomerFactory(slug="initech", name="Initech", plan="enterprise")
+    globex = CustomerFactory(slug="globex", name="Globex")
+    feed = Feed(name="Prometheus (labels)", slug="prometheus-labels", format=Feed.Format.ALERTMANAGER)
+    token = feed.set_secret()
+    feed.save()
+    port = live_server.thread.port
+    # Grouped by alert name only: both victims arrive in one notification.
+    manager = alertmanager_factory(f"http://127.0.0.1:{port}/ingest/{feed.slug}/", token, group_by="[alertname]")
+
+    started = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=30)
+    victims = {"192.0.2.77": initech, "198.51.100.200": globex}
+
+    def alert(dst_ip: str, customer: str) -> dict[str, Any]:
+        return {
+            "labels": {
+                "alertname": "DDoSInboundFlood",
+                "severity": "critical",
+                "instance": "edge-fra1.net.example:9100",  # the router that measured it
+                "job": "ddos-exporter",
+                "dst_ip": dst_ip,
+                "customer": customer,
+                "vector": "udp_flood",
+            },
+            "annotations": {"summary": f"Inbound UDP flood to {dst_ip}"},
+            "startsAt": _rfc3339(started),
+            "endsAt": _rfc3339(datetime.now(UTC) + timedelta(minutes=5)),
+        }
+
+    manager.post_alerts([alert(ip, customer.slug) for ip, customer in victims.items()])
+
+    def describe() -> str:
+        rows = list(Alert.objects.values("id", "target_ip", "target_host", "customer_id", "attack_id"))
+        deliveries = list(Delivery.objects.values("id", "status", "error", "alerts_created"))
+        return f"alerts: {rows}\ndeliveries: {deliveries}\n{manager.log()}"
+
+    wait_until("both alerts to arrive", lambda: Alert.objects.filter(feed=feed).count() >= 2, log=describe)
+    assert Alert.objects.filter(feed=feed).count() == 2, describe()
+    for ip, customer in victims.items():
+        row = Alert.objects.get(feed=feed, target_ip=ip)
+        assert row.customer_id == customer.pk, describe()
+        assert row.target_host == "", "the router's instance label is not the target"
+        assert row.direction_rule == "Alertmanager label dst_ip names the target"
+    attacks = Attack.objects.filter(alerts__feed=feed).distinct()
+    assert attacks.count() == 2, describe()
+    assert {(a.target, a.customer_id) for a in attacks} == {(ip, c.pk) for ip, c in victims.items()}
