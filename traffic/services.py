@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,7 @@ def sample_parse(*, sample_id: int) -> TrafficSample | None:
     try:
         if sample.kind == TrafficSample.Kind.PCAP:
             summary, errors, records = _parse_pcap(sample.pk, source, target)
+            _add_analysis(summary, target, customer_networks(sample.customer))
         elif sample.kind == TrafficSample.Kind.EVE_FLOW:
             flows = read_eve_flows(source)
             pq.write_table(flows.table, target, compression="zstd")
@@ -159,6 +161,35 @@ def _parse_pcap(sample_id: int, source: Path, target: Path) -> tuple[dict, list[
 
         pq.write_table(empty_table(), target)
     return summary, list(summary.get("errors") or reader.errors), records
+
+
+def customer_networks(customer) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:  # noqa: ANN001
+    """The customer's prefixes (and the addresses of its Spectrum apps): what a victim can be."""
+    from console.models import Asset
+
+    nets = []
+    for asset in Asset.objects.filter(customer=customer, kind__in=[Asset.Kind.PREFIX, Asset.Kind.SPECTRUM]):
+        value = asset.value if asset.kind == Asset.Kind.PREFIX else asset.value.rpartition(":")[0].strip("[]")
+        try:
+            nets.append(ipaddress.ip_network(value, strict=False))
+        except ValueError:
+            continue  # a Spectrum app named by hostname
+    return nets
+
+
+def _add_analysis(summary: dict, columnar: Path, networks: list) -> None:
+    """Victim, direction and per-second vectors, from the columns just written.
+
+    The whole-capture vectors of ``summarize_pcap`` stay under ``vectors_whole_capture``
+    (what ``analyze_pcap`` prints); ``vectors`` become the victim-side, peak-rate ones.
+    """
+    from traffic.parsers.analysis import analyse_capture
+
+    analysis = analyse_capture(columnar, summary, networks)
+    summary["vectors_whole_capture"] = summary.get("vectors", [])
+    summary["vectors"] = analysis.pop("vectors")
+    summary["victim"] = analysis.pop("victim")
+    summary["direction"] = analysis
 
 
 def _parse_log(sample: TrafficSample, source: Path, target: Path) -> tuple[dict, list[str], int]:
