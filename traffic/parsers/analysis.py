@@ -75,6 +75,7 @@ CARPET_MIN_ADDRESSES = 16
 CARPET_MAX_TOP = 0.25
 HTTP_PORTS = (80, 8080, 8000, 443, 8443)
 _BATCH = 65_536
+GEO_SOURCES = 1000  # sources behind the country and ASN breakdown
 _DISTINCT_EXACT = 1_000_000
 
 # Services grouped by name (ISAKMP has two ports); each gets its own per-second class.
@@ -794,13 +795,16 @@ def analyse_capture(columnar, summary: dict, networks: Iterable[Network] = (), *
         }
         for ip, c in a.victim_rx.most_common(top)
     ]
+    heavy = _endpoints(a, GEO_SOURCES, scope_addrs | set(a.victim_rx) | set(a.victim_tx))
     starts = [v["start"] for v in vectors if v.get("start") is not None]
     victim["addresses"] = attacked
     victim["address_count"] = len(a.victim_rx)
     return {
         "victim": victim,
         "directions": {d: _direction(a, d) for d in ("toward", "from", "other")},
-        "top_sources": _endpoints(a, top, scope_addrs | set(a.victim_rx) | set(a.victim_tx)),
+        "top_sources": heavy[:top],
+        # The heaviest sources, for the country and ASN breakdown (popped before storing).
+        "heavy_sources": heavy,
         "tcp_flags_toward": {k: int(v) for k, v in sorted(_flag_counts(a.flags).items(), key=lambda kv: -kv[1]) if v},
         "vectors": vectors,
         "attack_start": min(starts) if starts else None,
