@@ -103,8 +103,7 @@ def sample_parse(*, sample_id: int) -> TrafficSample | None:
     target = columnar_dir() / f"sample-{sample.pk}.parquet"
     try:
         if sample.kind == TrafficSample.Kind.PCAP:
-            summary, errors, records = _parse_pcap(sample.pk, source, target)
-            _add_analysis(summary, target, customer_networks(sample.customer))
+            summary, errors, records = _parse_pcap(sample.pk, source, target, customer_networks(sample.customer))
         elif sample.kind == TrafficSample.Kind.EVE_FLOW:
             flows = read_eve_flows(source)
             pq.write_table(flows.table, target, compression="zstd")
@@ -140,10 +139,16 @@ def sample_parse(*, sample_id: int) -> TrafficSample | None:
     return sample
 
 
-def _parse_pcap(sample_id: int, source: Path, target: Path) -> tuple[dict, list[str], int]:
+def _parse_pcap(
+    sample_id: int, source: Path, target: Path, networks: list | None = None
+) -> tuple[dict, list[str], int]:
+    from traffic.parsers.analysis import CaptureAnalyser
+
     summary = summarize_pcap(
         source, progress=lambda done, total: _set_progress(sample_id, int(50 * done / max(total, 1)))
     )
+    # The victim follows from the summary; the analysis rides on the pass that writes the columns.
+    analyser = CaptureAnalyser(summary, networks or [])
     reader = iter_batches(
         source, progress=lambda done, total: _set_progress(sample_id, 50 + int(50 * done / max(total, 1)))
     )
@@ -151,6 +156,7 @@ def _parse_pcap(sample_id: int, source: Path, target: Path) -> tuple[dict, list[
     records = 0
     try:
         for batch in reader:
+            analyser.add_packets(batch)
             table = batch.to_table()
             if writer is None:
                 writer = pq.ParquetWriter(target, table.schema, compression="zstd")
@@ -163,6 +169,7 @@ def _parse_pcap(sample_id: int, source: Path, target: Path) -> tuple[dict, list[
         from traffic.parsers.pcap import empty_table
 
         pq.write_table(empty_table(), target)
+    _add_analysis(summary, analyser.result())
     return summary, list(summary.get("errors") or reader.errors), records
 
 
@@ -180,15 +187,12 @@ def customer_networks(customer) -> list[ipaddress.IPv4Network | ipaddress.IPv6Ne
     return nets
 
 
-def _add_analysis(summary: dict, columnar: Path, networks: list) -> None:
-    """Victim, direction and per-second vectors, from the columns just written.
+def _add_analysis(summary: dict, analysis: dict) -> None:
+    """Victim, direction and per-second vectors into the summary, sources with country and ASN.
 
     The whole-capture vectors of ``summarize_pcap`` stay under ``vectors_whole_capture``
     (what ``analyze_pcap`` prints); ``vectors`` become the victim-side, peak-rate ones.
     """
-    from traffic.parsers.analysis import analyse_capture
-
-    analysis = analyse_capture(columnar, summary, networks)
     heavy = geo.annotate(analysis.pop("heavy_sources"))
     geo.annotate(analysis["top_sources"])
     geo.annotate(summary.get("top_sources", []))

@@ -104,8 +104,8 @@ FLOODS = [
     ("ip_fragment_flood", V.fragment_flood, "IP fragment flood from 3,000 sources"),
     ("gre_flood", V.gre_flood, "GRE flood from 3,000 sources"),
     ("dns_query_flood", V.dns_query_flood, "DNS query flood from 4,000 sources to UDP port 53"),
-    # The normal HTTPS clients' data segments count too: request-carrying segments to web ports.
-    ("http_flood", V.http_flood, "HTTP flood from 45 sources to tcp/80, peak 520 requests per second"),
+    # The normal HTTPS clients' TLS records to 443 are no countable requests.
+    ("http_flood", V.http_flood, "HTTP flood from 40 sources to tcp/80, peak 500 requests per second"),
 ]
 
 

@@ -30,9 +30,10 @@ from typing import Any
 
 import numpy as np
 
+from .pcap import PacketBatch, ipv6_string
 from .summary import AMP_PORTS, PROTO_NAMES, _HyperLogLog, _mix64, _Tally
 
-__all__ = ["analyse_capture", "find_victim", "victim_expression", "COLUMNS"]
+__all__ = ["analyse_capture", "CaptureAnalyser", "find_victim", "victim_expression", "COLUMNS"]
 
 COLUMNS = [
     "ts",
@@ -73,10 +74,12 @@ SCAN_PORTS = 100  # distinct destination ports from one source to one address: v
 SCAN_HOSTS = 50  # distinct destination addresses from one source on few ports: horizontal scan
 CARPET_MIN_ADDRESSES = 16
 CARPET_MAX_TOP = 0.25
-HTTP_PORTS = (80, 8080, 8000, 443, 8443)
+# Plain-text web ports only: a TLS record to 443 is no countable request (HTTPS floods
+# need the request logs, or the TLS handshakes).
+HTTP_PORTS = (80, 8080, 8000)
 _BATCH = 65_536
 GEO_SOURCES = 1000  # sources behind the country and ASN breakdown
-_DISTINCT_EXACT = 1_000_000
+_DISTINCT_EXACT = 100_000  # past it a HyperLogLog: exact sets of millions cost a sort each
 
 # Services grouped by name (ISAKMP has two ports); each gets its own per-second class.
 _SERVICES: dict[str, list[int]] = {}
@@ -121,6 +124,10 @@ _BASE_CLASSES = [
 ]
 CLASSES = _BASE_CLASSES + [f"amp_{svc}" for svc in _SERVICES]
 _K = {name: i for i, name in enumerate(CLASSES)}
+# Classes whose distinct sources a vector reports.
+_DISTINCT_CLASSES = {
+    _K[c] for c in CLASSES if c not in ("toward", "from", "tcp", "http_tcp", "syn_from", "synack_from")
+}
 _AMP_CLASS = np.full(65536, -1, np.int64)
 for _svc, _ports in _SERVICES.items():
     for _p in _ports:
@@ -206,12 +213,32 @@ def _scope_mask(v4: np.ndarray, is4: np.ndarray, texts, is6: np.ndarray, nets: l
 # ------------------------------------------------------------------------------ counting
 
 
+class _FastHLL(_HyperLogLog):
+    """The summary's HyperLogLog with a sort-based update (``np.maximum.at`` is slow on big batches)."""
+
+    def add(self, hashes: np.ndarray) -> None:
+        if hashes.size == 0:
+            return
+        idx = (hashes >> np.uint64(64 - self.P)).astype(np.int64)
+        rest = (hashes & np.uint64((1 << (64 - self.P)) - 1)).astype(np.float64)
+        rank = (64 - self.P + 1 - np.frexp(rest)[1]).astype(np.int64)
+        packed = np.sort((idx << 6) | rank)
+        last = np.flatnonzero(np.r_[packed[1:] >> 6 != packed[:-1] >> 6, True])
+        reg_idx, best = packed[last] >> 6, (packed[last] & 63).astype(np.uint8)
+        self.reg[reg_idx] = np.maximum(self.reg[reg_idx], best)
+
+
 class _Distinct:
-    """Distinct uint32 keys: exact up to a million, then a HyperLogLog (≈ 0.4 %)."""
+    """Distinct uint32 keys: exact up to ``_DISTINCT_EXACT``, then a HyperLogLog (≈ 0.4 %).
+
+    Keys are buffered and reduced a few million at a time, so each is sorted about once.
+    """
 
     def __init__(self) -> None:
         self.keys = np.zeros(0, np.uint32)
-        self.hll: _HyperLogLog | None = None
+        self.pending: list[np.ndarray] = []
+        self.n_pending = 0
+        self.hll: _FastHLL | None = None
 
     def add(self, keys: np.ndarray) -> None:
         if keys.size == 0:
@@ -219,17 +246,28 @@ class _Distinct:
         if self.hll is not None:
             self.hll.add(_mix64(keys))
             return
-        self.keys = np.union1d(self.keys, keys)
-        if self.keys.size > _DISTINCT_EXACT:
-            self.hll = _HyperLogLog()
+        self.pending.append(keys)
+        self.n_pending += keys.size
+        if self.n_pending >= max(1 << 20, self.keys.size):
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.pending:
+            keys = np.sort(np.concatenate([self.keys, *self.pending]))  # far faster than np.unique's hashing
+            self.keys = keys[np.r_[True, keys[1:] != keys[:-1]]] if keys.size else keys
+            self.pending, self.n_pending = [], 0
+        if self.hll is None and self.keys.size > _DISTINCT_EXACT:
+            self.hll = _FastHLL()
             self.hll.add(_mix64(self.keys))
             self.keys = np.zeros(0, np.uint32)
 
     def count(self) -> int:
+        self._flush()
         return self.hll.count() if self.hll is not None else int(self.keys.size)
 
     @property
     def estimated(self) -> bool:
+        self._flush()
         return self.hll is not None
 
 
@@ -326,25 +364,62 @@ class _Analyser:
                 self.scan_src[int(a)] = {"ports": _Distinct(), "hosts": _Distinct(), "dport": Counter(), "n": 0}
 
     def add(self, batch) -> None:  # noqa: ANN001
-        n = batch.num_rows
-        if n == 0:
+        """One Arrow record batch of the packet table."""
+        if batch.num_rows == 0:
             return
-        ts = _np(batch, "ts", 0.0)
-        flen = _np(batch, "frame.len", 0).astype(np.int64)
         ver = _np(batch, "ip.version", 0)
-        src4 = _np(batch, "ip.src.v4", 0).astype(np.uint32)
-        dst4 = _np(batch, "ip.dst.v4", 0).astype(np.uint32)
-        proto = _np(batch, "ip.proto", -1)
-        iplen = _np(batch, "ip.len", 0).astype(np.int64)
-        frag = _np(batch, "ip.frag", False).astype(bool)
-        tdport = _np(batch, "tcp.dstport", -1)
-        flags = _np(batch, "tcp.flags", -1)
-        usport = _np(batch, "udp.srcport", -1)
-        udport = _np(batch, "udp.dstport", -1)
-        is4, is6 = ver == 4, ver == 6
         srcs = dsts = None
-        if is6.any():
+        if (ver == 6).any():
             srcs, dsts = batch.column("ip.src").to_pylist(), batch.column("ip.dst").to_pylist()
+        self._add(
+            ts=_np(batch, "ts", 0.0),
+            flen=_np(batch, "frame.len", 0).astype(np.int64),
+            ver=ver,
+            src4=_np(batch, "ip.src.v4", 0).astype(np.uint32),
+            dst4=_np(batch, "ip.dst.v4", 0).astype(np.uint32),
+            proto=_np(batch, "ip.proto", -1),
+            iplen=_np(batch, "ip.len", 0).astype(np.int64),
+            frag=_np(batch, "ip.frag", False).astype(bool),
+            tdport=_np(batch, "tcp.dstport", -1),
+            flags=_np(batch, "tcp.flags", -1),
+            usport=_np(batch, "udp.srcport", -1),
+            udport=_np(batch, "udp.dstport", -1),
+            srcs=srcs,
+            dsts=dsts,
+        )
+
+    def add_packets(self, b: PacketBatch) -> None:
+        """One batch straight from the reader (the upload path: no second read of the file)."""
+        if len(b) == 0:
+            return
+        srcs = dsts = None
+        is6 = b.ip_version == 6
+        if is6.any():
+            srcs, dsts = [None] * len(b), [None] * len(b)
+            for i in np.flatnonzero(is6).tolist():
+                srcs[i] = ipv6_string(*b.src6[i])
+                dsts[i] = ipv6_string(*b.dst6[i])
+        tcp = (b.proto == 6) & (b.sport >= 0)
+        udp = (b.proto == 17) & (b.sport >= 0)
+        self._add(
+            ts=b.ts,
+            flen=b.wirelen.astype(np.int64, copy=False),
+            ver=b.ip_version,
+            src4=b.src4,
+            dst4=b.dst4,
+            proto=b.proto,
+            iplen=np.maximum(b.ip_len, 0).astype(np.int64),
+            frag=b.frag,
+            tdport=np.where(tcp, b.dport, -1),
+            flags=b.tcp_flags,
+            usport=np.where(udp, b.sport, -1),
+            udport=np.where(udp, b.dport, -1),
+            srcs=srcs,
+            dsts=dsts,
+        )
+
+    def _add(self, *, ts, flen, ver, src4, dst4, proto, iplen, frag, tdport, flags, usport, udport, srcs, dsts) -> None:  # noqa: ANN001, PLR0913
+        is4, is6 = ver == 4, ver == 6
         toward = _scope_mask(dst4, is4, dsts, is6, self.nets)
         frm = _scope_mask(src4, is4, srcs, is6, self.nets) & ~toward
         other = ~toward & ~frm
@@ -389,7 +464,8 @@ class _Analyser:
         for k, m in masks.items():
             if not m.any():
                 continue
-            self.distinct[k].add(np.unique(src4[m & is4]))
+            if k in _DISTINCT_CLASSES:
+                self.distinct[k].add(src4[m & is4])
             self.len_sum[k] += int(iplen[m].sum())
             t = ts[m]
             self.first[k] = min(self.first[k], float(t.min()))
@@ -763,6 +839,69 @@ def _endpoints(a: _Analyser, top: int, victim_addrs: set[str]) -> list[dict]:
     return out
 
 
+class CaptureAnalyser:
+    """Feed it the capture's batches (``add_packets`` from the reader, or ``add`` for Arrow
+    record batches), then ``result()``. The victim is fixed from the summary up front."""
+
+    def __init__(self, summary: dict, networks: Iterable[Network] = (), *, top: int = 10) -> None:
+        self.top = top
+        self.victim = find_victim(summary, networks)
+        self.nets = [ipaddress.ip_network(s, strict=False) for s in self.victim["scope"]]
+        candidates = []
+        for row in summary.get("top_sources", [])[:5]:
+            addr = ipaddress.ip_address(row["ip"])
+            if not any(addr.version == n.version and addr in n for n in self.nets):
+                candidates.append(row["ip"])
+        self.a = _Analyser(self.nets, candidates)
+
+    def add(self, batch) -> None:  # noqa: ANN001
+        if self.nets:
+            self.a.add(batch)
+
+    def add_packets(self, batch: PacketBatch) -> None:
+        if self.nets:
+            self.a.add_packets(batch)
+
+    def result(self) -> dict:
+        a, nets, top, victim = self.a, self.nets, self.top, dict(self.victim)
+        scope_addrs = {str(n.network_address) for n in nets if n.prefixlen == n.max_prefixlen}
+        vectors = _vectors(a) if nets else []
+        attacked = [
+            {
+                "ip": ip,
+                "received_packets": c,
+                "received_bytes": a.victim_rx_bytes[ip],
+                "sent_packets": a.victim_tx.get(ip, 0),
+                "sent_bytes": a.victim_tx_bytes.get(ip, 0),
+            }
+            for ip, c in a.victim_rx.most_common(top)
+        ]
+        heavy = _endpoints(a, GEO_SOURCES, scope_addrs | set(a.victim_rx) | set(a.victim_tx))
+        starts = [v["start"] for v in vectors if v.get("start") is not None]
+        victim["addresses"] = attacked
+        victim["address_count"] = len(a.victim_rx)
+        return {
+            "victim": victim,
+            "directions": {d: _direction(a, d) for d in ("toward", "from", "other")},
+            "top_sources": heavy[:top],
+            # The heaviest sources, for the country and ASN breakdown (popped before storing).
+            "heavy_sources": heavy,
+            "tcp_flags_toward": {
+                k: int(v) for k, v in sorted(_flag_counts(a.flags).items(), key=lambda kv: -kv[1]) if v
+            },
+            "vectors": vectors,
+            "attack_start": min(starts) if starts else None,
+            "per_second": [
+                {"t": a.series.base + i, "toward": int(x), "from": int(y)}
+                for i, (x, y) in enumerate(
+                    zip(a.series.pk[_K["toward"]].tolist(), a.series.pk[_K["from"]].tolist(), strict=True)
+                )
+            ]
+            if a.series.base is not None and a.series.pk.shape[1] <= 3600
+            else [],
+        }
+
+
 def analyse_capture(columnar, summary: dict, networks: Iterable[Network] = (), *, top: int = 10) -> dict:  # noqa: ANN001
     """Victim, direction tallies, endpoints and vectors of a parsed capture.
 
@@ -770,53 +909,11 @@ def analyse_capture(columnar, summary: dict, networks: Iterable[Network] = (), *
     is its ``summarize_pcap`` dict (for the victim and scan candidates); ``networks`` the
     customer's prefixes.
     """
-    victim = find_victim(summary, networks)
-    nets = [ipaddress.ip_network(s, strict=False) for s in victim["scope"]]
-    scope_addrs = {str(n.network_address) for n in nets if n.prefixlen == n.max_prefixlen}
-    candidates = [
-        s["ip"]
-        for s in summary.get("top_sources", [])[:5]
-        if not any(
-            ipaddress.ip_address(s["ip"]) in n for n in nets if ipaddress.ip_address(s["ip"]).version == n.version
-        )
-    ]
-    a = _Analyser(nets, candidates)
-    if nets:
+    analyser = CaptureAnalyser(summary, networks, top=top)
+    if analyser.nets:
         for batch in _iter_batches(columnar):
-            a.add(batch)
-    vectors = _vectors(a) if nets else []
-    attacked = [
-        {
-            "ip": ip,
-            "received_packets": c,
-            "received_bytes": a.victim_rx_bytes[ip],
-            "sent_packets": a.victim_tx.get(ip, 0),
-            "sent_bytes": a.victim_tx_bytes.get(ip, 0),
-        }
-        for ip, c in a.victim_rx.most_common(top)
-    ]
-    heavy = _endpoints(a, GEO_SOURCES, scope_addrs | set(a.victim_rx) | set(a.victim_tx))
-    starts = [v["start"] for v in vectors if v.get("start") is not None]
-    victim["addresses"] = attacked
-    victim["address_count"] = len(a.victim_rx)
-    return {
-        "victim": victim,
-        "directions": {d: _direction(a, d) for d in ("toward", "from", "other")},
-        "top_sources": heavy[:top],
-        # The heaviest sources, for the country and ASN breakdown (popped before storing).
-        "heavy_sources": heavy,
-        "tcp_flags_toward": {k: int(v) for k, v in sorted(_flag_counts(a.flags).items(), key=lambda kv: -kv[1]) if v},
-        "vectors": vectors,
-        "attack_start": min(starts) if starts else None,
-        "per_second": [
-            {"t": a.series.base + i, "toward": int(x), "from": int(y)}
-            for i, (x, y) in enumerate(
-                zip(a.series.pk[_K["toward"]].tolist(), a.series.pk[_K["from"]].tolist(), strict=True)
-            )
-        ]
-        if a.series.base is not None and a.series.pk.shape[1] <= 3600
-        else [],
-    }
+            analyser.add(batch)
+    return analyser.result()
 
 
 def _flag_counts(flags: np.ndarray) -> dict[str, int]:
