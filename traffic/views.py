@@ -5,6 +5,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from console import roles
@@ -50,6 +51,9 @@ def sample_upload(request: HttpRequest) -> HttpResponse:
         user=request.user,
     )
     messages.success(request, f"{sample.name} uploaded; parsing.")
+    back = request.POST.get("next", "")
+    if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=False):
+        return redirect(back)  # the attack page the upload came from
     return redirect(sample.get_absolute_url())
 
 
@@ -123,6 +127,7 @@ def attack_suggestions(request: HttpRequest, attack_id: int) -> HttpResponse:
                 "signatures": comparison["signatures"][:3],
                 "victim": (sample.summary or {}).get("victim"),
                 "sources": ((sample.summary or {}).get("direction") or {}).get("top_sources", [])[:5],
+                "geo": ((sample.summary or {}).get("direction") or {}).get("source_geo"),
             }
         )
     return render(

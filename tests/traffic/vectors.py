@@ -37,12 +37,16 @@ def normal(rng: random.Random, seconds: float, *, t0: float = T0, rate: float = 
             yield _f(t, eth(ipv4(VICTIM, c, 6, tcp(443, 40000 + i % 10, ACK, b""))))
 
 
-def syn_flood_with_answers(rng: random.Random, n: int = 6000, pps: float = 4000, t0: float = T0 + 2) -> list[Packet]:
-    """Spoofed SYNs to tcp/80 and the server's SYN-ACK to ~90 % of them."""
+def syn_flood_with_answers(
+    rng: random.Random, n: int = 6000, pps: float = 4000, t0: float = T0 + 2, pool: int = 0
+) -> list[Packet]:
+    """SYNs to tcp/80 (spoofed, or from a botnet of ``pool`` addresses) and the server's
+    SYN-ACK to ~90 % of them."""
+    bots = [rand_ip(rng) for _ in range(pool)]
     out = []
     for i in range(n):
         t = t0 + i / pps
-        src, sport = rand_ip(rng), rng.randint(1024, 65535)
+        src, sport = (bots[i % pool] if pool else rand_ip(rng)), rng.randint(1024, 65535)
         out.append(_f(t, eth(ipv4(src, VICTIM, 6, tcp(sport, 80, SYN)))))
         if i % 10:
             out.append(_f(t + 0.0001, eth(ipv4(VICTIM, src, 6, tcp(80, sport, SYN | ACK)))))
