@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .pcap import PacketBatch, ipv6_string
+from .pcap import TUNNEL_KINDS, PacketBatch, ipv6_string
 from .summary import AMP_PORTS, PROTO_NAMES, _HyperLogLog, _mix64, _Tally
 
 __all__ = ["analyse_capture", "CaptureAnalyser", "find_victim", "victim_expression", "COLUMNS"]
@@ -354,6 +354,12 @@ class _Analyser:
         self.victim_rx_bytes: Counter[str] = Counter()
         self.victim_tx: Counter[str] = Counter()
         self.victim_tx_bytes: Counter[str] = Counter()
+        self.tunnels: Counter[str] = Counter()
+        self.tunnel_bytes = 0
+        self.tunnel_outer: Counter[tuple[int, int]] = Counter()
+        self.inner_proto = np.zeros(257, np.int64)
+        self.inner_src = _Tally()
+        self.inner_dst = _Tally()
         self.scan_src = {}
         for s in scan_sources:
             try:
@@ -388,10 +394,35 @@ class _Analyser:
             dsts=dsts,
         )
 
+    def add_tunnels(self, b: PacketBatch) -> None:
+        """Inner packets of GRE/IPIP/6in4/VXLAN/GENEVE, their outer endpoints apart."""
+        inner, idx, kind = b.inner, b.tunnel_index, b.tunnel_kind
+        if inner is None or idx is None or kind is None or len(inner) == 0:
+            return
+        wl = inner.wirelen
+        for k, c in zip(*np.unique(kind, return_counts=True), strict=True):
+            self.tunnels[TUNNEL_KINDS[int(k)]] += int(c)
+        self.tunnel_bytes += int(wl.sum())
+        self.inner_proto += np.bincount(inner.proto.astype(np.int64) + 1, minlength=257)[:257]
+        i4 = inner.ip_version == 4
+        self.inner_src.add(inner.src4[i4], wl[i4])
+        self.inner_dst.add(inner.dst4[i4], wl[i4])
+        o4 = b.ip_version[idx] == 4
+        pair = (b.src4[idx].astype(np.uint64) << np.uint64(32)) | b.dst4[idx].astype(np.uint64)
+        packed = np.stack([pair[o4], kind[o4].astype(np.uint64)], axis=1)
+        if packed.size:
+            u, c = np.unique(packed, axis=0, return_counts=True)
+            for (pr, k), n in zip(u.tolist(), c.tolist(), strict=True):
+                self.tunnel_outer[(pr, k)] += n
+            if len(self.tunnel_outer) > 20_000:  # a spoofed outer header: keep the heaviest
+                self.tunnel_outer = Counter(dict(self.tunnel_outer.most_common(10_000)))
+
     def add_packets(self, b: PacketBatch) -> None:
         """One batch straight from the reader (the upload path: no second read of the file)."""
         if len(b) == 0:
             return
+        if b.inner is not None:
+            self.add_tunnels(b)
         srcs = dsts = None
         is6 = b.ip_version == 6
         if is6.any():
@@ -861,6 +892,8 @@ class CaptureAnalyser:
     def add_packets(self, batch: PacketBatch) -> None:
         if self.nets:
             self.a.add_packets(batch)
+        elif batch.inner is not None:
+            self.a.add_tunnels(batch)
 
     def result(self) -> dict:
         a, nets, top, victim = self.a, self.nets, self.top, dict(self.victim)
@@ -890,6 +923,7 @@ class CaptureAnalyser:
                 k: int(v) for k, v in sorted(_flag_counts(a.flags).items(), key=lambda kv: -kv[1]) if v
             },
             "vectors": vectors,
+            "tunnels": _tunnel_result(a, top),
             "attack_start": min(starts) if starts else None,
             "per_second": [
                 {"t": a.series.base + i, "toward": int(x), "from": int(y)}
@@ -900,6 +934,43 @@ class CaptureAnalyser:
             if a.series.base is not None and a.series.pk.shape[1] <= 3600
             else [],
         }
+
+
+def _tunnel_rows(t: _Tally, top: int) -> list[dict]:
+    t = t.result()
+    order = np.argsort(-t.counts, kind="stable")[:top]
+    return [
+        {"ip": str(ipaddress.IPv4Address(int(t.keys[i]))), "packets": int(t.counts[i]), "bytes": int(t.bytes[i])}
+        for i in order.tolist()
+    ]
+
+
+def _tunnel_result(a: _Analyser, top: int) -> dict | None:
+    """Tunnelled packets: their kinds, outer endpoints, and the inner packets' tallies."""
+    if not a.tunnels:
+        return None
+    protocols: dict[str, int] = {}
+    for p in np.flatnonzero(a.inner_proto).tolist():
+        name = "non-ip" if p == 0 else PROTO_NAMES.get(p - 1, "other")
+        protocols[name] = protocols.get(name, 0) + int(a.inner_proto[p])
+    outer = [
+        {
+            "src": str(ipaddress.IPv4Address(pair >> 32)),
+            "dst": str(ipaddress.IPv4Address(pair & 0xFFFFFFFF)),
+            "kind": TUNNEL_KINDS[k],
+            "packets": n,
+        }
+        for (pair, k), n in a.tunnel_outer.most_common(top)
+    ]
+    return {
+        "packets": sum(a.tunnels.values()),
+        "bytes": a.tunnel_bytes,
+        "kinds": dict(a.tunnels.most_common()),
+        "outer_endpoints": outer,
+        "inner_protocols": dict(sorted(protocols.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "inner_top_sources": _tunnel_rows(a.inner_src, top),
+        "inner_top_destinations": _tunnel_rows(a.inner_dst, top),
+    }
 
 
 def analyse_capture(columnar, summary: dict, networks: Iterable[Network] = (), *, top: int = 10) -> dict:  # noqa: ANN001
