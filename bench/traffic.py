@@ -44,6 +44,23 @@ s = summarize_pcap({path!r})
 print(s["packets"], [v["name"] for v in s["vectors"]])
 """
 
+# What an upload does with a capture (no database): summary, columns to Parquet and, with
+# issue 14, the victim-side analysis riding on the column pass.
+UPLOAD = """
+import sys
+sys.path.insert(0, {repo!r})
+import os
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
+os.environ.setdefault("SHIELDWALL_TESTING", "1")
+import django
+django.setup()
+from pathlib import Path
+from traffic import services
+services._set_progress = lambda *a: None
+summary, errors, records = services._parse_pcap(0, Path({path!r}), Path({target!r}))
+print(records, [v["name"] for v in summary["vectors"]])
+"""
+
 DPKT = """
 import dpkt, socket
 from collections import Counter
@@ -220,6 +237,10 @@ def main() -> None:
 
     print(f"PCAP: {pcap.name}, {n:,} packets, {pcap.stat().st_size / 1e6:.0f} MB")
     add("shieldwall summarize_pcap", n, [PY, "-c", SUMMARY.format(repo=str(REPO), path=str(pcap))], repeat=args.repeat)
+    target = OUT / f"{pcap.stem}.parquet"
+    upload = UPLOAD.format(repo=str(REPO), path=str(pcap), target=str(target))
+    add("shieldwall upload parse (summary+columns+victim)", n, [PY, "-c", upload], repeat=args.repeat)
+    target.unlink(missing_ok=True)
     add("dpkt loop (ip.src counter)", n, [PY, "-c", DPKT.format(path=str(pcap))])
     if shutil.which("tshark") and not args.skip_tshark:
         add("tshark -q -z conv,ip", n, ["tshark", "-n", "-q", "-r", str(pcap), "-z", "conv,ip"])

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from django.conf import settings
 from django.core.files import File
@@ -16,6 +19,7 @@ from django.utils import timezone
 
 from alerts.formats.base import storable
 from console.audit import audit_record
+from traffic import geo
 from traffic.models import TrafficSample
 from traffic.parsers.compare import compare
 from traffic.parsers.eveflow import read_eve_flows, summarize_flows
@@ -99,7 +103,7 @@ def sample_parse(*, sample_id: int) -> TrafficSample | None:
     target = columnar_dir() / f"sample-{sample.pk}.parquet"
     try:
         if sample.kind == TrafficSample.Kind.PCAP:
-            summary, errors, records = _parse_pcap(sample.pk, source, target)
+            summary, errors, records = _parse_pcap(sample.pk, source, target, customer_networks(sample.customer))
         elif sample.kind == TrafficSample.Kind.EVE_FLOW:
             flows = read_eve_flows(source)
             pq.write_table(flows.table, target, compression="zstd")
@@ -135,10 +139,16 @@ def sample_parse(*, sample_id: int) -> TrafficSample | None:
     return sample
 
 
-def _parse_pcap(sample_id: int, source: Path, target: Path) -> tuple[dict, list[str], int]:
+def _parse_pcap(
+    sample_id: int, source: Path, target: Path, networks: list | None = None
+) -> tuple[dict, list[str], int]:
+    from traffic.parsers.analysis import CaptureAnalyser
+
     summary = summarize_pcap(
         source, progress=lambda done, total: _set_progress(sample_id, int(50 * done / max(total, 1)))
     )
+    # The victim follows from the summary; the analysis rides on the pass that writes the columns.
+    analyser = CaptureAnalyser(summary, networks or [])
     reader = iter_batches(
         source, progress=lambda done, total: _set_progress(sample_id, 50 + int(50 * done / max(total, 1)))
     )
@@ -146,6 +156,7 @@ def _parse_pcap(sample_id: int, source: Path, target: Path) -> tuple[dict, list[
     records = 0
     try:
         for batch in reader:
+            analyser.add_packets(batch)
             table = batch.to_table()
             if writer is None:
                 writer = pq.ParquetWriter(target, table.schema, compression="zstd")
@@ -158,7 +169,54 @@ def _parse_pcap(sample_id: int, source: Path, target: Path) -> tuple[dict, list[
         from traffic.parsers.pcap import empty_table
 
         pq.write_table(empty_table(), target)
+    _add_analysis(summary, analyser.result())
     return summary, list(summary.get("errors") or reader.errors), records
+
+
+def customer_networks(customer) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:  # noqa: ANN001
+    """The customer's prefixes (and the addresses of its Spectrum apps): what a victim can be."""
+    from console.models import Asset
+
+    nets = []
+    for asset in Asset.objects.filter(customer=customer, kind__in=[Asset.Kind.PREFIX, Asset.Kind.SPECTRUM]):
+        value = asset.value if asset.kind == Asset.Kind.PREFIX else asset.value.rpartition(":")[0].strip("[]")
+        try:
+            nets.append(ipaddress.ip_network(value, strict=False))
+        except ValueError:
+            continue  # a Spectrum app named by hostname
+    return nets
+
+
+def _add_analysis(summary: dict, analysis: dict) -> None:
+    """Victim, direction and per-second vectors into the summary, sources with country and ASN.
+
+    The whole-capture vectors of ``summarize_pcap`` stay under ``vectors_whole_capture``
+    (what ``analyze_pcap`` prints); ``vectors`` become the victim-side, peak-rate ones.
+    """
+    heavy = geo.annotate(analysis.pop("heavy_sources"))
+    geo.annotate(analysis["top_sources"])
+    geo.annotate(summary.get("top_sources", []))
+    toward = analysis["directions"]["toward"]["packets"]
+    counted = sum(r["sent_packets"] for r in heavy)
+    analysis["source_geo"] = {
+        "countries": _breakdown(heavy, lambda r: r.get("country")),
+        "asns": _breakdown(heavy, lambda r: (f"AS{r['asn']} " if r.get("asn") else "") + (r.get("as_name") or "")),
+        "sources": len(heavy),
+        "share_of_packets": round(counted / toward, 4) if toward else None,
+        # Only the heaviest sources are looked up: a spoofed flood's long tail is not.
+        "estimated": counted < toward,
+    }
+    summary["vectors_whole_capture"] = summary.get("vectors", [])
+    summary["vectors"] = analysis.pop("vectors")
+    summary["victim"] = analysis.pop("victim")
+    summary["direction"] = analysis
+
+
+def _breakdown(rows: list[dict], key, top: int = 10) -> list[dict]:  # noqa: ANN001
+    totals: Counter[str] = Counter()
+    for row in rows:
+        totals[key(row) or "unknown"] += row["sent_packets"]
+    return [{"value": k, "packets": n} for k, n in totals.most_common(top)]
 
 
 def _parse_log(sample: TrafficSample, source: Path, target: Path) -> tuple[dict, list[str], int]:
@@ -212,13 +270,89 @@ def sample_table(sample: TrafficSample, columns: list[str] | None = None) -> pa.
     return pq.read_table(sample.columnar_path, columns=columns)
 
 
-def samples_compare(*, attack: TrafficSample, baseline: TrafficSample) -> dict:
-    """Attack against baseline: values side by side, ranked attributes, candidate rules."""
-    if attack.customer_id != baseline.customer_id:
-        raise ValueError("compare samples of the same customer")
-    if attack.is_packets != baseline.is_packets:
-        raise ValueError("compare packets with packets and requests with requests")
-    return _jsonable(compare(sample_table(attack), sample_table(baseline)))
+ROLLING_BASELINE_SAMPLES = 3
+
+
+def _victim_masks(sample: TrafficSample, table: pa.Table) -> tuple[np.ndarray, np.ndarray, str] | None:
+    """(toward the victim, from it, the scope clause) over a capture's rows, None without a victim."""
+    from mitigations.rules import evaluate, parse
+
+    victim = (sample.summary or {}).get("victim") or {}
+    expr = victim.get("expression") or ""
+    if sample.kind != TrafficSample.Kind.PCAP or not expr:
+        return None
+    toward = np.asarray(evaluate(parse(expr), table), bool)
+    back = np.asarray(evaluate(parse("ip.src" + expr[len("ip.dst") :]), table), bool) & ~toward
+    return toward, back, expr
+
+
+def sample_baseline(*, attack: TrafficSample, baseline: TrafficSample | None = None) -> tuple[pa.Table, dict]:
+    """The baseline an attack sample is compared with, and what it is.
+
+    An explicit ``baseline`` sample if given; else the customer's rolling baseline (its
+    newest ready samples labelled baseline, of the same record type); else, for a
+    capture, the same capture before the attack started (its first vector's first
+    second); else no rows at all, so every collateral reads "unknown".
+    """
+    if baseline is not None:
+        if attack.customer_id != baseline.customer_id:
+            raise ValueError("compare samples of the same customer")
+        if attack.is_packets != baseline.is_packets:
+            raise ValueError("compare packets with packets and requests with requests")
+        return sample_table(baseline), {"kind": "sample", "label": baseline.name, "samples": [baseline.pk]}
+    kinds = (
+        [TrafficSample.Kind.PCAP]
+        if attack.kind == TrafficSample.Kind.PCAP
+        else [attack.kind]
+        if attack.is_packets
+        else [TrafficSample.Kind.LOGPUSH, TrafficSample.Kind.COMBINED]
+    )
+    rolling = list(
+        TrafficSample.objects.filter(
+            customer_id=attack.customer_id,
+            label=TrafficSample.Label.BASELINE,
+            status=TrafficSample.Status.READY,
+            kind__in=kinds,
+        )
+        .exclude(pk=attack.pk)
+        .order_by("-created_at", "-id")[:ROLLING_BASELINE_SAMPLES]
+    )
+    if rolling:
+        tables = [sample_table(b) for b in rolling]
+        table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
+        names = ", ".join(b.name for b in rolling)
+        return table, {"kind": "rolling", "label": f"rolling baseline: {names}", "samples": [b.pk for b in rolling]}
+    table = sample_table(attack)
+    start = ((attack.summary or {}).get("direction") or {}).get("attack_start")
+    if attack.is_packets and start is not None and "ts" in table.column_names:
+        before = table.filter(pc.less(table.column("ts"), float(start)))
+        if before.num_rows:
+            when = dt.datetime.fromtimestamp(start, tz=dt.UTC).strftime("%H:%M:%S")
+            return before, {"kind": "pre_attack", "label": f"this capture before the attack (until {when} UTC)"}
+    return table.slice(0, 0), {
+        "kind": "none",
+        "label": "no baseline: no baseline sample and no quiet time before the attack",
+    }
+
+
+def samples_compare(*, attack: TrafficSample, baseline: TrafficSample | None = None) -> dict:
+    """Attack against baseline (see :func:`sample_baseline` when none is given): values side
+    by side, ranked attributes, candidate rules. For a capture with a known victim only
+    the traffic toward the victim is compared (in the baseline too) and every signature
+    carries the victim scope; the victim's own packets count as collateral in the search."""
+    base_table, base_info = sample_baseline(attack=attack, baseline=baseline)
+    table = sample_table(attack)
+    parts = _victim_masks(attack, table)
+    if parts is None:
+        result = compare(table, base_table)
+    else:
+        toward, back, scope = parts
+        base_parts = _victim_masks(attack, base_table)
+        if base_parts is not None:
+            base_table = base_table.filter(pa.array(base_parts[0]))
+        result = compare(table.filter(pa.array(toward)), base_table, scope=scope, reverse=table.filter(pa.array(back)))
+    result["baseline"] = base_info
+    return _jsonable(result)
 
 
 def rule_simulate(*, expression: str, attack: pa.Table | None, baseline: pa.Table | None, examples: int = 10) -> dict:
@@ -235,14 +369,32 @@ def rule_simulate(*, expression: str, attack: pa.Table | None, baseline: pa.Tabl
         result[name] = {
             "records": table.num_rows,
             "matched": matched,
-            "share": matched / table.num_rows if table.num_rows else 0.0,
+            "share": matched / table.num_rows if table.num_rows else None,
             "top_matched": _top_matched(table.filter(pa.array(mask)), rule.fields),
         }
+        if name == "baseline":
+            unknown = _unknown_collateral(rule.fields, table)
+            if unknown:
+                # No traffic the rule could hit: its collateral is not measured, it is not 0.
+                result[name].update(share=None, matched=None, unknown=unknown)
         if name == "baseline" and matched:
             hit = table.filter(pa.array(mask)).slice(0, examples)
             keep = [c for c in hit.column_names if c in rule.fields or c in EXAMPLE_COLUMNS]
             result[name]["examples"] = _jsonable(hit.select(keep).to_pylist())
     return result
+
+
+def _unknown_collateral(fields: frozenset[str], table: pa.Table) -> str:
+    """Why a baseline cannot say what a rule would cost ("" when it can)."""
+    if table.num_rows == 0:
+        return "unknown — the baseline has no traffic"
+    if "ip.proto" not in table.column_names:
+        return ""
+    proto = pc.fill_null(table.column("ip.proto"), -1).to_numpy()
+    for prefix, kind, numbers in (("udp.", "UDP", (17,)), ("tcp.", "TCP", (6,)), ("icmp.", "ICMP", (1, 58))):
+        if any(f.startswith(prefix) for f in fields) and not np.isin(proto, numbers).any():
+            return f"unknown — the baseline has no {kind}"
+    return ""
 
 
 EXAMPLE_COLUMNS = (
@@ -292,6 +444,15 @@ def samples_prune(*, now: dt.datetime | None = None) -> int:
         )
         pruned += 1
     return pruned
+
+
+def attack_samples(*, attack) -> list[TrafficSample]:  # noqa: ANN001
+    """The ready samples of an attack that are not baselines (at most four, newest first)."""
+    return list(
+        TrafficSample.objects.filter(attack=attack, status=TrafficSample.Status.READY).exclude(
+            label=TrafficSample.Label.BASELINE
+        )[:4]
+    )
 
 
 def attack_sample_pairs(*, attack) -> list[tuple[TrafficSample, TrafficSample]]:  # noqa: ANN001

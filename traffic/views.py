@@ -5,6 +5,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from console import roles
@@ -50,6 +51,9 @@ def sample_upload(request: HttpRequest) -> HttpResponse:
         user=request.user,
     )
     messages.success(request, f"{sample.name} uploaded; parsing.")
+    back = request.POST.get("next", "")
+    if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=False):
+        return redirect(back)  # the attack page the upload came from
     return redirect(sample.get_absolute_url())
 
 
@@ -82,7 +86,9 @@ def sample_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def sample_compare(request: HttpRequest, pk: int) -> HttpResponse:
     require_internal(request)
     attack = get_visible_or_404(TrafficSample.objects.select_related("customer"), request.user, pk=pk)
-    baseline = get_visible_or_404(TrafficSample.objects.all(), request.user, pk=request.GET.get("baseline", 0))
+    baseline = None
+    if request.GET.get("baseline"):  # else the automatic baseline (services.sample_baseline)
+        baseline = get_visible_or_404(TrafficSample.objects.all(), request.user, pk=request.GET["baseline"])
     try:
         comparison = services.samples_compare(attack=attack, baseline=baseline)
     except ValueError as exc:
@@ -108,14 +114,22 @@ def attack_suggestions(request: HttpRequest, attack_id: int) -> HttpResponse:
     from alerts.models import Attack
 
     attack = get_visible_or_404(Attack.objects.all(), request.user, pk=attack_id)
-    pairs = services.attack_sample_pairs(attack=attack)
     suggestions = []
-    for sample, baseline in pairs:
+    for sample in services.attack_samples(attack=attack):
         try:
-            comparison = services.samples_compare(attack=sample, baseline=baseline)
+            comparison = services.samples_compare(attack=sample)
         except ValueError:
             continue
-        suggestions.append({"sample": sample, "baseline": baseline, "signatures": comparison["signatures"][:3]})
+        suggestions.append(
+            {
+                "sample": sample,
+                "baseline": comparison["baseline"],
+                "signatures": comparison["signatures"][:3],
+                "victim": (sample.summary or {}).get("victim"),
+                "sources": ((sample.summary or {}).get("direction") or {}).get("top_sources", [])[:5],
+                "geo": ((sample.summary or {}).get("direction") or {}).get("source_geo"),
+            }
+        )
     return render(
         request,
         "traffic/_attack_suggestions.html",

@@ -114,8 +114,10 @@ def test_compare_on_packets_writes_a_port_and_length_rule(tmp_path):
     att = read_pcap(_cap(tmp_path, gen.reflection(2000, 123, 468, rng=rng), name="a.pcap")).table
     base = read_pcap(_cap(tmp_path, gen.tls_session(2000, rng=rng), name="b.pcap")).table
     best = compare(att, base)["signatures"][0]
-    assert best["attack_coverage"] == 1.0 and best["baseline_collateral"] == 0.0
-    assert "udp.srcport eq 123" in best["expression"] or "ip.proto eq 17" in best["expression"]
+    # The TLS baseline has no UDP at all: a UDP rule's collateral is unknown, not 0 (issue 14).
+    assert best["attack_coverage"] == 1.0 and best["baseline_collateral"] is None
+    assert best["collateral_unknown"] == "unknown — the baseline has no UDP"
+    assert "udp.srcport eq 123" in best["expression"]
 
 
 def test_hostile_values_are_quoted():

@@ -52,7 +52,7 @@ class TrafficSampleDetailSerializer(TrafficSampleSerializer):
 
 
 class CompareQuerySerializer(serializers.Serializer):
-    baseline = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+    baseline = serializers.IntegerField(min_value=1, max_value=2**63 - 1, required=False)
 
 
 class SimulateSerializer(serializers.Serializer):

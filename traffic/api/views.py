@@ -40,14 +40,17 @@ class TrafficSampleViewSet(
             user=self.request.user,
         )
 
-    @extend_schema(parameters=[OpenApiParameter("baseline", int, required=True)], responses=dict)
+    @extend_schema(parameters=[OpenApiParameter("baseline", int, required=False)], responses=dict)
     @action(detail=True, methods=["get"])
     def compare(self, request, pk=None):  # noqa: ANN001, ANN201
         """This (attack) sample against a baseline sample: ranked attributes and candidate signatures."""
         attack = self.get_object()  # first: another customer's sample is 404 whatever the query
         query = s.CompareQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        baseline = get_visible_or_404(TrafficSample.objects.all(), request.user, pk=query.validated_data["baseline"])
+        baseline_id = query.validated_data.get("baseline")  # none: the automatic baseline
+        baseline = (
+            get_visible_or_404(TrafficSample.objects.all(), request.user, pk=baseline_id) if baseline_id else None
+        )
         try:
             return Response(services.samples_compare(attack=attack, baseline=baseline))
         except ValueError as exc:

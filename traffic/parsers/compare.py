@@ -215,10 +215,34 @@ def _sample(n: int, rng: np.random.Generator) -> np.ndarray | None:
     return np.sort(rng.choice(n, _SEARCH_ROWS, replace=False))
 
 
-def compare(attack_table: pa.Table, baseline_table: pa.Table, *, top: int = _TOP_VALUES) -> dict:
+def compare(
+    attack_table: pa.Table,
+    baseline_table: pa.Table,
+    *,
+    top: int = _TOP_VALUES,
+    scope: str = "",
+    reverse: pa.Table | None = None,
+) -> dict:
     """Every attribute's values side by side (attack vs baseline), attributes ranked by how
     well they separate the two, and candidate rule expressions with measured coverage and
-    collateral. Works on request-log tables and on packet tables alike."""
+    collateral. Works on request-log tables and on packet tables alike.
+
+    For captures, ``attack_table`` and ``baseline_table`` are the packets toward the
+    victim, ``scope`` its clause (``ip.dst in {…}``), which every signature then starts
+    with, and ``reverse`` the packets the victim sent in the attack capture. The search
+    counts matches among ``reverse``, mirrored (addresses and ports swapped), as collateral
+    too: what the victim sends (SYN-ACKs, pure ACKs, ICMP errors) is the kind of packet its
+    peers send it in normal traffic, so a predicate that matches its mirrored replies
+    (``ip.len lt 45`` or ``tcp.dstport eq 80`` on a SYN flood at a web server) would hit
+    legitimate traffic toward it. Each signature shows ``reverse_matched`` apart.
+    """
+    n_real_baseline = baseline_table.num_rows
+    if reverse is not None and reverse.num_rows:
+        reverse = mirror(reverse)
+    if reverse is not None and reverse.num_rows and reverse.schema.equals(baseline_table.schema):
+        baseline_table = pa.concat_tables([baseline_table, reverse])
+    else:
+        reverse = None
     na, nb = attack_table.num_rows, baseline_table.num_rows
     a_attrs = _attributes(attack_table)
     b_attrs = {name: col for name, col, _ in _attributes(baseline_table)}
@@ -254,30 +278,96 @@ def compare(attack_table: pa.Table, baseline_table: pa.Table, *, top: int = _TOP
     attributes.sort(key=lambda d: (-d["separation"], d["attribute"]))
 
     signatures = _search(pool)
+    kinds = _baseline_kinds(baseline_table.slice(0, n_real_baseline))
     # Exact figures on the full tables for what we show.
     out_sigs = []
-    for preds in signatures[:5]:
-        expr = " and ".join(p.expr for p in preds)
+    for preds in signatures[:8]:
+        expr = " and ".join(([scope] if scope else []) + [p.expr for p in preds])
         ma = np.logical_and.reduce([p.a_full for p in preds])
         mb = np.logical_and.reduce([p.b_full for p in preds])
-        cov, col = float(ma.mean()) if na else 0.0, float(mb.mean()) if nb else 0.0
+        mb_real, mb_rev = mb[:n_real_baseline], mb[n_real_baseline:]
+        cov = float(ma.mean()) if na else 0.0
+        col: float | None = float(mb_real.mean()) if n_real_baseline else None
+        matched: int | None = int(mb_real.sum())
+        unknown = ""
+        kind = _rule_kind(preds)
+        if kind and kinds.get(kind, 0) == 0:
+            # Nothing of the rule's kind to hit in the baseline: its collateral is not known, not 0.
+            col, matched = None, None
+            unknown = f"unknown — the baseline has no {kind}"
+        elif col is None:
+            unknown = "unknown — no baseline traffic"
+        rev = int(mb_rev.sum())
         out_sigs.append(
             {
                 "expression": expr,
-                "predicates": len(preds),
+                "predicates": len(preds) + (1 if scope else 0),
                 "attack_coverage": round(cov, 6),
-                "baseline_collateral": round(col, 6),
+                "baseline_collateral": None if col is None else round(col, 6),
+                "collateral_unknown": unknown,
                 "attack_matched": round(cov * na),
-                "baseline_matched": round(col * nb),
+                "baseline_matched": matched,
+                "reverse_matched": rev if reverse is not None else None,
+                "reverse_rows": (nb - n_real_baseline) if reverse is not None else None,
+                "broad_predicates": sum(p.expr.startswith(_BROAD) for p in preds),
             }
         )
-    out_sigs.sort(key=lambda s: (s["baseline_collateral"] > MAX_COLLATERAL, -s["attack_coverage"], s["predicates"]))
+
+    def rank(sig: dict) -> tuple:
+        rev_share = sig["reverse_matched"] / sig["reverse_rows"] if sig["reverse_rows"] else 0.0
+        fails = (sig["baseline_collateral"] or 0.0) > MAX_COLLATERAL or rev_share > MAX_COLLATERAL
+        # Length thresholds and whole protocols are the predicates most likely to hit
+        # traffic a short baseline did not show: at the same coverage, a rule on ports
+        # or flags ranks first.
+        return (fails, -round(sig["attack_coverage"], 2), sig["broad_predicates"], sig["predicates"])
+
+    out_sigs.sort(key=rank)
+    out_sigs = out_sigs[:5]
     return {
         "attack_rows": na,
-        "baseline_rows": nb,
+        "baseline_rows": n_real_baseline,
+        "scope": scope,
         "attributes": attributes,
         "signatures": out_sigs,
         "score": "separation = max over values of (attack_share - baseline_share)",
+    }
+
+
+_BROAD = ("ip.len ", "ip.proto ")
+_KIND_FIELDS = (("udp.", "UDP"), ("tcp.", "TCP"), ("icmp.", "ICMP"))
+_PROTO_KINDS = {"6": "TCP", "17": "UDP", "1": "ICMP", "58": "ICMP", "47": "GRE"}
+
+
+_MIRROR = {"ip.src": "ip.dst", "ip.src.v4": "ip.dst.v4", "tcp.srcport": "tcp.dstport", "udp.srcport": "udp.dstport"}
+_MIRROR |= {v: k for k, v in _MIRROR.items()}
+
+
+def mirror(table: pa.Table) -> pa.Table:
+    """Packets as their peers would send them back: source and destination swapped (same schema order)."""
+    swapped = table.rename_columns([_MIRROR.get(c, c) for c in table.column_names])
+    return swapped.select(table.column_names)
+
+
+def _rule_kind(preds: list[_Pred]) -> str:
+    """The traffic kind a packet rule can only match (UDP for ``udp.srcport eq 123``), or ""."""
+    for p in preds:
+        for prefix, kind in _KIND_FIELDS:
+            if p.expr.startswith(prefix):
+                return kind
+        if p.expr.startswith("ip.proto eq "):
+            return _PROTO_KINDS.get(p.expr.rsplit(" ", 1)[1], "")
+    return ""
+
+
+def _baseline_kinds(t: pa.Table) -> dict[str, int]:
+    if "ip.proto" not in t.column_names:
+        return {}
+    v = pc.fill_null(t.column("ip.proto"), -1).to_numpy()
+    return {
+        "TCP": int(np.count_nonzero(v == 6)),
+        "UDP": int(np.count_nonzero(v == 17)),
+        "ICMP": int(np.count_nonzero((v == 1) | (v == 58))),
+        "GRE": int(np.count_nonzero(v == 47)),
     }
 
 
@@ -315,6 +405,12 @@ def _attribute(
                 continue
             ma, mb = ia == i, ib == i
             pool.append(_P(f"{field} eq {lit}", ma, mb, sa, sb))
+        # A set of the top values that each give the attack away (JA3 hashes, reflector
+        # ports): one rule where single values each cover a part.
+        good = [i for i in order[:8].tolist() if diff[i] > 0.02 and _literal(field, values[i]) is not None]
+        if len(good) >= 2:
+            lits = " ".join(_literal(field, values[i]) for i in good)
+            pool.append(_P(f"{field} in {{{lits}}}", np.isin(ia, good), np.isin(ib, good), sa, sb))
     elif name == "cookie present":
         for i, v in enumerate(values):
             if v is None or abs(diff[i]) < 0.05 or diff[i] <= 0:

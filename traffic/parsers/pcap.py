@@ -123,6 +123,12 @@ class PacketBatch:
     tcp_flags: np.ndarray  # int16, -1 when not TCP
     icmp_type: np.ndarray  # int16, -1 when not ICMP/ICMPv6
     udp_payload0: np.ndarray  # int16: first UDP payload byte (NTP mode, DHCP op), -1 absent
+    # Tunnels (GRE, IPIP, 6in4, VXLAN, GENEVE): the inner packets decoded as a batch of
+    # their own, ``tunnel_index`` their rows in this batch, ``tunnel_kind`` TUNNEL_KINDS codes.
+    # The ``ip.*`` fields above stay the outer header's (see the module docstring).
+    inner: PacketBatch | None = None
+    tunnel_index: np.ndarray | None = None
+    tunnel_kind: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
@@ -183,6 +189,8 @@ def _decode(
     caplen: np.ndarray,
     wirelen: np.ndarray,
     linktype: np.ndarray,
+    *,
+    depth: int = 0,
 ) -> PacketBatch:
     n = data.shape[0]
     end = data + caplen  # first byte after the captured data of each packet
@@ -320,6 +328,12 @@ def _decode(
     if ic.size:
         icmp_type[ic] = v.u8[l4[ic]]
 
+    inner = tunnel_index = tunnel_kind = None
+    if depth == 0:
+        tun = has_l4 & (np.isin(proto, (4, 41, 47)) | ((proto == 17) & np.isin(dport, _TUNNEL_UDP_PORTS)))
+        if tun.any():
+            inner, tunnel_index, tunnel_kind = _tunnels(v, number, ts, wirelen, l4, end, proto, dport, tun)
+
     return PacketBatch(
         number=number,
         ts=ts,
@@ -341,7 +355,65 @@ def _decode(
         tcp_flags=tcp_flags,
         icmp_type=icmp_type,
         udp_payload0=udp_payload0,
+        inner=inner,
+        tunnel_index=tunnel_index,
+        tunnel_kind=tunnel_kind,
     )
+
+
+# Tunnel kinds, as coded in ``PacketBatch.tunnel_kind``.
+TUNNEL_KINDS = {1: "ipip", 2: "6in4", 3: "gre", 4: "vxlan", 5: "geneve"}
+_TUNNEL_UDP_PORTS = (4789, 6081)
+
+
+def _tunnels(
+    v: _Views,
+    number: np.ndarray,
+    ts: np.ndarray,
+    wirelen: np.ndarray,
+    l4: np.ndarray,
+    end: np.ndarray,
+    proto: np.ndarray,
+    dport: np.ndarray,
+    tun: np.ndarray,
+) -> tuple[PacketBatch | None, np.ndarray | None, np.ndarray | None]:
+    """The packets inside IPIP (4), 6in4 (41), GRE (47, version 0), VXLAN (UDP 4789) and
+    GENEVE (UDP 6081), decoded one level deep as raw IP or Ethernet frames."""
+    idx = np.flatnonzero(tun)
+    p, e, pr, dp = l4[idx], end[idx], proto[idx], dport[idx]
+    off = np.full(idx.size, -1, np.int64)
+    lt = np.full(idx.size, LINKTYPE_RAW, np.int32)
+    kind = np.zeros(idx.size, np.int8)
+    m = pr == 4
+    off[m], kind[m] = p[m], 1
+    m = pr == 41
+    off[m], kind[m] = p[m], 2
+    g = np.flatnonzero((pr == 47) & (p + 4 <= e))
+    if g.size:
+        flags = v.u16be[p[g]].astype(np.int64)
+        ptype = v.u16be[p[g] + 2].astype(np.int64)
+        # C (checksum + reserved), K (key) and S (sequence) each add 4 bytes.
+        hl = 4 + 4 * ((flags >> 15) & 1) + 4 * ((flags >> 13) & 1) + 4 * ((flags >> 12) & 1)
+        ok = ((flags & 7) == 0) & np.isin(ptype, (0x0800, 0x86DD, 0x6558))
+        gi = g[ok]
+        off[gi], kind[gi] = p[gi] + hl[ok], 3
+        lt[gi] = np.where(ptype[ok] == 0x6558, LINKTYPE_ETHERNET, LINKTYPE_RAW)
+    x = np.flatnonzero((pr == 17) & (dp == 4789) & (p + 16 <= e))
+    off[x], kind[x], lt[x] = p[x] + 16, 4, LINKTYPE_ETHERNET  # UDP 8 + VXLAN 8, then Ethernet
+    ge = np.flatnonzero((pr == 17) & (dp == 6081) & (p + 16 <= e))
+    if ge.size:
+        optlen = (v.u8[p[ge] + 8] & 0x3F).astype(np.int64) * 4
+        ptype = v.u16be[p[ge] + 10].astype(np.int64)
+        ok = np.isin(ptype, (0x0800, 0x86DD, 0x6558))
+        gi = ge[ok]
+        off[gi], kind[gi] = p[gi] + 16 + optlen[ok], 5
+        lt[gi] = np.where(ptype[ok] == 0x6558, LINKTYPE_ETHERNET, LINKTYPE_RAW)
+    good = (off > 0) & (off < e)
+    if not good.any():
+        return None, None, None
+    sel = idx[good]
+    inner = _decode(v, number[sel], ts[sel], off[good], e[good] - off[good], wirelen[sel], lt[good], depth=1)
+    return inner, sel, kind[good]
 
 
 # ---------------------------------------------------------------------------------------
