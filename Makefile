@@ -26,7 +26,14 @@ deps:
 	  else echo "Missing Debian packages (tests that need them are skipped):$$missing"; echo "  sudo apt-get install$$missing"; fi; \
 	fi
 
+# As root, the demo's enforcement target is a network namespace of its own (never this
+# host's firewall); otherwise the demo exports only.
+DEMO_NETNS ?= shieldwall-demo
+export DEMO_NETNS
+
 run: venv
+	@if [ "$$(id -u)" = 0 ] && command -v ip >/dev/null && ! ip netns list | grep -qw "$(DEMO_NETNS)"; then \
+	  ip netns add "$(DEMO_NETNS)" && echo "demo enforcement target: network namespace $(DEMO_NETNS)"; fi
 	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --noinput
 	DEBUG=$${DEBUG:-1} $(PY) manage.py seed_demo
 	DEBUG=$${DEBUG:-1} $(PY) manage.py runconsole --port $(PORT)

@@ -352,17 +352,28 @@ RETENTION_TRAFFIC_DAYS = env_int("RETENTION_TRAFFIC_DAYS", 90)
 OUTBOUND_ALLOWED_NETWORKS = env_list("OUTBOUND_ALLOWED_NETWORKS")
 
 # Mitigations: approval gate, lifetimes, enforcement backends.
-MITIGATION_COLLATERAL_THRESHOLD = float(os.environ.get("MITIGATION_COLLATERAL_THRESHOLD", "0.01"))
+# The blast-radius gate: the share of the customer's baseline a rule would hit decides who
+# approves. Up to LOW: one senior engineer; up to MEDIUM: two; up to CEILING: an admin
+# (incident lead); above the ceiling: refused. Unknown collateral (no baseline, or none of
+# the traffic the rule reads) counts as high.
+MITIGATION_BLAST_RADIUS = {
+    "low": float(os.environ.get("MITIGATION_BLAST_LOW", "0.001")),
+    "medium": float(os.environ.get("MITIGATION_BLAST_MEDIUM", "0.01")),
+    "ceiling": float(os.environ.get("MITIGATION_BLAST_CEILING", "0.05")),
+}
 MITIGATION_DEFAULT_TTL = env_int("MITIGATION_DEFAULT_TTL", 3600)
 MITIGATION_MAX_TTL = env_int("MITIGATION_MAX_TTL", 30 * 86400)
 MITIGATION_TARGETS = env_list("MITIGATION_TARGETS", "export,nftables,iptables,cloudflare")
 # Addresses no mitigation may block, beyond the GlobalAllowlistEntry rows (CIDRs).
 GLOBAL_ALLOWLIST = env_list("GLOBAL_ALLOWLIST")
-NFT_NAMESPACE = os.environ.get("NFT_NAMESPACE", "")  # "" = this host; else `ip netns exec NAME nft ...`
-IPTABLES_NAMESPACE = os.environ.get("IPTABLES_NAMESPACE", "")
+# The provider's own address ranges (edge, scrubbing, management): no mitigation may match
+# traffic to them, whatever customer it belongs to.
+PROVIDER_NETWORKS = env_list("PROVIDER_NETWORKS", "173.245.48.0/20,103.21.244.0/22,162.158.0.0/15,104.16.0.0/13")
+# Where nftables/iptables act is an EnforcementTarget (a namespace or an operator's command),
+# never a setting with "this host" as its default. The demo's namespace target:
+DEMO_NETNS = os.environ.get("DEMO_NETNS", "shieldwall-demo")
 CLOUDFLARE_API_BASE = os.environ.get("CLOUDFLARE_API_BASE", "https://api.cloudflare.com/client/v4")
 CLOUDFLARE_API_TOKEN = os.environ.get("CLOUDFLARE_API_TOKEN", "")
-CLOUDFLARE_ACCOUNT_ID = os.environ.get("CLOUDFLARE_ACCOUNT_ID", "")
 CLOUDFLARE_MAX_RETRIES = env_int("CLOUDFLARE_MAX_RETRIES", 5)
 CLOUDFLARE_BACKOFF = float(os.environ.get("CLOUDFLARE_BACKOFF", "1.0"))
 # Ticket notifications (P1 opened, escalation, SLA warning and breach): Slack-compatible

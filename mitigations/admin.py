@@ -1,6 +1,14 @@
 from django.contrib import admin
 
-from mitigations.models import Approval, BackendState, GlobalAllowlistEntry, ListItem, Mitigation, MitigationList
+from mitigations.models import (
+    Approval,
+    BackendState,
+    EnforcementTarget,
+    GlobalAllowlistEntry,
+    ListItem,
+    Mitigation,
+    MitigationList,
+)
 
 
 class ApprovalInline(admin.TabularInline):
@@ -40,3 +48,11 @@ class GlobalAllowlistEntryAdmin(admin.ModelAdmin):
 @admin.register(BackendState)
 class BackendStateAdmin(admin.ModelAdmin):
     list_display = ["key", "checked_at", "error"]
+
+
+@admin.register(EnforcementTarget)
+class EnforcementTargetAdmin(admin.ModelAdmin):
+    """Where operators configure enforcement: nothing is installed anywhere that is not listed here."""
+
+    list_display = ["name", "kind", "customer", "namespace", "command", "account_id", "zone_id", "enabled"]
+    list_filter = ["kind", "enabled"]

@@ -106,8 +106,12 @@ def compile_for(
     lists: Mapping[str, Sequence] | None = None,
     options: Mapping[str, Any] | None = None,
     description: str = "",
+    scope: Sequence[str] = (),
 ) -> dict:
     """The compiled form of one mitigation for one target (nftables, iptables, cloudflare, export).
+
+    ``scope``: the customer's destination networks; an IP list's packet-filter rules match
+    only traffic to them (expressions carry their own ``ip.dst`` clause).
 
     ``items`` are (cidr, ttl seconds or None, comment) of an IP list; ``lists`` the values
     of other ``$lists`` an expression names; ``options`` zone_id/account_id (Cloudflare)
@@ -117,6 +121,9 @@ def compile_for(
     rate = rate or {}
     if kind == "ip_access":
         expression = expression_for_value(value)
+        if scope and target in ("nftables", "iptables"):
+            # A packet filter sees every customer's traffic: only traffic to this customer's networks.
+            expression = f"ip.dst in {{{' '.join(scope)}}} and ({expression})"
     elif kind == "ip_list":
         expression = expression_for_list(list_name)
     if kind == "rate_limit" and action != "block" and target in ("nftables", "iptables"):
@@ -125,7 +132,9 @@ def compile_for(
         verdict = _map(action, PACKET_ACTIONS, target)
         hook = options.get("hook", "input")
         if kind == "ip_list":
-            text = compile_nftables_ip_list(name, [(c, t) for c, t, _ in items], verdict, hook=hook)
+            text = _scope_nft_list(
+                compile_nftables_ip_list(name, [(c, t) for c, t, _ in items], verdict, hook=hook), scope
+            )
         else:
             text = compile_nftables(
                 parse(expression),
@@ -135,11 +144,13 @@ def compile_for(
                 lists=lists,
                 hook=hook,
             )
+        if verdict == "accept":
+            text = _nft_allow_first(text, name)
         return {"ruleset": text}
     if target == "iptables":
         verdict = _map(action, PACKET_ACTIONS, target)
         if kind == "ip_list":
-            script = compile_iptables_ip_list(name, [(c, t) for c, t, _ in items], verdict)
+            script = _scope_ipt_list(compile_iptables_ip_list(name, [(c, t) for c, t, _ in items], verdict), scope)
         else:
             script = compile_iptables(
                 parse(expression),
@@ -148,7 +159,10 @@ def compile_for(
                 rate=_packet_rate(rate) if kind == "rate_limit" else None,
                 lists=lists,
             )
-        return {"rules": script.rules, "rules6": script.rules6, "ipset": script.ipset}
+        rules, rules6 = script.rules, script.rules6
+        if verdict == "accept":
+            rules, rules6 = _ipt_allow_first(rules), _ipt_allow_first(rules6)
+        return {"rules": rules, "rules6": rules6, "ipset": script.ipset}
     if target == "cloudflare":
         return {
             "requests": [
@@ -178,6 +192,7 @@ def compile_for(
                     lists=lists,
                     options=options,
                     description=description,
+                    scope=scope,
                 )
             except CompileError as exc:
                 refused[sub] = str(exc)
@@ -188,6 +203,89 @@ def compile_for(
         out["refused"] = refused
         return out
     raise ValueError(f"unknown target {target!r}")
+
+
+# -- allow before drop, and the scope of IP lists on packet filters ------------------------------
+
+NFT_CHAIN = re.compile(r"^\s*chain (\S+) \{\s*$")
+
+
+def _nft_allow_first(text: str, name: str) -> str:
+    """Move an allow's rules to the head of their chains (``insert``), ahead of every drop there.
+
+    nft appends the rules of a ``table { chain { ... } }`` block; an accept appended after an
+    earlier mitigation's drop never sees a packet. The chain declarations stay (they create
+    the chain when it is the first mitigation); the rules become ``insert rule`` commands.
+    """
+    kept, inserts, chain = [], [], None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if m := NFT_CHAIN.match(line):
+            chain = m.group(1)
+        elif stripped == "}":
+            chain = None
+        elif chain and stripped.endswith(f'comment "{name}"') and " accept " in f" {stripped} ":
+            inserts.append(f"insert rule inet shieldwall {chain} {stripped}")
+            continue
+        kept.append(line)
+    return "\n".join(kept + inserts) + "\n"
+
+
+def _ipt_allow_first(script: str) -> str:
+    """``-I SHIELDWALL 1`` instead of ``-A``: an allow goes ahead of every drop of the chain."""
+    return "\n".join(
+        "-I SHIELDWALL 1 " + line[len("-A SHIELDWALL ") :]
+        if line.startswith("-A SHIELDWALL ") and line.rstrip().endswith("-j ACCEPT")
+        else line
+        for line in script.splitlines()
+    ) + ("\n" if script.endswith("\n") else "")
+
+
+def _by_family(scope: Sequence[str]) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {4: [], 6: []}
+    for value in scope:
+        net = ipaddress.ip_network(value, strict=False)
+        out[net.version].append(str(net))
+    return out
+
+
+def _scope_nft_list(text: str, scope: Sequence[str]) -> str:
+    """An IP list's rules match traffic to the customer's networks only; a family it has none of is dropped."""
+    if not scope:
+        return text
+    nets = _by_family(scope)
+    out = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        for version, match in ((4, "ip saddr @"), (6, "ip6 saddr @")):
+            if stripped.startswith(match):
+                if not nets[version]:
+                    line = None
+                else:
+                    daddr = "ip daddr" if version == 4 else "ip6 daddr"
+                    line = line.replace(match, f"{daddr} {{ {', '.join(nets[version])} }} {match}", 1)
+                break
+        if line is not None:
+            out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def _scope_ipt_list(script: Any, scope: Sequence[str]) -> Any:
+    if not scope:
+        return script
+    nets = _by_family(scope)
+
+    def scoped(text: str, version: int) -> str:
+        lines = []
+        for line in text.splitlines():
+            if line.startswith("-A SHIELDWALL ") and "--match-set" in line:
+                if not nets[version]:
+                    continue
+                line = line.replace("-A SHIELDWALL ", f"-A SHIELDWALL -d {','.join(nets[version])} ", 1)
+            lines.append(line)
+        return "\n".join(lines) + "\n"
+
+    return type(script)(rules=scoped(script.rules, 4), rules6=scoped(script.rules6, 6), ipset=script.ipset)
 
 
 def _request(req: Any) -> dict:

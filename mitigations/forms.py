@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from django import forms
-from django.conf import settings
 
 from console.models import Customer
 from mitigations.listformats import FORMATS
-from mitigations.models import ListItem, Mitigation, MitigationList
+from mitigations.models import EnforcementTarget, ListItem, Mitigation, MitigationList
 
 
 class MitigationForm(forms.Form):
@@ -24,23 +23,22 @@ class MitigationForm(forms.Form):
         queryset=MitigationList.objects.all(), required=False, to_field_name="name", label="List"
     )
     action = forms.ChoiceField(choices=Mitigation.Action.choices, initial=Mitigation.Action.BLOCK)
-    targets = forms.MultipleChoiceField(widget=forms.CheckboxSelectMultiple, choices=())
+    enforcement_target = forms.ModelChoiceField(
+        queryset=EnforcementTarget.objects.filter(enabled=True),
+        to_field_name="name",
+        required=False,
+        empty_label="— none: export only —",
+        label="Enforcement target",
+        help_text="a configured namespace, host command or Cloudflare zone; none means a download to apply by hand",
+    )
     ttl_minutes = forms.IntegerField(min_value=1, initial=60, label="Time to live (minutes)")
     rate_requests = forms.IntegerField(required=False, min_value=1, label="Rate: requests or packets")
     rate_period = forms.IntegerField(required=False, min_value=1, initial=60, label="per (seconds)")
     rate_burst = forms.IntegerField(required=False, min_value=0, initial=0, label="burst")
     rate_per_source = forms.BooleanField(required=False, initial=True, label="per source address")
     mitigation_timeout = forms.IntegerField(required=False, initial=600, label="Cloudflare mitigation timeout (s)")
-    zone_id = forms.CharField(required=False, label="Cloudflare zone id")
-    account_id = forms.CharField(required=False, label="Cloudflare account id")
-    namespace = forms.CharField(required=False, label="Network namespace (nftables/iptables)")
     attack = forms.IntegerField(required=False, widget=forms.HiddenInput)
     ticket = forms.CharField(required=False, label="Ticket number", help_text="SW-2026-0001")
-
-    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
-        super().__init__(*args, **kwargs)
-        self.fields["targets"].choices = [(t, t) for t in settings.MITIGATION_TARGETS]
-        self.fields["targets"].initial = settings.MITIGATION_TARGETS[:1]
 
     def rate(self) -> dict:
         d = self.cleaned_data
@@ -55,7 +53,7 @@ class MitigationForm(forms.Form):
         }
 
     def options(self) -> dict:
-        return {k: self.cleaned_data[k] for k in ("zone_id", "account_id", "namespace") if self.cleaned_data.get(k)}
+        return {}  # where it acts comes from the enforcement target, never from the form
 
 
 class ListForm(forms.Form):

@@ -80,7 +80,17 @@ class Mitigation(models.Model):
         "MitigationList", null=True, blank=True, on_delete=models.PROTECT, related_name="mitigations"
     )
     action = models.CharField(max_length=20, choices=Action.choices, default=Action.BLOCK)
-    targets = models.JSONField(default=list, help_text='backend names, e.g. ["nftables", "cloudflare"]')
+    enforcement_target = models.ForeignKey(
+        "EnforcementTarget",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="mitigations",
+        help_text="where it is enforced; none means an export only (nothing is installed anywhere)",
+    )
+    targets = models.JSONField(
+        default=list, help_text='backend kinds, derived from the enforcement target: ["nftables"] or ["export"]'
+    )
     options = models.JSONField(
         default=dict, blank=True, help_text="per-backend parameters: zone_id, account_id, namespace, hook"
     )
@@ -97,6 +107,14 @@ class Mitigation(models.Model):
         settings.AUTH_USER_MODEL, through="Approval", related_name="approved_mitigations", blank=True
     )
     required_approvals = models.PositiveSmallIntegerField(default=1)
+    blast_radius = models.CharField(
+        max_length=10,
+        blank=True,
+        help_text="low / medium / high / refused: the level the simulated collateral puts it at (the gate)",
+    )
+    safety_override = models.JSONField(
+        null=True, blank=True, help_text="an admin's override of the safety check: by, at, reason, problems"
+    )
     approval_reasons = models.JSONField(default=list, blank=True, help_text="why more than one approval is needed")
     simulation = models.JSONField(null=True, blank=True)
     simulated_at = models.DateTimeField(null=True, blank=True)
@@ -152,6 +170,89 @@ class Mitigation(models.Model):
     @property
     def approval_count(self) -> int:
         return len(self.approvals.all())
+
+
+class EnforcementTarget(models.Model):
+    """A place an operator configured for enforcement: nothing is ever installed anywhere else.
+
+    Packet filters act inside a named network namespace of the console's host, or through
+    a command prefix the operator wrote (``ssh -T scrub-1 sudo``); never on the console's
+    own firewall by default. A Cloudflare target names its account and zone and where its
+    API token is read from (an environment variable), never the token itself.
+    """
+
+    class Kind(models.TextChoices):
+        NFTABLES = "nftables", "nftables"
+        IPTABLES = "iptables", "iptables / ipset"
+        CLOUDFLARE = "cloudflare", "Cloudflare account / zone"
+        EXPORT = "export", "Export only (the customer applies it)"
+
+    PACKET_KINDS = (Kind.NFTABLES, Kind.IPTABLES)
+
+    name = models.SlugField(max_length=60, unique=True)
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    customer = models.ForeignKey(
+        Customer,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="enforcement_targets",
+        help_text="a Cloudflare zone or a customer's own host belongs to one customer; empty: shared scrubbing",
+    )
+    namespace = models.CharField(
+        max_length=60, blank=True, help_text="packet filters: act inside this network namespace (ip netns exec)"
+    )
+    command = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="packet filters: a command prefix the operator configured, e.g. 'ssh -T scrub-1 sudo'",
+    )
+    account_id = models.CharField(max_length=64, blank=True, help_text="Cloudflare account id")
+    zone_id = models.CharField(max_length=64, blank=True, help_text="Cloudflare zone id")
+    credentials_ref = models.CharField(
+        max_length=100, blank=True, help_text="the environment variable that holds the API token (never the token)"
+    )
+    description = models.CharField(max_length=255, blank=True)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.where})"
+
+    @property
+    def where(self) -> str:
+        if self.kind in self.PACKET_KINDS:
+            return f"{self.kind} in namespace {self.namespace}" if self.namespace else f"{self.kind} via {self.command}"
+        if self.kind == self.Kind.CLOUDFLARE:
+            return f"Cloudflare account {self.account_id or '?'} zone {self.zone_id or '?'}"
+        return "export only"
+
+    def problems(self) -> list[str]:
+        """Why this target cannot act (empty when it is usable)."""
+        out = []
+        if self.kind in self.PACKET_KINDS and not (self.namespace or self.command):
+            out.append(f"{self.name}: a {self.kind} target needs a network namespace or a configured command")
+        if self.kind in self.PACKET_KINDS and self.namespace and self.command:
+            out.append(f"{self.name}: give a namespace or a command, not both")
+        if self.kind == self.Kind.CLOUDFLARE and not (self.account_id or self.zone_id):
+            out.append(f"{self.name}: a Cloudflare target needs an account id or a zone id")
+        if not self.enabled:
+            out.append(f"{self.name} is disabled")
+        return out
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        if problems := self.problems():
+            raise ValidationError("; ".join(problems))
+
+    def options(self) -> dict:
+        """What the backends read: where they act. These always win over a mitigation's own options."""
+        keys = ("namespace", "command", "account_id", "zone_id")
+        return {k: getattr(self, k) for k in keys if getattr(self, k)}
 
 
 class Approval(models.Model):

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
+import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -49,6 +50,7 @@ from mitigations.listformats import normalise, parse_list
 from mitigations.models import (
     Approval,
     BackendState,
+    EnforcementTarget,
     GlobalAllowlistEntry,
     ListItem,
     Mitigation,
@@ -56,7 +58,7 @@ from mitigations.models import (
     MitigationList,
 )
 from mitigations.rules import CompileError, Rule, evaluate, parse
-from mitigations.rules.ast import IP, Compare, FieldRef, Logical, Not, to_text, walk
+from mitigations.rules.ast import IP, Compare, FieldRef, Int, Logical, Not, Str, to_text, walk
 
 log = logging.getLogger(__name__)
 
@@ -162,27 +164,44 @@ def _require(condition: bool, message: str) -> None:
         raise MitigationError(message)
 
 
-def backend_for(name: str) -> Backend:
-    """A backend configured from settings."""
-    if name == "nftables":
-        return get_backend(name, namespace=settings.NFT_NAMESPACE)
-    if name == "iptables":
-        return get_backend(name, namespace=settings.IPTABLES_NAMESPACE)
+def backend_for(name: str, target: EnforcementTarget | None = None) -> Backend:
+    """The backend of a configured target; ``export`` needs none. Nothing else is reachable.
+
+    There is no default location: a packet-filter backend without a target's namespace or
+    command refuses to run, so nothing ever writes to the console's own host by accident.
+    """
+    if name == "export":
+        return get_backend(name)
+    if target is None or target.kind != name:
+        raise BackendError(f"no configured {name} enforcement target: nothing is applied without one")
+    if problems := target.problems():
+        raise BackendError("; ".join(problems))
+    if name in ("nftables", "iptables"):
+        return get_backend(name, namespace=target.namespace, command=target.command)
     if name == "cloudflare":
+        token = os.environ.get(target.credentials_ref, "") if target.credentials_ref else ""
         return get_backend(
             name,
             base_url=settings.CLOUDFLARE_API_BASE,
-            token=settings.CLOUDFLARE_API_TOKEN,
+            token=token or settings.CLOUDFLARE_API_TOKEN,
             max_retries=settings.CLOUDFLARE_MAX_RETRIES,
             backoff=settings.CLOUDFLARE_BACKOFF,
         )
-    return get_backend(name)
+    raise BackendError(f"unknown backend {name!r}")
+
+
+def _backend(mitigation: Mitigation, name: str) -> Backend:
+    return backend_for(name, mitigation.enforcement_target)
+
+
+# Options that say where a backend acts: only a configured target sets them, never a mitigation.
+LOCATION_OPTIONS = ("namespace", "command", "account_id", "zone_id")
 
 
 def _options(mitigation: Mitigation) -> dict:
-    options = dict(mitigation.options or {})
-    if settings.CLOUDFLARE_ACCOUNT_ID:
-        options.setdefault("account_id", settings.CLOUDFLARE_ACCOUNT_ID)
+    options = {k: v for k, v in (mitigation.options or {}).items() if k not in LOCATION_OPTIONS}
+    if mitigation.enforcement_target_id:
+        options.update(mitigation.enforcement_target.options())
     return options
 
 
@@ -210,12 +229,19 @@ def _list_values(names: Iterable[str], customer: Customer | None) -> dict[str, l
 
 
 def mitigation_rule(mitigation: Mitigation) -> Rule:
-    """The rule a mitigation enforces, whatever its kind (an IP access value and a list become rules too)."""
+    """The rule a mitigation enforces, whatever its kind (an IP access value and a list become rules too).
+
+    An address or a list names sources only; on anything but the customer's own Cloudflare
+    zone it is limited to traffic toward the customer's networks, as the compilers do.
+    """
+    if mitigation.kind not in (Mitigation.Kind.IP_ACCESS, Mitigation.Kind.IP_LIST):
+        return parse(mitigation.expression)
     if mitigation.kind == Mitigation.Kind.IP_ACCESS:
-        return parse(compiling.expression_for_value(mitigation.value))
-    if mitigation.kind == Mitigation.Kind.IP_LIST:
-        return parse(compiling.expression_for_list(mitigation.mitigation_list.name))
-    return parse(mitigation.expression)
+        text = compiling.expression_for_value(mitigation.value)
+    else:
+        text = compiling.expression_for_list(mitigation.mitigation_list.name)
+    clause = "" if _zone_scoped(mitigation) else network_scope_clause(mitigation.customer, mitigation.attack)
+    return parse(f"{clause} and ({text})" if clause else text)
 
 
 def _rule_lists(mitigation: Mitigation, rule: Rule) -> dict[str, list[str]]:
@@ -251,10 +277,189 @@ def _compile(mitigation: Mitigation) -> None:
                 lists=lists,
                 options=_options(mitigation),
                 description=mitigation.title or mitigation.summary,
+                scope=[str(n) for n in customer_networks(mitigation.customer, mitigation.attack)],
             )
         except (CompileError, ValueError) as exc:
             errors[target] = str(exc)
     mitigation.compiled, mitigation.compile_errors = compiled, errors
+
+
+# --------------------------------------------------------------------------- scope: the customer's assets only
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# Kinds a Cloudflare zone scopes by itself (a zone's rules only ever see the zone's requests).
+ZONE_KINDS = (Mitigation.Kind.IP_ACCESS, Mitigation.Kind.IP_LIST, Mitigation.Kind.WAF_RULE, Mitigation.Kind.RATE_LIMIT)
+# Addresses no customer holds, to tell "limited to the customer" from "matches anything".
+OUTSIDERS = ("240.0.0.1", "3fff::1")
+
+
+def _attacked_address(attack: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    target = (getattr(attack, "target", "") or "").strip()
+    for candidate in (target, target.rsplit(":", 1)[0], target.strip("[]")):
+        with contextlib.suppress(ValueError):
+            return ipaddress.ip_address(candidate.strip("[]"))
+    return None
+
+
+def customer_networks(customer: Customer, attack: Any = None) -> list[Network]:
+    """The destinations a network rule of this customer may match: its prefixes, and the attacked address.
+
+    The attacked address counts only when no other customer and no provider range holds it.
+    """
+    nets = [a.network() for a in Asset.objects.filter(customer=customer, kind=Asset.Kind.PREFIX)]
+    address = _attacked_address(attack) if attack is not None else None
+    if address is not None and not any(address in n for n in nets):
+        others = [a.network() for a in Asset.objects.filter(kind=Asset.Kind.PREFIX).exclude(customer=customer)]
+        provider = [ipaddress.ip_network(v, strict=False) for v in settings.PROVIDER_NETWORKS]
+        if not any(address.version == n.version and address in n for n in others + provider):
+            nets.append(ipaddress.ip_network(address))
+    return nets
+
+
+def customer_hosts(customer: Customer) -> list[str]:
+    out = []
+    for asset in Asset.objects.filter(customer=customer, kind__in=[Asset.Kind.ZONE, Asset.Kind.SPECTRUM]):
+        out.append(asset.value.rsplit(":", 1)[0] if asset.kind == Asset.Kind.SPECTRUM else asset.value)
+    return list(dict.fromkeys(out))
+
+
+def network_scope_clause(customer: Customer, attack: Any = None) -> str:
+    nets = customer_networks(customer, attack)
+    return f"ip.dst in {{{' '.join(str(n) for n in nets)}}}" if nets else ""
+
+
+def host_scope_clause(customer: Customer) -> str:
+    hosts = customer_hosts(customer)
+    return "http.host in {" + " ".join(f'"{h}"' for h in hosts) + "}" if hosts else ""
+
+
+def scoped_expression(customer: Customer, expression: str, *, attack: Any = None) -> str:
+    """A suggested rule limited to the customer: its destinations (or hosts), minus protected sources.
+
+    What the propose form prefills from a comparison's suggestion, so the engineer sees the
+    scope and the exclusions the rule will carry.
+    """
+    rule = parse(expression)
+    if rule.layer == "L7":
+        clause = "" if "http.host" in rule.fields else host_scope_clause(customer)
+        return f"{clause} and ({rule.to_text()})" if clause else rule.to_text()
+    parts = ["" if "ip.dst" in rule.fields else network_scope_clause(customer, attack)]
+    # A rule that names its sources is checked against the protected ones exactly; one that
+    # names none must exclude them (or it drops the resolvers' answers, the origin pulls...).
+    nets = sorted({n for n, _ in protected_addresses(customer)}, key=lambda n: (n.version, n))
+    if nets and not _names_sources(rule):
+        shown = [str(n.network_address) if n.num_addresses == 1 else str(n) for n in nets]
+        parts.append(f"not ip.src in {{{' '.join(shown)}}}")
+    parts.append(f"({rule.to_text()})")
+    return " and ".join(p for p in parts if p)
+
+
+def _zone_scoped(mitigation: Mitigation) -> bool:
+    target = mitigation.enforcement_target
+    return bool(
+        target is not None
+        and target.kind == target.Kind.CLOUDFLARE
+        and target.zone_id
+        and target.customer_id == mitigation.customer_id
+        and mitigation.kind in ZONE_KINDS
+    )
+
+
+def _rule_lists_for_check(mitigation: Mitigation, rule: Rule) -> dict[str, list[str]]:
+    if mitigation.kind == Mitigation.Kind.IP_LIST:
+        return {mitigation.mitigation_list.name: [v for v, _, _ in _list_items(mitigation.mitigation_list)]}
+    return _rule_lists(mitigation, rule)
+
+
+def _listing(found: list[tuple[str, str]], limit: int = 8, per_group: int = 3) -> str:
+    """``a, b (why); c (other why); and N more``: the addresses grouped by why they matter."""
+    grouped: dict[str, list[str]] = {}
+    for address, why in found:
+        grouped.setdefault(why, []).append(address)
+    parts = []
+    for why, addresses in list(grouped.items())[:limit]:
+        if all(_is_network(a) for a in addresses):
+            addresses.sort(key=lambda a: (ipaddress.ip_address(a).version, ipaddress.ip_address(a)))
+        more = f" +{len(addresses) - per_group}" if len(addresses) > per_group else ""
+        parts.append(f"{', '.join(addresses[:per_group])}{more} ({why})")
+    rest = len(grouped) - limit
+    return "; ".join(parts) + (f"; and {rest} more" if rest > 0 else "")
+
+
+def scope_problems(mitigation: Mitigation) -> list[str]:
+    """Why the rule could match traffic that is not this customer's: the addresses or hosts it could hit.
+
+    Network rules are evaluated (three-valued: every field but ``ip.dst`` unknown) over
+    addresses of other customers' prefixes, the provider's ranges and addresses just outside
+    the customer's own; L7 rules over other customers' hosts. A Cloudflare zone target of
+    the customer scopes zone rules by itself.
+    """
+    customer = mitigation.customer
+    target = mitigation.enforcement_target
+    if target is not None and target.customer_id not in (None, customer.pk):
+        return [f"the enforcement target {target.name} belongs to another customer"]
+    cloudflare_unbound = target is not None and target.kind == target.Kind.CLOUDFLARE and not target.customer_id
+    if cloudflare_unbound and mitigation.kind in ZONE_KINDS:
+        return [f"the Cloudflare target {target.name} is bound to no customer: bind its zone to {customer.name}"]
+    if _zone_scoped(mitigation):
+        return []
+    rule = mitigation_rule(mitigation)
+    lists = _rule_lists_for_check(mitigation, rule)
+    if rule.layer == "L7":
+        hosts = customer_hosts(customer)
+        if not hosts:
+            return [f"{customer.name} has no zone or hostname: an L7 rule cannot be limited to its traffic"]
+        points = [
+            (a.value.rsplit(":", 1)[0], f"{a.customer.name}'s {a.get_kind_display().lower()}")
+            for a in Asset.objects.filter(kind__in=[Asset.Kind.ZONE, Asset.Kind.SPECTRUM])
+            .exclude(customer=customer)
+            .select_related("customer")[:500]
+        ]
+        points.append(("unknown-host.invalid", f"not a host of {customer.name}"))
+        table = pa.table({"http.host": pa.array([p[0] for p in points], pa.string())})
+        found = [p for hit, p in zip(_possibly(rule.ast, table, lists), points, strict=True) if hit]
+        if found:
+            return [
+                f"it could match requests to hosts that are not {customer.name}'s: {_listing(found)}; "
+                f"limit it with {host_scope_clause(customer)}"
+            ]
+        return []
+    own = customer_networks(customer, mitigation.attack)
+    if not own:
+        return [f"{customer.name} has no IP prefix and no attacked address: a network rule cannot be limited to it"]
+    provider = [ipaddress.ip_network(v, strict=False) for v in settings.PROVIDER_NETWORKS]
+    problems = [
+        f"{net} overlaps the provider's own range {p}"
+        for net in own
+        for p in provider
+        if net.version == p.version and net.overlaps(p)
+    ]
+    points: list[tuple[str, str]] = []
+    for asset in (
+        Asset.objects.filter(kind=Asset.Kind.PREFIX).exclude(customer=customer).select_related("customer")[:500]
+    ):
+        points += [(a, f"{asset.customer.name}'s prefix {asset.value}") for a in _sample_points(asset.network())]
+    for p in provider:
+        points += [(a, f"the provider's own range {p}") for a in _sample_points(p)]
+    for net in own:
+        for address in (net.network_address - 1, net.broadcast_address + 1):
+            with contextlib.suppress(ValueError):
+                points.append((str(address), f"outside {customer.name}'s {net}"))
+    points += [(a, f"not an address of {customer.name}") for a in OUTSIDERS]
+    points = [(a, why) for a, why in dict.fromkeys(points) if not any(ipaddress.ip_address(a) in n for n in own)]
+    table = pa.table({"ip.dst": pa.array([a for a, _ in points], pa.string())})
+    found = [p for hit, p in zip(_possibly(rule.ast, table, lists), points, strict=True) if hit]
+    if found:
+        problems.append(
+            f"it could match traffic to addresses that are not {customer.name}'s: {_listing(found)}; "
+            f"limit it with {network_scope_clause(customer, mitigation.attack)}"
+        )
+    return problems
+
+
+def _require_scoped(mitigation: Mitigation) -> None:
+    problems = scope_problems(mitigation)
+    _require(not problems, "out of the customer's scope: " + "; ".join(problems))
 
 
 # --------------------------------------------------------------------------- create, simulate, propose
@@ -265,7 +470,8 @@ def mitigation_create(
     customer: Customer,
     kind: str,
     user: Any,
-    targets: Sequence[str],
+    target: EnforcementTarget | None = None,
+    targets: Sequence[str] = (),
     expression: str = "",
     value: str = "",
     mitigation_list: MitigationList | None = None,
@@ -286,10 +492,21 @@ def mitigation_create(
     _require(roles.can_act(user), "only engineers may write mitigations")
     _require(kind in Mitigation.Kind.values, f"unknown kind {kind!r}")
     _require(action in Mitigation.Action.values, f"unknown action {action!r}")
-    targets = list(dict.fromkeys(targets))
-    _require(bool(targets), "choose at least one target")
+    # Targets are configured objects: a bare backend name ("nftables") no longer says where it acts.
     unknown = [t for t in targets if t not in BACKENDS]
     _require(not unknown, f"unknown target(s): {', '.join(unknown)}")
+    implicit = [t for t in targets if t != "export" and (target is None or t != target.kind)]
+    _require(
+        not implicit,
+        f"{', '.join(implicit)}: choose a configured enforcement target (none means an export only)",
+    )
+    if target is not None:
+        _require(not target.problems(), "; ".join(target.problems()))
+        _require(
+            target.customer_id in (None, customer.pk),
+            f"the enforcement target {target.name} belongs to another customer",
+        )
+    targets = [target.kind] if target is not None else ["export"]
     ttl = int(ttl_seconds or settings.MITIGATION_DEFAULT_TTL)
     _require(0 < ttl <= settings.MITIGATION_MAX_TTL, f"the time to live must be 1 to {settings.MITIGATION_MAX_TTL} s")
     if kind == Mitigation.Kind.IP_ACCESS:
@@ -313,6 +530,19 @@ def mitigation_create(
         _require(attack.customer_id in (None, customer.pk), "that attack belongs to another customer")
     if ticket is not None:
         _require(ticket.customer_id == customer.pk, "that ticket belongs to another customer")
+    # Scope is not optional: a rule that could match another customer's traffic is never written.
+    _require_scoped(
+        Mitigation(
+            customer=customer,
+            attack=attack,
+            kind=kind,
+            expression=expression,
+            value=value.strip(),
+            mitigation_list=mitigation_list,
+            action=action,
+            enforcement_target=target,
+        )
+    )
     with transaction.atomic():
         mitigation = Mitigation.objects.create(
             customer=customer,
@@ -323,8 +553,9 @@ def mitigation_create(
             value=value.strip(),
             mitigation_list=mitigation_list,
             action=action,
+            enforcement_target=target,
             targets=targets,
-            options=dict(options or {}),
+            options={k: v for k, v in (options or {}).items() if k not in LOCATION_OPTIONS},
             rate=dict(rate or {}),
             ttl_seconds=ttl,
             author=user,
@@ -367,6 +598,8 @@ def simulate_tables(
         matched = evaluate(rule, table, lists)
         rows, hits = table.num_rows, int(matched.sum())
         out[label] = {"rows": rows, "matched": hits, "share": (hits / rows) if rows else 0.0}
+        if label == "baseline":
+            out[label]["missing"] = missing_traffic(rule, table)
         shown = [f for f in rule.fields if f in table.column_names]
         if label == "attack":
             picked = table.filter(pa.array(matched)).select(shown) if hits else None
@@ -450,8 +683,9 @@ def mitigation_simulate(
     mitigation.simulated_at = timezone.now()
     fields = ["simulation", "simulated_at"]
     if mitigation.state in (State.DRAFT, State.PROPOSED):
-        mitigation.required_approvals, mitigation.approval_reasons = approvals_needed(mitigation)
-        fields += ["required_approvals", "approval_reasons"]
+        mitigation.blast_radius, mitigation.approval_reasons = blast_radius(mitigation)
+        mitigation.required_approvals = APPROVALS_BY_LEVEL[mitigation.blast_radius]
+        fields += ["required_approvals", "approval_reasons", "blast_radius"]
     mitigation.save(update_fields=fields)
     attack, baseline = result.get("attack"), result.get("baseline")
     _record(
@@ -466,8 +700,44 @@ def mitigation_simulate(
 
 
 def collateral(mitigation: Mitigation) -> float | None:
+    """The share of baseline traffic the rule hits; None when unknown (no baseline, or none of its traffic)."""
     baseline = (mitigation.simulation or {}).get("baseline")
-    return float(baseline["share"]) if baseline else None
+    if not baseline or baseline.get("missing"):
+        return None
+    return float(baseline["share"])
+
+
+PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17, "gre": 47, "esp": 50, "icmpv6": 58, "sctp": 132}
+# Fields every packet or request has (or that the scope adds): their absence says nothing about the rule.
+ALWAYS_THERE = {"ip.src", "ip.dst", "http.host"}
+
+
+def missing_traffic(rule: Rule, table: pa.Table) -> list[str]:
+    """What the rule reads that the baseline does not have: then its collateral there is unknown, not 0 %.
+
+    A field with no value in any baseline row (UDP ports in a TCP-only capture), or a
+    protocol the rule names that no baseline row carries.
+    """
+    missing = []
+    for name in sorted(rule.fields - ALWAYS_THERE):
+        if name not in table.column_names or table[name].null_count == table.num_rows:
+            missing.append(f"no {name} in the baseline")
+    wanted: set[int] = set()
+    for node in walk(rule.ast):
+        if isinstance(node, Compare) and isinstance(node.left, FieldRef) and node.left.name == "ip.proto":
+            for lit in walk(node.right):
+                if isinstance(lit, Int):
+                    wanted.add(lit.value)
+                elif isinstance(lit, Str) and lit.value.lower() in PROTOCOLS:
+                    wanted.add(PROTOCOLS[lit.value.lower()])
+    if wanted and "ip.proto" in table.column_names:
+        present = {v for v in table["ip.proto"].to_pylist() if v is not None}
+        present |= {PROTOCOLS[v.lower()] for v in present if isinstance(v, str) and v.lower() in PROTOCOLS}
+        if not present & wanted:
+            missing.append(f"no protocol {'/'.join(str(w) for w in sorted(wanted))} traffic in the baseline")
+    if table.num_rows == 0:
+        missing.append("the baseline is empty")
+    return missing
 
 
 def broad_reasons(mitigation: Mitigation) -> list[str]:
@@ -489,19 +759,74 @@ def broad_reasons(mitigation: Mitigation) -> list[str]:
             f"{wide[0]} is a /{wide[0].prefixlen} or wider" + (f" (+{len(wide) - 1} more)" if len(wide) > 1 else "")
         )
     if mitigation.kind not in (Mitigation.Kind.IP_ACCESS, Mitigation.Kind.IP_LIST):
-        empty = pa.table({"ip.src": pa.array([None], pa.string())})
+        # A packet toward the customer that carries none of the values the rule names.
+        own = customer_networks(mitigation.customer, mitigation.attack)
+        victim = str(own[0].network_address) if own else None
+        hosts = customer_hosts(mitigation.customer)
+        empty = pa.table(
+            {
+                "ip.src": pa.array([None], pa.string()),
+                "ip.dst": pa.array([victim], pa.string()),
+                "http.host": pa.array([hosts[0] if hosts else None], pa.string()),
+            }
+        )
         if bool(evaluate(rule, empty, _rule_lists(mitigation, rule))[0]):
             reasons.append("it matches traffic that has none of the values it names (a negation)")
     return reasons
 
 
 def _source_networks(rule: Rule) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    """The addresses and networks the rule compares ``ip.src`` with (not ``ip.dst``: that is the victim)."""
+    """The addresses and networks the rule compares ``ip.src`` with (not ``ip.dst``: that is the victim).
+
+    Comparisons under a ``not`` are exclusions (``not ip.src in {allowlist}``), not targets.
+    """
     out = []
-    for node in walk(rule.ast):
-        if isinstance(node, Compare) and isinstance(node.left, FieldRef) and node.left.name == "ip.src":
-            out += [n.value for n in walk(node.right) if isinstance(n, IP)]
+
+    def visit(node: Any, negated: bool) -> None:
+        if isinstance(node, Not):
+            visit(node.operand, not negated)
+        elif isinstance(node, Logical):
+            for item in node.items:
+                visit(item, negated)
+        elif (
+            isinstance(node, Compare)
+            and isinstance(node.left, FieldRef)
+            and node.left.name == "ip.src"
+            and not negated
+            and node.op != "ne"
+        ):
+            out.extend(n.value for n in walk(node.right) if isinstance(n, IP))
+
+    visit(rule.ast, False)
     return out
+
+
+def _names_sources(rule: Rule) -> bool:
+    """Does the rule say which sources it hits (addresses, a list, an ASN, a country), outside any ``not``?
+
+    Such a rule is checked against protected sources exactly (overlaps, above); one that
+    names none hits every source its other clauses match, protected ones included.
+    """
+    found = False
+
+    def visit(node: Any, negated: bool) -> None:
+        nonlocal found
+        if isinstance(node, Not):
+            visit(node.operand, not negated)
+        elif isinstance(node, Logical):
+            for item in node.items:
+                visit(item, negated)
+        elif (
+            isinstance(node, Compare)
+            and isinstance(node.left, FieldRef)
+            and not negated
+            and node.op != "ne"
+            and node.left.name in ("ip.src", "ip.src.asnum", "ip.src.country", "ip.src.continent")
+        ):
+            found = True
+
+    visit(rule.ast, False)
+    return found
 
 
 def _is_network(value: Any) -> bool:
@@ -512,20 +837,82 @@ def _is_network(value: Any) -> bool:
     return True
 
 
+class BlastRadius:
+    LOW, MEDIUM, HIGH, REFUSED = "low", "medium", "high", "refused"
+
+
+def blast_radius(mitigation: Mitigation) -> tuple[str, list[str]]:
+    """The gate's level and why: low, medium, high or refused (thresholds in ``MITIGATION_BLAST_RADIUS``).
+
+    Unknown collateral (never simulated, no baseline, or a baseline without the traffic
+    the rule reads) is high: nobody can say the rule is harmless. A broad rule (a
+    country, an ASN, a /16, a negation) is at least medium.
+    """
+    levels = settings.MITIGATION_BLAST_RADIUS
+    simulation = mitigation.simulation or {}
+    baseline = simulation.get("baseline")
+    reasons = []
+    if not mitigation.simulation or simulation.get("unavailable"):
+        level = BlastRadius.HIGH
+        reasons.append("collateral unknown: not simulated" + (f" ({simulation['unavailable']})" if simulation else ""))
+    elif not baseline:
+        level = BlastRadius.HIGH
+        reasons.append("collateral unknown: no baseline traffic of this customer")
+    elif baseline.get("missing"):
+        level = BlastRadius.HIGH
+        reasons.append("collateral unknown: " + "; ".join(baseline["missing"]))
+    else:
+        share = float(baseline["share"])
+        if share > levels["ceiling"]:
+            return BlastRadius.REFUSED, [
+                f"it matches {share:.2%} of baseline traffic, above the ceiling of {levels['ceiling']:.2%}"
+            ]
+        if share > levels["medium"]:
+            level = BlastRadius.HIGH
+        elif share > levels["low"]:
+            level = BlastRadius.MEDIUM
+        else:
+            level = BlastRadius.LOW
+        reasons.append(
+            f"it matches {share:.2%} of baseline traffic ({level}: low ≤ {levels['low']:.2%}, "
+            f"medium ≤ {levels['medium']:.2%}, high ≤ {levels['ceiling']:.2%})"
+        )
+    broad = broad_reasons(mitigation)
+    if broad and level == BlastRadius.LOW:
+        level = BlastRadius.MEDIUM
+    return level, reasons + broad
+
+
+APPROVALS_BY_LEVEL = {BlastRadius.LOW: 1, BlastRadius.MEDIUM: 2, BlastRadius.HIGH: 1, BlastRadius.REFUSED: 0}
+
+
 def approvals_needed(mitigation: Mitigation) -> tuple[int, list[str]]:
-    reasons = broad_reasons(mitigation)
-    share = collateral(mitigation)
-    threshold = settings.MITIGATION_COLLATERAL_THRESHOLD
-    if share is not None and share > threshold:
-        reasons.append(f"it matches {share:.2%} of baseline traffic (threshold {threshold:.2%})")
-    return (2 if reasons else 1), reasons
+    """How many approvals the blast radius asks for (high: one, an admin's), and why."""
+    level, reasons = blast_radius(mitigation)
+    return APPROVALS_BY_LEVEL[level], reasons
+
+
+def approvers_wanted(level: str) -> str:
+    return {
+        BlastRadius.LOW: "one senior engineer",
+        BlastRadius.MEDIUM: "two senior engineers",
+        BlastRadius.HIGH: "an admin (incident lead)",
+        BlastRadius.REFUSED: "nobody: refused",
+    }.get(level, "unknown")
 
 
 def protected_addresses(customer: Customer) -> list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]]:
-    """The networks no mitigation of this customer may block: their prefixes, the global allowlist."""
+    """Sources no mitigation of this customer may block: its own addresses, its allow lists, the global allowlist."""
     out = []
     for asset in Asset.objects.filter(customer=customer, kind=Asset.Kind.PREFIX):
         out.append((ipaddress.ip_network(asset.value, strict=False), f"the customer's own prefix {asset.value}"))
+    now = timezone.now()
+    allow_items = ListItem.objects.filter(
+        Q(mitigation_list__customer=customer) | Q(mitigation_list__customer__isnull=True),
+        mitigation_list__purpose=MitigationList.Purpose.ALLOW,
+    ).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+    for item in allow_items.select_related("mitigation_list")[:2000]:
+        out.append((item.network(), f"allow list ${item.mitigation_list.name}"))
     for entry in GlobalAllowlistEntry.objects.all():
         out.append((entry.network(), f"global allowlist: {entry.reason}"))
     for value in settings.GLOBAL_ALLOWLIST:
@@ -585,7 +972,58 @@ def safety_problems(mitigation: Mitigation) -> list[str]:
         for hit, (address, why) in zip(_possibly(rule.ast, table, lists), overlaps, strict=True):
             if hit:
                 problems.append(f"it names {address} and could {mitigation.action} it ({why})")
+    if rule.layer != "L7" and protected and not _names_sources(rule):
+        # A packet rule that does not exclude a protected source blocks it whenever its other
+        # clauses match (`tcp.dstport eq 443` drops the origin pulls to 443 too).
+        points = list(dict.fromkeys((a, why) for net, why in protected for a in _sample_points(net)))
+        table = pa.table({"ip.src": pa.array([a for a, _ in points], pa.string())})
+        found = [p for hit, p in zip(_possibly(rule.ast, table, lists), points, strict=True) if hit]
+        if found:
+            problems.append(
+                f"it could {mitigation.action} traffic from protected sources: {_listing(found)}; "
+                "exclude them (not ip.src in {...}) or name the attacking sources"
+            )
     return list(dict.fromkeys(problems))
+
+
+def _safety_gate(mitigation: Mitigation) -> list[str]:
+    """The safety problems no admin override covers (empty: it may go on)."""
+    problems = safety_problems(mitigation)
+    overridden = set((mitigation.safety_override or {}).get("problems", []))
+    return [p for p in problems if p not in overridden]
+
+
+def mitigation_override_safety(*, mitigation: Mitigation, user: Any, reason: str) -> Mitigation:
+    """An admin lets a rule through the safety check, with a reason; audited, and only for today's problems.
+
+    The override lists the problems it covers: a later change that adds a new one is refused again.
+    """
+    _require(roles.is_admin(user), "only an admin may override the safety check")
+    _require(bool(reason.strip()), "say why the safety check is overridden")
+    _require(mitigation.state in (State.DRAFT, State.PROPOSED), "only a draft or a proposal can be overridden")
+    problems = safety_problems(mitigation)
+    _require(bool(problems), "the safety check finds nothing to override")
+    before = {"safety_override": mitigation.safety_override}
+    mitigation.safety_override = {
+        "by": user.get_username(),
+        "at": timezone.now().isoformat(),
+        "reason": reason.strip()[:2000],
+        "problems": problems,
+    }
+    mitigation.save(update_fields=["safety_override"])
+    MitigationEvent.objects.create(
+        mitigation=mitigation,
+        actor_name=_actor_name(user),
+        message=f"safety check overridden by {user.get_username()}: {reason.strip()[:500]}",
+    )
+    audit_record(
+        action="mitigation.safety_override",
+        obj=mitigation,
+        before=before,
+        after={"safety_override": mitigation.safety_override},
+        actor=user,
+    )
+    return mitigation
 
 
 def _possibly(node: Any, table: pa.Table, lists: Mapping[str, Sequence]) -> Any:
@@ -624,33 +1062,82 @@ def _three_valued(node: Any, table: pa.Table, lists: Mapping[str, Sequence]) -> 
 
 
 def mitigation_propose(*, mitigation: Mitigation, user: Any) -> Mitigation:
-    """Ask for approval: refused while a target refuses the rule or the safety check fails."""
+    """Ask for approval; refused out of scope, when a target refuses the rule, by safety, or above the ceiling.
+
+    When the rule was never simulated, proposing simulates it over the attack's samples
+    and the customer's baseline; with no traffic at all its collateral is unknown (high).
+    The approvers its blast radius asks for are notified.
+    """
     _require(roles.can_act(user), "only engineers may propose mitigations")
     if mitigation.state == State.PROPOSED:
         return mitigation
     _require(mitigation.state == State.DRAFT, f"only a draft can be proposed (this one is {mitigation.state})")
+    _require_scoped(mitigation)
     _compile(mitigation)  # lists may have changed since the draft
     mitigation.save(update_fields=["compiled", "compile_errors"])
     if mitigation.compile_errors:
         raise MitigationError("a target cannot enforce it: " + "; ".join(mitigation.compile_errors.values()))
-    problems = safety_problems(mitigation)
+    problems = _safety_gate(mitigation)
     if problems:
         raise MitigationError("refused by the safety check: " + "; ".join(problems))
-    if mitigation.simulation is None and mitigation.attack_id:
-        # No samples yet (or unreadable): the approver sees "not simulated".
-        with contextlib.suppress(MitigationError, ValueError, OSError):
+    if mitigation.simulation is None or mitigation.simulation.get("unavailable"):
+        try:
             mitigation_simulate(mitigation=mitigation, user=user)
-    required, reasons = approvals_needed(mitigation)
+        except (MitigationError, ValueError, OSError) as exc:
+            # The approver sees why: and unknown collateral needs an admin.
+            mitigation.simulation = {"unavailable": str(exc)[:500]}
+            mitigation.simulated_at = timezone.now()
+            mitigation.save(update_fields=["simulation", "simulated_at"])
+    level, reasons = blast_radius(mitigation)
+    if level == BlastRadius.REFUSED:
+        raise MitigationError("refused by its blast radius: " + "; ".join(reasons))
     _transition(
         mitigation,
         State.PROPOSED,
         user=user,
-        message="proposed; needs " + ("two approvals: " + "; ".join(reasons) if required > 1 else "one approval"),
-        required_approvals=required,
+        message=f"proposed; blast radius {level}, needs {approvers_wanted(level)}: " + "; ".join(reasons),
+        required_approvals=APPROVALS_BY_LEVEL[level],
         approval_reasons=reasons,
+        blast_radius=level,
         proposed_at=timezone.now(),
     )
+    _notify_approvers(mitigation, level)
     return mitigation
+
+
+def _notify_approvers(mitigation: Mitigation, level: str) -> None:
+    """Mail the people who may approve at this level and post to the notification webhooks, with a link."""
+    from django.contrib.auth import get_user_model
+    from django.urls import reverse
+
+    role = roles.ADMIN if level == BlastRadius.HIGH else roles.SENIOR_ENGINEER
+    groups = [roles.ADMIN] if role == roles.ADMIN else [roles.SENIOR_ENGINEER, roles.ADMIN]
+    users = get_user_model().objects.filter(is_active=True).exclude(pk=mitigation.author_id).exclude(email="")
+    wanted = users.filter(groups__name__in=groups)
+    if role == roles.ADMIN:
+        wanted = wanted | users.filter(is_superuser=True)
+    recipients = sorted(set(wanted.values_list("email", flat=True))) or list(settings.SOC_NOTIFICATION_EMAILS)
+    link = f"{settings.SITE_URL.rstrip('/')}{reverse('mitigation-approval', args=[mitigation.pk])}"
+    text = (
+        f"{mitigation.name} for {mitigation.customer.name} needs {approvers_wanted(level)} "
+        f"(blast radius {level}): {mitigation.summary[:200]} · {link}"
+    )
+    urls = list(settings.NOTIFICATION_WEBHOOK_URLS)
+
+    def enqueue() -> None:
+        from tickets import tasks as ticket_tasks
+
+        try:
+            if recipients:
+                ticket_tasks.send_notification_email.delay(f"Shieldwall: approve {mitigation.name}", text, recipients)
+            for url in urls:
+                ticket_tasks.post_webhook.delay(
+                    url, {"text": text, "mitigation": mitigation.pk, "blast_radius": level, "url": link}
+                )
+        except Exception:  # noqa: BLE001 - a notification never blocks the proposal
+            log.warning("could not enqueue approval notifications for %s", mitigation.name, exc_info=True)
+
+    transaction.on_commit(enqueue, robust=True)
 
 
 def mitigation_withdraw(*, mitigation: Mitigation, user: Any) -> Mitigation:
@@ -666,44 +1153,65 @@ def mitigation_withdraw(*, mitigation: Mitigation, user: Any) -> Mitigation:
 
 
 def mitigation_approve(*, mitigation: Mitigation, user: Any, comment: str = "") -> Mitigation:
-    """One senior approval; the mitigation is approved when it has as many as it needs."""
+    """One approval; the mitigation is approved when it has what its blast radius needs.
+
+    Low: one senior engineer; medium: two; high (or unknown collateral): an admin; above
+    the ceiling: nobody. The level is recomputed from the stored simulation here, so no
+    path (page, API, bulk) approves more cheaply than the gate says.
+    """
     _require(roles.can_approve(user), "only a senior engineer or an admin may approve")
     _require(user.pk != mitigation.author_id, "you wrote this mitigation: another senior engineer must approve it")
     with transaction.atomic():
-        locked = Mitigation.objects.select_for_update().get(pk=mitigation.pk)
+        locked = (
+            Mitigation.objects.select_for_update()
+            .select_related("customer", "enforcement_target", "mitigation_list", "attack")
+            .get(pk=mitigation.pk)
+        )
         _require(locked.state == State.PROPOSED, f"only a proposed mitigation can be approved (it is {locked.state})")
         _require(
             not locked.approvals.filter(user=user).exists(), "you already approved it: another senior must approve"
         )
-        problems = safety_problems(locked)
+        _require_scoped(locked)
+        problems = _safety_gate(locked)
         _require(not problems, "refused by the safety check: " + "; ".join(problems))
+        _require(locked.simulation is not None, "simulate it first: approval needs its blast radius")
+        level, reasons = blast_radius(locked)
+        _require(level != BlastRadius.REFUSED, "refused by its blast radius: " + "; ".join(reasons))
+        if level == BlastRadius.HIGH:
+            _require(
+                roles.is_admin(user),
+                f"its blast radius is high ({'; '.join(reasons)}): an admin (incident lead) must approve",
+            )
+        required = APPROVALS_BY_LEVEL[level]
+        if (required, level) != (locked.required_approvals, locked.blast_radius):
+            locked.required_approvals, locked.blast_radius, locked.approval_reasons = required, level, reasons
+            locked.save(update_fields=["required_approvals", "blast_radius", "approval_reasons"])
         Approval.objects.create(mitigation=locked, user=user, comment=comment[:2000])
         count = locked.approvals.count()
         audit_record(
             action="mitigation.approval",
             obj=locked,
-            after={"approver": user.get_username(), "count": count},
+            after={"approver": user.get_username(), "count": count, "blast_radius": level},
             actor=user,
         )
-        if count >= locked.required_approvals:
+        if count >= required:
             _transition(
                 locked,
                 State.APPROVED,
                 user=user,
-                message=f"approved ({count} of {locked.required_approvals})",
+                message=f"approved ({count} of {required}, blast radius {level})",
                 approved_at=timezone.now(),
             )
         else:
             MitigationEvent.objects.create(
                 mitigation=locked,
                 actor_name=_actor_name(user),
-                message=f"approval {count} of {locked.required_approvals} by {user.get_username()}",
+                message=f"approval {count} of {required} by {user.get_username()}",
             )
             _timeline(
                 locked,
                 user=user,
-                text=f"Mitigation {locked.name}: approval {count} of "
-                f"{locked.required_approvals} by {user.get_username()}",
+                text=f"Mitigation {locked.name}: approval {count} of {required} by {user.get_username()}",
             )
     mitigation.refresh_from_db()
     return mitigation
@@ -729,7 +1237,11 @@ def mitigation_install(*, mitigation_id: int) -> Mitigation | None:
     When one target fails, the targets already installed are removed again, so a failed
     mitigation is installed nowhere.
     """
-    mitigation = Mitigation.objects.select_related("customer", "mitigation_list").filter(pk=mitigation_id).first()
+    mitigation = (
+        Mitigation.objects.select_related("customer", "mitigation_list", "enforcement_target")
+        .filter(pk=mitigation_id)
+        .first()
+    )
     if mitigation is None or mitigation.state != State.APPROVED:
         return mitigation
     if not _transition(mitigation, State.APPLYING, user=None, message="applying", expected=State.APPROVED, progress=0):
@@ -738,14 +1250,14 @@ def mitigation_install(*, mitigation_id: int) -> Mitigation | None:
     answers: dict[str, Any] = {}
     done: list[str] = []
     for index, target in enumerate(mitigation.targets):
-        backend = backend_for(target)
+        backend = _backend(mitigation, target)
         try:
             answers[target] = backend.apply(_spec(mitigation, target))
         except BackendError as exc:
             answers[target] = {"error": exc.message, **exc.answer}
             for installed in done:
                 try:
-                    answers[installed]["undone"] = backend_for(installed).remove(_spec(mitigation, installed))
+                    answers[installed]["undone"] = _backend(mitigation, installed).remove(_spec(mitigation, installed))
                 except BackendError as undo:
                     answers[installed]["undo_error"] = undo.message
             _transition(
@@ -801,7 +1313,7 @@ def _remove_everywhere(mitigation: Mitigation) -> tuple[dict, list[str]]:
     errors = []
     for target in mitigation.targets:
         try:
-            removal = backend_for(target).remove(_spec(mitigation, target))
+            removal = _backend(mitigation, target).remove(_spec(mitigation, target))
         except BackendError as exc:
             errors.append(f"{target}: {exc.message}")
             removal = {"error": exc.message}
@@ -875,7 +1387,9 @@ def mitigation_extend(*, mitigation: Mitigation, user: Any, seconds: int) -> Mit
 def mitigations_expire_due(*, now: datetime | None = None) -> int:
     """The beat: take expired mitigations off their targets and mark them expired; drop expired list items."""
     expired = 0
-    for mitigation in Mitigation.objects.due_to_expire(now).select_related("customer", "mitigation_list")[:200]:
+    for mitigation in Mitigation.objects.due_to_expire(now).select_related(
+        "customer", "mitigation_list", "enforcement_target"
+    )[:200]:
         try:
             _end(mitigation, State.EXPIRED, user=None, message="expired")
             expired += 1
@@ -918,7 +1432,10 @@ def mitigations_check_drift() -> int:
     groups: dict[tuple[str, str], tuple[Backend, dict, list[Mitigation]]] = {}
     for mitigation in active:
         for target in mitigation.targets:
-            backend = backend_for(target)
+            try:
+                backend = _backend(mitigation, target)
+            except BackendError:
+                continue  # no configured target: nothing of it can be installed anywhere
             if not backend.production:
                 continue
             options = _options(mitigation)

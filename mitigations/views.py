@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 from django.contrib import messages
@@ -80,9 +81,13 @@ def _detail_context(request: HttpRequest, mitigation: Mitigation) -> dict:
         "can_approve_this": roles.can_approve(user)
         and mitigation.state == Mitigation.State.PROPOSED
         and user.pk != mitigation.author_id
-        and user.pk not in approved_by,
+        and user.pk not in approved_by
+        and (mitigation.blast_radius != "high" or roles.is_admin(user)),
         "collateral": services.collateral(mitigation),
-        "threshold": services.settings.MITIGATION_COLLATERAL_THRESHOLD,
+        "threshold": services.settings.MITIGATION_BLAST_RADIUS["low"],
+        "needs": services.approvers_wanted(mitigation.blast_radius) if mitigation.blast_radius else "",
+        "safety": services.safety_problems(mitigation) if mitigation.state in ("draft", "proposed") else [],
+        "can_override": roles.is_admin(user),
     }
 
 
@@ -125,6 +130,12 @@ def mitigation_new(request: HttpRequest) -> HttpResponse:
             initial["customer"] = attack.customer.slug
     if "customer" in request.GET:
         initial["customer"] = request.GET["customer"]
+    customer = Customer.objects.filter(slug=initial.get("customer", "")).first()
+    if request.method == "GET" and initial.get("expression") and customer is not None:
+        # A suggestion names the attack's traffic only: prefill it limited to the customer,
+        # minus the sources it must never block, so the engineer sees the scope it carries.
+        with contextlib.suppress(RuleError):
+            initial["expression"] = services.scoped_expression(customer, initial["expression"], attack=attack)
     form = MitigationForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
@@ -141,7 +152,7 @@ def mitigation_new(request: HttpRequest) -> HttpResponse:
                     customer=d["customer"],
                     kind=d["kind"],
                     user=request.user,
-                    targets=d["targets"],
+                    target=d["enforcement_target"],
                     expression=d["expression"],
                     value=d["value"],
                     mitigation_list=d["mitigation_list"],
@@ -178,7 +189,7 @@ def mitigation_approval(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "mitigations/approve.html", _detail_context(request, mitigation))
 
 
-VERBS = ("simulate", "propose", "approve", "apply", "extend", "rollback", "withdraw")
+VERBS = ("simulate", "propose", "approve", "apply", "extend", "rollback", "withdraw", "override_safety")
 
 
 @login_required
@@ -196,7 +207,9 @@ def mitigation_action(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
         elif verb == "propose":
             services.mitigation_propose(mitigation=mitigation, user=user)
             messages.success(
-                request, f"{mitigation.name} proposed: it needs {mitigation.required_approvals} approval(s)."
+                request,
+                f"{mitigation.name} proposed: blast radius {mitigation.blast_radius}, "
+                f"it needs {services.approvers_wanted(mitigation.blast_radius)}; they are notified.",
             )
         elif verb == "approve":
             services.mitigation_approve(mitigation=mitigation, user=user, comment=request.POST.get("comment", ""))
@@ -212,6 +225,9 @@ def mitigation_action(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
             messages.success(request, f"{mitigation.name} rolled back.")
         elif verb == "withdraw":
             services.mitigation_withdraw(mitigation=mitigation, user=user)
+        elif verb == "override_safety":
+            services.mitigation_override_safety(mitigation=mitigation, user=user, reason=request.POST.get("reason", ""))
+            messages.success(request, f"{mitigation.name}: safety check overridden (audited).")
     except (services.MitigationError, ValueError) as exc:
         messages.error(request, f"{mitigation.name}: {exc}")
     return _back(request, mitigation.get_absolute_url())

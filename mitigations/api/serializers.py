@@ -32,14 +32,18 @@ class MitigationSerializer(serializers.ModelSerializer):
     )
     author = serializers.CharField(source="author.username", read_only=True)
     approvals = ApprovalSerializer(many=True, read_only=True)
+    enforcement_target = serializers.CharField(
+        source="enforcement_target.name", read_only=True, default=None, allow_null=True
+    )
     seconds_left = serializers.SerializerMethodField()
 
     class Meta:
         model = Mitigation
         fields = [
             "id", "name", "customer", "ticket", "attack", "title", "kind", "expression", "value", "mitigation_list",
-            "action", "targets", "options", "rate", "ttl_seconds", "state", "author", "approvals",
-            "required_approvals", "approval_reasons", "simulation", "simulated_at", "compile_errors", "error",
+            "action", "enforcement_target", "targets", "options", "rate", "ttl_seconds", "state", "author", "approvals",
+            "required_approvals", "approval_reasons", "blast_radius", "safety_override", "simulation", "simulated_at",
+            "compile_errors", "error",
             "progress", "hits", "drift", "created_at", "proposed_at", "approved_at", "applied_at", "expires_at",
             "ended_at", "seconds_left",
         ]  # fmt: skip
@@ -64,7 +68,15 @@ class MitigationCreateSerializer(serializers.Serializer):
     value = serializers.CharField(required=False, allow_blank=True, default="", help_text="IP access rules")
     mitigation_list = serializers.SlugField(required=False, allow_blank=True, default="", help_text="IP lists: name")
     action = serializers.ChoiceField(choices=Mitigation.Action.choices, default="block")
-    targets = serializers.ListField(child=serializers.ChoiceField(choices=BACKENDS), min_length=1)
+    target = serializers.SlugField(
+        required=False, allow_blank=True, default="", help_text="a configured enforcement target's name; empty: export"
+    )
+    targets = serializers.ListField(
+        child=serializers.ChoiceField(choices=BACKENDS),
+        required=False,
+        default=list,
+        help_text='deprecated: only ["export"] (or the chosen target\'s kind) is accepted',
+    )
     ttl_seconds = serializers.IntegerField(min_value=1, required=False)
     rate = serializers.DictField(required=False, default=dict)
     options = serializers.DictField(required=False, default=dict)

@@ -19,7 +19,7 @@ from console.models import Customer
 from mitigations import services
 from mitigations.api import serializers as s
 from mitigations.filters import MitigationFilterSet, MitigationListFilterSet
-from mitigations.models import Approval, GlobalAllowlistEntry, Mitigation, MitigationList
+from mitigations.models import Approval, EnforcementTarget, GlobalAllowlistEntry, Mitigation, MitigationList
 from mitigations.rules import RuleError
 
 
@@ -94,11 +94,17 @@ class MitigationViewSet(ActorMixin, mixins.ListModelMixin, mixins.RetrieveModelM
             ticket = Ticket.objects.filter(number=v["ticket"]).first()
             if ticket is None:
                 raise ValidationError({"ticket": ["no such ticket"]})
+        target = None
+        if v["target"]:
+            target = EnforcementTarget.objects.filter(name=v["target"]).first()
+            if target is None:
+                raise ValidationError({"target": ["no such enforcement target"]})
         with refusals():
             mitigation = services.mitigation_create(
                 customer=customer,
                 kind=v["kind"],
                 user=request.user,
+                target=target,
                 targets=v["targets"],
                 expression=v["expression"],
                 value=v["value"],

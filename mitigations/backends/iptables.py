@@ -12,6 +12,7 @@ name, then its sub-chain and its ipsets. Reading back uses ``iptables-save -c`` 
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 from typing import Any
 
@@ -29,16 +30,27 @@ TOOLS = (
 class IptablesBackend(Backend):
     name = "iptables"
 
-    def __init__(self, *, namespace: str = "", hook: str = "INPUT", timeout: float = 30.0, **_: Any) -> None:
+    def __init__(
+        self, *, namespace: str = "", command: str = "", hook: str = "INPUT", timeout: float = 30.0, **_: Any
+    ) -> None:
         self.namespace = namespace
+        self.command = command
         self.hook = hook
         self.timeout = timeout
 
     def location(self, options: dict) -> str:
-        return f"iptables:{options.get('namespace', self.namespace) or 'host'}"
+        where = options.get("namespace", self.namespace) or options.get("command", self.command)
+        return f"iptables:{where or 'unconfigured'}"
 
     def _run(self, namespace: str, argv: list[str], stdin: str | None = None, check: bool = True):  # noqa: ANN202
-        full = (["ip", "netns", "exec", namespace] if namespace else []) + argv
+        # Never the console's own host by default: a namespace, or the operator's command.
+        if namespace:
+            prefix = ["ip", "netns", "exec", namespace]
+        elif self.command:
+            prefix = shlex.split(self.command)
+        else:
+            raise BackendError("no network namespace or command configured: refusing to change this host's firewall")
+        full = prefix + argv
         try:
             done = subprocess.run(full, input=stdin, capture_output=True, text=True, timeout=self.timeout)
         except FileNotFoundError as exc:
@@ -70,16 +82,16 @@ class IptablesBackend(Backend):
                 for line in spec.compiled.get(key, "").splitlines(keepends=True)
                 if not line.startswith(f":{CHAIN} ")
             )
-            if "-A " in script:
+            if "-A " in script or "-I " in script:
                 self._run(namespace, [restore, "-w", "--noflush"], stdin=script)
         installed = self.counters(namespace).get(spec.name)
         if not installed:
             raise BackendError("iptables-restore accepted the script but no rule carries the mitigation's comment")
-        return {"namespace": namespace or "host", "replaced": replaced, "installed": installed}
+        return {"namespace": namespace or self.command, "replaced": replaced, "installed": installed}
 
     def remove(self, spec: Spec) -> dict[str, Any]:
         namespace = self._ns(spec.options)
-        return {"namespace": namespace or "host", "removed": self._delete(namespace, spec.name)}
+        return {"namespace": namespace or self.command, "removed": self._delete(namespace, spec.name)}
 
     def verify(self, specs: list[Spec], options: dict) -> Verification:
         counters = self.counters(self._ns(options))

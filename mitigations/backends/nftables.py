@@ -1,4 +1,7 @@
-"""Apply mitigations with ``nft``, on this host or inside a named network namespace.
+"""Apply mitigations with ``nft`` inside a named network namespace or through a configured command.
+
+Never on the console's own host by default: with neither a namespace nor a command the
+backend refuses (``BackendError``) before running anything.
 
 Everything lives in ``table inet shieldwall``. A mitigation's rules carry
 ``comment "sw-<id>"`` and its sets and extra chains are named ``sw-<id>...``, so the
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 from typing import Any
 
@@ -27,18 +31,26 @@ NAME = re.compile(r"sw-[0-9]+")
 class NftablesBackend(Backend):
     name = "nftables"
 
-    def __init__(self, *, namespace: str = "", nft: str = "nft", timeout: float = 30.0, **_: Any) -> None:
+    def __init__(
+        self, *, namespace: str = "", command: str = "", nft: str = "nft", timeout: float = 30.0, **_: Any
+    ) -> None:
         self.namespace = namespace
+        self.command = command
         self.nft = nft
         self.timeout = timeout
 
     def location(self, options: dict) -> str:
         ns = options.get("namespace", self.namespace)
-        return f"nftables:{ns or 'host'}"
+        return f"nftables:{ns or options.get('command', self.command) or 'unconfigured'}"
 
     # -- commands ----------------------------------------------------------------------
     def _argv(self, namespace: str, *args: str) -> list[str]:
-        prefix = ["ip", "netns", "exec", namespace] if namespace else []
+        if namespace:
+            prefix = ["ip", "netns", "exec", namespace]
+        elif self.command:
+            prefix = shlex.split(self.command)
+        else:
+            raise BackendError("no network namespace or command configured: refusing to change this host's firewall")
         return [*prefix, self.nft, *args]
 
     def _run(self, namespace: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -79,11 +91,11 @@ class NftablesBackend(Backend):
         installed = self.counters(namespace).get(spec.name)
         if not installed:
             raise BackendError("nft accepted the ruleset but no rule carries the mitigation's comment")
-        return {"namespace": namespace or "host", "replaced": removed, "installed": installed}
+        return {"namespace": namespace or self.command, "replaced": removed, "installed": installed}
 
     def remove(self, spec: Spec) -> dict[str, Any]:
         namespace = self._namespace(spec)
-        return {"namespace": namespace or "host", "removed": self._delete(namespace, spec.name)}
+        return {"namespace": namespace or self.command, "removed": self._delete(namespace, spec.name)}
 
     def verify(self, specs: list[Spec], options: dict) -> Verification:
         namespace = self._namespace(options)

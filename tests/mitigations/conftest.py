@@ -6,6 +6,7 @@ import pyarrow as pa
 import pytest
 
 from mitigations import services
+from mitigations.models import EnforcementTarget
 
 # The Playwright fixtures live with the browser tests; the mitigation browser test uses them here.
 
@@ -20,7 +21,7 @@ def draft(customer_a, engineer):
             "kind": "firewall_rule",
             "user": engineer,
             "targets": ["export"],
-            "expression": "ip.src in {198.18.0.0/24} and udp.dstport eq 53",
+            "expression": "ip.dst in {203.0.113.0/24} and ip.src in {198.18.0.0/24} and udp.dstport eq 53",
             "action": "block",
             "ttl_seconds": 600,
         }
@@ -31,18 +32,65 @@ def draft(customer_a, engineer):
 
 
 @pytest.fixture
-def proposed(draft, engineer):
-    def make(**kwargs):
-        return services.mitigation_propose(mitigation=draft(**kwargs), user=engineer)
+def make_target(db):
+    """A configured enforcement target: targets are objects, never a bare backend name."""
+
+    def make(kind: str = "nftables", name: str = "", **fields) -> EnforcementTarget:
+        if kind in ("nftables", "iptables") and not fields.get("command"):
+            fields.setdefault("namespace", "h15a-unused")
+        target, _ = EnforcementTarget.objects.update_or_create(
+            name=name or f"{kind}-{EnforcementTarget.objects.count() + 1}", defaults={"kind": kind, **fields}
+        )
+        return target
 
     return make
 
 
-def traffic(rows: list[tuple[str, int, int]]) -> pa.Table:
-    """(source address, protocol, destination port) rows as a rule-field table."""
+@pytest.fixture
+def approve(senior, senior2, admin_user):
+    """Approve a proposed mitigation with exactly the people its blast radius asks for."""
+
+    def run(mitigation):
+        mitigation.refresh_from_db()
+        people = {"low": [senior], "medium": [senior, senior2], "high": [admin_user]}[mitigation.blast_radius]
+        for user in people:
+            services.mitigation_approve(mitigation=mitigation, user=user)
+        mitigation.refresh_from_db()
+        assert mitigation.state == "approved", (mitigation.state, mitigation.approval_reasons)
+        return mitigation
+
+    return run
+
+
+@pytest.fixture
+def proposed(draft, engineer, attack_table, clean_baseline):
+    """Draft, simulate (over the attack and a baseline it does not touch, unless given) and propose."""
+
+    def make(baseline=None, **kwargs):
+        mitigation = draft(**kwargs)
+        services.mitigation_simulate(
+            mitigation=mitigation,
+            user=engineer,
+            attack_table=attack_table,
+            baseline_table=clean_baseline if baseline is None else baseline,
+        )
+        return services.mitigation_propose(mitigation=mitigation, user=engineer)
+
+    return make
+
+
+VICTIM = "203.0.113.10"  # Acme's (customer_a's prefix 203.0.113.0/24)
+
+
+def traffic(rows: list[tuple[str, int, int]], dst: str = VICTIM) -> pa.Table:
+    """(source address, protocol, destination port) rows toward ``dst`` as a rule-field table."""
     return pa.table(
         {
+            "ip.src.country": pa.array(["US"] * len(rows), pa.string()),
+            "ip.src.asnum": pa.array([64496] * len(rows), pa.int64()),
+            "ip.len": pa.array([80] * len(rows), pa.int64()),
             "ip.src": pa.array([r[0] for r in rows], pa.string()),
+            "ip.dst": pa.array([dst] * len(rows), pa.string()),
             "ip.proto": pa.array([r[1] for r in rows], pa.int64()),
             "udp.dstport": pa.array([r[2] if r[1] == 17 else None for r in rows], pa.int64()),
             "tcp.dstport": pa.array([r[2] if r[1] == 6 else None for r in rows], pa.int64()),
@@ -58,3 +106,9 @@ def attack_table() -> pa.Table:
 @pytest.fixture
 def baseline_table() -> pa.Table:
     return traffic([("192.0.2.200", 6, 443)] * 98 + [("198.18.0.9", 17, 53)] * 2)
+
+
+@pytest.fixture
+def clean_baseline() -> pa.Table:
+    """The customer's normal traffic, TCP and UDP, from sources the test rules never name."""
+    return traffic([("192.0.2.200", 6, 443)] * 98 + [("198.51.100.9", 17, 53)] * 2)

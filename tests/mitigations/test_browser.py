@@ -36,7 +36,8 @@ def attack_with_samples(customer_a, tmp_path):
     )
     tables = {
         "attack": traffic([("198.18.0.7", 17, 53)] * 90 + [("198.19.5.5", 17, 53)] * 10),
-        "baseline": traffic([("192.0.2.200", 6, 443)] * 200),
+        # The customer's normal traffic has UDP too: without it the rule's collateral would be unknown.
+        "baseline": traffic([("192.0.2.200", 6, 443)] * 190 + [("198.51.100.9", 17, 53)] * 10),
     }
     for label, table in tables.items():
         path = tmp_path / f"{label}.parquet"
@@ -68,7 +69,8 @@ def test_a_signature_goes_from_simulation_to_active_and_back(
 
     # The suggested signature arrives as ?expression=&attack= (the traffic comparison's "Propose mitigation").
     page.goto(f"{live_server.url}/mitigations/new/?attack={attack_with_samples.pk}&expression={quote(SIGNATURE)}")
-    assert page.locator("#id_expression").input_value() == SIGNATURE
+    # Prefilled limited to the attacked customer's prefix.
+    assert page.locator("#id_expression").input_value() == f"ip.dst in {{203.0.113.0/24}} and ({SIGNATURE})"
     assert page.locator("#id_customer").input_value() == "acme"
     page.locator("#id_ttl_minutes").fill("30")
     page.get_by_role("button", name="Save draft and simulate").click()

@@ -96,7 +96,6 @@ def cf(settings):
     settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8"]
     settings.CLOUDFLARE_API_BASE = f"http://127.0.0.1:{server.server_port}/client/v4"
     settings.CLOUDFLARE_API_TOKEN = TOKEN
-    settings.CLOUDFLARE_ACCOUNT_ID = ACCOUNT
     settings.CLOUDFLARE_BACKOFF = 0.01
     settings.CLOUDFLARE_MAX_RETRIES = 3
     try:
@@ -107,23 +106,17 @@ def cf(settings):
 
 
 @pytest.fixture
-def run(draft, engineer, senior, django_capture_on_commit_callbacks):
-    """Draft → propose → approve → apply a Cloudflare mitigation; returns it refreshed."""
+def run(draft, engineer, senior, django_capture_on_commit_callbacks, make_target, customer_a, approve):
+    """Draft → propose → approve (as its blast radius asks) → apply a Cloudflare mitigation; returns it refreshed."""
+    zone = make_target("cloudflare", name="cf-acme", account_id=ACCOUNT, zone_id=ZONE, customer=customer_a)
 
     def make(**kwargs: Any) -> Mitigation:
-        params = {"targets": ["cloudflare"], "options": {"zone_id": ZONE}}
+        params = {"target": zone}
         params.update(kwargs)
         mitigation = draft(**params)
         assert not mitigation.compile_errors, mitigation.compile_errors
         services.mitigation_propose(mitigation=mitigation, user=engineer)
-        services.mitigation_approve(mitigation=mitigation, user=senior)
-        if mitigation.state != Mitigation.State.APPROVED:
-            services.mitigation_approve(
-                mitigation=mitigation,
-                user=__import__("tests.factories", fromlist=["UserFactory"]).UserFactory(
-                    username="sofia", role="Senior engineer"
-                ),
-            )
+        approve(mitigation)
         with django_capture_on_commit_callbacks(execute=True):
             services.mitigation_apply(mitigation=mitigation, user=senior)
         mitigation.refresh_from_db()
@@ -307,10 +300,12 @@ def test_magic_firewall_rule_goes_to_the_accounts_magic_transit_phase(cf, run):
     cf.expect("GET", f"/accounts/{ACCOUNT}/rulesets/phases/{phase}/entrypoint", answer=ruleset("mt1", phase, []))
     cf.expect("POST", f"/accounts/{ACCOUNT}/rulesets/mt1/rules")
     _rule_answer(cf, "mt1", phase)
-    mitigation = run(kind="firewall_rule", expression='ip.src in {198.18.0.0/24} and ip.proto eq "udp"')
+    # Account-wide (Magic Transit sees every customer's prefixes): it carries the customer's scope.
+    expression = 'ip.dst in {203.0.113.0/24} and ip.src in {198.18.0.0/24} and ip.proto eq "udp"'
+    mitigation = run(kind="firewall_rule", expression=expression)
     assert mitigation.state == Mitigation.State.ACTIVE, mitigation.error
     body = cf.seen[-1][2]
-    assert body["expression"] == 'ip.src in {198.18.0.0/24} and ip.proto eq "udp"'
+    assert body["expression"] == expression
     assert body["action"] == "block" and body["enabled"] is True
     cf.assert_done()
 

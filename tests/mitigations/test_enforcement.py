@@ -24,38 +24,46 @@ from django.utils import timezone
 from mitigations import services, tasks
 from mitigations.backends.nftables import NftablesBackend
 from mitigations.models import Mitigation
+from tests.factories import AssetFactory, CustomerFactory
 
 pytestmark = [pytest.mark.root, pytest.mark.peer, pytest.mark.django_db]
 
 BLOCKED, ALLOWED, SERVER = "10.231.0.10", "10.231.0.11", "10.231.0.1"
+# The server namespace is a scrubbing host in front of two customers: SERVER is the lab
+# customer's (prefix LAB_PREFIX), OTHER belongs to another customer (OTHER_PREFIX).
+OTHER = "10.231.0.200"
+LAB_PREFIX, OTHER_PREFIX = "10.231.0.0/29", "10.231.0.192/26"
+SCOPE = f"ip.dst in {{{LAB_PREFIX}}} and "
 UDP_PORT, TCP_PORT = 9999, 9998
 
 LISTENER = f"""
 import select, socket
-u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("0.0.0.0", {UDP_PORT}))
+udp = []
+for address in ("{SERVER}", "{OTHER}"):
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind((address, {UDP_PORT})); udp.append(u)
 t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 t.bind(("0.0.0.0", {TCP_PORT})); t.listen(64)
 print("ready", flush=True)
 while True:
-    ready, _, _ = select.select([u, t], [], [], 0.2)
+    ready, _, _ = select.select([*udp, t], [], [], 0.2)
     for s in ready:
-        if s is u:
-            data, addr = u.recvfrom(2048); print("udp", addr[0], flush=True)
+        if s is t:
+            c, addr = t.accept(); print("tcp", addr[0], c.getsockname()[0], flush=True); c.close()
         else:
-            c, addr = t.accept(); print("tcp", addr[0], flush=True); c.close()
+            data, addr = s.recvfrom(2048); print("udp", addr[0], s.getsockname()[0], flush=True)
 """
 
 SENDER = f"""
 import socket, sys
-src, proto, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+src, proto, n, dst = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 if proto == "udp":
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((src, 0))
     for _ in range(n):
-        s.sendto(b"x", ("{SERVER}", {UDP_PORT}))
+        s.sendto(b"x", (dst, {UDP_PORT}))
 else:
     for _ in range(n):
         try:
-            socket.create_connection(("{SERVER}", {TCP_PORT}), timeout=1, source_address=(src, 0)).close()
+            socket.create_connection((dst, {TCP_PORT}), timeout=1, source_address=(src, 0)).close()
             print("connected")
         except OSError:
             print("timeout")
@@ -81,9 +89,9 @@ class Lab:
 
     def __init__(self) -> None:
         tag = uuid.uuid4().hex[:6]
-        self.client, self.server = f"swc-{tag}", f"sws-{tag}"
+        self.client, self.server = f"h15a-c-{tag}", f"h15a-s-{tag}"
         self.veth_client, self.veth_server = f"vc{tag}", f"vs{tag}"
-        self.received: list[tuple[str, str]] = []
+        self.received: list[tuple[str, str, str]] = []
         self.listener: subprocess.Popen | None = None
 
     def up(self) -> None:
@@ -94,7 +102,7 @@ class Lab:
         sh("ip", "link", "set", self.veth_server, "netns", self.server)
         for ns, dev, addresses in (
             (self.client, self.veth_client, (BLOCKED, ALLOWED)),
-            (self.server, self.veth_server, (SERVER,)),
+            (self.server, self.veth_server, (SERVER, OTHER)),
         ):
             for address in addresses:
                 sh("ip", "-n", ns, "addr", "add", f"{address}/24", "dev", dev)
@@ -111,8 +119,8 @@ class Lab:
 
     def _read(self) -> None:
         for line in self.listener.stdout:
-            proto, source = line.split()
-            self.received.append((proto, source))
+            proto, source, destination = line.split()
+            self.received.append((proto, source, destination))
 
     def down(self) -> None:
         if self.listener is not None:
@@ -121,9 +129,9 @@ class Lab:
         for ns in (self.client, self.server):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
-    def send(self, source: str, proto: str, count: int) -> list[str]:
+    def send(self, source: str, proto: str, count: int, dst: str = SERVER) -> list[str]:
         done = subprocess.run(
-            ["ip", "netns", "exec", self.client, sys.executable, "-c", SENDER, source, proto, str(count)],
+            ["ip", "netns", "exec", self.client, sys.executable, "-c", SENDER, source, proto, str(count), dst],
             capture_output=True,
             text=True,
             timeout=60,
@@ -131,12 +139,12 @@ class Lab:
         assert done.returncode == 0, done.stderr
         return done.stdout.split()
 
-    def arrivals(self, source: str, proto: str, count: int) -> int:
-        """Send ``count`` packets (UDP) or connections (TCP) from ``source``; how many reached the listener."""
+    def arrivals(self, source: str, proto: str, count: int, dst: str = SERVER) -> int:
+        """Send ``count`` packets (UDP) or connections (TCP) from ``source`` to ``dst``; how many reached it."""
         mark = len(self.received)
-        self.send(source, proto, count)
+        self.send(source, proto, count, dst)
         time.sleep(0.5)
-        return sum(1 for p, s in self.received[mark:] if p == proto and s == source)
+        return sum(1 for p, s, d in self.received[mark:] if p == proto and s == source and d == dst)
 
 
 @pytest.fixture
@@ -153,15 +161,28 @@ def lab():
 
 
 @pytest.fixture
-def enforce(draft, engineer, senior, lab, django_capture_on_commit_callbacks):
-    """Apply a mitigation through the nftables backend in the server namespace."""
+def lab_customer(db):
+    customer = CustomerFactory(slug="lab", name="Lab Customer")
+    AssetFactory(customer=customer, kind="prefix", value=LAB_PREFIX)
+    other = CustomerFactory(slug="lab-neighbour", name="Lab Neighbour")
+    AssetFactory(customer=other, kind="prefix", value=OTHER_PREFIX)
+    return customer
 
-    def make(**kwargs) -> Mitigation:
-        params = {"targets": ["nftables"], "options": {"namespace": lab.server}, "expression": f"ip.src eq {BLOCKED}"}
+
+@pytest.fixture
+def enforce(draft, engineer, senior, lab, lab_customer, django_capture_on_commit_callbacks, make_target, approve):
+    """Apply a mitigation of the lab customer through the target configured on the server namespace.
+
+    Not simulated (no samples): its collateral is unknown, so the gate wants an admin's approval.
+    """
+
+    def make(kind_of_target: str = "nftables", **kwargs) -> Mitigation:
+        target = make_target(kind_of_target, name=f"{kind_of_target}-lab", namespace=lab.server)
+        params = {"target": target, "customer": lab_customer, "expression": SCOPE + f"ip.src eq {BLOCKED}"}
         params.update(kwargs)
         mitigation = draft(**params)
         services.mitigation_propose(mitigation=mitigation, user=engineer)
-        services.mitigation_approve(mitigation=mitigation, user=senior)
+        approve(mitigation)
         with django_capture_on_commit_callbacks(execute=True):
             services.mitigation_apply(mitigation=mitigation, user=senior)
         mitigation.refresh_from_db()
@@ -218,7 +239,7 @@ def test_block_is_lifted_by_a_rollback(lab, enforce, engineer):
 
 def test_a_second_mitigation_survives_the_removal_of_the_first(lab, enforce, engineer):
     first = enforce()
-    second = enforce(expression=f"ip.src eq {BLOCKED} and udp.dstport eq {UDP_PORT}")
+    second = enforce(expression=SCOPE + f"ip.src eq {BLOCKED} and udp.dstport eq {UDP_PORT}")
     services.mitigation_rollback(mitigation=first, user=engineer)
     assert counters(lab, second)["rules"] == 1
     assert lab.arrivals(BLOCKED, "udp", 3) == 0
@@ -228,7 +249,7 @@ def test_a_second_mitigation_survives_the_removal_of_the_first(lab, enforce, eng
 def test_rate_limit_lets_the_rate_through_and_drops_the_rest(lab, enforce, engineer):
     mitigation = enforce(
         kind="rate_limit",
-        expression=f"ip.src eq {BLOCKED} and udp.dstport eq {UDP_PORT}",
+        expression=SCOPE + f"ip.src eq {BLOCKED} and udp.dstport eq {UDP_PORT}",
         rate={"requests": 10, "period": 1, "burst": 5},
     )
     sent = 300
@@ -244,7 +265,7 @@ def test_rate_limit_lets_the_rate_through_and_drops_the_rest(lab, enforce, engin
 
     again = enforce(
         kind="rate_limit",
-        expression=f"ip.src eq {BLOCKED} and udp.dstport eq {UDP_PORT}",
+        expression=SCOPE + f"ip.src eq {BLOCKED} and udp.dstport eq {UDP_PORT}",
         rate={"requests": 10, "period": 1, "burst": 5},
     )
     assert lab.arrivals(BLOCKED, "udp", 100) < 50
@@ -302,8 +323,8 @@ def test_iptables_backend_blocks_through_the_shieldwall_chain_and_removes_only_i
     from mitigations.backends.iptables import IptablesBackend
 
     backend = IptablesBackend()
-    listed = enforce(targets=["iptables"], expression=f"ip.src in {{{BLOCKED} 10.231.0.99}}")
-    other = enforce(targets=["iptables"], expression=f"ip.src eq 10.231.0.77 and udp.dstport eq {UDP_PORT}")
+    listed = enforce("iptables", expression=SCOPE + f"ip.src in {{{BLOCKED} 10.231.0.99}}")
+    other = enforce("iptables", expression=SCOPE + f"ip.src eq 10.231.0.77 and udp.dstport eq {UDP_PORT}")
     assert lab.arrivals(BLOCKED, "udp", 5) == 0
     assert lab.arrivals(ALLOWED, "udp", 5) == 5
     assert backend.counters(lab.server)[listed.name]["packets"] >= 5
@@ -316,3 +337,57 @@ def test_iptables_backend_blocks_through_the_shieldwall_chain_and_removes_only_i
         ["ip", "netns", "exec", lab.server, "iptables", "-S", "INPUT"], capture_output=True, text=True
     ).stdout
     assert hooks.count("-j SHIELDWALL") == 1
+
+
+# --------------------------------------------------------------------------- scope and allow-before-drop
+
+
+def test_a_scoped_udp_rule_drops_the_attack_on_the_victim_and_passes_udp_to_another_customer(
+    lab, enforce, lab_customer
+):
+    # The comparison's broad suggestion for a UDP reflection, as the propose form prefills it.
+    expression = services.scoped_expression(lab_customer, 'ip.proto eq "udp"')
+    assert expression.startswith(SCOPE)
+    mitigation = enforce(expression=expression)
+    assert lab.arrivals(BLOCKED, "udp", 10) == 0  # toward the victim: dropped
+    assert lab.arrivals(ALLOWED, "udp", 10) == 0
+    assert lab.arrivals(BLOCKED, "udp", 10, dst=OTHER) == 10  # another customer's address: untouched
+    assert lab.arrivals(BLOCKED, "tcp", 1) == 1  # not UDP
+    assert counters(lab, mitigation)["packets"] == 20
+
+
+def test_an_unscoped_rule_never_reaches_the_scrubbing_host(lab, draft, lab_customer, make_target):
+    target = make_target("nftables", name="nftables-lab", namespace=lab.server)
+    with pytest.raises(services.MitigationError, match=r"10\.231\.0\.192.*Lab Neighbour"):
+        draft(customer=lab_customer, target=target, expression='ip.proto eq "udp"')
+    assert counters(lab, Mitigation(pk=1)) is None and not Mitigation.objects.exists()
+
+
+@pytest.mark.parametrize("kind_of_target", ["nftables", "iptables"])
+def test_allow_goes_before_every_drop_and_lets_the_allowed_source_through(lab, enforce, lab_customer, kind_of_target):
+    if kind_of_target == "iptables" and (shutil.which("iptables-restore") is None or shutil.which("ipset") is None):
+        pytest.skip("iptables-restore and ipset are not installed")
+    drop = enforce(kind_of_target, expression=services.scoped_expression(lab_customer, f"udp.dstport eq {UDP_PORT}"))
+    assert lab.arrivals(ALLOWED, "udp", 5) == 0 and lab.arrivals(BLOCKED, "udp", 5) == 0
+    # Applied after the drop, and still ahead of it.
+    allow = enforce(kind_of_target, expression=SCOPE + f"ip.src eq {ALLOWED}", action="allow")
+    assert lab.arrivals(ALLOWED, "udp", 20) == 20
+    assert lab.arrivals(BLOCKED, "udp", 5) == 0
+    if kind_of_target == "nftables":
+        listing = subprocess.run(
+            ["ip", "netns", "exec", lab.server, "nft", "list", "chain", "inet", "shieldwall", "input"],
+            capture_output=True,
+            text=True,
+        ).stdout
+        assert listing.index(f'comment "{allow.name}"') < listing.index(f'comment "{drop.name}"'), listing
+    else:
+        from mitigations.backends.iptables import IptablesBackend
+
+        assert IptablesBackend().counters(lab.server)[allow.name]["packets"] >= 20
+        rules = subprocess.run(
+            ["ip", "netns", "exec", lab.server, "iptables", "-S", "SHIELDWALL"], capture_output=True, text=True
+        ).stdout
+        assert rules.index(allow.name) < rules.index(drop.name), rules
+    # A later drop is appended after the allow: the allowed source still gets through.
+    enforce(kind_of_target, expression=SCOPE + f"ip.src eq {ALLOWED}")
+    assert lab.arrivals(ALLOWED, "udp", 5) == 5

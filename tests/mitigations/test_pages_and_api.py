@@ -98,12 +98,13 @@ def test_expired_list_items_are_purged_by_the_beat(customer_a, engineer):
     assert list(mlist.items.values_list("value", flat=True)) == ["198.18.0.2"]
 
 
-def test_ip_list_mitigation_compiles_items_with_their_own_timeouts(draft, customer_a, engineer):
+def test_ip_list_mitigation_compiles_items_with_their_own_timeouts(draft, customer_a, engineer, make_target):
     mlist = services.list_create(name="acme_bots", purpose="block", user=engineer, customer=customer_a)
     services.list_import(mitigation_list=mlist, text="198.18.0.0/24\n", user=engineer, ttl_seconds=600)
-    mitigation = draft(kind="ip_list", expression="", mitigation_list=mlist, targets=["nftables", "iptables"])
-    assert "198.18.0.0/24 timeout" in mitigation.compiled["nftables"]["ruleset"]
-    assert "add sw-" in mitigation.compiled["iptables"]["ipset"]
+    on_nft = draft(kind="ip_list", expression="", mitigation_list=mlist, target=make_target("nftables"))
+    assert "198.18.0.0/24 timeout" in on_nft.compiled["nftables"]["ruleset"]
+    on_ipt = draft(kind="ip_list", expression="", mitigation_list=mlist, target=make_target("iptables"))
+    assert "add sw-" in on_ipt.compiled["iptables"]["ipset"]
 
 
 # --------------------------------------------------------------------------- API
@@ -118,7 +119,7 @@ def test_api_walks_a_mitigation_from_draft_to_rollback(
         {
             "customer": "acme",
             "kind": "firewall_rule",
-            "expression": "ip.src eq 198.18.0.7",
+            "expression": "ip.dst in {203.0.113.0/24} and ip.src eq 198.18.0.7",
             "targets": ["export"],
             "ttl_seconds": 900,
         },
@@ -131,8 +132,9 @@ def test_api_walks_a_mitigation_from_draft_to_rollback(
     simulated = eng.post(
         f"/api/mitigations/{pk}/simulate/",
         {
-            "attack": [{"ip.src": "198.18.0.7"}] * 3 + [{"ip.src": "198.18.0.8"}],
-            "baseline": [{"ip.src": "192.0.2.77"}] * 10,
+            "attack": [{"ip.src": "198.18.0.7", "ip.dst": "203.0.113.10"}] * 3
+            + [{"ip.src": "198.18.0.8", "ip.dst": "203.0.113.10"}],
+            "baseline": [{"ip.src": "192.0.2.77", "ip.dst": "203.0.113.10"}] * 10,
         },
         format="json",
     )
@@ -176,7 +178,7 @@ def test_api_state_is_read_only_and_outsiders_see_nothing(api_as, draft, enginee
 def test_api_list_filters_and_does_not_grow_queries(api_as, draft, engineer, django_assert_max_num_queries):
     for _ in range(5):
         draft()
-    draft(kind="waf_rule", expression='http.user_agent contains "sqlmap"')
+    draft(kind="waf_rule", expression='http.host eq "acme.example" and http.user_agent contains "sqlmap"')
     client = api_as(engineer)
     with django_assert_max_num_queries(8):
         response = client.get("/api/mitigations/?state=draft")
@@ -202,7 +204,7 @@ def test_api_simulate_refuses_records_it_cannot_tabulate_with_400(api_as, senior
         kind="waf_rule",
         user=senior,
         targets=["export"],
-        expression='http.user_agent contains "curl" and ip.src in {198.18.0.0/24}',
+        expression='http.host eq "acme.example" and http.user_agent contains "curl" and ip.src in {198.18.0.0/24}',
         action="block",
         ttl_seconds=600,
     )
@@ -239,7 +241,7 @@ def test_ledger_shows_live_mitigations_with_countdown_and_actions(
     services.mitigation_approve(mitigation=mitigation, user=senior)
     with django_capture_on_commit_callbacks(execute=True):
         services.mitigation_apply(mitigation=mitigation, user=senior)
-    waiting = proposed(expression="ip.src eq 198.18.0.99")
+    waiting = proposed(expression="ip.dst in {203.0.113.0/24} and ip.src eq 198.18.0.99")
     client.force_login(senior)
     html = client.get(reverse("mitigation-list")).content.decode()
     assert f'data-mitigation="{mitigation.name}"' in html and "data-expires=" in html
@@ -249,25 +251,22 @@ def test_ledger_shows_live_mitigations_with_countdown_and_actions(
     assert waiting.name in rows and f'data-mitigation="{mitigation.name}"' not in rows
 
 
-def test_propose_form_is_prefilled_and_creates_a_draft(client, engineer, customer_a):
+def test_propose_form_is_prefilled_scoped_and_creates_a_draft(client, engineer, customer_a):
     client.force_login(engineer)
-    page = client.get(reverse("mitigation-new"), {"expression": "udp.srcport eq 123", "customer": "acme"})
-    assert "udp.srcport eq 123" in page.content.decode()
-    response = client.post(
-        reverse("mitigation-new"),
-        {
-            "customer": "acme",
-            "kind": "firewall_rule",
-            "expression": "udp.srcport eq 123 and ip.len gt 400",
-            "action": "block",
-            "targets": ["export", "nftables"],
-            "ttl_minutes": 30,
-        },
-    )
+    page = client.get(reverse("mitigation-new"), {"expression": "udp.srcport eq 123", "customer": "acme"}).content
+    # The suggestion arrives limited to Acme's prefix, minus the sources no rule may drop.
+    scoped = services.scoped_expression(customer_a, "udp.srcport eq 123")
+    assert scoped.startswith("ip.dst in {203.0.113.0/24} and not ip.src in {") and scoped in page.decode()
+    form = {"customer": "acme", "kind": "firewall_rule", "action": "block", "ttl_minutes": 30}
+    refused = client.post(reverse("mitigation-new"), {**form, "expression": "udp.srcport eq 123"}).content.decode()
+    assert "out of the customer&#x27;s scope" in refused and "240.0.0.1" in refused and "203.0.114.0" in refused
+    assert not Mitigation.objects.exists()
+    response = client.post(reverse("mitigation-new"), {**form, "expression": scoped})
     mitigation = Mitigation.objects.get()
     assert response.status_code == 302 and response["Location"] == mitigation.get_absolute_url()
+    assert mitigation.enforcement_target is None and mitigation.targets == ["export"]
     detail = client.get(mitigation.get_absolute_url()).content.decode()
-    assert "Propose for approval" in detail and "udp sport 123" in detail
+    assert "Propose for approval" in detail and "udp sport 123" in detail and "export only" in detail
 
 
 def test_propose_form_shows_where_the_rule_is_wrong(client, engineer, customer_a):
@@ -286,8 +285,8 @@ def test_propose_form_shows_where_the_rule_is_wrong(client, engineer, customer_a
     assert response.status_code == 200 and "position 14" in response.content.decode()
 
 
-def test_approval_page_shows_simulation_and_compiled_forms(
-    client, senior, draft, engineer, attack_table, baseline_table
+def test_approval_page_shows_simulation_compiled_forms_and_who_must_approve(
+    client, senior, admin_user, draft, engineer, attack_table, baseline_table
 ):
     mitigation = draft()
     services.mitigation_simulate(mitigation=mitigation, attack_table=attack_table, baseline_table=baseline_table)
@@ -295,9 +294,15 @@ def test_approval_page_shows_simulation_and_compiled_forms(
     client.force_login(senior)
     html = client.get(reverse("mitigation-approval", args=[mitigation.pk])).content.decode()
     assert 'data-sim="attack">90%' in html and "2 of 100" in html
-    assert "ip saddr 198.18.0.0/24 udp dport 53" in html and 'id="approve"' in html
+    assert "ip saddr 198.18.0.0/24 udp dport 53" in html
+    # 2 % of the baseline is above the medium level (1 %): high, an admin approves, not a senior.
+    assert 'data-blast="high"' in html and "an admin (incident lead)" in html and 'id="approve"' not in html
     assert client.post(reverse("mitigation-approval", args=[mitigation.pk])).status_code == 302
-    assert Mitigation.objects.get().approvals.count() == 1
+    assert Mitigation.objects.get().approvals.count() == 0
+    client.force_login(admin_user)
+    assert 'id="approve"' in client.get(reverse("mitigation-approval", args=[mitigation.pk])).content.decode()
+    client.post(reverse("mitigation-approval", args=[mitigation.pk]))
+    assert Mitigation.objects.get().state == "approved"
 
 
 def test_export_downloads_the_compiled_form(client, engineer, draft):

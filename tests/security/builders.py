@@ -55,7 +55,9 @@ def build_world(customer: Customer, engineer: Any, *, title_prefix: str = "") ->
     o["delivery"] = Delivery.objects.create(feed=feed, body=body, body_sha256=hashlib.sha256(body).hexdigest())
     o["alert_import"] = AlertImport.objects.create(feed=feed, path=f"imports/{slug}.jsonl", filename=f"{slug}.jsonl")
 
-    target = "203.0.113.10"
+    # The customer's own attacked address (a mitigation is limited to it): one of its prefixes, else its own.
+    prefix = Asset.objects.filter(customer=customer, kind=Asset.Kind.PREFIX).first()
+    target = str(next(prefix.network().hosts())) if prefix else f"192.0.2.{100 + customer.pk % 100}"
     attack = Attack.objects.create(
         customer=customer,
         target=target,
@@ -105,7 +107,7 @@ def build_world(customer: Customer, engineer: Any, *, title_prefix: str = "") ->
         kind="firewall_rule",
         user=engineer,
         targets=["export"],
-        expression="ip.src in {198.18.0.0/24} and udp.dstport eq 53",
+        expression=f"ip.dst eq {target} and ip.src in {{198.18.0.0/24}} and udp.dstport eq 53",
         action="block",
         ttl_seconds=600,
         attack=attack,

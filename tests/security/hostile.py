@@ -463,9 +463,10 @@ def _plant_mitigations(planted: Planted, customer: Any, user: Any, attack: Any, 
                 customer=customer,
                 kind="waf_rule",
                 user=user,
-                targets=["export", "cloudflare"],
+                targets=["export"],
                 expression=(
-                    f"http.user_agent contains {_rule_string(p)} or http.request.uri.path eq {_rule_string('/' + p)}"
+                    f"{mitigation_services.host_scope_clause(customer)} and (http.user_agent contains "
+                    f"{_rule_string(p)} or http.request.uri.path eq {_rule_string('/' + p)})"
                 ),
                 action="block",
                 ttl_seconds=3600,

@@ -266,12 +266,20 @@ def test_engineer_cannot_approve_own_mitigation_through_the_api(customer_a, seni
         kind="firewall_rule",
         user=senior,
         targets=["export"],
-        expression="ip.src in {198.18.0.0/24} and udp.dstport eq 53",
+        expression="ip.dst in {203.0.113.0/24} and ip.src in {198.18.0.0/24} and udp.dstport eq 53",
         action="block",
         ttl_seconds=600,
     )
+    from tests.mitigations.conftest import traffic
+
+    # Simulated on a baseline it does not touch: low blast radius, one other senior suffices.
+    services.mitigation_simulate(
+        mitigation=mitigation,
+        attack_table=traffic([("198.18.0.7", 17, 53)] * 10),
+        baseline_table=traffic([("192.0.2.200", 6, 443), ("198.51.100.9", 17, 53)] * 50),
+    )
     mitigation = services.mitigation_propose(mitigation=mitigation, user=senior)
-    assert mitigation.state == Mitigation.State.PROPOSED
+    assert mitigation.state == Mitigation.State.PROPOSED and mitigation.blast_radius == "low"
     url = reverse("api:mitigation-approve", args=[mitigation.pk])
 
     response = api_as(senior).post(url, {"comment": "looks good to me"}, format="json")
