@@ -363,6 +363,9 @@ IPTABLES_NAMESPACE = os.environ.get("IPTABLES_NAMESPACE", "")
 CLOUDFLARE_API_BASE = os.environ.get("CLOUDFLARE_API_BASE", "https://api.cloudflare.com/client/v4")
 CLOUDFLARE_API_TOKEN = os.environ.get("CLOUDFLARE_API_TOKEN", "")
 CLOUDFLARE_ACCOUNT_ID = os.environ.get("CLOUDFLARE_ACCOUNT_ID", "")
+# free | pro | business | enterprise: the plan whose quotas are checked before applying
+# (a mitigation's options may name its zone's own with "cloudflare_plan"); "" = not checked.
+CLOUDFLARE_PLAN = os.environ.get("CLOUDFLARE_PLAN", "").lower()
 CLOUDFLARE_MAX_RETRIES = env_int("CLOUDFLARE_MAX_RETRIES", 5)
 CLOUDFLARE_BACKOFF = float(os.environ.get("CLOUDFLARE_BACKOFF", "1.0"))
 # Ticket notifications (P1 opened, escalation, SLA warning and breach): Slack-compatible

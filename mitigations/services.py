@@ -175,6 +175,7 @@ def backend_for(name: str) -> Backend:
             token=settings.CLOUDFLARE_API_TOKEN,
             max_retries=settings.CLOUDFLARE_MAX_RETRIES,
             backoff=settings.CLOUDFLARE_BACKOFF,
+            plan=settings.CLOUDFLARE_PLAN,
         )
     return get_backend(name)
 

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mitigations.backends import Backend, BackendError, Spec, Verification
+from mitigations.rules.cloudflare_plans import CUSTOM_PHASE, LIMITS, RATELIMIT_PHASE, Usage, phase_of, plan_problems
 
 RETRY_STATUSES = {429, 500, 502, 503, 504, 520, 521, 522, 523, 524}
 ENTRYPOINT = re.compile(r"^/(zones|accounts)/([^/]+)/rulesets/phases/([a-z_]+)/entrypoint$")
@@ -44,8 +45,10 @@ class CloudflareBackend(Backend):
         timeout: float = 15.0,
         sleep: Callable[[float], None] = time.sleep,
         request: Callable[..., Any] | None = None,
+        plan: str = "",
         **_: Any,
     ) -> None:
+        self.plan = plan
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.max_retries = max_retries
@@ -108,10 +111,54 @@ class CloudflareBackend(Backend):
         raise BackendError(f"Cloudflare refused {method} {path} ({status}): {_messages(payload)}", answer=payload)
 
     # -- the backend -------------------------------------------------------------------
+    def check_plan(self, spec: Spec) -> str:
+        """Refuse, before any write, what the zone's plan does not allow (``cloudflare_plan`` in the
+        mitigation's options, else the backend's ``plan``). Counted limits read the zone's phase
+        entry points and the account's lists first. Returns the plan checked ("" = unknown)."""
+        plan = str(spec.options.get("cloudflare_plan") or self.plan or "").lower()
+        requests = spec.compiled.get("requests", [])
+        problems = plan_problems(requests, plan)
+        if not problems and plan in LIMITS:
+            problems = plan_problems(requests, plan, self._usage(requests))
+        if problems:
+            raise BackendError(
+                f"refused by the Cloudflare {plan or 'any'} plan before sending anything: " + "; ".join(problems),
+                answer={"refused_before_sending": problems, "requests": self.log},
+            )
+        return plan
+
+    def _usage(self, requests: list[dict]) -> Usage:
+        counts: dict[str, int | None] = {}
+        for phase in {phase_of(r) for r in requests} & {CUSTOM_PHASE, RATELIMIT_PHASE}:
+            zone = next(r["path"].split("/")[2] for r in requests if phase_of(r) == phase)
+            status, payload = self.call("GET", f"/zones/{zone}/rulesets/phases/{phase}/entrypoint")
+            if status == 404:
+                counts[phase] = 0
+            elif status == 200:
+                counts[phase] = len((payload.get("result") or {}).get("rules") or [])
+            else:
+                raise BackendError(f"cannot count the zone's {phase} rules ({status}): {_messages(payload)}")
+        lists = items = None
+        list_requests = [r for r in requests if r["path"].startswith("/accounts/") and "/rules/lists" in r["path"]]
+        if list_requests:
+            account = list_requests[0]["path"].split("/")[2]
+            status, payload = self.call("GET", f"/accounts/{account}/rules/lists")
+            if status != 200:
+                raise BackendError(f"cannot count the account's lists ({status}): {_messages(payload)}")
+            found = payload.get("result") or []
+            lists, items = len(found), sum(int(entry.get("num_items", 0)) for entry in found)
+        return Usage(
+            custom_rules=counts.get(CUSTOM_PHASE),
+            ratelimit_rules=counts.get(RATELIMIT_PHASE),
+            lists=lists,
+            list_items=items,
+        )
+
     def apply(self, spec: Spec) -> dict[str, Any]:
         self.log = []
         resources: list[dict] = []
         list_id = ""
+        self.check_plan(spec)
         try:
             for req in spec.compiled.get("requests", []):
                 method, path, body = req["method"], req["path"].replace("{list_id}", list_id), req["body"]
