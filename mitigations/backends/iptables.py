@@ -11,6 +11,8 @@ name, then its sub-chain and its ipsets. Reading back uses ``iptables-save -c`` 
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import re
 import subprocess
 from typing import Any
@@ -18,7 +20,7 @@ from typing import Any
 from mitigations.backends import Backend, BackendError, Spec, Verification
 
 CHAIN = "SHIELDWALL"
-COMMENT = re.compile(r'--comment "?(sw-[0-9]+)"?')
+COMMENT = re.compile(r'--comment "?(sw-[0-9]+(?:-[0-9a-z]+)?)"?')
 COUNTERS = re.compile(r"^\[([0-9]+):([0-9]+)\] ")
 TOOLS = (
     ("iptables", "iptables-restore", "iptables-save", "rules"),
@@ -75,7 +77,45 @@ class IptablesBackend(Backend):
         installed = self.counters(namespace).get(spec.name)
         if not installed:
             raise BackendError("iptables-restore accepted the script but no rule carries the mitigation's comment")
-        return {"namespace": namespace or "host", "replaced": replaced, "installed": installed}
+        sets: dict[str, list[str]] = {}
+        for line in spec.compiled.get("ipset", "").splitlines():
+            words = line.split()
+            if len(words) >= 2 and words[0] == "create":
+                sets.setdefault(words[1], [])
+            elif len(words) >= 3 and words[0] == "add":
+                sets.setdefault(words[1], []).append(words[2])
+        return {"namespace": namespace or "host", "replaced": replaced, "installed": installed, "sets": sets}
+
+    def sync_lists(self, spec: Spec, desired: dict[str, list[tuple[str, int | None, str]]]) -> dict[str, Any]:
+        """ipset add (with the item's own timeout, -exist refreshes it) and del, in one restore."""
+        namespace = self._ns(spec.options)
+        answer = json.loads(json.dumps(spec.answer))
+        recorded = answer.setdefault("sets", {})
+        lines, states, touched = [], {}, {}
+        for key, items in desired.items():
+            base = f"{spec.name}-{key}" if key else spec.name
+            for family in (4, 6):
+                set_name = f"{base}-{family}"[:31]
+                members = {
+                    _host(v): (ttl, v) for v, ttl, _ in items if ipaddress.ip_network(v, strict=False).version == family
+                }
+                if set_name not in recorded:
+                    for _, value in members.values():
+                        states[value] = f"not installed: ipset {set_name} does not exist (re-apply the mitigation)"
+                    continue
+                for member, (ttl, value) in sorted(members.items()):
+                    lines.append(f"add {set_name} {member}{f' timeout {int(ttl)}' if ttl else ''} -exist")
+                    states[value] = "installed"
+                for member in sorted({_host(m) for m in recorded[set_name]} - set(members)):
+                    lines.append(f"del {set_name} {member} -exist")
+                touched[set_name] = sorted(members)
+        if lines:
+            done = self._run(namespace, ["ipset", "restore"], stdin="\n".join(lines) + "\n", check=False)
+            if done.returncode != 0:
+                error = done.stderr.strip()[:500]
+                return {"answer": spec.answer, "items": {v: f"error: {error}" for v in states}, "error": error}
+        recorded.update(touched)
+        return {"answer": answer, "items": states, "changes": len(lines)}
 
     def remove(self, spec: Spec) -> dict[str, Any]:
         namespace = self._ns(spec.options)
@@ -128,3 +168,8 @@ class IptablesBackend(Backend):
                 self._run(namespace, ["ipset", "destroy", set_name], check=False)
                 destroyed += 1
         return {"rules": deleted, "sets": destroyed}
+
+
+def _host(value: str) -> str:
+    net = ipaddress.ip_network(str(value).strip(), strict=False)
+    return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
