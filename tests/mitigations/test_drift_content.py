@@ -261,3 +261,44 @@ def test_cloudflare_list_follows_items_added_and_removed(cf, run, customer_a, en
     mitigation.refresh_from_db()
     assert mitigation.backend_answers["cloudflare"]["list_items"] == {"198.18.9.9": "installed"}
     cf.assert_done()
+
+
+# -- iptables / ipset ------------------------------------------------------------------------
+
+
+def ipt(lab: H15bLab, *argv: str) -> str:
+    done = subprocess.run(["ip", "netns", "exec", lab.server, *argv], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_iptables_verdict_flip_foreign_rule_and_ipset_member_are_drift(lab, enforce, customer_a, engineer):
+    import shutil
+
+    if shutil.which("iptables-restore") is None or shutil.which("ipset") is None:
+        pytest.skip("iptables-restore and ipset are not installed")
+    blocklist = MitigationList.objects.create(name="acme_ipt", customer=customer_a)
+    services.list_import(mitigation_list=blocklist, text=f"{BLOCKED}\n", user=engineer)
+    listed = enforce(targets=["iptables"], kind="ip_list", expression="", mitigation_list=blocklist)
+    single = enforce(targets=["iptables"], expression=f"ip.src eq 10.231.0.77 and udp.dstport eq {UDP_PORT}")
+    assert lab.arrivals(BLOCKED, "udp", 3) == 0
+    assert tasks.check_drift() == 0
+
+    # A list item added in Shieldwall reaches the ipset within one check, and is not drift.
+    services.list_item_add(mitigation_list=blocklist, value=ALLOWED, user=engineer)
+    assert tasks.check_drift() == 0
+    assert lab.arrivals(ALLOWED, "udp", 3) == 0
+
+    rules = ipt(lab, "iptables", "-S", "SHIELDWALL").splitlines()
+    position = next(i for i, line in enumerate(rules) if single.name in line)  # -S line 0 is "-N SHIELDWALL"
+    ipt(lab, "iptables", "-R", "SHIELDWALL", str(position), "-s", "10.231.0.77", "-p", "udp", "--dport",
+        str(UDP_PORT), "-m", "comment", "--comment", single.name, "-j", "ACCEPT")  # fmt: skip
+    ipt(lab, "iptables", "-A", "SHIELDWALL", "-s", "10.231.0.66", "-j", "DROP")
+    ipt(lab, "ipset", "add", f"{listed.name}-4", "10.231.0.55")
+    assert tasks.check_drift() == 2
+    single.refresh_from_db()
+    listed.refresh_from_db()
+    assert "verdict ACCEPT, the ledger says DROP" in single.drift["iptables"]
+    assert "10.231.0.55 added outside Shieldwall" in listed.drift["iptables"]
+    unexpected = BackendState.objects.get(key=f"iptables:{lab.server}").unexpected
+    assert any(u.startswith("foreign rule: iptables -A SHIELDWALL -s 10.231.0.66/32 -j DROP") for u in unexpected)
