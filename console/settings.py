@@ -374,6 +374,9 @@ PROVIDER_NETWORKS = env_list("PROVIDER_NETWORKS", "173.245.48.0/20,103.21.244.0/
 DEMO_NETNS = os.environ.get("DEMO_NETNS", "shieldwall-demo")
 CLOUDFLARE_API_BASE = os.environ.get("CLOUDFLARE_API_BASE", "https://api.cloudflare.com/client/v4")
 CLOUDFLARE_API_TOKEN = os.environ.get("CLOUDFLARE_API_TOKEN", "")
+# free | pro | business | enterprise: the plan whose quotas are checked before applying
+# (a mitigation's options may name its zone's own with "cloudflare_plan"); "" = not checked.
+CLOUDFLARE_PLAN = os.environ.get("CLOUDFLARE_PLAN", "").lower()
 CLOUDFLARE_MAX_RETRIES = env_int("CLOUDFLARE_MAX_RETRIES", 5)
 CLOUDFLARE_BACKOFF = float(os.environ.get("CLOUDFLARE_BACKOFF", "1.0"))
 # Ticket notifications (P1 opened, escalation, SLA warning and breach): Slack-compatible

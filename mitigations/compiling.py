@@ -26,6 +26,7 @@ from mitigations.rules import (
     compile_waf_rule,
     parse,
 )
+from mitigations.rules.cloudflare_plans import plan_problems
 
 PACKET_ACTIONS = {"block": "drop", "allow": "accept"}
 WAF_ACTIONS = {"block": "block", "allow": "skip", "challenge": "challenge", "managed_challenge": "managed_challenge"}
@@ -164,14 +165,16 @@ def compile_for(
             rules, rules6 = _ipt_allow_first(rules), _ipt_allow_first(rules6)
         return {"rules": rules, "rules6": rules6, "ipset": script.ipset}
     if target == "cloudflare":
-        return {
-            "requests": [
-                _request(r)
-                for r in _cloudflare(
-                    kind, action, expression, value, rate, items, list_name, name, options, description
-                )
-            ]
-        }
+        requests = [
+            _request(r)
+            for r in _cloudflare(kind, action, expression, value, rate, items, list_name, name, options, description)
+        ]
+        # The plan's rules that need no count of what the zone holds: refused before approval.
+        plan = str(options.get("cloudflare_plan", "")).lower()
+        problems = plan_problems(requests, plan)
+        if problems:
+            raise CompileError(f"cloudflare {plan or 'any'} plan", expression or str(value), "; ".join(problems))
+        return {"requests": requests}
     if target == "export":
         # A download is filled in by whoever applies it: placeholders stand in for unknown ids.
         options = {"zone_id": "ZONE_ID", "account_id": "ACCOUNT_ID", **options}

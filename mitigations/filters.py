@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import django_filters
 from django.db.models import Q
 
@@ -28,8 +30,8 @@ class MitigationFilterSet(django_filters.FilterSet):
 
     def search(self, queryset, name, value):  # noqa: ANN001, ANN201
         q = Q(title__icontains=value) | Q(expression__icontains=value) | Q(value__icontains=value)
-        if value.startswith("sw-") and value[3:].isdigit():
-            q |= Q(pk=int(value[3:]))
+        if m := re.fullmatch(r"sw-([0-9]{1,18})(?:-[0-9a-z]+)?", value):
+            q |= Q(pk=int(m.group(1)))
         return queryset.filter(q)
 
     def by_target(self, queryset, name, value):  # noqa: ANN001, ANN201

@@ -148,8 +148,15 @@ class Mitigation(models.Model):
 
     @property
     def name(self) -> str:
-        """What every backend calls it: the rule comment, chain, set prefix, Cloudflare description tag."""
-        return f"sw-{self.pk}"
+        """What every backend calls it: the rule comment, chain, set prefix, Cloudflare description tag.
+
+        ``sw-<id>-<tag>``: the tag comes from the creation time, so a rule left behind by another
+        database (a restored backup, a second console on the same target) never carries the name
+        of a later mitigation with the same id. At most 15 characters up to id 999,999, as
+        iptables' hashlimit names need."""
+        if self.created_at is None:
+            return f"sw-{self.pk}"
+        return f"sw-{self.pk}-{_base36(int(self.created_at.timestamp() * 1_000_000) % 36**4)}"
 
     @property
     def summary(self) -> str:
@@ -253,6 +260,14 @@ class EnforcementTarget(models.Model):
         """What the backends read: where they act. These always win over a mitigation's own options."""
         keys = ("namespace", "command", "account_id", "zone_id")
         return {k: getattr(self, k) for k in keys if getattr(self, k)}
+def _base36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        number, rest = divmod(number, 36)
+        out = digits[rest] + out
+        if not number:
+            return out.rjust(4, "0")
 
 
 class Approval(models.Model):

@@ -28,6 +28,27 @@ def stray_rules() -> list[BackendState]:
     return [state for state in BackendState.objects.all() if state.unexpected or state.error]
 
 
+def backend_states() -> list[BackendState]:
+    """Every target location the drift check reads: when it last looked and what it found."""
+    return list(BackendState.objects.order_by("key"))
+
+
+def list_item_states(mitigation_list: Any) -> dict[str, list[tuple[str, str, str]]]:
+    """Per item value of a list: (mitigation, target, state) for every active mitigation enforcing
+    it, as the last sync recorded it ("installed", "error: ...", "not installed: ...")."""
+    from django.db.models import Q
+
+    users = Mitigation.objects.active().filter(
+        Q(mitigation_list=mitigation_list) | Q(expression__contains=f"${mitigation_list.name}")
+    )
+    out: dict[str, list[tuple[str, str, str]]] = {}
+    for mitigation in users.order_by("id"):
+        for target, answer in (mitigation.backend_answers or {}).items():
+            for value, state in (answer.get("list_items") or {}).items():
+                out.setdefault(value, []).append((mitigation.name, target, state))
+    return out
+
+
 def for_attack(attack: Any, user: Any) -> QuerySet[Mitigation]:
     return ledger(user).filter(attack=attack).order_by("-created_at")
 

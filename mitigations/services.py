@@ -57,7 +57,7 @@ from mitigations.models import (
     MitigationEvent,
     MitigationList,
 )
-from mitigations.rules import CompileError, Rule, evaluate, parse
+from mitigations.rules import CompileError, Rule, RuleError, evaluate, parse
 from mitigations.rules.ast import IP, Compare, FieldRef, Int, Logical, Not, Str, to_text, walk
 
 log = logging.getLogger(__name__)
@@ -186,6 +186,7 @@ def backend_for(name: str, target: EnforcementTarget | None = None) -> Backend:
             token=token or settings.CLOUDFLARE_API_TOKEN,
             max_retries=settings.CLOUDFLARE_MAX_RETRIES,
             backoff=settings.CLOUDFLARE_BACKOFF,
+            plan=settings.CLOUDFLARE_PLAN,
         )
     raise BackendError(f"unknown backend {name!r}")
 
@@ -1424,10 +1425,78 @@ def mitigations_fail_stuck(*, now: datetime | None = None, older_than: int = 900
     return failed
 
 
+def _lists_desired(mitigation: Mitigation) -> dict[str, list[tuple[str, int | None, str]]]:
+    """Per list the mitigation enforces ("" for an IP-list mitigation, else each ``$name`` of its
+    rule): the current, unexpired items with their seconds left."""
+    if mitigation.kind == Mitigation.Kind.IP_LIST:
+        return {"": _list_items(mitigation.mitigation_list)}
+    try:
+        names = mitigation_rule(mitigation).lists
+    except RuleError:
+        return {}
+    usable = MitigationList.objects.usable_by(mitigation.customer)
+    return {name: _list_items(mlist) for name in sorted(names) if (mlist := usable.filter(name=name).first())}
+
+
+def mitigation_sync_lists(*, mitigation: Mitigation) -> dict[str, dict[str, str]]:
+    """Bring every target's copy of the mitigation's lists to the lists' current items (added,
+    removed, expired), record per target each item's state, and return those states."""
+    desired = _lists_desired(mitigation)
+    if not desired or mitigation.state != State.ACTIVE:
+        return {}
+    answers = dict(mitigation.backend_answers or {})
+    states: dict[str, dict[str, str]] = {}
+    for target in mitigation.targets:
+        backend = backend_for(target)
+        if not backend.production:
+            continue
+        try:
+            result = backend.sync_lists(_spec(mitigation, target), desired)
+        except BackendError as exc:
+            states[target] = {value: f"error: {exc.message}" for items in desired.values() for value, _, _ in items}
+        else:
+            states[target] = result["items"]
+            answers[target] = result["answer"]
+        answers[target] = {**answers.get(target, {}), "list_items": states[target]}
+    Mitigation.objects.filter(pk=mitigation.pk).update(backend_answers=answers)
+    mitigation.backend_answers = answers
+    return states
+
+
+def list_sync_mitigations(*, mitigation_list_id: int) -> int:
+    """The task body after a list changed: sync every active mitigation that enforces it."""
+    mlist = MitigationList.objects.filter(pk=mitigation_list_id).first()
+    if mlist is None:
+        return 0
+    users = Mitigation.objects.active().filter(Q(mitigation_list=mlist) | Q(expression__contains=f"${mlist.name}"))
+    count = 0
+    for mitigation in users.select_related("customer", "mitigation_list"):
+        if mitigation.kind == Mitigation.Kind.IP_LIST or mlist.name in _lists_desired(mitigation):
+            mitigation_sync_lists(mitigation=mitigation)
+            count += 1
+    return count
+
+
+def _list_changed(mitigation_list_id: int) -> None:
+    from mitigations import tasks
+
+    transaction.on_commit(lambda: tasks.sync_list.delay(mitigation_list_id))
+
+
+def _stray_id(name: str) -> int | None:
+    """The mitigation id in a Shieldwall name (sw-<id> or sw-<id>-<tag>), None for anything else."""
+    m = re.match(r"sw-([0-9]{1,18})(?:-[0-9a-z]+)?(?::|$)", name)
+    return int(m.group(1)) if m else None
+
+
 def mitigations_check_drift() -> int:
     """The beat: what each backend reads back vs what should be active. Returns mitigations in drift."""
     now = timezone.now()
-    active = list(Mitigation.objects.active())
+    active = list(Mitigation.objects.active().select_related("customer", "mitigation_list"))
+    for mitigation in active:
+        # Lists first: an item added, removed or expired since the last check reaches the targets
+        # now, so what is then compared is what the ledger holds.
+        mitigation_sync_lists(mitigation=mitigation)
     transient = set(Mitigation.objects.filter(state__in=[State.APPLYING, State.APPROVED]).values_list("id", flat=True))
     groups: dict[tuple[str, str], tuple[Backend, dict, list[Mitigation]]] = {}
     for mitigation in active:
@@ -1454,15 +1523,20 @@ def mitigations_check_drift() -> int:
             continue
         if verification is None:
             continue
-        strays = [n for n in verification.unexpected if not n.startswith("sw-") or int(n[3:]) not in transient]
+        strays = [n for n in verification.unexpected if _stray_id(n) not in transient]
         state.installed, state.unexpected, state.error, state.checked_at = verification.installed, strays, "", now
         state.save()
         for m in members:
             found = verification.installed.get(m.name)
             m = updates.setdefault(m.pk, m)
             m.drift = dict(m.drift or {})
+            differs = verification.differences.get(m.name)
             if found is None:
                 m.drift[target] = f"not installed at {location}"
+                drifting.add(m.pk)
+            elif differs:
+                m.drift[target] = f"differs at {location}: " + "; ".join(differs)
+                m.hits = {**(m.hits or {}), target: {**found, "at": now.isoformat()}}
                 drifting.add(m.pk)
             else:
                 m.drift.pop(target, None)
@@ -1543,6 +1617,7 @@ def list_import(
         if existing:
             ListItem.objects.filter(mitigation_list=mitigation_list, value__in=existing).update(expires_at=expires)
         MitigationList.objects.filter(pk=mitigation_list.pk).update(updated_at=timezone.now())
+        _list_changed(mitigation_list.pk)
         result = {
             "format": parsed.format,
             "added": len(rows) - len(existing),
@@ -1585,8 +1660,13 @@ def list_item_remove(*, item: ListItem, user: Any) -> None:
         customer=item.mitigation_list.customer_id,
     )
     item.delete()
+    _list_changed(item.mitigation_list_id)
 
 
 def list_items_purge_expired(*, now: datetime | None = None) -> int:
-    deleted, _ = ListItem.objects.filter(expires_at__lte=now or timezone.now()).delete()
+    expired = ListItem.objects.filter(expires_at__lte=now or timezone.now())
+    changed = set(expired.values_list("mitigation_list_id", flat=True))
+    deleted, _ = expired.delete()
+    for list_id in changed:
+        _list_changed(list_id)
     return deleted

@@ -37,3 +37,20 @@ def expire_mitigations() -> int:
 def check_drift() -> int:
     with acting_as("celery:check_drift"):
         return services.mitigations_check_drift()
+
+
+@shared_task(
+    ignore_result=True,
+    acks_late=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=2,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=5,
+    soft_time_limit=240,
+    time_limit=300,
+)
+def sync_list(mitigation_list_id: int) -> int:
+    """Idempotent: pushes a list's current items to every active mitigation that enforces it."""
+    with acting_as("celery:sync_list"):
+        return services.list_sync_mitigations(mitigation_list_id=mitigation_list_id)

@@ -56,6 +56,7 @@ def mitigation_list(request: HttpRequest) -> HttpResponse:
     context.update(
         awaiting=selectors.awaiting_approval(request.user)[:50],
         strays=selectors.stray_rules(),
+        backend_states=selectors.backend_states(),
         states=Mitigation.State.choices,
         kinds=Mitigation.Kind.choices,
         targets=["nftables", "iptables", "cloudflare", "export"],
@@ -329,10 +330,17 @@ def list_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 messages.error(request, problem)
             return redirect(mlist)
     items = paginate(request, mlist.items.order_by("value"), per_page=200)
+    states = selectors.list_item_states(mlist)
     return render(
         request,
         "mitigations/list_detail.html",
-        {"list": mlist, "items": items, "form": form, "used_by": mlist.mitigations.all()[:20]},
+        {
+            "list": mlist,
+            "items": items,
+            "form": form,
+            "used_by": mlist.mitigations.all()[:20],
+            "rows": [(item, states.get(item.value, [])) for item in items],
+        },
     )
 
 

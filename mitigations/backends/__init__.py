@@ -34,11 +34,17 @@ class Spec:
 
 @dataclass
 class Verification:
-    """What a backend location really holds: per name its counters (None = missing), plus strays."""
+    """What a backend location really holds: per name its counters (None = missing), plus strays.
+
+    ``differences``: per name, how what is installed differs from what the ledger recorded at
+    apply (match, verdict, set members, position); ``unexpected``: Shieldwall-named objects no
+    active mitigation owns and objects in Shieldwall's own table/ruleset that nobody put there
+    through Shieldwall (foreign)."""
 
     location: str
     installed: dict[str, dict | None]
     unexpected: list[str] = field(default_factory=list)
+    differences: dict[str, list[str]] = field(default_factory=dict)
 
 
 class Backend:
@@ -57,6 +63,14 @@ class Backend:
     def verify(self, specs: list[Spec], options: dict) -> Verification | None:
         """None when the backend cannot read back (an export)."""
         return None
+
+    def sync_lists(self, spec: Spec, desired: dict[str, list[tuple[str, int | None, str]]]) -> dict[str, Any]:
+        """Bring the installed copies of a mitigation's lists to ``desired``: per list key ("" for
+        an IP-list mitigation, else the ``$name`` its rule uses) the (value, seconds left or None,
+        comment) of every current item. Adds what the ledger added and removes what it removed
+        since apply; members changed outside Shieldwall are left for the drift check to report.
+        Returns {"answer": the updated apply answer, "items": {value: state}}."""
+        return {"answer": spec.answer, "items": {}}
 
 
 def _registry() -> dict[str, type[Backend]]:

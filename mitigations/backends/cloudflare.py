@@ -17,6 +17,7 @@ later request fails, what the earlier ones created is deleted again.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import re
 import time
@@ -24,10 +25,13 @@ from collections.abc import Callable
 from typing import Any
 
 from mitigations.backends import Backend, BackendError, Spec, Verification
+from mitigations.rules.cloudflare_plans import CUSTOM_PHASE, LIMITS, RATELIMIT_PHASE, Usage, phase_of, plan_problems
 
 RETRY_STATUSES = {429, 500, 502, 503, 504, 520, 521, 522, 523, 524}
 ENTRYPOINT = re.compile(r"^/(zones|accounts)/([^/]+)/rulesets/phases/([a-z_]+)/entrypoint$")
 RULESET_RULES = re.compile(r"^/(zones|accounts)/([^/]+)/rulesets/([^/]+)/rules$")
+COMPARED = ("expression", "action", "enabled", "ratelimit", "action_parameters")
+TAG = re.compile(r"^\[(sw-[0-9]+(?:-[0-9a-z]+)?)\]")
 
 
 class CloudflareBackend(Backend):
@@ -44,8 +48,10 @@ class CloudflareBackend(Backend):
         timeout: float = 15.0,
         sleep: Callable[[float], None] = time.sleep,
         request: Callable[..., Any] | None = None,
+        plan: str = "",
         **_: Any,
     ) -> None:
+        self.plan = plan
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.max_retries = max_retries
@@ -108,10 +114,54 @@ class CloudflareBackend(Backend):
         raise BackendError(f"Cloudflare refused {method} {path} ({status}): {_messages(payload)}", answer=payload)
 
     # -- the backend -------------------------------------------------------------------
+    def check_plan(self, spec: Spec) -> str:
+        """Refuse, before any write, what the zone's plan does not allow (``cloudflare_plan`` in the
+        mitigation's options, else the backend's ``plan``). Counted limits read the zone's phase
+        entry points and the account's lists first. Returns the plan checked ("" = unknown)."""
+        plan = str(spec.options.get("cloudflare_plan") or self.plan or "").lower()
+        requests = spec.compiled.get("requests", [])
+        problems = plan_problems(requests, plan)
+        if not problems and plan in LIMITS:
+            problems = plan_problems(requests, plan, self._usage(requests))
+        if problems:
+            raise BackendError(
+                f"refused by the Cloudflare {plan or 'any'} plan before sending anything: " + "; ".join(problems),
+                answer={"refused_before_sending": problems, "requests": self.log},
+            )
+        return plan
+
+    def _usage(self, requests: list[dict]) -> Usage:
+        counts: dict[str, int | None] = {}
+        for phase in {phase_of(r) for r in requests} & {CUSTOM_PHASE, RATELIMIT_PHASE}:
+            zone = next(r["path"].split("/")[2] for r in requests if phase_of(r) == phase)
+            status, payload = self.call("GET", f"/zones/{zone}/rulesets/phases/{phase}/entrypoint")
+            if status == 404:
+                counts[phase] = 0
+            elif status == 200:
+                counts[phase] = len((payload.get("result") or {}).get("rules") or [])
+            else:
+                raise BackendError(f"cannot count the zone's {phase} rules ({status}): {_messages(payload)}")
+        lists = items = None
+        list_requests = [r for r in requests if r["path"].startswith("/accounts/") and "/rules/lists" in r["path"]]
+        if list_requests:
+            account = list_requests[0]["path"].split("/")[2]
+            status, payload = self.call("GET", f"/accounts/{account}/rules/lists")
+            if status != 200:
+                raise BackendError(f"cannot count the account's lists ({status}): {_messages(payload)}")
+            found = payload.get("result") or []
+            lists, items = len(found), sum(int(entry.get("num_items", 0)) for entry in found)
+        return Usage(
+            custom_rules=counts.get(CUSTOM_PHASE),
+            ratelimit_rules=counts.get(RATELIMIT_PHASE),
+            lists=lists,
+            list_items=items,
+        )
+
     def apply(self, spec: Spec) -> dict[str, Any]:
         self.log = []
         resources: list[dict] = []
         list_id = ""
+        self.check_plan(spec)
         try:
             for req in spec.compiled.get("requests", []):
                 method, path, body = req["method"], req["path"].replace("{list_id}", list_id), req["body"]
@@ -124,6 +174,10 @@ class CloudflareBackend(Backend):
                     continue
                 payload = self._ok(method, path, body)
                 result = payload.get("result")
+                if path.endswith("/items") and isinstance(body, list):
+                    for resource in resources:
+                        if resource["kind"] == "list" and path.startswith(resource["path"] + "/"):
+                            resource["items"] = sorted(str(entry.get("ip", "")) for entry in body)
                 if path.endswith("/rules/lists") and isinstance(result, dict):
                     list_id = str(result["id"])
                     resources.append({"kind": "list", "path": f"{path}/{list_id}", "id": list_id})
@@ -158,7 +212,42 @@ class CloudflareBackend(Backend):
             "path": f"/{scope}/{scope_id}/rulesets/{ruleset_id}/rules/{rule_id}",
             "ruleset": f"/{scope}/{scope_id}/rulesets/{ruleset_id}",
             "id": rule_id,
+            # What the drift check compares: the rule as sent.
+            "rule": {key: rule[key] for key in COMPARED if key in rule},
         }
+
+    def sync_lists(self, spec: Spec, desired: dict[str, list[tuple[str, int | None, str]]]) -> dict[str, Any]:
+        """The mitigation's own Cloudflare list: POST the items the ledger added, DELETE (by item id)
+        those it removed. A ``$list`` named in a rule is Cloudflare's list of that name, not ours."""
+        self.log = []
+        answer = json.loads(json.dumps(spec.answer))
+        states: dict[str, str] = {}
+        lists = [r for r in answer.get("resources", []) if r["kind"] == "list"]
+        for key, items in desired.items():
+            if key or not lists:
+                for value, _, _ in items:
+                    states[value] = "not on cloudflare: the rule uses Cloudflare's own list of that name"
+                continue
+            resource = lists[0]
+            wanted = {_host(v): c for v, _, c in items}
+            before = set(resource.get("items", []))
+            try:
+                new = [(ip, c) for ip, c in sorted(wanted.items()) if ip not in before]
+                added = [{"ip": ip, "comment": c} if c else {"ip": ip} for ip, c in new]
+                if added:
+                    self._ok("POST", f"{resource['path']}/items", added)
+                gone = before - set(wanted)
+                if gone:
+                    payload = self._ok("GET", f"{resource['path']}/items")
+                    ids = [{"id": i["id"]} for i in payload.get("result") or [] if _host(i.get("ip", "")) in gone]
+                    if ids:
+                        self._ok("DELETE", f"{resource['path']}/items", {"items": ids})
+            except BackendError as exc:
+                failed = {v: f"error: {exc.message}" for v, _, _ in items}
+                return {"answer": spec.answer, "items": failed, "error": exc.message}
+            resource["items"] = sorted(wanted)
+            states.update({v: "installed" for v, _, _ in items})
+        return {"answer": answer, "items": states, "requests": self.log}
 
     def remove(self, spec: Spec) -> dict[str, Any]:
         self.log = []
@@ -174,19 +263,65 @@ class CloudflareBackend(Backend):
                 raise BackendError(f"Cloudflare refused DELETE {resource['path']} ({status}): {_messages(payload)}")
 
     def verify(self, specs: list[Spec], options: dict) -> Verification:
+        """Read back every ruleset and list the mitigations created; compare each rule (expression,
+        action, enabled, rate limit) and each list's items with what was sent, and name rules tagged
+        ``[sw-...]`` in those rulesets that no active mitigation owns."""
         installed: dict[str, dict | None] = {}
+        differences: dict[str, list[str]] = {}
+        rulesets: dict[str, list[dict]] = {}
+        wanted = {spec.name for spec in specs}
         for spec in specs:
             present = True
+            found: list[str] = []
             for resource in spec.answer.get("resources", []):
                 if resource["kind"] == "ruleset_rule":
-                    status, payload = self.call("GET", resource["ruleset"])
-                    rules = (payload.get("result") or {}).get("rules", []) if status == 200 else []
-                    present = present and any(r.get("id") == resource["id"] for r in rules)
+                    if resource["ruleset"] not in rulesets:
+                        status, payload = self.call("GET", resource["ruleset"])
+                        rulesets[resource["ruleset"]] = (
+                            (payload.get("result") or {}).get("rules", []) if status == 200 else []
+                        )
+                    rule = next((r for r in rulesets[resource["ruleset"]] if r.get("id") == resource["id"]), None)
+                    if rule is None:
+                        present = False
+                        continue
+                    for key, sent in (resource.get("rule") or {}).items():
+                        if rule.get(key) != sent:
+                            found.append(f"rule {resource['id']}: {key} is {rule.get(key)!r}, the ledger says {sent!r}")
+                elif resource["kind"] == "list":
+                    status, payload = self.call("GET", f"{resource['path']}/items")
+                    if status != 200:
+                        present = False
+                        continue
+                    if "items" in resource:
+                        now = {str(item.get("ip", "")) for item in payload.get("result") or []}
+                        added, missing = sorted(now - set(resource["items"])), sorted(set(resource["items"]) - now)
+                        if added:
+                            found.append(f"list {resource['id']}: {', '.join(added[:10])} added outside Shieldwall")
+                        if missing:
+                            found.append(f"list {resource['id']}: {', '.join(missing[:10])} missing")
                 else:
                     status, _ = self.call("GET", resource["path"])
                     present = present and status == 200
             installed[spec.name] = {"resources": len(spec.answer.get("resources", []))} if present else None
-        return Verification(location=self.location(options), installed=installed)
+            if present and found:
+                differences[spec.name] = found
+        unexpected = []
+        for path, rules in rulesets.items():
+            for rule in rules:
+                tag = TAG.match(str(rule.get("description", "")))
+                if tag and tag.group(1) not in wanted:
+                    unexpected.append(f"{tag.group(1)}: rule {rule.get('id')} in {path}")
+        return Verification(
+            location=self.location(options), installed=installed, unexpected=unexpected, differences=differences
+        )
+
+
+def _host(value: str) -> str:
+    try:
+        net = ipaddress.ip_network(str(value).strip(), strict=False)
+    except ValueError:
+        return str(value)
+    return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
 
 
 def _header(headers: dict, name: str) -> str | None:

@@ -56,8 +56,21 @@ class Range:
 
 
 @dataclass(frozen=True)
+class IPRange:
+    """An explicit address range ``lo..hi`` (inside a set), both ends included."""
+
+    lo: ipaddress.IPv4Address | ipaddress.IPv6Address
+    hi: ipaddress.IPv4Address | ipaddress.IPv6Address
+    pos: int = field(default=0, compare=False)
+
+    def networks(self) -> tuple[IPNetwork, ...]:
+        """The fewest CIDR networks that cover exactly lo..hi."""
+        return tuple(ipaddress.summarize_address_range(self.lo, self.hi))
+
+
+@dataclass(frozen=True)
 class SetLit:
-    items: tuple[Str | Int | IP | Range, ...]
+    items: tuple[Str | Int | IP | Range | IPRange, ...]
     pos: int = field(default=0, compare=False)
 
 
@@ -98,7 +111,7 @@ class Logical:
     pos: int = field(default=0, compare=False)
 
 
-Node = FieldRef | Str | Int | IP | Range | SetLit | ListRef | Call | Compare | Not | Logical
+Node = FieldRef | Str | Int | IP | Range | IPRange | SetLit | ListRef | Call | Compare | Not | Logical
 Value = Str | Int | IP | SetLit | ListRef
 
 # Binding strength: not > and > xor > or, as in Cloudflare's Rules language.
@@ -168,6 +181,8 @@ def to_text(node: Node) -> str:
     if isinstance(node, IP):
         return ip_text(node.value)
     if isinstance(node, Range):
+        return f"{node.lo}..{node.hi}"
+    if isinstance(node, IPRange):
         return f"{node.lo}..{node.hi}"
     if isinstance(node, SetLit):
         return "{" + " ".join(to_text(i) for i in node.items) + "}"

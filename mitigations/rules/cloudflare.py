@@ -28,7 +28,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from .ast import Compare, FieldRef, Int, Range, SetLit, to_text, walk
+from .ast import Call, Compare, FieldRef, Int, Range, SetLit, to_text, walk
 from .errors import CompileError
 from .fields import FIELDS
 from .parser import Rule, parse
@@ -38,15 +38,24 @@ WAF_ACTIONS = {"block", "managed_challenge", "js_challenge", "challenge", "log",
 RATELIMIT_ACTIONS = {"block", "managed_challenge", "js_challenge", "challenge", "log"}
 MAGIC_ACTIONS = {"block", "skip"}
 ACCESS_MODES = {"block", "challenge", "whitelist", "js_challenge", "managed_challenge"}
-RATELIMIT_PERIODS = (10, 60, 120, 300, 600, 3600)
-MITIGATION_TIMEOUTS = (0, 60, 120, 300, 600, 3600, 86400)
+# Cloudflare's supported counting periods and mitigation timeouts (seconds); which of them a
+# zone may use depends on its plan (cloudflare_plans.py).
+RATELIMIT_PERIODS = (10, 15, 20, 30, 40, 45, 60, 90, 120, 180, 240, 300, 480, 600, 900, 1200, 1800, 2400, 3600, 65535)
+MITIGATION_TIMEOUTS = (0, *RATELIMIT_PERIODS[:-1], 86400)
 # Packet-level fields the WAF has no value for; the rest of L3 (source address and its
 # geo/ASN) it knows.
 WAF_REFUSED = {name for name, spec in FIELDS.items() if spec.layer != "L7"} - {
     "ip.src",
     "ip.src.asnum",
     "ip.src.country",
+    "ip.src.continent",
+    "ip.geoip.asnum",
+    "ip.geoip.country",
 }
+# Where each function is evaluated (Cloudflare's Functions reference): bit_slice only in
+# Magic Firewall; the string and array functions only on HTTP requests.
+WAF_REFUSED_FUNCTIONS = {"bit_slice": "bit_slice() is a Magic Firewall function: use the magic_firewall kind"}
+MAGIC_FUNCTIONS = {"bit_slice"}
 LIST_NAME = re.compile(r"[a-z0-9_]{1,50}")
 COUNTRY = re.compile(r"[A-Z]{2}")
 
@@ -75,6 +84,18 @@ def _check_fields(rule: Rule, product: str, refused: set[str], reason: str) -> N
     for node in walk(rule.ast):
         if isinstance(node, FieldRef) and node.name in refused:
             raise CompileError(product, node.name, reason.format(field=node.name))
+
+
+def _check_functions(rule: Rule, product: str, magic: bool) -> None:
+    for node in walk(rule.ast):
+        if not isinstance(node, Call):
+            continue
+        if magic and node.name not in MAGIC_FUNCTIONS:
+            raise CompileError(
+                product, to_text(node), f"Magic Firewall filters packets and has no {node.name}(): use the waf kind"
+            )
+        if not magic and node.name in WAF_REFUSED_FUNCTIONS:
+            raise CompileError(product, to_text(node), WAF_REFUSED_FUNCTIONS[node.name])
 
 
 def _choose(value: str, allowed: Iterable, product: str, what: str) -> None:
@@ -106,6 +127,7 @@ def compile_waf_rule(
         WAF_REFUSED,
         "the WAF sees HTTP requests, not packets: {field} needs the magic_firewall kind or nftables",
     )
+    _check_functions(rule, "cloudflare waf", magic=False)
     body = {
         "description": description,
         "expression": _expression(rule, "cloudflare waf"),
@@ -140,6 +162,7 @@ def compile_rate_limit(
     if int(requests_per_period) < 1:
         raise CompileError(product, str(requests_per_period), "requests_per_period must be at least 1")
     _check_fields(rule, product, WAF_REFUSED, "rate limiting rules see HTTP requests, not packets: {field}")
+    _check_functions(rule, product, magic=False)
     chars = list(dict.fromkeys(characteristics))
     if "cf.colo.id" not in chars:
         chars.append("cf.colo.id")
@@ -173,6 +196,7 @@ def compile_magic_firewall(
     _choose(action, sorted(MAGIC_ACTIONS), product, "action")
     l7 = {name for name, spec in FIELDS.items() if spec.layer == "L7"}
     _check_fields(rule, product, l7, "Magic Firewall filters packets and cannot see {field}: use the waf kind")
+    _check_functions(rule, product, magic=True)
     for node in walk(rule.ast):
         if isinstance(node, Compare) and node.left == FieldRef("ip.proto"):
             values = node.right.items if isinstance(node.right, SetLit) else (node.right,)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -39,12 +40,15 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .ast import IP, STAR, Call, Compare, FieldRef, Int, ListRef, Logical, Node, Not, Range, Str
+from .ast import IP, STAR, Call, Compare, FieldRef, Int, IPRange, ListRef, Logical, Node, Not, Range, Str
 from .errors import RuleError
 from .fields import FIELDS, PROTOCOL_NUMBERS, TCP_FLAG_BITS
 from .parser import Rule, parse
 
 REGEX_SUBJECT_CAP = 8192  # bytes of a value a Python-fallback regex looks at
+URL_DECODE_ROUNDS = 8  # url_decode(x, "r"): Cloudflare decodes recursively; bounded here
+MAP_FIELDS = {"http.request.headers", "http.request.cookies", "http.request.uri.args"}
+_UNICODE_ESCAPE = re.compile(r"%u([0-9A-Fa-f]{4})")
 
 
 @dataclass
@@ -165,6 +169,8 @@ class _Evaluator:
             arr = self.arrow(name)
             if not pa.types.is_null(arr.type):
                 return np.asarray(pc.fill_null(arr.cast(pa.bool_()), False).to_numpy(zero_copy_only=False), bool)
+        if not name.startswith("tcp.flags."):
+            return np.zeros(self.n, bool)  # ssl, ip.flags.mf, ...: only from their own column
         flags = self.int_field("tcp.flags")
         bit = TCP_FLAG_BITS[name.rsplit(".", 1)[1]]
         return flags.valid & ((flags.data & bit) != 0)
@@ -216,11 +222,30 @@ class _Evaluator:
         return _ArrV(flat, offsets, valid, star=False)
 
     def header_rows(self) -> list:
-        col = self.raw("http.request.headers")
-        if col is None:
-            return [None] * self.n
-        rows = col.to_pylist() if isinstance(col, pa.Array) else list(col)
-        return [_header_pairs(row) for row in rows]
+        return self.pair_rows("http.request.headers")
+
+    def pair_rows(self, name: str) -> list:
+        """One Map field as [(key, value), ...] per row (None where the request has none).
+
+        ``http.request.cookies`` falls back to parsing ``http.cookie``, and
+        ``http.request.uri.args`` to splitting ``http.request.uri.query`` (values kept raw,
+        not percent-decoded, as Cloudflare keeps them)."""
+        cache_key = ("pairs", name)
+        if cache_key in self.cache:
+            return self.cache[cache_key]
+        col = self.raw(name)
+        if col is not None:
+            rows = col.to_pylist() if isinstance(col, pa.Array) else list(col)
+            result = [_header_pairs(row) for row in rows]
+        elif name == "http.request.cookies" and self.has("http.cookie"):
+            result = [None if v is None else _cookie_pairs(v) for v in self.str_field("http.cookie").arr.to_pylist()]
+        elif name == "http.request.uri.args" and self.has("http.request.uri.query"):
+            query = self.str_field("http.request.uri.query").arr.to_pylist()
+            result = [None if v is None else _query_pairs(v) for v in query]
+        else:
+            result = [None] * self.n
+        self.cache[cache_key] = result
+        return result
 
     def headers_names(self) -> _ArrV:
         if self.has("http.request.headers.names"):
@@ -232,8 +257,21 @@ class _Evaluator:
         return self.array_from_lists([None if r is None else [name for name, _ in r] for r in rows])
 
     def header_values(self, key: str) -> _ArrV:
-        rows = self.header_rows()
-        return self.array_from_lists([None if r is None else [v for name, v in r if name.lower() == key] for r in rows])
+        return self.map_values("http.request.headers", key)
+
+    def map_values(self, name: str, key: str) -> _ArrV:
+        """``name[key]``: the values under that key, or a missing value where the key is absent
+        (Cloudflare: any comparison on it is false). Header names are matched case-insensitively,
+        cookie and argument names exactly."""
+        fold = name == "http.request.headers"
+        out = []
+        for row in self.pair_rows(name):
+            values = None if row is None else [v for k, v in row if (k.lower() if fold else k) == key]
+            out.append(values or None)
+        return self.array_from_lists(out)
+
+    def map_names(self, name: str) -> _ArrV:
+        return self.array_from_lists([None if r is None else [k for k, _ in r] for r in self.pair_rows(name)])
 
     # -- expressions ------------------------------------------------------------------
     def bool_of(self, node: Node) -> np.ndarray:
@@ -241,8 +279,6 @@ class _Evaluator:
             parts = [self.bool_of(item) for item in node.items]
             func = {"and": np.logical_and, "or": np.logical_or, "xor": np.logical_xor}[node.op]
             return func.reduce(parts) if len(parts) > 1 else parts[0]
-        if isinstance(node, Not):
-            return ~self.bool_of(node.operand)
         if isinstance(node, Compare):
             return self.compare(node)
         value = self.value_of(node)
@@ -259,6 +295,11 @@ class _Evaluator:
         return result
 
     def _value_of(self, node: Node):
+        if isinstance(node, Not):
+            inner = self.value_of(node.operand)
+            if isinstance(inner, _ArrV):  # element-wise not, inside any()/all()
+                return _ArrV(~np.asarray(inner.flat, bool), inner.offsets, inner.valid, star=True)
+            return ~inner
         if isinstance(node, FieldRef):
             return self.field_value(node)
         if isinstance(node, Call):
@@ -270,10 +311,18 @@ class _Evaluator:
     def field_value(self, node: FieldRef):
         name = node.name
         type_name = FIELDS[name].type
-        if name == "http.request.headers":
-            value = self.header_values(node.key or "")
+        if name in MAP_FIELDS:
+            value = self.map_values(name, node.key or "")
         elif name == "http.request.headers.names":
             value = self.headers_names()
+        elif name == "http.request.uri.args.names" and not self.has(name):
+            value = self.map_names("http.request.uri.args")
+        elif name == "http.request.headers.values" and not self.has(name):
+            rows = self.header_rows()
+            value = self.array_from_lists([None if r is None else [v for _, v in r] for r in rows])
+        elif type_name.startswith("Array"):
+            arr = self.arrow(name)
+            value = self.array_from_lists([None] * self.n) if pa.types.is_null(arr.type) else self.array_of(arr)
         elif type_name == "IP address":
             return self.ip_field(name)
         elif type_name == "Integer":
@@ -297,18 +346,32 @@ class _Evaluator:
             if name == "any":
                 return arg.valid & (counts > 0)
             return arg.valid & (counts == arg.lengths)
+        if name == "bit_slice":
+            return self.bit_slice(node)
+        if name == "concat":
+            return self.concat(node)
         arg = self.value_of(node.args[0])
+        if name in ("cidr", "cidr6"):
+            bits = [a.value for a in node.args[1:]]
+            return _mask_ip(arg, 32 if name == "cidr6" else bits[0], bits[-1])
         if name == "len":
+            if isinstance(arg, _ArrV) and arg.star:  # len(x[*])[*]: the length of each element
+                lengths = pc.fill_null(pc.binary_length(arg.flat), 0).to_numpy(zero_copy_only=False)
+                return _ArrV(lengths.astype(np.int64), arg.offsets, arg.valid, star=node.star)
             if isinstance(arg, _ArrV):
                 return _IntV(arg.lengths.copy(), arg.valid)
             lengths = pc.binary_length(arg.arr)
             return _IntV(
                 pc.fill_null(lengths, 0).to_numpy(zero_copy_only=False).astype(np.int64), self.valid_of(lengths)
             )
-        if name == "lower":
+        if name in ("lower", "upper", "url_decode"):
+            func = {"lower": pc.ascii_lower, "upper": pc.ascii_upper}.get(name)  # ASCII only, as Cloudflare
+            if func is None:
+                options = node.args[1].value if len(node.args) > 1 else ""
+                func = lambda arr: _url_decode(arr, options)  # noqa: E731
             if isinstance(arg, _ArrV):
-                return _ArrV(pc.utf8_lower(arg.flat), arg.offsets, arg.valid, star=node.star)
-            return _StrV(pc.utf8_lower(arg.arr))
+                return _ArrV(func(arg.flat), arg.offsets, arg.valid, star=node.star)
+            return _StrV(func(arg.arr))
         func = pc.starts_with if name == "starts_with" else pc.ends_with
         pattern = node.args[1].value
         if isinstance(arg, _ArrV):
@@ -316,9 +379,44 @@ class _Evaluator:
             return _ArrV(flat, arg.offsets, arg.valid, star=node.star)
         return _np_bool(func(arg.arr, pattern=pattern))
 
+    def bit_slice(self, node: Call) -> _IntV:
+        """bit_slice("tcp", start, end): bits start..end-1 of that header, read from a column of
+        raw header bytes named after the protocol ("ip", "tcp", "udp", "icmp")."""
+        proto, start, end = node.args[0].value, node.args[1].value, node.args[2].value
+        data = np.zeros(self.n, np.int64)
+        valid = np.zeros(self.n, bool)
+        col = self.raw(proto)
+        if col is None:
+            return _IntV(data, valid)
+        rows = col.to_pylist() if isinstance(col, pa.Array) else list(col)
+        for i, raw in enumerate(rows):
+            if isinstance(raw, str):
+                try:
+                    raw = bytes.fromhex(raw)
+                except ValueError:
+                    continue
+            if not isinstance(raw, bytes | bytearray) or len(raw) * 8 < end:
+                continue
+            whole = int.from_bytes(raw[: (end + 7) // 8], "big")
+            data[i] = (whole >> ((((end + 7) // 8) * 8) - end)) & ((1 << (end - start)) - 1)
+            valid[i] = True
+        return _IntV(data, valid)
+
+    def concat(self, node: Call) -> _StrV:
+        parts = []
+        for arg in node.args:
+            parts.append(pa.scalar(arg.value, pa.string()) if isinstance(arg, Str) else self.value_of(arg).arr)
+        if not any(isinstance(p, pa.Array) for p in parts):
+            return _StrV(pa.array(["".join(p.as_py() for p in parts)] * self.n, pa.string()))
+        return _StrV(pc.binary_join_element_wise(*parts, ""))
+
     def compare(self, node: Compare) -> np.ndarray | _ArrV:
         left = self.value_of(node.left)
         op, right = node.op, node.right
+        if isinstance(left, _ArrV) and isinstance(left.flat, np.ndarray):  # len(x[*])[*] in {3 4}
+            ones = np.ones(len(left.flat), bool)
+            flat = self.compare_int(_IntV(left.flat, ones), op, right, node)
+            return _ArrV(flat, left.offsets, left.valid, star=True)
         if isinstance(left, _ArrV):  # element-wise over [*]
             flat = self.compare_str(_StrV(left.flat), op, right)
             return _ArrV(flat, left.offsets, left.valid, star=True)
@@ -343,7 +441,7 @@ class _Evaluator:
             else:
                 values = [_int_value(i, is_proto) for i in right.items if not isinstance(i, Range)]
                 ranges = [(i.lo, i.hi) for i in right.items if isinstance(i, Range)]
-            hit = np.isin(data, np.array(values, np.int64)) if values else np.zeros(self.n, bool)
+            hit = np.isin(data, np.array(values, np.int64)) if values else np.zeros(len(data), bool)
             for lo, hi in ranges:
                 hit |= (data >= lo) & (data <= hi)
             return hit & left.valid
@@ -372,7 +470,7 @@ class _Evaluator:
                         f"list ${right.name} holds {v!r}, not an IP address or network", right.pos
                     ) from None
         else:
-            nets = [i.value for i in right.items]
+            nets = [n for i in right.items for n in (i.networks() if isinstance(i, IPRange) else (i.value,))]
         return self.ip_in(left, nets)
 
     def ip_in(self, left: _IPV, nets: list) -> np.ndarray:
@@ -439,6 +537,50 @@ def wildcard_regex(pattern: str) -> str:
         i += 1
     out.append("$")
     return "".join(out)
+
+
+def _mask_ip(value: _IPV, bits4: int, bits6: int) -> _IPV:
+    """cidr(): the network address of each row's address."""
+    mask4 = np.uint32((0xFFFFFFFF << (32 - bits4)) & 0xFFFFFFFF)
+    mask6 = (2**128 - 1) ^ (2 ** (128 - bits6) - 1)
+    hi_mask, lo_mask = np.uint64(mask6 >> 64), np.uint64(mask6 & 0xFFFFFFFFFFFFFFFF)
+    return _IPV(value.v4 & mask4, value.is4, value.hi & hi_mask, value.lo & lo_mask, value.valid)
+
+
+def _url_decode(arr: pa.Array, options: str) -> pa.Array:
+    """Cloudflare's url_decode: %XX and + to bytes/space; "u" also %uXXXX; "r" until nothing changes."""
+
+    def one(text: str | None) -> str | None:
+        if text is None:
+            return None
+        for _ in range(URL_DECODE_ROUNDS if "r" in options else 1):
+            before = text
+            if "u" in options:
+                text = _UNICODE_ESCAPE.sub(lambda m: urllib.parse.quote(chr(int(m.group(1), 16))), text)
+            text = urllib.parse.unquote_plus(text, errors="replace")
+            if text == before:
+                break
+        return text
+
+    return pa.array([one(v) for v in arr.to_pylist()], pa.string())
+
+
+def _cookie_pairs(header: str) -> list[tuple[str, str]]:
+    pairs = []
+    for part in header.split(";"):
+        name, sep, value = part.strip().partition("=")
+        if name and sep:
+            pairs.append((name, value))
+    return pairs
+
+
+def _query_pairs(query: str) -> list[tuple[str, str]]:
+    pairs = []
+    for part in query.lstrip("?").split("&"):
+        if part:
+            name, _, value = part.partition("=")
+            pairs.append((name, value))
+    return pairs
 
 
 def _parse_ipv4(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:

@@ -16,6 +16,7 @@ STR = "String"
 BOOL = "Boolean"
 ARRAY_STR = "Array<String>"
 ARRAY_BOOL = "Array<Boolean>"
+ARRAY_INT = "Array<Integer>"
 MAP_ARRAY_STR = "Map<Array<String>>"
 
 L3, L4, L7 = "L3", "L4", "L7"
@@ -38,6 +39,17 @@ _SPECS = [
     ("ip.src.asnum", INT, L3),
     ("ip.src.country", STR, L3),
     ("icmp.type", INT, L3),
+    ("icmp.code", INT, L3),
+    ("ip.hdr_len", INT, L3),
+    # IPv4 header flags (Wireshark's names); absent for IPv6 packets.
+    ("ip.flags.rb", BOOL, L3),
+    ("ip.flags.df", BOOL, L3),
+    ("ip.flags.mf", BOOL, L3),
+    # Deprecated spellings Cloudflare still accepts (docs examples use them).
+    ("ip.geoip.asnum", INT, L3),
+    ("ip.geoip.country", STR, L3),
+    ("ip.src.continent", STR, L3),
+    ("ip.dst.country", STR, L3),
     ("tcp.srcport", INT, L4),
     ("tcp.dstport", INT, L4),
     ("tcp.flags", INT, L4),
@@ -54,10 +66,33 @@ _SPECS = [
     ("http.request.version", STR, L7),
     ("cf.bot_management.ja3_hash", STR, L7),
     ("cf.bot_management.ja4", STR, L7),
+    ("cf.bot_management.score", INT, L7),
+    ("cf.bot_management.verified_bot", BOOL, L7),
+    ("cf.bot_management.static_resource", BOOL, L7),
+    ("cf.client.bot", BOOL, L7),
+    ("cf.threat_score", INT, L7),
+    ("cf.waf.score", INT, L7),
+    ("http.referer", STR, L7),
+    ("http.x_forwarded_for", STR, L7),
+    ("http.request.uri", STR, L7),
+    ("http.request.full_uri", STR, L7),
+    ("http.request.uri.path.extension", STR, L7),
+    ("http.request.uri.args", MAP_ARRAY_STR, L7),
+    ("http.request.uri.args.names", ARRAY_STR, L7),
+    ("http.request.cookies", MAP_ARRAY_STR, L7),
+    ("http.request.headers.values", ARRAY_STR, L7),
+    ("http.request.accepted_languages", ARRAY_STR, L7),
+    ("http.request.body.raw", STR, L7),
+    ("http.request.body.form.values", ARRAY_STR, L7),
+    ("http.request.timestamp.sec", INT, L7),
+    ("ssl", BOOL, L7),
 ]
 
 # TCP flag booleans and their bit in the flags byte (RFC 793 + RFC 3168).
 TCP_FLAG_BITS = {"fin": 0x01, "syn": 0x02, "rst": 0x04, "psh": 0x08, "ack": 0x10, "urg": 0x20, "ece": 0x40, "cwr": 0x80}
+# Magic Firewall spells three flags in full (tcp.flags.push, .reset, .ecn); same bits.
+TCP_FLAG_ALIASES = {"push": "psh", "reset": "rst", "ecn": "ece"}
+TCP_FLAG_BITS.update({alias: TCP_FLAG_BITS[flag] for alias, flag in TCP_FLAG_ALIASES.items()})
 for _flag in TCP_FLAG_BITS:
     _SPECS.append((f"tcp.flags.{_flag}", BOOL, L4))
 
@@ -79,7 +114,19 @@ PROTOCOL_NUMBERS = {
 
 # Which transport protocol a field needs to be present at all (the evaluator's null).
 FIELD_PROTOCOL = {name: 6 for name in FIELDS if name.startswith("tcp.")}
-FIELD_PROTOCOL.update({"udp.srcport": 17, "udp.dstport": 17, "icmp.type": 1})
+FIELD_PROTOCOL.update({"udp.srcport": 17, "udp.dstport": 17, "icmp.type": 1, "icmp.code": 1})
+
+# Fields that exist only in IPv4 packets (ICMP here means ICMPv4).
+FIELD_FAMILY = {"icmp.type": 4, "icmp.code": 4, "ip.hdr_len": 4, "ip.flags.rb": 4, "ip.flags.df": 4, "ip.flags.mf": 4}
+
+# Bit of each IPv4 flag in the 16-bit flags+fragment-offset word (RFC 791).
+IP_FLAG_BITS = {"rb": 0x8000, "df": 0x4000, "mf": 0x2000}
+
+# Managed IP lists Cloudflare keeps (``$cf.<name>``): the edge resolves them, no one else can.
+MANAGED_LISTS = frozenset({"cf.open_proxies", "cf.anonymizer", "cf.vpn", "cf.malware", "cf.botnetcc"})
+
+# Protocol headers bit_slice() can read, and the packets that have them.
+BIT_SLICE_PROTOCOLS = {"ip": None, "tcp": 6, "udp": 17, "icmp": 1}
 
 
 def article(type_name: str) -> str:

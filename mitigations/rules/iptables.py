@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from .ast import ip_text
 from .errors import CompileError
+from .fields import TCP_FLAG_ALIASES
 from .normalize import Atom, Conjunction, Guard, to_dnf
 from .parser import Rule, parse
 
@@ -213,6 +214,7 @@ def _conjunction(conj: Conjunction, family: int, name: str, ipsets: dict) -> str
             parts.append(part)
         elif field.startswith("tcp.flags."):
             flag = field.rsplit(".", 1)[1]
+            flag = TCP_FLAG_ALIASES.get(flag, flag)
             if flag not in FLAG_NAMES:
                 raise _refuse(atom, f"iptables --tcp-flags has no {flag.upper()} flag; use the nftables target")
             flag_mask.append(FLAG_NAMES[flag])
@@ -239,8 +241,12 @@ def _conjunction(conj: Conjunction, family: int, name: str, ipsets: dict) -> str
                 return None
             if part:
                 parts.append(part)
+        elif field == "bit_slice":
+            raise _refuse(atom, "iptables cannot slice header bits (bit_slice); use the nftables target")
+        elif field == "icmp.code":
+            raise _refuse(atom, "iptables matches an ICMP code only as part of one --icmp-type; use nftables")
         else:
-            raise _refuse(atom, f"iptables has no match for {field}")
+            raise _refuse(atom, f"iptables has no match for {field}; use the nftables target")
     if flag_mask:  # right after -p tcp, whose match owns --tcp-flags
         parts.insert(1, f"--tcp-flags {','.join(flag_mask)} {','.join(flag_set) or 'NONE'}")
     return " ".join(parts)

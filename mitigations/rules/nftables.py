@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from .ast import ip_text
 from .errors import CompileError
+from .fields import IP_FLAG_BITS, TCP_FLAG_ALIASES
 from .normalize import Atom, Conjunction, Guard, to_dnf
 from .parser import Rule, parse
 
@@ -48,6 +49,8 @@ PAYLOAD = {
     "icmp.type": "icmp type",
     "ip.proto": "meta l4proto",
     "ip.len": "meta length",
+    "icmp.code": "icmp code",
+    "ip.hdr_len": "ip hdrlength",
 }
 PROTO_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "ipv6-icmp"}
 
@@ -199,8 +202,16 @@ def _atom(atom: Atom, family: int | None, name: str, sets: dict, timeout: int | 
     field = atom.field
     if field.startswith("tcp.flags."):
         flag = field.rsplit(".", 1)[1]
+        flag = TCP_FLAG_ALIASES.get(flag, flag)
         return f"tcp flags & {flag} {'==' if atom.op == 'bool' else '!='} {flag}"
+    if field.startswith("ip.flags."):
+        bit = IP_FLAG_BITS[field.rsplit(".", 1)[1]]
+        return f"ip frag-off & 0x{bit:04x} {'!=' if atom.op == 'bool' else '=='} 0"
     op = OPS[atom.op]
+    if field == "bit_slice":
+        header, start, end = atom.bits
+        base = "@nh" if header == "ip" else "@th"  # network header / transport header, offsets in bits
+        return f"{base},{start},{end - start} {op}{_values(atom)}"
     if field in ("ip.src", "ip.dst"):
         keyword = ("ip" if atom.family == 4 else "ip6") + (" saddr" if field == "ip.src" else " daddr")
         if atom.list_name:

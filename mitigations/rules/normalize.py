@@ -20,9 +20,24 @@ import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .ast import IP, Call, Compare, FieldRef, Int, ListRef, Logical, Node, Not, Range, SetLit, Str, to_text
+from .ast import IP, Call, Compare, FieldRef, Int, IPRange, ListRef, Logical, Node, Not, Range, SetLit, Str, to_text
 from .errors import CompileError
-from .fields import FIELD_PROTOCOL, FIELDS, PROTOCOL_NUMBERS
+from .fields import BIT_SLICE_PROTOCOLS, FIELD_FAMILY, FIELD_PROTOCOL, FIELDS, MANAGED_LISTS, PROTOCOL_NUMBERS
+
+# Fields only Cloudflare's edge can resolve (geo and ASN databases).
+GEO_FIELDS = {
+    "ip.src.country",
+    "ip.src.asnum",
+    "ip.geoip.country",
+    "ip.geoip.asnum",
+    "ip.src.continent",
+    "ip.dst.country",
+}
+# Why a packet filter cannot run a function, by function.
+FUNCTION_REASONS = {
+    "cidr": "cidr() is evaluated by Cloudflare's WAF only; write ip.src in {<network>} instead",
+    "cidr6": "cidr6() is evaluated by Cloudflare's WAF only; write ip.src in {<network>} instead",
+}
 
 MAX_CONJUNCTIONS = 64
 NEGATE_OP = {"eq": "ne", "ne": "eq", "lt": "ge", "ge": "lt", "le": "gt", "gt": "le", "in": "not in", "not in": "in"}
@@ -55,21 +70,28 @@ class Atom:
     clause: str
     list_name: str | None = None
     family: int | None = None  # for IP atoms: every value is of this family
+    bits: tuple[str, int, int] | None = None  # field "bit_slice": (protocol header, start, end)
 
     @property
     def guards(self) -> tuple[Guard, ...]:
         guards = []
         if self.field in FIELD_PROTOCOL:
             guards.append(Guard("l4proto", FIELD_PROTOCOL[self.field]))
-        if self.field == "icmp.type":
-            guards.append(Guard("family", 4))  # ICMP, not ICMPv6
+        if self.field in FIELD_FAMILY:
+            guards.append(Guard("family", FIELD_FAMILY[self.field]))  # ICMP not ICMPv6, IPv4 header fields
+        if self.bits is not None:
+            proto = BIT_SLICE_PROTOCOLS[self.bits[0]]
+            if proto is not None:
+                guards.append(Guard("l4proto", proto))
+            if self.bits[0] in ("ip", "icmp"):
+                guards.append(Guard("family", 4))  # offsets into an IPv4 / ICMPv4 header
         if self.family is not None:
             guards.append(Guard("family", self.family))
         return tuple(guards)
 
     def negate(self) -> Atom:
         op = {"bool": "not bool", "not bool": "bool"}.get(self.op) or NEGATE_OP[self.op]
-        return Atom(self.field, op, self.values, self.clause, self.list_name, self.family)
+        return Atom(self.field, op, self.values, self.clause, self.list_name, self.family, self.bits)
 
 
 Literal = Atom | Guard
@@ -151,18 +173,29 @@ class _Normalizer:
         """One comparison as a disjunction of atoms (split by IP family or set member)."""
         clause = to_text(node)
         if isinstance(node, FieldRef) and FIELDS[node.name].type == "Boolean" and node.index is None:
+            if FIELDS[node.name].layer == "L7":
+                raise self.refuse(node, f"{self.target} cannot see {node.name}: use the cloudflare target")
             return [Atom(node.name, "bool", (), clause)]
         if isinstance(node, Call):
             raise self.refuse(node, f"{self.target} cannot evaluate {node.name}()")
         if not isinstance(node, Compare):
             raise self.refuse(node, f"{self.target} has no array tests")
         left = node.left
+        if isinstance(left, Call) and left.name == "bit_slice" and self.target == "nftables":
+            if isinstance(node.right, ListRef):
+                raise self.refuse(node, "bit_slice() compares with numbers or a set of numbers, not a list")
+            values = node.right.items if isinstance(node.right, SetLit) else (node.right,)
+            bits = (left.args[0].value, left.args[1].value, left.args[2].value)
+            return [Atom("bit_slice", node.op, tuple(_value(v) for v in values), clause, bits=bits)]
         if isinstance(left, Call):
-            raise self.refuse(node, f"{self.target} cannot evaluate {left.name}()")
+            reason = FUNCTION_REASONS.get(left.name, f"{self.target} cannot evaluate {left.name}()")
+            if left.name == "bit_slice":
+                reason = "bit_slice() reads raw header bits: use the nftables target (or Cloudflare Magic Firewall)"
+            raise self.refuse(node, reason)
         spec = FIELDS[left.name]
         if spec.layer == "L7":
             raise self.refuse(node, f"{self.target} cannot see {left.name}: use the cloudflare target")
-        if left.name in ("ip.src.country", "ip.src.asnum"):
+        if left.name in GEO_FIELDS:
             raise self.refuse(
                 node, f"{self.target} has no geo/ASN data for {left.name}: resolve it to a CIDR $list first"
             )
@@ -172,10 +205,13 @@ class _Normalizer:
         right = node.right
         list_name = None
         if isinstance(right, ListRef):
-            list_name = right.name
+            if right.name in MANAGED_LISTS:
+                reason = f"${right.name} is a managed list only Cloudflare's edge can read: use the cloudflare target"
+                raise self.refuse(node, reason)
+            list_name = right.name.replace(".", "_")
             values = self.list_values(right, spec.type == "IP address", node)
         elif isinstance(right, SetLit):
-            values = tuple(_value(i) for i in right.items)
+            values = tuple(v for i in right.items for v in (i.networks() if isinstance(i, IPRange) else (_value(i),)))
         else:
             values = (_value(right),)
         if left.name == "ip.proto":
@@ -256,7 +292,7 @@ def _merge_sets(node: Node) -> Node:
     for item in rest:
         if isinstance(item, FieldRef) and item.name in merged:
             values = tuple(dict.fromkeys(merged.pop(item.name)))
-            if len(values) == 1 and not isinstance(values[0], Range):
+            if len(values) == 1 and not isinstance(values[0], Range | IPRange):
                 out.append(Compare(item, "eq", values[0]))
             else:
                 out.append(Compare(item, "in", SetLit(values)))

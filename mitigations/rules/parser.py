@@ -18,11 +18,30 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from .ast import IP, STAR, Call, Compare, FieldRef, Int, ListRef, Logical, Node, Not, Range, SetLit, Str, to_text, walk
+from .ast import (
+    IP,
+    STAR,
+    Call,
+    Compare,
+    FieldRef,
+    Int,
+    IPRange,
+    ListRef,
+    Logical,
+    Node,
+    Not,
+    Range,
+    SetLit,
+    Str,
+    to_text,
+    walk,
+)
 from .errors import RuleError
 from .fields import (
     ARRAY_BOOL,
+    ARRAY_INT,
     ARRAY_STR,
+    BIT_SLICE_PROTOCOLS,
     BOOL,
     FIELDS,
     INT,
@@ -40,7 +59,22 @@ MAX_REGEX_LENGTH = 1024
 
 ENGLISH_OPS = {"eq", "ne", "lt", "le", "gt", "ge", "in", "contains", "matches", "wildcard"}
 C_OPS = [("==", "eq"), ("!=", "ne"), ("<=", "le"), (">=", "ge"), ("<", "lt"), (">", "gt"), ("~", "matches")]
-FUNCTIONS = {"any", "all", "lower", "len", "starts_with", "ends_with"}
+FUNCTIONS = {
+    "any",
+    "all",
+    "lower",
+    "upper",
+    "len",
+    "starts_with",
+    "ends_with",
+    "url_decode",
+    "concat",
+    "cidr",
+    "cidr6",
+    "bit_slice",
+}
+BIT_SLICE_MAX_END = 2040  # Cloudflare: the offset cannot exceed 2,040 bits
+BIT_SLICE_MAX_WIDTH = 32
 KEYWORDS = ENGLISH_OPS | {"and", "or", "not", "xor", "strict"}
 # Weakest first: or < xor < and (not binds tightest), as Cloudflare documents.
 LEVELS = [("or", "||"), ("xor", "^^"), ("and", "&&")]
@@ -52,8 +86,9 @@ OPS_BY_TYPE = {
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*")
 _VALUE_RUN = re.compile(r"[0-9A-Za-z:./_-]+")
-_LIST_NAME = re.compile(r"[A-Za-z0-9_]+")
+_LIST_NAME = re.compile(r"(?:cf\.)?[A-Za-z0-9_]+")  # $cf.<name>: Cloudflare's managed lists
 _DIGITS = re.compile(r"[0-9]{1,19}")
+_HEX = re.compile(r"0[xX][0-9A-Fa-f]{1,16}")
 _RANGE = re.compile(r"([0-9]{1,19})\.\.([0-9]{1,19})")
 _IPV4ISH = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+(?:/[0-9]+)?")
 _UNSUPPORTED_REGEX = re.compile(r"\(\?<?[=!]|\\[1-9]")
@@ -200,6 +235,8 @@ class _Parser:
         self.enter(start)
         operand, type_ = self.parse_not()
         self.depth -= 1
+        if type_ == (BOOL, True):  # all(not len(x[*])[*] in {3 4}): negate element-wise
+            return Not(operand, pos=start), type_
         self.require_bool(operand, type_)
         return Not(operand, pos=start), BOOL_T
 
@@ -274,17 +311,19 @@ class _Parser:
         type_name = FIELDS[name].type
         key = None
         if type_name == MAP_ARRAY_STR:
+            what = "header name" if name == "http.request.headers" else "key"
             if not self.text.startswith("[", self.i):
-                raise self.error(f'expected a header name: {name}["header-name"], found {self.found()}')
+                raise self.error(f'expected a {what}: {name}["{what.replace(" ", "-")}"], found {self.found()}')
             self.i += 1
             self.ws()
             key_pos = self.i
             if not self.text.startswith('"', self.i) and not self.text.startswith("r", self.i):
-                raise self.error(f"expected a quoted header name, found {self.found()}")
+                raise self.error(f"expected a quoted {what}, found {self.found()}")
             key = self.parse_string().value
-            if key != key.lower():
+            # Cloudflare lowercases header names; cookie and query-argument names keep their case.
+            if name == "http.request.headers" and key != key.lower():
                 raise self.error(f'header names are lowercase in {name}: write "{key.lower()}"', key_pos)
-            self.expect_char("]", "expected ']' after the header name")
+            self.expect_char("]", f"expected ']' after the {what}")
             type_name = ARRAY_STR
         index: int | str | None = None
         star = False
@@ -322,19 +361,36 @@ class _Parser:
                 )
             args.append(arg)
             result: Type = BOOL_T
+        elif name == "bit_slice":
+            result = self.bit_slice_args(args)
+        elif name == "concat":
+            result = self.concat_args(args)
         else:
             self.ws()
             arg_pos = self.i
+            if self.text.startswith('"', self.i) or (
+                self.text.startswith("r", self.i) and self.text[self.i + 1 : self.i + 2] in ('"', "#")
+            ):
+                raise self.error(f"the first argument of {name}() must be a field, not a literal", arg_pos)
             arg, atype = self.parse_operand()
             args.append(arg)
-            if name == "len":
-                if atype not in ((STR, False), (ARRAY_STR, False)):
+            if name in ("cidr", "cidr6"):
+                result = self.cidr_args(name, arg, atype, arg_pos, args)
+            elif name == "len":
+                if atype[0] not in (STR, ARRAY_STR, ARRAY_INT) or (atype[1] and atype[0] != STR):
                     raise self.error(f"len() expects a String or an Array, found {article(atype[0])}", arg_pos)
-                result = (INT, False)
+                result = (ARRAY_INT, False) if atype[1] else (INT, False)
             else:
                 if atype[0] != STR:
                     raise self.error(f"{name}() expects a String, found {article(atype[0])}", arg_pos)
-                if name == "lower":
+                if name in ("lower", "upper", "url_decode"):
+                    if name == "url_decode" and self.peek_comma():
+                        self.i += 1
+                        self.ws()
+                        options = self.parse_literal()
+                        if not isinstance(options, Str) or not re.fullmatch(r"[ru]{0,2}", options.value):
+                            raise self.error('url_decode() options are a string of "r" and/or "u"', options.pos)
+                        args.append(options)
                     result = (ARRAY_STR, False) if atype[1] else (STR, False)
                 else:
                     self.expect_char(",", f"expected ',' and a string after the first argument of {name}()")
@@ -348,14 +404,69 @@ class _Parser:
         self.depth -= 1
         star = False
         if self.text.startswith("[", self.i):
-            if result[0] not in (ARRAY_STR, ARRAY_BOOL):
+            element = {ARRAY_STR: STR, ARRAY_BOOL: BOOL, ARRAY_INT: INT}
+            if result[0] not in element:
                 raise self.error(f"{name}() returns {article(result[0])}, it cannot be indexed")
             bracket = self.i
             index, star = self.parse_index()
             if not star:
                 raise self.error("only [*] can follow a function call", bracket)
-            result = (STR if result[0] == ARRAY_STR else BOOL, True)
+            result = (element[result[0]], True)
         return Call(name, tuple(args), star, pos=start), result
+
+    def peek_comma(self) -> bool:
+        self.ws()
+        return self.text.startswith(",", self.i)
+
+    def int_arg(self, name: str, what: str, low: int, high: int) -> Int:
+        self.expect_char(",", f"expected ',' and {what} in {name}()")
+        self.ws()
+        lit = self.parse_literal()
+        if not isinstance(lit, Int) or not low <= lit.value <= high:
+            raise self.error(f"{name}() expects {what} between {low} and {high}", lit.pos)
+        return lit
+
+    def cidr_args(self, name: str, arg: Node, atype: Type, arg_pos: int, args: list[Node]) -> Type:
+        if atype != (IP_T, False) or not isinstance(arg, FieldRef):
+            raise self.error(f"{name}() expects an IP address field such as ip.src", arg_pos)
+        if name == "cidr":
+            args.append(self.int_arg(name, "the IPv4 network bits", 1, 32))
+        args.append(self.int_arg(name, "the IPv6 network bits", 1, 128))
+        return (IP_T, False)
+
+    def bit_slice_args(self, args: list[Node]) -> Type:
+        self.ws()
+        proto = self.parse_literal()
+        names = ", ".join(f'"{p}"' for p in BIT_SLICE_PROTOCOLS)
+        if not isinstance(proto, Str) or proto.value not in BIT_SLICE_PROTOCOLS:
+            raise self.error(f"bit_slice() reads the header of one of {names}", proto.pos)
+        first = self.int_arg("bit_slice", "a start offset in bits", 0, BIT_SLICE_MAX_END - 1)
+        last = self.int_arg("bit_slice", "an end offset in bits", 1, BIT_SLICE_MAX_END)
+        if not 0 < last.value - first.value <= BIT_SLICE_MAX_WIDTH:
+            raise self.error(
+                f"bit_slice() reads 1 to {BIT_SLICE_MAX_WIDTH} bits: the end offset must be above the start "
+                f"and at most {BIT_SLICE_MAX_WIDTH} past it",
+                last.pos,
+            )
+        args.extend([proto, first, last])
+        return (INT, False)
+
+    def concat_args(self, args: list[Node]) -> Type:
+        while True:
+            self.ws()
+            pos = self.i
+            if self.text.startswith('"', self.i) or (
+                self.text.startswith("r", self.i) and self.text[self.i + 1 : self.i + 2] in ('"', "#")
+            ):
+                args.append(self.parse_string())
+            else:
+                arg, atype = self.parse_operand()
+                if atype != (STR, False):
+                    raise self.error(f"concat() joins Strings, found {article(atype[0])}", pos)
+                args.append(arg)
+            if not self.peek_comma():
+                return (STR, False)
+            self.i += 1
 
     def parse_value(self, op: str) -> Node:
         self.ws()
@@ -374,8 +485,10 @@ class _Parser:
             raise self.error(f"expected a set {{...}} or a $list after 'in', found {self.found()}")
         if ch in ("{", "$"):
             raise self.error(f"{op} compares with one value; use 'in' for a set or a list")
+        if op == "matches" and ch == '"':
+            return self.parse_string(regex=True)
         value = self.parse_literal()
-        if isinstance(value, Range):
+        if isinstance(value, Range | IPRange):
             raise self.error("a range a..b is only allowed inside a set: {a..b}", pos)
         return value
 
@@ -397,7 +510,7 @@ class _Parser:
             raise self.error("expected at least one value in the set", start)
         return SetLit(tuple(items), pos=start)
 
-    def parse_literal(self) -> Str | Int | IP | Range:
+    def parse_literal(self) -> Str | Int | IP | Range | IPRange:
         pos = self.i
         if self.i >= self.n:
             raise self.error('expected a value (a "string", a number or an IP address), found end of text')
@@ -409,6 +522,8 @@ class _Parser:
             raise self.error(f'expected a value (a "string", a number or an IP address), found {self.found()}')
         token = m.group()
         self.i = m.end()
+        if _HEX.fullmatch(token):
+            return Int(int(token, 16), pos=pos)
         if _DIGITS.fullmatch(token):
             value = int(token)
             if value >= 2**63:
@@ -420,6 +535,8 @@ class _Parser:
             if lo > hi or hi >= 2**63:
                 raise self.error(f"expected a range low..high with low <= high, found '{token}'", pos)
             return Range(lo, hi, pos=pos)
+        if ".." in token:
+            return self.ip_range(token, pos)
         if ":" in token or _IPV4ISH.fullmatch(token):
             try:
                 return IP(ipaddress.ip_network(token, strict=True), pos=pos)
@@ -430,7 +547,25 @@ class _Parser:
                 raise self.error(f"expected an IP address or CIDR network, found '{token[:50]}'", pos) from None
         raise self.error(f"expected a value (a \"string\", a number or an IP address), found '{token[:30]}'", pos)
 
-    def parse_string(self) -> Str:
+    def ip_range(self, token: str, pos: int) -> IPRange:
+        lo_text, _, hi_text = token.partition("..")
+        try:
+            lo, hi = ipaddress.ip_address(lo_text), ipaddress.ip_address(hi_text)
+        except ValueError:
+            raise self.error(
+                f"expected a range low..high of numbers or IP addresses, found '{token[:60]}'", pos
+            ) from None
+        if lo.version != hi.version or lo > hi:
+            raise self.error(
+                f"expected an address range low..high of one family with low <= high, found '{token[:90]}'", pos
+            )
+        return IPRange(lo, hi, pos=pos)
+
+    def parse_string(self, regex: bool = False) -> Str:
+        """A quoted or raw string. ``regex``: a quoted regex after ``matches``, where Cloudflare
+        applies regex escaping: only ``\\"`` is unescaped, every other backslash reaches the regex
+        engine as written. One that holds a backslash is kept as a raw string, which prints back
+        the same regex."""
         start = self.i
         if self.text[self.i] == "r":
             self.i += 1
@@ -453,7 +588,13 @@ class _Parser:
             if self.i >= self.n:
                 raise self.error(f"expected '\"' to close the string opened at position {start}")
             ch = self.text[self.i]
-            if ch == "\\":
+            if ch == "\\" and regex:
+                nxt = self.text[self.i + 1 : self.i + 2]
+                if not nxt:
+                    raise self.error(f"expected '\"' to close the string opened at position {start}")
+                out.append(nxt if nxt == '"' else ch + nxt)
+                self.i += 2
+            elif ch == "\\":
                 nxt = self.text[self.i + 1 : self.i + 2]
                 if nxt in ('"', "\\"):
                     out.append(nxt)
@@ -465,7 +606,8 @@ class _Parser:
                     raise self.error('expected \\", \\\\ or \\xHH after a backslash (or use a raw string r"...")')
             elif ch == '"':
                 self.i += 1
-                return Str("".join(out), raw=False, pos=start)
+                value = "".join(out)
+                return Str(value, raw=regex and "\\" in value, pos=start)
             else:
                 out.append(ch)
                 self.i += 1
@@ -521,7 +663,7 @@ class _Parser:
 def _literal_type(value: Node) -> str:
     if isinstance(value, Str):
         return STR
-    if isinstance(value, IP):
+    if isinstance(value, IP | IPRange):
         return IP_T
     if isinstance(value, Range):
         return "Integer range"

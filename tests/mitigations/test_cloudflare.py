@@ -157,6 +157,7 @@ def test_waf_custom_rule_is_added_to_the_existing_phase_entry_point_and_deleted_
             "path": f"/zones/{ZONE}/rulesets/rs1/rules/r9",
             "ruleset": f"/zones/{ZONE}/rulesets/rs1",
             "id": "r9",
+            "rule": {"expression": expression, "action": "block", "enabled": True},
         }
     ]
     cf.expect("DELETE", f"/zones/{ZONE}/rulesets/rs1/rules/r9", answer=ok({}))
@@ -171,7 +172,8 @@ def test_drift_check_reads_the_ruleset_back_and_flags_a_deleted_rule(cf, run):
     cf.expect("POST", f"/zones/{ZONE}/rulesets/rs1/rules")
     _rule_answer(cf, "rs1", phase, "r9")
     mitigation = run(kind="waf_rule", expression='http.user_agent contains "masscan"')
-    cf.expect("GET", f"/zones/{ZONE}/rulesets/rs1", answer=ruleset("rs1", phase, [{"id": "r9"}]))
+    sent = {**cf.seen[-1][2], "id": "r9"}
+    cf.expect("GET", f"/zones/{ZONE}/rulesets/rs1", answer=ruleset("rs1", phase, [sent]))
     assert services.mitigations_check_drift() == 0
     cf.expect("GET", f"/zones/{ZONE}/rulesets/rs1", answer=ruleset("rs1", phase, [{"id": "other"}]))
     assert services.mitigations_check_drift() == 1
