@@ -26,6 +26,7 @@ from alerts import urgency
 from alerts.formats import ParsedAlert, ParseError, parse_delivery
 from alerts.mapping import CustomerMapper
 from alerts.models import Alert, Attack, Delivery, Feed, Silence, silence_values
+from console import units
 from console.audit import audit_record, snapshot
 from console.models import Customer
 
@@ -740,19 +741,8 @@ def attack_schedule_summary(*, attack_id: int, delay: int = 15) -> None:
             cache.delete(key)  # not left claimed by a summary that was never queued
 
 
-VECTOR_TITLES = {
-    "syn_flood": "SYN flood",
-    "ack_flood": "ACK flood",
-    "rst_flood": "RST flood",
-    "udp_flood": "UDP flood",
-    "http_flood": "HTTP flood",
-    "dns_amplification": "DNS amplification",
-    "ntp_amplification": "NTP amplification",
-}
-
-
-def vector_title(vector: str) -> str:
-    return VECTOR_TITLES.get(vector, vector.replace("_", " "))
+# One vocabulary for vectors on every page, mail and report.
+vector_title = units.vector_title
 
 
 def attack_summarize(*, attack_id: int) -> Attack | None:

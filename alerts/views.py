@@ -3,9 +3,11 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.db import DatabaseError
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -22,6 +24,7 @@ from alerts.forms import FeedForm, SilenceForm
 from alerts.health import ingest_status
 from alerts.imports import import_enqueue
 from alerts.models import Alert, AlertImport, Attack, Delivery, Feed, SavedView, Silence
+from alerts.selectors import QUEUE_ORDER, selected_alerts
 from console import roles
 from console.audit import audit_record, snapshot
 from console.http import safe_next
@@ -98,7 +101,24 @@ def _queue_queryset(request: HttpRequest):  # noqa: ANN202
     if not any(k in params for k in ("status", "queue")):
         params["queue"] = "true"
     filterset = AlertFilterSet(params, queryset=Alert.objects.visible_to(request.user))
-    return filterset, filterset.qs.select_related("customer", "feed", "assignee", "attack")
+    return filterset, filterset.qs.select_related("customer", "feed", "assignee", "attack").order_by(*QUEUE_ORDER)
+
+
+def _grouped(alerts: list[Alert]) -> list[Alert]:
+    """Alerts of one attack under its most urgent one: the lead carries ``members`` (shown on expand)."""
+    leads: dict[int, Alert] = {}
+    out: list[Alert] = []
+    for alert in alerts:
+        alert.members = []
+        lead = leads.get(alert.attack_id) if alert.attack_id else None
+        if lead is None:
+            if alert.attack_id:
+                leads[alert.attack_id] = alert
+            out.append(alert)
+        else:
+            alert.member_of = lead.pk
+            lead.members.append(alert)
+    return out
 
 
 @login_required
@@ -108,16 +128,24 @@ def alert_list(request: HttpRequest) -> HttpResponse:
     if request.htmx and request.GET.get("after"):
         # Live updates: alerts new or changed since the page's last poll.
         after = parse_datetime(request.GET["after"]) or timezone.now()
-        changed = list(alerts.filter(updated_at__gt=after).order_by("-urgency", "-last_seen")[:100])
+        changed = list(alerts.filter(updated_at__gt=after)[:100])
         return render(
             request,
             "alerts/_queue_rows.html",
             {"alerts": changed, "fresh": True, "cursor": timezone.now().isoformat(), "polling": True},
         )
+    # Also the alerts that left the queue since the cursor arrive as "gone" rows (see the poll above);
+    # the page itself is paginated so nothing past the first 200 is out of reach.
+    page = Paginator(alerts, QUEUE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
     context = {
         "filter": filterset,
-        "alerts": alerts[:QUEUE_SIZE],
-        "total": alerts.count(),
+        "alerts": _grouped(list(page.object_list)),
+        "page": page,
+        "page_query": query.urlencode(),
+        "poll_ms": settings.QUEUE_POLL_MS,
+        "total": page.paginator.count,
         "cursor": timezone.now().isoformat(),
         "query": request.GET.urlencode(),
         "saved_views": SavedView.objects.filter(owner=request.user) | SavedView.objects.filter(shared=True),
@@ -141,8 +169,7 @@ def alert_bulk(request: HttpRequest) -> HttpResponse:
     """Bulk triage from the queue: acknowledge, assign, resolve with an outcome."""
     require_internal(request)
     _require_actor(request)
-    ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
-    alerts = list(Alert.objects.visible_to(request.user).filter(pk__in=ids))
+    alerts = selected_alerts(user=request.user, data=request.POST)
     action = request.POST.get("action", "")
     if not alerts:
         messages.error(request, "Select at least one alert.")

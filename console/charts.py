@@ -27,6 +27,14 @@ def _figure(data: list[dict[str, Any]], layout: dict[str, Any]) -> dict[str, Any
     return {"data": data, "layout": {"legend": {"orientation": "h"}, **layout}}
 
 
+def count_axis(title: str, values: Sequence[float | None] = ()) -> dict[str, Any]:
+    """An axis of counts (alerts, attacks, tickets): whole numbers only, never a tick at 0.5."""
+    axis: dict[str, Any] = {"title": {"text": title}, "rangemode": "tozero", "tickformat": ",d"}
+    if max((v or 0 for v in values), default=0) <= 10:
+        axis.update(tick0=0, dtick=1)
+    return axis
+
+
 def stacked_rate(
     buckets: Sequence[str],
     counts: dict[str, dict[str, int]],
@@ -62,7 +70,7 @@ def stacked_rate(
             "title": {"text": title},
             "barmode": "stack",
             "xaxis": {"type": "date"},
-            "yaxis": {"title": {"text": "alerts"}},
+            "yaxis": count_axis("alerts", [sum((counts.get(k) or {}).get(b, 0) for k in counts) for b in buckets]),
             "height": 280,
         },
     )
@@ -89,7 +97,7 @@ def ongoing_attacks(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         {
             "title": {"text": f"Ongoing attacks (peak {METRIC_LABELS[metric]})"},
             "yaxis": {"autorange": "reversed", "automargin": True},
-            "xaxis": {"title": {"text": METRIC_LABELS[metric]}},
+            "xaxis": {"title": {"text": METRIC_LABELS[metric]}, "exponentformat": "SI"},
             "height": max(200, 40 + 28 * len(rows)),
             "showlegend": False,
         },
@@ -106,8 +114,10 @@ def bars(
     horizontal: bool = False,
     color: str | Sequence[str] = "#0090ff",
     height: int = 260,
+    counts: bool = True,
 ) -> dict[str, Any]:
-    """One bar trace; ``links`` make each bar open a filtered list."""
+    """One bar trace; ``links`` make each bar open a filtered list. ``counts``: whole-number axis;
+    otherwise a rate axis with SI prefixes."""
     trace: dict[str, Any] = {"type": "bar", "name": axis or title, "marker": {"color": color}}
     if horizontal:
         trace.update(orientation="h", x=list(values), y=list(labels))
@@ -118,10 +128,12 @@ def bars(
     layout: dict[str, Any] = {"title": {"text": title}, "height": height, "showlegend": False}
     if horizontal:
         layout["yaxis"] = {"autorange": "reversed", "automargin": True, "type": "category"}
-        layout["xaxis"] = {"title": {"text": axis}}
+    value_axis = count_axis(axis, values) if counts else {"title": {"text": axis}, "exponentformat": "SI"}
+    if horizontal:
+        layout["xaxis"] = value_axis
     else:
         layout["xaxis"] = {"type": "category"}
-        layout["yaxis"] = {"title": {"text": axis}}
+        layout["yaxis"] = value_axis
     return _figure([trace], layout)
 
 
@@ -157,8 +169,8 @@ def attacks_over_time(
         {
             "title": {"text": "Attacks per day"},
             "xaxis": {"type": "date"},
-            "yaxis": {"title": {"text": "attacks"}},
-            "yaxis2": {"title": {"text": "bits/s"}, "overlaying": "y", "side": "right"},
+            "yaxis": count_axis("attacks", attacks),
+            "yaxis2": {"title": {"text": "bits/s"}, "overlaying": "y", "side": "right", "exponentformat": "SI"},
             "height": 280,
         },
     )
@@ -188,6 +200,7 @@ def traffic_timeline(
     *,
     zone: str,
     title: str = "Attack traffic",
+    x_range: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """The attack's traffic over time (local time of ``zone``), one axis per metric, mitigations marked.
 
@@ -210,6 +223,8 @@ def traffic_timeline(
                 "y": list(s["y"]),
                 "yaxis": axes[s["metric"]],
                 "line": {"color": PALETTE[i % len(PALETTE)], "width": 2},
+                "connectgaps": False,
+                "hovertemplate": f"%{{y:.3s}} {METRIC_LABELS[s['metric']]}<extra>{name}</extra>",
             }
         )
     layout: dict[str, Any] = {
@@ -220,10 +235,17 @@ def traffic_timeline(
         "annotations": [],
     }
     for n, metric in enumerate(present):
-        spec: dict[str, Any] = {"title": {"text": METRIC_LABELS[metric]}, "rangemode": "tozero"}
+        # SI prefixes (40G bits/s), never plotly's default "B" for billions.
+        spec: dict[str, Any] = {
+            "title": {"text": METRIC_LABELS[metric]},
+            "rangemode": "tozero",
+            "exponentformat": "SI",
+        }
         if n:
             spec.update(overlaying="y", side="right", visible=n == 1)
         layout["yaxis" if n == 0 else f"yaxis{n + 1}"] = spec
+    if x_range:
+        layout["xaxis"]["range"] = list(x_range)
     for marker in markers:
         layout["shapes"].append(
             {

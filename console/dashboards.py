@@ -438,6 +438,7 @@ def customer_overview(customer: Customer, *, now: datetime | None = None, days: 
             axis="bits/s",
             horizontal=True,
             color="#e5484d",
+            counts=False,
         )
         if largest
         else None,

@@ -165,6 +165,10 @@ LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
 # Login throttling: this many failures per username or per client address in the window.
 LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+# How often the SOC dashboard redraws its cards (htmx poll), in seconds.
+DASHBOARD_REFRESH_SECONDS = env_int("DASHBOARD_REFRESH_SECONDS", 30)
+# How often the triage queue asks for new and changed alerts, in milliseconds.
+QUEUE_POLL_MS = env_int("QUEUE_POLL_MS", 3000)
 LOGIN_FAILURE_WINDOW = env_int("LOGIN_FAILURE_WINDOW", 300)
 # TOTP after the password for the roles that can approve and apply mitigations
 # (console/two_factor.py). API tokens are separate credentials and are not asked for a code.

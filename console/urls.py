@@ -1,12 +1,13 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from console import two_factor, views
 from console.api.urls import router
 from console.auth import ThrottledLoginView
 from console.reports.urls import router as reports_router
+from console.schema import CachedSchemaView
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -26,7 +27,7 @@ urlpatterns = [
     path("", include("traffic.urls")),
     path("", include("mitigations.urls")),
     path("admin/", admin.site.urls),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/schema/", CachedSchemaView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include((reports_router.urls, "reports-api"))),
     path("api/", include((router.urls, "api"))),

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -47,7 +48,11 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     """The SOC overview; its cards refresh themselves every 30 s (htmx polls ``?fragment=1``)."""
     if not roles.is_internal(request.user):
         return render(request, "console/no_access.html", status=200)
-    context = {**dashboard_overview(), **dashboards.soc_overview()}
+    context = {
+        **dashboard_overview(),
+        **dashboards.soc_overview(),
+        "refresh_seconds": settings.DASHBOARD_REFRESH_SECONDS,
+    }
     if request.GET.get("fragment") and request.htmx:
         return render(request, "reports/_soc_overview.html", context)
     return render(request, "console/dashboard.html", context)

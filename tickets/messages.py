@@ -13,7 +13,8 @@ from typing import Any
 
 from django.template import Context, Engine, TemplateSyntaxError
 
-from alerts.services import vector_title
+from console import units
+from console.units import vector_title
 from tickets.models import Ticket, TicketTemplate
 
 # No loaders: a template cannot include or extend files from the server.
@@ -24,27 +25,16 @@ class MessageTemplateError(ValueError):
     """A template that cannot be rendered; the message says where."""
 
 
-def _scaled(value: float | None, unit: str, base: float = 1000.0) -> str:
-    if not value:
-        return ""
-    for prefix in ("", "k", "M", "G", "T"):
-        if abs(value) < base or prefix == "T":
-            text = f"{value:.3g}" if prefix else f"{value:.0f}"
-            return f"{text} {prefix}{unit}"
-        value /= base
-    return f"{value} {unit}"
-
-
 def format_bps(value: float | None) -> str:
-    return _scaled(value, "bps")
+    return units.rate(value, "bps") if value else ""
 
 
 def format_pps(value: float | None) -> str:
-    return _scaled(value, "pps")
+    return units.rate(value, "pps") if value else ""
 
 
 def format_rps(value: float | None) -> str:
-    return _scaled(value, "rps")
+    return units.rate(value, "rps") if value else ""
 
 
 def peak_text(bps: float | None, pps: float | None, rps: float | None) -> str:

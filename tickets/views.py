@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from alerts.models import Alert
+from alerts.selectors import selected_alerts
 from console import roles
 from console.http import safe_next
 from console.permissions import get_visible_or_404
@@ -120,8 +120,7 @@ def _next(request: HttpRequest, default: str) -> str:
 def ticket_escalate(request: HttpRequest) -> HttpResponse:
     """From the triage queue: a new ticket for the selected alerts, or add them to ticket ``ticket``."""
     _require_actor(request)
-    ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
-    alerts = list(Alert.objects.visible_to(request.user).filter(pk__in=ids).select_related("customer"))
+    alerts = selected_alerts(user=request.user, data=request.POST)
     back = _next(request, reverse("alert-list"))
     if not alerts:
         messages.error(request, "Select at least one alert to escalate.")

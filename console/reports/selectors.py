@@ -8,6 +8,7 @@ their apps are installed; from a ticket, only customer-facing timeline entries a
 
 from __future__ import annotations
 
+import math
 import zoneinfo
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -117,6 +118,13 @@ class _Builder:
         self.ids = [a.pk for a in self.attacks]
         self.tz = tz
         self.alerts = Alert.objects.filter(attack_id__in=self.ids)
+        # Everything "ongoing", "ended" and "so far" is as of this moment, the generation time.
+        self.now = timezone.now()
+
+    def span_seconds(self, attack: Attack) -> float:
+        """How long the attack has lasted: to its end, or to now while it goes on."""
+        end = self.now if attack.ongoing else (attack.ended_at or attack.last_seen)
+        return max(0.0, (end - attack.started_at).total_seconds())
 
     # ------------------------------------------------------------------ pieces
 
@@ -149,7 +157,7 @@ class _Builder:
                 "source": peak["source"],
             }
         ongoing = any(a.ongoing for a in self.attacks)
-        duration = sum(a.duration.total_seconds() for a in self.attacks)
+        duration = sum(self.span_seconds(a) for a in self.attacks)
         return {
             "attacks": len(self.attacks),
             "alerts": agg["n"],
@@ -159,7 +167,7 @@ class _Builder:
             "start_local": _stamp(start, self.tz),
             "end_local": _stamp(end, self.tz) if end else None,
             "duration_s": duration,
-            "duration": text.duration(duration),
+            "duration": text.duration(duration) + (" so far (ongoing)" if ongoing else ""),
             "peaks": peaks,
             "packets": agg["packets"],
             "bytes": agg["bytes"],
@@ -319,45 +327,101 @@ class _Builder:
             "top_countries": ranked(countries, sampled_countries, "country"),
         }
 
-    def alert_series(self) -> dict[str, dict[str, Any]]:
-        """Per-minute maximum of each metric the alerts report, in local time (so the chart's peak is the peak)."""
+    def chart_window(self, start: datetime | None, end: datetime | None) -> tuple[datetime, datetime] | None:
+        """The incident window the charts are drawn in: start to end, or to now while ongoing."""
+        if start is None:
+            return None
+        stop = end or self.now
+        return start, max(stop, start + timedelta(minutes=1))
+
+    def alert_series(self, start: datetime | None = None, end: datetime | None = None) -> dict[str, dict[str, Any]]:
+        """Per-minute maximum of each metric the alerts report, in local time, over the incident window.
+
+        An alert states its rate from its event time to its last repeat, so it fills each
+        minute of that span; a minute no alert covers is a gap (unknown), not a zero.
+        Sample points outside the window (a capture of another day) are left out.
+        """
+        window = self.chart_window(start, end)
         per_minute: dict[str, dict[datetime, float]] = {"bps": {}, "pps": {}, "rps": {}}
         rows = (
             self.alerts.filter(Q(bps__isnull=False) | Q(pps__isnull=False) | Q(rps__isnull=False))
             .order_by("event_time", "id")
-            .values_list("event_time", "bps", "pps", "rps")
+            .values_list("event_time", "last_seen", "bps", "pps", "rps")
         )
-        for at, bps, pps, rps in rows[:ALERT_ROWS_CAP]:
-            minute = at.replace(second=0, microsecond=0)
+        step = timedelta(minutes=1)
+        if window:
+            # At most about 3,000 points a line: a minute each, unless the window is longer than two days.
+            minutes = max(1, math.ceil((window[1] - window[0]).total_seconds() / 60 / 3000))
+            step = timedelta(minutes=minutes)
+        base = window[0].replace(second=0, microsecond=0) if window else None
+
+        def bucket(moment: datetime) -> datetime:
+            if base is None:
+                return moment.replace(second=0, microsecond=0)
+            return base + step * ((moment - base) // step)
+
+        for at, last_seen, bps, pps, rps in rows[:ALERT_ROWS_CAP]:
+            first = at
+            last = max(at, last_seen or at)
+            if window:
+                if last < window[0] or first > window[1]:
+                    continue
+                first, last = max(first, window[0]), min(last, window[1])
+            moment = bucket(first)
+            covered = []
+            while moment <= last and len(covered) < 3000:
+                covered.append(moment)
+                moment += step
             for metric, value in (("bps", bps), ("pps", pps), ("rps", rps)):
-                if value is not None:
-                    bucket = per_minute[metric]
-                    bucket[minute] = max(bucket.get(minute, 0.0), value)
+                if value is None:
+                    continue
+                points = per_minute[metric]
+                for minute in covered:
+                    points[minute] = max(points.get(minute, 0.0), value)
         series = {}
         for metric, points in per_minute.items():
-            if points:
-                times = sorted(points)
-                series[f"attack {charts.METRIC_LABELS[metric]} (alerts)"] = {
-                    "metric": metric,
-                    "x": [_local(t, self.tz) for t in times],
-                    "y": [points[t] for t in times],
-                }
+            if not points:
+                continue
+            times = sorted(points)
+            grid = []
+            moment = times[0]
+            while moment <= times[-1]:
+                grid.append(moment)
+                moment += step
+            series[f"attack {charts.METRIC_LABELS[metric]} (alerts)"] = {
+                "metric": metric,
+                "x": [_local(t, self.tz) for t in grid],
+                "y": [points.get(t) for t in grid],
+            }
+        self.outside_window = []
         for name, metric, points in self.sample_series():
+            inside = [(t, v) for t, v in points if not window or window[0] <= t <= window[1]]
+            if not inside:
+                sample = name.rsplit(" (", 1)[0]
+                if sample not in self.outside_window:
+                    self.outside_window.append(sample)
+                continue
             series[name] = {
                 "metric": metric,
-                "x": [_local(t, self.tz) for t, _ in points],
-                "y": [v for _, v in points],
+                "x": [_local(t, self.tz) for t, _ in inside],
+                "y": [v for _, v in inside],
                 "mode": "lines",
             }
         return series
 
-    def mitigations(self, tickets: Sequence[Any], start: datetime | None) -> list[dict[str, Any]]:
+    def mitigations(
+        self, tickets: Sequence[Any], start: datetime | None, end: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """The ledger's mitigations for this report: those made for its attacks or tickets, and
+        every other mitigation of the customer that was in force during the period."""
         model = optional_model("mitigations.Mitigation")
         if model is None:
             return []
         condition = Q(attack_id__in=self.ids)
         if tickets:
             condition |= Q(ticket_id__in=[t.pk for t in tickets])
+        if start is not None:
+            condition |= Q(applied_at__lte=end or self.now) & (Q(ended_at__isnull=True) | Q(ended_at__gte=start))
         rows = list(
             model.objects.filter(condition, customer=self.customer, applied_at__isnull=False)
             .select_related("mitigation_list")
@@ -373,7 +437,11 @@ class _Builder:
             after = window.filter(event_time__gte=m.applied_at, event_time__lt=m.applied_at + EFFECT_WINDOW).aggregate(
                 v=Max("bps")
             )["v"]
-            ended = m.ended_at or (m.expires_at if m.state == "active" else None)
+            # Active as of the generation time: the ledger's state, and not past its time to live.
+            active = m.state == "active" and (m.expires_at is None or m.expires_at > self.now)
+            ended = m.ended_at or (m.expires_at if m.state == "active" and not active else None)
+            if not active and ended is None:
+                ended = m.expires_at
             out.append(
                 {
                     "label": f"M{n}",
@@ -382,19 +450,42 @@ class _Builder:
                     "kind": m.kind,
                     "action": m.action,
                     "state": m.get_state_display(),
+                    "status": "active" if active else "ended",
+                    "targets": ", ".join(str(t) for t in m.targets or []) or "—",
                     "applied_at": _iso(m.applied_at),
                     "applied_local": _stamp(m.applied_at, self.tz),
                     "applied_chart": _local(m.applied_at, self.tz),
                     "applied_clock": f"{m.applied_at.astimezone(self.tz):%H:%M %Z}",
                     "after_start_s": (m.applied_at - start).total_seconds() if start else None,
-                    "until": _iso(ended),
-                    "until_local": _stamp(ended, self.tz),
-                    "active": m.state == "active",
+                    "expires_local": _stamp(m.expires_at, self.tz) if active else None,
+                    "until": _iso(ended) if not active else None,
+                    "until_local": _stamp(ended, self.tz) if not active else None,
+                    "active": active,
                     "matched_packets": packets,
                     "matched_bytes": bytes_,
                     "before_bps": before,
                     "after_bps": after,
                     "effect": _effect(packets, bytes_, before, after),
+                }
+            )
+        return out
+
+    def ticket_facts(self, tickets: Sequence[Any]) -> list[dict[str, Any]]:
+        """Each ticket's number, status, resolution time and outcome, as of the generation time."""
+        out = []
+        for t in tickets:
+            resolved = t.resolved_at if t.status in ("resolved", "closed") else None
+            out.append(
+                {
+                    "number": t.number,
+                    "status": t.status,
+                    "status_label": t.get_status_display(),
+                    "resolved": resolved is not None,
+                    "resolved_at": _iso(resolved),
+                    "resolved_local": _stamp(resolved, self.tz),
+                    "resolved_clock": f"{resolved.astimezone(self.tz):%H:%M %Z}" if resolved else None,
+                    "outcome": t.outcome,
+                    "outcome_label": t.get_outcome_display() if t.outcome else "",
                 }
             )
         return out
@@ -455,8 +546,8 @@ class _Builder:
                     "start_clock": f"{start:%H:%M %Z}",
                     "end_local": _stamp(end, self.tz),
                     "ongoing": a.ongoing,
-                    "duration_s": a.duration.total_seconds(),
-                    "duration": text.duration(a.duration.total_seconds()),
+                    "duration_s": self.span_seconds(a),
+                    "duration": text.duration(self.span_seconds(a)) + (" so far" if a.ongoing else ""),
                     "peak_bps": a.peak_bps,
                     "peak_pps": a.peak_pps,
                     "peak_rps": a.peak_rps,
@@ -495,7 +586,7 @@ class _Builder:
         overview = self.overview(start, end)
         vectors = self.vectors()
         targets = self.targets()
-        mitigations = self.mitigations(tickets, start)
+        mitigations = self.mitigations(tickets, start, end)
         matched = sum(m["matched_packets"] or 0 for m in mitigations)
         if matched and overview["packets"]:
             overview["dropped_packets"] = matched
@@ -533,6 +624,18 @@ class _Builder:
                     }
                 )
         timeline += self.customer_ticket_events(tickets)
+        ticket_facts = self.ticket_facts(tickets)
+        for t in ticket_facts:
+            if t["resolved"]:
+                timeline.append(
+                    {
+                        "at": t["resolved_at"],
+                        "at_local": t["resolved_local"],
+                        "source": "ticket",
+                        "what": f"{t['number']} resolved",
+                        "detail": f"outcome: {t['outcome_label'].lower()}" if t["outcome_label"] else "",
+                    }
+                )
         for a in self.attacks:
             if not a.ongoing and (a.ended_at or a.last_seen):
                 end_at = a.ended_at or a.last_seen
@@ -569,13 +672,23 @@ class _Builder:
             "peaks_table": self.peaks_table(),
             **sources,
             "mitigations": mitigations,
-            "tickets": [{"number": t.number} for t in tickets],
+            "tickets": ticket_facts,
             "timeline": timeline[:400],
             "recommendations": self.recommendations(vectors, targets),
         }
-        markers = [{"x": m["applied_chart"], "label": m["label"]} for m in mitigations]
+        window = self.chart_window(start, end)
+        x_range = (_local(window[0], self.tz), _local(window[1], self.tz)) if window else None
+        markers = [
+            {"x": m["applied_chart"], "label": m["label"]}
+            for m in mitigations
+            if not window or window[0] <= datetime.fromisoformat(m["applied_at"]) <= window[1]
+        ]
+        series = self.alert_series(start, end)
+        figures["chart_notes"] = [
+            f"{name} lies outside the incident window and is not drawn." for name in self.outside_window
+        ]
         figures["charts"] = {
-            "traffic": charts.traffic_timeline(self.alert_series(), markers, zone=str(self.tz.key)),
+            "traffic": charts.traffic_timeline(series, markers, zone=str(self.tz.key), x_range=x_range),
             "vectors": charts.vector_pie(vectors, title="Vectors (share of alerts)"),
             "countries": charts.bars(
                 [c["country"] for c in sources["top_countries"]],
@@ -694,9 +807,17 @@ def period_report_data(
                 "x": [_local(t, tz) for t, _ in points],
                 "y": [v for _, v in points],
             }
-    markers = [{"x": m["applied_chart"], "label": m["label"]} for m in figures["mitigations"]]
+    markers = [
+        {"x": m["applied_chart"], "label": m["label"]}
+        for m in figures["mitigations"]
+        if start <= datetime.fromisoformat(m["applied_at"]) < end
+    ]
     figures["charts"]["traffic"] = charts.traffic_timeline(
-        series, markers, zone=str(tz.key), title="Attacks in the period (peaks)"
+        series,
+        markers,
+        zone=str(tz.key),
+        title="Attacks in the period (peaks)",
+        x_range=(_local(start, tz), _local(end, tz)),
     )
     figures["summary"] = text.period_summary(figures, local_start, local_end)
     return figures

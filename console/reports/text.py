@@ -6,12 +6,11 @@ the figures hold, and a sentence whose figure is unknown is left out.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-PREFIXES = ("", "k", "M", "G", "T", "P")
+from console.units import duration, percent, si, vector_title
 
 AMPLIFICATION = {
     # vector: (name in the summary, reflector source port)
@@ -38,80 +37,12 @@ VECTOR_PHRASES = {
     "dns_flood": "a DNS query flood",
     "http_flood": "an HTTP flood",
 }
-VECTOR_TITLES = {
-    "syn_flood": "SYN flood",
-    "ack_flood": "ACK flood",
-    "rst_flood": "RST flood",
-    "synack_reflection": "SYN-ACK reflection",
-    "tcp_flood": "TCP flood",
-    "udp_flood": "UDP flood",
-    "gre_flood": "GRE flood",
-    "icmp_flood": "ICMP flood",
-    "ip_fragmentation": "IP fragmentation",
-    "dns_flood": "DNS query flood",
-    "http_flood": "HTTP flood",
-    "dns_amplification": "DNS amplification",
-    "ntp_amplification": "NTP amplification",
-    "memcached_amplification": "memcached amplification",
-    "ssdp_amplification": "SSDP amplification",
-    "cldap_amplification": "CLDAP amplification",
-    "snmp_amplification": "SNMP amplification",
-    "chargen_amplification": "CharGEN amplification",
-    "udp_amplification": "UDP amplification",
-}
 TCP_STATE = {"syn_flood", "ack_flood", "rst_flood", "synack_reflection", "tcp_flood"}
 WEB_PORTS = {80, 443, 8080, 8443}
 
 
-def vector_title(vector: str) -> str:
-    return VECTOR_TITLES.get(vector, vector.replace("_", " "))
-
-
-def si(value: float | None, unit: str) -> str:
-    """312e9, "bps" -> "312 Gbps"; 2.45e6, "pps" -> "2.45 Mpps" (three significant figures)."""
-    if value is None:
-        return "—"
-    value = float(value)
-    exponent = 0
-    while abs(value) >= 999.5 and exponent < len(PREFIXES) - 1:
-        value /= 1000
-        exponent += 1
-    digits = 0 if abs(value) >= 100 else (1 if abs(value) >= 10 else 2)
-    text = f"{value:.{digits}f}"
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return f"{text} {PREFIXES[exponent]}{unit}"
-
-
 def count(value: float | int | None) -> str:
     return "—" if value is None else f"{int(value):,}"
-
-
-def percent(share: float | None) -> str:
-    """0.99974 -> "99.97" (floored: a report never rounds a 99.996% up to a full 100%)."""
-    if share is None:
-        return "—"
-    text = f"{math.floor(share * 10000) / 100:.2f}".rstrip("0").rstrip(".")
-    return text
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, _ = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    parts = []
-    if days:
-        parts.append(f"{days} d")
-    if hours:
-        parts.append(f"{hours} h")
-    if minutes or not parts:
-        parts.append(f"{minutes} min")
-    return " ".join(parts)
 
 
 def day(moment: datetime) -> str:
@@ -196,8 +127,11 @@ def incident_summary(f: dict[str, Any], start: datetime, end: datetime | None) -
         first += f"; {percent(o['dropped_share'])}% was dropped at the edge"
     sentences = [first + "."]
     if o["ongoing"]:
+        generated = f["report"].get("generated_local") or ""
+        at = f" at {generated[11:16]} {generated[20:]}".rstrip() if generated else ""
         sentences.append(
-            f"The attack was still ongoing when this report was generated, after {duration(o['duration_s'])}."
+            f"The attack was still ongoing when this report was generated{at},"
+            f" {duration(o['duration_s'])} after it began."
         )
     else:
         sentences.append(f"It lasted {duration(o['duration_s'])} and was reported in {o['alerts']:,} alerts.")
@@ -208,6 +142,13 @@ def incident_summary(f: dict[str, Any], start: datetime, end: datetime | None) -
         text = f"{n} mitigation{'s were' if n > 1 else ' was'} applied, the first at {firsts['applied_clock']}"
         if firsts.get("after_start_s") is not None and firsts["after_start_s"] >= 0:
             text += f", {duration(firsts['after_start_s'])} after the attack began"
+        active = [m["label"] for m in mitigations if m.get("active")]
+        if not active:
+            text += "; " + ("both have" if n == 2 else "all have" if n > 2 else "it has") + " ended"
+        elif len(active) == n:
+            text += "; " + ("both are" if n == 2 else "all are" if n > 2 else "it is") + " still active"
+        else:
+            text += f"; {join(active)} {'is' if len(active) == 1 else 'are'} still active"
         sentences.append(text + ".")
     countries = [c["country"] for c in f["top_countries"][:3]]
     asns = [f"AS{a['asn']}" for a in f["top_asns"][:3]]
@@ -215,10 +156,20 @@ def incident_summary(f: dict[str, Any], start: datetime, end: datetime | None) -
         sentences.append(f"The most frequently reported source countries were {join(countries)}.")
     if asns:
         sentences.append(f"The most frequently reported source networks were {join(asns)}.")
-    tickets = [t["number"] for t in f.get("tickets", [])]
+    tickets = f.get("tickets", [])
     if tickets:
-        sentences.append(f"Our engineers handled it as {join(tickets)}.")
+        sentences.append(f"Our engineers handled it as {join([_ticket_phrase(t) for t in tickets])}.")
     return sentences
+
+
+def _ticket_phrase(t: dict[str, Any]) -> str:
+    """ "SW-2026-0001, resolved at 03:20 EST (true positive, with impact)" or "SW-2026-0001 (open: Mitigating)"."""
+    if "status" not in t:
+        return t["number"]
+    if t.get("resolved"):
+        outcome = f" ({t['outcome_label'][0].lower()}{t['outcome_label'][1:]})" if t.get("outcome_label") else ""
+        return f"{t['number']}, resolved at {t['resolved_clock']}{outcome}"
+    return f"{t['number']} (open: {t['status_label']})"
 
 
 def period_summary(f: dict[str, Any], start: datetime, end: datetime) -> list[str]:

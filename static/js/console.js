@@ -9,13 +9,27 @@
   });
 
   // Charts: figures are built in Python and passed with json_script; drawn here.
+  // htmx drops <script type="application/json"> from swapped-in content, so the figures of
+  // a response are read from its text before the swap and kept here by id (a DOMParser
+  // document never runs scripts). Without this every chart went blank at the first refresh.
+  var swappedFigures = {};
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var html = event.detail.serverResponse;
+    if (typeof html !== "string" || html.indexOf("application/json") < 0) return;
+    var doc = new DOMParser().parseFromString(html, "text/html");
+    doc.querySelectorAll('script[type="application/json"][id]').forEach(function (s) {
+      swappedFigures[s.id] = s.textContent;
+    });
+  });
+
   function drawCharts(root) {
     if (!window.Plotly) return;
     (root || document).querySelectorAll("[data-chart]").forEach(function (el) {
       if (el.dataset.drawn) return;
       var source = document.getElementById(el.dataset.chart);
-      if (!source) return;
-      var fig = JSON.parse(source.textContent);
+      var text = source ? source.textContent : swappedFigures[el.dataset.chart];
+      if (!text) return;
+      var fig = JSON.parse(text);
       var layout = Object.assign({
         paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
         font: { color: "#d8e0ea" }, margin: { l: 50, r: 20, t: 30, b: 40 }
@@ -64,5 +78,5 @@
 
   window.Shieldwall = { keys: {}, drawCharts: drawCharts };
   document.addEventListener("DOMContentLoaded", function () { drawCharts(document); });
-  document.addEventListener("htmx:afterSettle", function (event) { drawCharts(event.target); });
+  document.addEventListener("htmx:afterSettle", function () { drawCharts(document); });
 })();

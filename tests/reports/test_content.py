@@ -19,10 +19,12 @@ def test_summary_states_the_incident_in_the_customers_timezone(incident):
 
     assert f["summary"][0] == SUMMARY
     assert f["summary"][1] == "It lasted 48 min and was reported in 3 alerts."
-    assert f["summary"][2] == "1 mitigation was applied, the first at 02:20 EST, 6 min after the attack began."
+    assert f["summary"][2] == (
+        "1 mitigation was applied, the first at 02:20 EST, 6 min after the attack began; it has ended."
+    )
     assert f["summary"][3] == "The most frequently reported source countries were CN, BR and US."
     assert f["summary"][4] == "The most frequently reported source networks were AS64500 and AS64501."
-    assert f["summary"][5] == "Our engineers handled it as SW-2026-0001."
+    assert f["summary"][5] == "Our engineers handled it as SW-2026-0001 (open: New)."
     assert f["report"]["timezone"] == "America/New_York"
 
 
@@ -74,9 +76,16 @@ def test_charts_draw_the_same_numbers(incident):
 
     traffic = {t["name"]: t for t in charts["traffic"]["data"]}
     bps = traffic["attack bits/s (alerts)"]
-    assert bps["x"] == ["2026-03-03 02:14:00", "2026-03-03 02:31:00", "2026-03-03 02:45:00"]
-    assert bps["y"] == [120e9, 312e9, 200e9]
-    assert max(traffic["attack packets/s (alerts)"]["y"]) == 41e6
+    # One point a minute, 02:14 to 02:47 local: each alert holds its rate until its last repeat
+    # (two minutes later); a minute no alert covers is a gap, not a zero.
+    assert bps["x"][0] == "2026-03-03 02:14:00" and bps["x"][-1] == "2026-03-03 02:47:00" and len(bps["x"]) == 34
+    values = dict(zip(bps["x"], bps["y"], strict=True))
+    assert values["2026-03-03 02:14:00"] == values["2026-03-03 02:16:00"] == 120e9
+    assert values["2026-03-03 02:20:00"] is None
+    assert values["2026-03-03 02:31:00"] == 312e9 and values["2026-03-03 02:45:00"] == 200e9
+    assert max(v for v in bps["y"] if v) == 312e9
+    assert charts["traffic"]["layout"]["xaxis"]["range"] == ["2026-03-03 02:14:00", "2026-03-03 03:02:00"]
+    assert max(v for v in traffic["attack packets/s (alerts)"]["y"] if v) == 41e6
     assert charts["traffic"]["layout"]["xaxis"]["title"]["text"] == "time (America/New_York)"
     # The mitigation is marked when it was applied, in local time.
     shapes = charts["traffic"]["layout"]["shapes"]
