@@ -15,7 +15,7 @@ matches a registered task and that every task lands on a queue some worker consu
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
 from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
@@ -90,3 +90,19 @@ app.conf.update(
     timezone="UTC",
 )
 app.autodiscover_tasks()
+
+
+@signals.celeryd_init.connect
+def declare_queues(**_kwargs) -> None:
+    """RabbitMQ: a starting worker declares all four queues (exchange, queue, binding), not only
+    the ones it consumes. Celery's native delayed delivery (the countdown of the debounced attack
+    summary on quorum queues) binds every queue of the app and fails on one never declared; and
+    the broker shows the full set from the first worker on. Waits for the broker, as the
+    worker's own connection would."""
+    if not _AMQP:
+        return
+    with app.connection_for_write() as connection:
+        connection.ensure_connection(interval_start=1, interval_step=1, interval_max=5)
+        channel = connection.default_channel
+        for queue in app.amqp.queues.values():
+            queue.bind(channel).declare()
