@@ -35,6 +35,8 @@ ROUTES: dict[str, str] = {
     # Parsing files: minutes of CPU each.
     "alerts.tasks.run_import": ANALYSIS,
     "traffic.tasks.parse_sample": ANALYSIS,
+    "traffic.tasks.analyse_part": ANALYSIS,
+    "traffic.tasks.merge_parts": ANALYSIS,
     # Dashboards and reports.
     "console.tasks.refresh_rollups": REPORTS,
     "console.tasks.generate_report": REPORTS,

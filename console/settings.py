@@ -358,6 +358,10 @@ HEALTH_EXTRAS = ["alerts.health.ingest_status"]
 RETENTION_DELIVERY_DAYS = env_int("RETENTION_DELIVERY_DAYS", 30)
 RETENTION_RESOLVED_ALERT_DAYS = env_int("RETENTION_RESOLVED_ALERT_DAYS", 180)
 RETENTION_TRAFFIC_DAYS = env_int("RETENTION_TRAFFIC_DAYS", 90)
+# A classic pcap this big or bigger is analysed in TRAFFIC_PARTS record ranges by separate
+# Celery tasks on the "analysis" queue (any worker host), then merged (traffic/parts.py).
+TRAFFIC_PARTS = env_int("TRAFFIC_PARTS", 4)
+TRAFFIC_PARTS_MIN_BYTES = env_int("TRAFFIC_PARTS_MIN_BYTES", 256 << 20)
 # Outbound requests (pull feeds, webhooks, the Cloudflare API) may reach private and
 # loopback addresses only when listed here (no SSRF into the provider's network).
 OUTBOUND_ALLOWED_NETWORKS = env_list("OUTBOUND_ALLOWED_NETWORKS")
