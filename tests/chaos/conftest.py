@@ -18,6 +18,7 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -330,13 +331,13 @@ def stack(request):
         probe=Probe(database_url),
     )
     try:
+        if rabbitmq is not None:
+            rabbitmq.start()  # it boots (~20 s) while PostgreSQL starts and migrates
         postgres.start()
         admin_url = f"postgres://postgres@127.0.0.1:{pg_port}/postgres"
         wait_for("PostgreSQL", lambda: _pg_ready(admin_url), 60, [postgres], step=0.2)
         _run(["psql", admin_url, "-qc", "CREATE DATABASE shieldwall_chaos"], env)
         stack.start_redis()
-        if rabbitmq is not None:
-            stack.start_rabbitmq()
         _run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], env)
         seeded = _run(
             [
@@ -348,6 +349,8 @@ def stack(request):
             env,
         )
         stack.tokens = json.loads(seeded.strip().splitlines()[-1])
+        if rabbitmq is not None:
+            wait_for("RabbitMQ", lambda: _amqp_answers(stack.rabbitmq_port), 120, [rabbitmq], step=0.2)
         stack.web.start()
         stack.beat.start()
         stack.start_worker()
@@ -363,9 +366,13 @@ def stack(request):
         yield stack
     finally:
         stack.stop_supervising()
-        for service in (stack.web, stack.beat, *stack.workers, stack.redis, *filter(None, [rabbitmq]), stack.postgres):
+        for service in (stack.web, stack.beat, *stack.workers, stack.redis):
             with contextlib.suppress(Exception):
                 service.stop()
+        if rabbitmq is not None:
+            rabbitmq.kill(signal.SIGKILL)  # its data goes with the folder; a clean stop takes ~20 s
+        with contextlib.suppress(Exception):
+            stack.postgres.stop()
         stack.probe.close()
         _save(stack)
         if not os.environ.get("SHIELDWALL_CHAOS_KEEP"):
