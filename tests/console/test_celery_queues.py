@@ -55,7 +55,7 @@ def test_compose_runs_a_worker_for_every_queue() -> None:
     assert any(queues == {CRITICAL} for queues in workers.values()), workers
 
 
-def test_runconsole_worker_consumes_every_queue(monkeypatch) -> None:
+def test_runconsole_worker_consumes_every_queue(monkeypatch, settings, tmp_path) -> None:
     import signal
     import subprocess
 
@@ -80,6 +80,7 @@ def test_runconsole_worker_consumes_every_queue(monkeypatch) -> None:
         def wait(self, timeout=None) -> int:  # noqa: ANN001
             return 0
 
+    settings.CELERY_BEAT_SCHEDULE_FILENAME = str(tmp_path / "celerybeat-schedule")  # it clears stale ones
     monkeypatch.setattr(subprocess, "Popen", Child)
     monkeypatch.setattr(signal, "signal", lambda *args: None)  # keep pytest's own Ctrl-C handler
     with pytest.raises(Stopped):
