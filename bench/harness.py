@@ -168,7 +168,7 @@ def worker_service(*, name: str, env: dict[str, str], log_dir: Path, concurrency
         "console",
         "worker",
         "-Q",
-        "ingest,default",
+        "critical,default",
         "-c",
         str(concurrency),
         "--loglevel=WARNING",
@@ -352,4 +352,4 @@ def queue_idle(redis_url: str) -> Callable[[], bool]:
     import redis
 
     client = redis.Redis.from_url(redis_url)
-    return lambda: client.llen("ingest") == 0 and client.llen("default") == 0 and client.hlen("unacked") == 0
+    return lambda: client.llen("critical") == 0 and client.llen("default") == 0 and client.hlen("unacked") == 0

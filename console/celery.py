@@ -1,16 +1,76 @@
-"""The Celery app: JSON only, late acks with idempotent tasks, time limits, three queues."""
+"""The Celery app: JSON only, late acks with idempotent tasks, time limits, queues by urgency.
+
+Four queues, so that a long capture or a report never waits in front of an alert:
+
+- ``critical``: ingest (a delivery's parsing, the attack summary, the sweeper that
+  re-enqueues lost deliveries) and notifications (mail, chat webhooks), and applying an
+  approved mitigation;
+- ``default``: beat's housekeeping (closing quiet attacks, pruning, SLA checks, drift);
+- ``analysis``: PCAP and log parsing (traffic samples, their parts, imports of log files);
+- ``reports``: dashboard rollups and report generation (HTML, PDF).
+
+Routes name tasks exactly (``tests/console/test_celery_queues.py`` checks that each route
+matches a registered task and that every task lands on a queue some worker consumes).
+"""
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
 from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
 
-QUEUES = ("default", "ingest", "analysis", "reports")
+CRITICAL, DEFAULT, ANALYSIS, REPORTS = "critical", "default", "analysis", "reports"
+QUEUES = (CRITICAL, DEFAULT, ANALYSIS, REPORTS)
+
+ROUTES: dict[str, str] = {
+    # Ingest: what stands between a sender's 202 and the alert on the console.
+    "alerts.tasks.process_delivery": CRITICAL,
+    "alerts.tasks.summarize_attack": CRITICAL,
+    "alerts.tasks.sweep_pending_deliveries": CRITICAL,
+    # Notifications and enforcement: someone is waiting for them.
+    "tickets.tasks.send_notification_email": CRITICAL,
+    "tickets.tasks.post_webhook": CRITICAL,
+    "mitigations.tasks.apply_mitigation": CRITICAL,
+    # Parsing files: minutes of CPU each.
+    "alerts.tasks.run_import": ANALYSIS,
+    "traffic.tasks.parse_sample": ANALYSIS,
+    "traffic.tasks.analyse_part": ANALYSIS,
+    "traffic.tasks.merge_parts": ANALYSIS,
+    # Dashboards and reports.
+    "console.tasks.refresh_rollups": REPORTS,
+    "console.tasks.generate_report": REPORTS,
+    "console.tasks.schedule_reports": REPORTS,
+}
+
+
+def broker_url_from_env(environ: os._Environ | dict[str, str] = os.environ) -> str:
+    """BROKER_URL (or CELERY_BROKER_URL) when set, else REDIS_URL, else "" (the filesystem broker).
+
+    Read here rather than from Django's settings because the queues' type must be known when
+    this module is imported, which happens before the settings are."""
+    return environ.get("CELERY_BROKER_URL") or environ.get("BROKER_URL") or environ.get("REDIS_URL") or ""
+
+
+def broker_is_amqp(url: str) -> bool:
+    return url.split("://", 1)[0] in ("amqp", "amqps", "pyamqp")
+
+
+def task_queues(amqp: bool) -> tuple[Queue, ...]:
+    """The four queues. On RabbitMQ they are quorum queues (replicated, durable, at-least-once
+    with acks late) behind topic exchanges, which Celery's native delayed delivery needs for
+    the countdown of the debounced attack summary; Redis keeps plain direct exchanges."""
+    if amqp:
+        return tuple(
+            Queue(name, Exchange(name, type="topic"), routing_key=name, queue_arguments={"x-queue-type": "quorum"})
+            for name in QUEUES
+        )
+    return tuple(Queue(name, Exchange(name), routing_key=name) for name in QUEUES)
+
 
 app = Celery("shieldwall")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+_AMQP = broker_is_amqp(broker_url_from_env())
 app.conf.update(
     task_serializer="json",
     accept_content=["json"],
@@ -21,16 +81,30 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     task_soft_time_limit=300,
     task_time_limit=360,
-    task_default_queue="default",
-    task_default_exchange="default",
-    task_default_routing_key="default",
-    task_queues=tuple(Queue(name, Exchange(name), routing_key=name) for name in QUEUES),
-    task_routes={
-        "alerts.tasks.*": {"queue": "ingest", "routing_key": "ingest"},
-        "traffic.tasks.*": {"queue": "analysis", "routing_key": "analysis"},
-        "console.tasks.report_*": {"queue": "reports", "routing_key": "reports"},
-    },
+    task_default_queue=DEFAULT,
+    task_default_exchange=DEFAULT,
+    task_default_exchange_type="topic" if _AMQP else "direct",
+    task_default_routing_key=DEFAULT,
+    task_default_queue_type="quorum" if _AMQP else "classic",
+    task_queues=task_queues(_AMQP),
+    task_routes={name: {"queue": queue, "routing_key": queue} for name, queue in ROUTES.items()},
     broker_connection_retry_on_startup=True,
     timezone="UTC",
 )
 app.autodiscover_tasks()
+
+
+@signals.celeryd_init.connect
+def declare_queues(**_kwargs) -> None:
+    """RabbitMQ: a starting worker declares all four queues (exchange, queue, binding), not only
+    the ones it consumes. Celery's native delayed delivery (the countdown of the debounced attack
+    summary on quorum queues) binds every queue of the app and fails on one never declared; and
+    the broker shows the full set from the first worker on. Waits for the broker, as the
+    worker's own connection would."""
+    if not _AMQP:
+        return
+    with app.connection_for_write() as connection:
+        connection.ensure_connection(interval_start=1, interval_step=1, interval_max=5)
+        channel = connection.default_channel
+        for queue in app.amqp.queues.values():
+            queue.bind(channel).declare()

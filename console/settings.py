@@ -1,7 +1,8 @@
 """Shieldwall settings: one module, driven by environment variables.
 
 Local defaults need nothing installed: SQLite under var/ and a Celery broker on the
-filesystem. Production sets DATABASE_URL (PostgreSQL) and REDIS_URL (broker and cache).
+filesystem. Production sets DATABASE_URL (PostgreSQL) and REDIS_URL (broker and cache),
+and BROKER_URL for RabbitMQ as the broker instead of Redis.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pathlib import Path
 import dj_database_url
 import plotly
 from django.core.exceptions import ImproperlyConfigured
+
+from console.celery import broker_is_amqp, broker_url_from_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("SHIELDWALL_VAR_DIR", BASE_DIR / "var"))
@@ -285,21 +288,29 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# Celery: Redis when REDIS_URL is set, otherwise a broker on the filesystem so that a
-# real worker and beat still run with nothing installed.
+# Celery's broker: BROKER_URL (or CELERY_BROKER_URL) names one outright, e.g.
+# amqp://user:pass@rabbitmq:5672// for RabbitMQ in production; without it Redis when
+# REDIS_URL is set, otherwise a broker on the filesystem so that a real worker and beat
+# still run with nothing installed.
 BROKER_DIR = VAR_DIR / "broker"
-if REDIS_URL:
-    CELERY_BROKER_URL = REDIS_URL
+BROKER_URL = broker_url_from_env()
+BROKER_IS_AMQP = broker_is_amqp(BROKER_URL)
+# The webhook publishes after storing: with the broker down it must give up quickly (the
+# delivery is safe in the database and the sweeper enqueues it later) rather than hold
+# the sender for the default retry schedule.
+_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.1}
+if BROKER_IS_AMQP:
+    CELERY_BROKER_URL = BROKER_URL
+    # Publisher confirms: a publish returns once RabbitMQ has the message (on a quorum
+    # queue: on a majority of its nodes), so "enqueued" means it survives a broker restart.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True, "connect_timeout": 2}
+    CELERY_BROKER_CONNECTION_TIMEOUT = 2
+    CELERY_BROKER_HEARTBEAT = 30
+    CELERY_TASK_PUBLISH_RETRY_POLICY = _PUBLISH_RETRY_POLICY
+elif BROKER_URL:
+    CELERY_BROKER_URL = BROKER_URL
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "socket_connect_timeout": 2}
-    # The webhook publishes after storing: with Redis down it must give up quickly (the
-    # delivery is safe in the database and the sweeper enqueues it later) rather than
-    # hold the sender for the default retry schedule.
-    CELERY_TASK_PUBLISH_RETRY_POLICY = {
-        "max_retries": 1,
-        "interval_start": 0,
-        "interval_step": 0.1,
-        "interval_max": 0.1,
-    }
+    CELERY_TASK_PUBLISH_RETRY_POLICY = _PUBLISH_RETRY_POLICY
 else:
     for sub in ("queue", "processed", "control"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
@@ -351,6 +362,10 @@ HEALTH_EXTRAS = ["alerts.health.ingest_status"]
 RETENTION_DELIVERY_DAYS = env_int("RETENTION_DELIVERY_DAYS", 30)
 RETENTION_RESOLVED_ALERT_DAYS = env_int("RETENTION_RESOLVED_ALERT_DAYS", 180)
 RETENTION_TRAFFIC_DAYS = env_int("RETENTION_TRAFFIC_DAYS", 90)
+# A classic pcap this big or bigger is analysed in TRAFFIC_PARTS record ranges by separate
+# Celery tasks on the "analysis" queue (any worker host), then merged (traffic/parts.py).
+TRAFFIC_PARTS = env_int("TRAFFIC_PARTS", 4)
+TRAFFIC_PARTS_MIN_BYTES = env_int("TRAFFIC_PARTS_MIN_BYTES", 256 << 20)
 # Outbound requests (pull feeds, webhooks, the Cloudflare API) may reach private and
 # loopback addresses only when listed here (no SSRF into the provider's network).
 OUTBOUND_ALLOWED_NETWORKS = env_list("OUTBOUND_ALLOWED_NETWORKS")

@@ -66,3 +66,36 @@ class TrafficSample(models.Model):
     def is_packets(self) -> bool:
         """Packet-level records (captures and flows) compare with each other, not with requests."""
         return self.kind in (self.Kind.PCAP, self.Kind.EVE_FLOW)
+
+
+class TrafficSamplePart(models.Model):
+    """One record range of a large capture analysed by its own Celery task (traffic/parts.py).
+
+    ``start``/``stop`` are byte offsets of verified record boundaries; the part's summariser
+    state and its records land in ``state_path``/``records_path`` (shared media storage, so
+    the task may run on any worker host) until the last part merges them into the sample.
+    """
+
+    class Status(models.TextChoices):
+        WAITING = "waiting", "Waiting"
+        RUNNING = "running", "Analysing"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    sample = models.ForeignKey(TrafficSample, on_delete=models.CASCADE, related_name="parts")
+    index = models.PositiveSmallIntegerField()
+    start = models.BigIntegerField()
+    stop = models.BigIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.WAITING)
+    progress = models.PositiveSmallIntegerField(default=0)
+    packets = models.BigIntegerField(default=0)
+    error = models.TextField(blank=True)
+    state_path = models.CharField(max_length=500, blank=True)
+    records_path = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["sample", "index"]
+        constraints = [models.UniqueConstraint(fields=["sample", "index"], name="traffic_part_unique_index")]
+
+    def __str__(self) -> str:
+        return f"{self.sample_id} part {self.index + 1}"

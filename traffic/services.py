@@ -103,6 +103,10 @@ def sample_parse(*, sample_id: int) -> TrafficSample | None:
     target = columnar_dir() / f"sample-{sample.pk}.parquet"
     try:
         if sample.kind == TrafficSample.Kind.PCAP:
+            from traffic.parts import sample_split
+
+            if sample_split(sample):  # separate tasks analyse its parts; the last one merges them
+                return sample
             summary, errors, records = _parse_pcap(sample.pk, source, target, customer_networks(sample.customer))
         elif sample.kind == TrafficSample.Kind.EVE_FLOW:
             flows = read_eve_flows(source)
@@ -116,6 +120,11 @@ def sample_parse(*, sample_id: int) -> TrafficSample | None:
         )
         sample.refresh_from_db()
         return sample
+    return sample_ready(sample, summary=summary, errors=errors, records=records, target=target)
+
+
+def sample_ready(sample: TrafficSample, *, summary: dict, errors: list, records: int, target: Path) -> TrafficSample:
+    """Store a parsed sample's summary and records file (one pass or merged parts)."""
     start, end = _time_range(summary)
     TrafficSample.objects.filter(pk=sample.pk).update(
         status=TrafficSample.Status.READY,

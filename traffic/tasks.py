@@ -20,6 +20,39 @@ def parse_sample(sample_id: int) -> None:
         services.sample_parse(sample_id=sample_id)
 
 
+@shared_task(
+    acks_late=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    max_retries=5,
+    soft_time_limit=3000,
+    time_limit=3600,
+    ignore_result=True,
+)
+def analyse_part(part_id: int) -> None:
+    """One record range of a large capture (traffic/parts.py); the last part queues the merge."""
+    from traffic.parts import part_analyse
+
+    with acting_as("celery:analyse_part"):
+        part_analyse(part_id=part_id)
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    max_retries=5,
+    soft_time_limit=1200,
+    time_limit=1500,
+    ignore_result=True,
+)
+def merge_parts(sample_id: int) -> None:
+    from traffic.parts import parts_merge
+
+    with acting_as("celery:merge_parts"):
+        parts_merge(sample_id=sample_id)
+
+
 @shared_task(ignore_result=True)
 def prune() -> int:
     return services.samples_prune()

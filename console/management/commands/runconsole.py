@@ -15,6 +15,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from console.celery import QUEUES
+
 
 class Command(BaseCommand):
     help = "Run web + Celery worker + beat (+ the simulated alert feed) until Ctrl-C."
@@ -32,7 +34,9 @@ class Command(BaseCommand):
             "web": [python, manage, "runserver", f"{host}:{port}", "--noreload"]
             if settings.DEBUG
             else [python, "-m", "gunicorn", "console.wsgi", "-b", f"{host}:{port}", "-w", "3", "--access-logfile", "-"],
-            "worker": [*celery, "worker", "-Q", "default,ingest,analysis,reports", "-c", "2", "-l", "warning"],
+            # One worker consuming every queue (QUEUES), so nothing routed anywhere waits forever;
+            # compose runs one per urgency instead.
+            "worker": [*celery, "worker", "-Q", ",".join(QUEUES), "-c", "2", "-l", "warning"],
             "beat": [*celery, "beat", "-l", "warning", "-s", settings.CELERY_BEAT_SCHEDULE_FILENAME],
         }
         simulate = not no_simulate and os.environ.get("SIMULATE", "1") not in ("0", "false", "no")
