@@ -407,7 +407,7 @@ def _upsert_sql(rows: int) -> str:
         "attack_id = COALESCE(alerts_alert.attack_id, excluded.attack_id), "
         "source_ips = excluded.source_ips, labels = excluded.labels, raw = excluded.raw, "
         "updated_at = excluded.updated_at "
-        "RETURNING id, count, fingerprint"
+        "RETURNING id, count, fingerprint, attack_id"
     )
 
 
@@ -498,8 +498,7 @@ def alerts_upsert(
             groups[alert.fingerprint] = (customer_id, target, min(first_at, now), now)
 
     # Attacks first, so each row is written with its attack (an open row keeps the one it has).
-    attack_of, extended = _correlate(groups)
-    result.attack_ids |= set(attack_of.values())
+    attack_of, created_attacks = _correlate(groups)
     attack_index = ALERT_COLUMNS.index("attack_id")
     fingerprint_index = ALERT_COLUMNS.index("fingerprint")
     # Datetimes as the backend stores them (SQLite keeps naive UTC text).
@@ -508,16 +507,24 @@ def alerts_upsert(
         row[attack_index] = attack_of.get(row[fingerprint_index])
         for index in DATETIME_INDEXES:
             row[index] = adapt(row[index])
+    first_of = {alert.fingerprint: (alert, first_at) for alert, _count, first_at, _last in opened}
+    folds: dict[int, list[_Fold]] = defaultdict(list)
     with connection.cursor() as cursor:
         chunk = 400
         for start in range(0, len(rows), chunk):
             part = rows[start : start + chunk]
             cursor.execute(_upsert_sql(len(part)), [value for row in part for value in row])
-            for _alert_id, count, fingerprint in cursor.fetchall():
-                if count == counts[fingerprint]:
+            for _alert_id, count, fingerprint, attack_id in cursor.fetchall():
+                created = count == counts[fingerprint]
+                if created:
                     result.created += 1
                 else:
                     result.updated += 1
+                if attack_id is not None:
+                    # The attack the row really has (an open row keeps its own), not the one proposed.
+                    alert, first_at = first_of[fingerprint]
+                    folds[attack_id].append(_Fold(alert, created, min(first_at, now), now))
+    result.attack_ids |= set(folds)
 
     result.resolved = _resolve_ended(feed, delivery, resolved, mapped, now)
     if resolved:
@@ -526,10 +533,118 @@ def alerts_upsert(
             .values_list("attack_id", flat=True)
             .distinct()
         )
+    # An attack made for rows that all kept an attack of their own holds nothing: not an attack.
+    unused = [attack_id for attack_id in created_attacks if attack_id not in folds]
+    if unused:
+        Attack.objects.filter(pk__in=unused).delete()
     # Last: the attacks' row locks, which deliveries of the same targets wait on, are held
     # only until the commit that follows.
-    _extend_attacks(extended)
+    _fold_into_attacks(folds, customers, baselines)
     return result
+
+
+@dataclass
+class _Fold:
+    """One upserted alert row as it counts towards its attack's summary."""
+
+    alert: ParsedAlert
+    created: bool
+    first_at: datetime
+    last_at: datetime
+
+
+SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
+FOLDED_FIELDS = [
+    "started_at",
+    "last_seen",
+    "ongoing",
+    "ended_at",
+    "alert_count",
+    "peak_bps",
+    "peak_pps",
+    "peak_rps",
+    "peak_at",
+    "vectors",
+    "layer",
+    "severity",
+    "title",
+    "urgency",
+    "urgency_reasons",
+    "summary",
+]
+
+
+def _fold_into_attacks(
+    folds: dict[int, list[_Fold]], customers: dict[int, Customer], baselines: dict[int, urgency.Baseline]
+) -> None:
+    """Fold this delivery's alerts into their attacks in the upsert's transaction (incremental).
+
+    Span, counts, peaks, vectors, layer, severity, title and urgency are right the moment
+    the alerts are committed, so an attack opened a second after its first alert (or a
+    ticket escalated from it) reads them; the debounced ``attack_summarize`` only adds the
+    costly parts (top sources) and corrects what cannot be folded (alerts resolved since).
+    Rows are locked in id order, so concurrent deliveries of shared attacks never deadlock.
+    """
+    if not folds:
+        return
+    attacks = list(Attack.objects.select_for_update().filter(pk__in=folds).order_by("pk"))
+    missing = {a.customer_id for a in attacks if a.customer_id and a.customer_id not in customers}
+    if missing:
+        customers = {**customers, **{c.pk: c for c in Customer.objects.filter(pk__in=missing)}}
+    for attack in attacks:
+        attack_fold(
+            attack,
+            folds[attack.pk],
+            plan=customers[attack.customer_id].plan if attack.customer_id in customers else None,
+            baseline=baselines.get(attack.customer_id) if attack.customer_id else None,
+        )
+    Attack.objects.bulk_update(attacks, FOLDED_FIELDS, batch_size=CORRELATE_CHUNK)
+
+
+def attack_fold(attack: Attack, folds: Sequence[_Fold], *, plan: str | None, baseline: urgency.Baseline | None) -> None:
+    """Add upserted alert rows to an attack's summary, in memory (the caller saves)."""
+    fresh = attack.alert_count == 0
+    attack.started_at = min([attack.started_at, *(f.first_at for f in folds)])
+    last = max(f.last_at for f in folds)
+    attack.last_seen = max(attack.last_seen, last)
+    attack.ongoing, attack.ended_at = True, None
+    attack.alert_count += sum(1 for f in folds if f.created)
+    raised = False
+    for metric in ("bps", "pps", "rps"):
+        current = getattr(attack, f"peak_{metric}")
+        for fold in folds:
+            value = getattr(fold.alert, metric)
+            if value is not None and (current is None or value > current):
+                current, raised = value, True
+        setattr(attack, f"peak_{metric}", current)
+    if raised:
+        attack.peak_at = last
+    summary = dict(attack.summary or {})
+    counts = {v["vector"]: v["alerts"] for v in summary.get("vectors", [])}
+    for vector in attack.vectors or []:
+        counts.setdefault(vector, 0)
+    for fold in folds:
+        vector = fold.alert.vector[:64]
+        counts[vector] = counts.get(vector, 0) + (1 if fold.created else 0)
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    summary["vectors"] = [{"vector": v, "alerts": n} for v, n in ranked]
+    summary["open_alerts"] = summary.get("open_alerts", 0) + sum(1 for f in folds if f.created)
+    attack.summary = summary
+    attack.vectors = [v for v, _n in ranked]
+    layers = {f.alert.layer for f in folds} | ({attack.layer} if attack.layer and not fresh else set())
+    attack.layer = "L7" if "L7" in layers else ("L4" if "L4" in layers else min(layers, default=""))
+    severities = {f.alert.severity for f in folds} | (set() if fresh else {attack.severity})
+    attack.severity = next((s for s in SEVERITY_ORDER if s in severities), attack.severity)
+    names = " + ".join(vector_title(v) for v in attack.vectors[:3])
+    attack.title = f"{names} on {attack.target}"[:300]
+    attack.urgency, attack.urgency_reasons = urgency.score(
+        severity=attack.severity,
+        plan=plan,
+        ratio=urgency.magnitude_ratio(baseline, bps=attack.peak_bps, pps=attack.peak_pps, rps=attack.peak_rps),
+        has_volume=bool(attack.peak_bps or attack.peak_pps or attack.peak_rps),
+        ongoing=True,
+        mitigated=attack.mitigated,
+    )
 
 
 def _matching_silence(
@@ -593,12 +708,12 @@ def _resolve_ended(feed: Feed, delivery: Delivery | None, resolved: list[ParsedA
 
 def _correlate(
     groups: dict[str, tuple[int | None, str, datetime, datetime]],
-) -> tuple[dict[str, int], list[tuple[int, datetime, datetime]]]:
+) -> tuple[dict[str, int], list[int]]:
     """Alerts of one customer and target within ATTACK_GAP of each other form one attack.
 
     Returns the attack of each fingerprint, which the upsert writes into the alert row (an
-    open row that already has an attack keeps it), and the existing attacks to extend,
-    (id, start, end), for ``_extend_attacks``. A fixed number of statements whatever the
+    open row that already has an attack keeps it), and the ids of the attacks it created;
+    ``_fold_into_attacks`` extends and summarises them. A fixed number of statements whatever the
     number of targets: one SELECT finds the latest attack of each (customer, target) and
     one INSERT creates the missing ones.
     """
@@ -631,8 +746,6 @@ def _correlate(
             )
             for attack_id, customer_id, target in cursor.fetchall():
                 latest.setdefault((customer_id, target), attack_id)
-    extended = [(attack_id, *spans[key][:2]) for key, attack_id in latest.items()]
-
     created = [
         Attack(customer_id=customer_id, target=target, started_at=start, last_seen=end, ongoing=True)
         for (customer_id, target), (start, end, _ids) in spans.items()
@@ -646,28 +759,7 @@ def _correlate(
     for attack in created:
         latest[(attack.customer_id, attack.target)] = attack.pk
     attack_of = {fingerprint: latest[key] for key, (_start, _end, members) in spans.items() for fingerprint in members}
-    return attack_of, extended
-
-
-def _extend_attacks(extended: list[tuple[int, datetime, datetime]]) -> None:
-    """Stretch existing attacks over their new alerts' span; ongoing again (one UPDATE per chunk)."""
-    postgres = connection.vendor == "postgresql"
-    greatest, least = ("GREATEST", "LEAST") if postgres else ("MAX", "MIN")
-    adapt = connection.ops.adapt_datetimefield_value
-    with connection.cursor() as cursor:
-        for index in range(0, len(extended), CORRELATE_CHUNK):
-            part = extended[index : index + CORRELATE_CHUNK]
-            whens = " ".join(["WHEN %s THEN %s"] * len(part))
-            cursor.execute(
-                f"UPDATE {Attack._meta.db_table} SET "
-                f"last_seen = {greatest}(last_seen, CASE id {whens} END), "
-                f"started_at = {least}(started_at, CASE id {whens} END), "
-                f"ongoing = %s, ended_at = NULL WHERE id IN ({', '.join(['%s'] * len(part))})",
-                [value for attack_id, _start, end in part for value in (attack_id, adapt(end))]
-                + [value for attack_id, start, _end in part for value in (attack_id, adapt(start))]
-                + [True]
-                + [attack_id for attack_id, _start, _end in part],
-            )
+    return attack_of, [attack.pk for attack in created]
 
 
 # --------------------------------------------------------------------------- attacks
@@ -710,10 +802,19 @@ def vector_title(vector: str) -> str:
 
 
 def attack_summarize(*, attack_id: int) -> Attack | None:
-    """Recompute an attack from its alerts: span, vectors, peaks, severity, urgency."""
-    attack = Attack.objects.filter(pk=attack_id).select_related("customer").first()
-    if attack is None:
-        return None
+    """Recompute an attack from its alerts: span, vectors, peaks, severity, urgency.
+
+    Locked like the upsert's fold, so a delivery committed meanwhile is not overwritten
+    with older aggregates.
+    """
+    with transaction.atomic():
+        attack = Attack.objects.select_for_update(of=("self",)).filter(pk=attack_id).select_related("customer").first()
+        if attack is None:
+            return None
+        return _attack_summarize_locked(attack)
+
+
+def _attack_summarize_locked(attack: Attack) -> Attack:
     alerts = Alert.objects.filter(attack=attack)
     agg = alerts.aggregate(
         n=Count("id"),
