@@ -17,6 +17,13 @@ from django.utils import timezone
 from alerts.querysets import AlertQuerySet, AttackQuerySet, DeliveryQuerySet, FeedQuerySet, SilenceQuerySet
 from console.models import Asset, Customer
 
+# Senders that never send an end event: their alerts end when they stop repeating.
+AUTO_RESOLVE_DEFAULT_MINUTES = {"suricata": 30, "wazuh": 30, "crowdsec": 60, "cloudflare": 30}
+# Where a format ends some of its alerts itself, the label that marks those: the default
+# auto-resolve leaves them to their END (Cloudflare's START/END ``alert_event``; a type
+# such as ``dos_attack_l7`` has none and is auto-resolved).
+ENDED_BY_SENDER_LABEL = {"cloudflare": "alert_event"}
+
 
 class Feed(models.Model):
     """A source of alerts: a webhook that senders push to, or a URL we poll."""
@@ -61,6 +68,18 @@ class Feed(models.Model):
     pull_url = models.URLField(blank=True)
     pull_interval = models.PositiveIntegerField(default=60, help_text="seconds between polls")
     last_pulled_at = models.DateTimeField(null=True, blank=True)
+    auto_resolve_minutes = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Resolve an open alert after this many minutes without a repeat. Empty: the format's default "
+        "(on for senders that never send an end event); 0: never.",
+    )
+    expected_interval_minutes = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Raise an alert of its own when the feed has sent nothing for this long (empty: never).",
+    )
+    silent_alerted_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_delivery_at = models.DateTimeField(null=True, blank=True)
     delivery_count = models.PositiveIntegerField(default=0)
     error_count = models.PositiveIntegerField(default=0)
@@ -93,6 +112,13 @@ class Feed(models.Model):
         if not token or not self.secret_hash:
             return False
         return hmac.compare_digest(hashlib.sha256(token.encode()).hexdigest(), self.secret_hash)
+
+    def auto_resolve_after(self) -> timedelta | None:
+        """How long an open alert of this feed may go without a repeat before it is resolved; None: never."""
+        minutes = self.auto_resolve_minutes
+        if minutes is None:
+            minutes = AUTO_RESOLVE_DEFAULT_MINUTES.get(self.format)
+        return timedelta(minutes=minutes) if minutes else None
 
     def health(self) -> str:
         if not self.enabled:
@@ -292,6 +318,13 @@ class Alert(models.Model):
         indexes = [
             models.Index(fields=["status", "-urgency", "-last_seen"], name="alert_queue_idx"),
             models.Index(fields=["customer", "-last_seen"], name="alert_customer_idx"),
+            # Ingest looks up the resolved alerts of a delivery's fingerprints (never reopen
+            # an alert with an older event); open rows have the unique index above.
+            models.Index(
+                fields=["feed", "fingerprint"],
+                condition=models.Q(resolved_at__isnull=False),
+                name="alert_resolved_fingerprint_idx",
+            ),
         ]
 
     def __str__(self) -> str:

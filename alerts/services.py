@@ -18,14 +18,14 @@ import orjson
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, DateTimeField, F, Max, Min, Q, Value, Window
+from django.db.models import Count, DateTimeField, Exists, F, Max, Min, OuterRef, Q, Value, Window
 from django.db.models.functions import Coalesce, Greatest, RowNumber
 from django.utils import timezone
 
 from alerts import urgency
 from alerts.formats import ParsedAlert, ParseError, parse_delivery
 from alerts.mapping import CustomerMapper
-from alerts.models import Alert, Attack, Delivery, Feed, Silence, silence_values
+from alerts.models import ENDED_BY_SENDER_LABEL, Alert, Attack, Delivery, Feed, Silence, silence_values
 from console.audit import audit_record, snapshot
 from console.models import Customer
 
@@ -36,6 +36,7 @@ RETRY_WINDOW_S = 300
 # Targets per attack lookup and per attack UPDATE (bounded statements on any backend).
 CORRELATE_CHUNK = 200
 JSON_FORMATS = {"cloudflare", "alertmanager", "crowdsec", "generic", "wazuh"}
+STALE_SKIP = "older than its alert's end"
 
 logger = logging.getLogger(__name__)
 
@@ -197,6 +198,8 @@ class UpsertResult:
     created: int = 0
     updated: int = 0
     resolved: int = 0
+    # Events older than the sender's end of their alert: dropped, never reopening it.
+    stale: int = 0
     attack_ids: set[int] = field(default_factory=set)
 
 
@@ -243,7 +246,7 @@ def delivery_process(*, delivery_id: int) -> Delivery | None:
         delivery.alerts_created = result.created
         delivery.alerts_updated = result.updated
         delivery.alerts_resolved = result.resolved
-        delivery.skipped = parsed.skipped
+        delivery.skipped = {**parsed.skipped, **({STALE_SKIP: result.stale} if result.stale else {})}
         delivery.save(
             update_fields=[
                 "status",
@@ -428,6 +431,7 @@ def alerts_upsert(
     now = received_at or timezone.now()
     mapper = CustomerMapper.for_feed(feed)
     opened, resolved = _fold_repeats(parsed, now)
+    opened, result.stale = _drop_older_than_end(feed, opened)
     mapped = {id(p): mapper.map(p) for p in parsed}
     customers = {c.pk: c for c in Customer.objects.filter(pk__in={m[0] for m in mapped.values() if m[0]})}
     baselines = customer_baselines(customers)
@@ -620,6 +624,7 @@ def attack_fold(attack: Attack, folds: Sequence[_Fold], *, plan: str | None, bas
     if raised:
         attack.peak_at = last
     summary = dict(attack.summary or {})
+    summary.pop("ended", None)
     counts = {v["vector"]: v["alerts"] for v in summary.get("vectors", [])}
     for vector in attack.vectors or []:
         counts.setdefault(vector, 0)
@@ -647,6 +652,35 @@ def attack_fold(attack: Attack, folds: Sequence[_Fold], *, plan: str | None, bas
     )
 
 
+def _drop_older_than_end(feed: Feed, opened: list[tuple]) -> tuple[list[tuple], int]:
+    """Events no newer than the sender's end of their alert never reopen it.
+
+    Reprocessing an old delivery, or a late one arriving after the END, would otherwise
+    open the alert again; the sender's own times decide the order, not arrival.
+    """
+    if not opened:
+        return opened, 0
+    fingerprints = [entry[0].fingerprint for entry in opened]
+    ends: dict[str, datetime] = {}
+    for index in range(0, len(fingerprints), 500):
+        ends.update(
+            Alert.objects.filter(
+                feed=feed,
+                fingerprint__in=fingerprints[index : index + 500],
+                resolved_at__isnull=False,
+                ended_at__isnull=False,
+            )
+            .order_by()
+            .values("fingerprint")
+            .annotate(end=Max("ended_at"))
+            .values_list("fingerprint", "end")
+        )
+    if not ends:
+        return opened, 0
+    kept = [entry for entry in opened if entry[0].fingerprint not in ends or entry[3] > ends[entry[0].fingerprint]]
+    return kept, len(opened) - len(kept)
+
+
 def _matching_silence(
     silences: list[Silence], alert: ParsedAlert, customer_slug: str, feed_slug: str
 ) -> Silence | None:
@@ -661,9 +695,10 @@ def _resolve_ended(feed: Feed, delivery: Delivery | None, resolved: list[ParsedA
     count = 0
     for alert in resolved:
         ended = alert.ended_at or alert.event_time or now
-        updated = Alert.objects.filter(feed=feed, fingerprint=alert.fingerprint, resolved_at__isnull=True).update(
-            status=Alert.Status.RESOLVED, resolved_at=now, ended_at=ended, last_seen=now, updated_at=now
-        )
+        # An END older than the open alert's start belongs to an earlier occurrence (reprocessed).
+        updated = Alert.objects.filter(
+            feed=feed, fingerprint=alert.fingerprint, resolved_at__isnull=True, event_time__lte=ended
+        ).update(status=Alert.Status.RESOLVED, resolved_at=now, ended_at=ended, last_seen=now, updated_at=now)
         if updated:
             count += updated
             continue
@@ -846,8 +881,13 @@ def _attack_summarize_locked(attack: Attack) -> Attack:
     attack.vectors = vectors
     attack.layer = "L7" if "L7" in layers else ("L4" if "L4" in layers else (layers[0] if layers else ""))
     attack.severity = severity
-    attack.ongoing = agg["open"] > 0
+    # Over when every alert is resolved or quiet past the gap (a sender that never ends
+    # its alerts and has no auto-resolve still cannot keep an attack going for ever).
+    quiet = attack.last_seen < timezone.now() - ATTACK_GAP
+    attack.ongoing = agg["open"] > 0 and not quiet
     attack.ended_at = None if attack.ongoing else (agg["ended"] or attack.last_seen)
+    if agg["open"] and not attack.ongoing:
+        attack.ended_at = attack.last_seen
     names = " + ".join(vector_title(v) for v in vectors[:3])
     attack.title = f"{names} on {attack.target}"[:300]
     ratio = urgency.magnitude_ratio(
@@ -869,6 +909,10 @@ def _attack_summarize_locked(attack: Attack) -> Attack:
         "sources": _top_sources(alerts),
         "open_alerts": agg["open"],
     }
+    if not attack.ongoing:
+        gap = int(ATTACK_GAP.total_seconds() // 60)
+        reason = "all its alerts resolved" if not agg["open"] else f"no alert for {gap} minutes"
+        attack.summary["ended"] = {"at": attack.ended_at.isoformat(), "reason": reason}
     attack.summarized_at = timezone.now()
     attack.save()
     return attack
@@ -883,16 +927,57 @@ def _top_sources(alerts) -> list[dict[str, Any]]:  # noqa: ANN001
 
 
 def attacks_close_quiet(*, now: datetime | None = None) -> int:
-    """Attacks with no open alert and nothing new for ATTACK_GAP are over."""
+    """Beat: attacks whose alerts are all resolved, or quiet past ATTACK_GAP, are over.
+
+    Each is summarised afresh, which records when it ended and why; idempotent.
+    """
     now = now or timezone.now()
-    quiet = Attack.objects.filter(ongoing=True, last_seen__lt=now - ATTACK_GAP).exclude(
-        alerts__resolved_at__isnull=True
-    )
+    open_alerts = Alert.objects.filter(attack=OuterRef("pk"), resolved_at__isnull=True)
+    over = Attack.objects.filter(ongoing=True).filter(Q(last_seen__lt=now - ATTACK_GAP) | ~Exists(open_alerts))
     closed = 0
-    for attack in quiet:
-        Attack.objects.filter(pk=attack.pk).update(ongoing=False, ended_at=attack.last_seen)
-        closed += 1
+    for attack_id in list(over.values_list("pk", flat=True)[:1000]):
+        attack = attack_summarize(attack_id=attack_id)
+        if attack is not None and not attack.ongoing:
+            closed += 1
     return closed
+
+
+def alerts_auto_resolve(*, now: datetime | None = None) -> int:
+    """Beat: open alerts of a feed with auto-resolve that have not repeated for its period are resolved.
+
+    Their end is when they were last seen; their attacks are summarised again (and end
+    when nothing of them is left open). Idempotent: a resolved alert is never touched again.
+    """
+    now = now or timezone.now()
+    resolved = 0
+    attack_ids: set[int] = set()
+    for feed in Feed.objects.all():
+        after = feed.auto_resolve_after()
+        if after is None:
+            continue
+        quiet = Alert.objects.filter(feed=feed, resolved_at__isnull=True, last_seen__lte=now - after)
+        label = ENDED_BY_SENDER_LABEL.get(feed.format)
+        if feed.auto_resolve_minutes is None and label:
+            quiet = quiet.exclude(labels__has_key=label)
+        rows = list(quiet.order_by().values_list("pk", "attack_id")[:5000])
+        if not rows:
+            continue
+        done = Alert.objects.filter(pk__in=[pk for pk, _a in rows], resolved_at__isnull=True).update(
+            status=Alert.Status.RESOLVED,
+            resolved_at=now,
+            ended_at=Coalesce(F("ended_at"), F("last_seen")),
+            updated_at=now,
+        )
+        attack_ids |= {attack_id for _pk, attack_id in rows if attack_id}
+        resolved += done
+        audit_record(
+            action="alert.auto_resolve",
+            obj=feed,
+            after={"alerts": done, "minutes_without_repeat": int(after.total_seconds() // 60)},
+        )
+    for attack_id in sorted(attack_ids):
+        attack_summarize(attack_id=attack_id)
+    return resolved
 
 
 # --------------------------------------------------------------------------- triage

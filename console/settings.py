@@ -322,6 +322,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": timedelta(seconds=env_int("INGEST_SWEEP_SECONDS", 30)),
     },
     "close-quiet-attacks": {"task": "alerts.tasks.close_quiet_attacks", "schedule": timedelta(minutes=1)},
+    "auto-resolve-alerts": {"task": "alerts.tasks.auto_resolve_alerts", "schedule": timedelta(minutes=1)},
     "release-expired-silences": {"task": "alerts.tasks.release_expired_silences", "schedule": timedelta(minutes=1)},
     "poll-feeds": {"task": "alerts.tasks.poll_feeds", "schedule": timedelta(seconds=15)},
     "prune-alerts": {"task": "alerts.tasks.prune", "schedule": timedelta(hours=1)},
