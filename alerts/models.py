@@ -123,6 +123,8 @@ class Feed(models.Model):
     def health(self) -> str:
         if not self.enabled:
             return "disabled"
+        if self.silent_alerted_at:
+            return "silent"
         if self.last_error_at and (not self.last_delivery_at or self.last_error_at >= self.last_delivery_at):
             return "failing"
         if not self.last_delivery_at:

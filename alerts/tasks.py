@@ -54,6 +54,14 @@ def auto_resolve_alerts() -> int:
 
 
 @shared_task(ignore_result=True)
+def check_silent_feeds() -> int:
+    from alerts.feeds import feeds_check_silent
+
+    with acting_as("celery:check_silent_feeds"):
+        return feeds_check_silent()
+
+
+@shared_task(ignore_result=True)
 def release_expired_silences() -> int:
     return services.silences_release_expired()
 
