@@ -120,6 +120,11 @@ class Feed(models.Model):
             minutes = AUTO_RESOLVE_DEFAULT_MINUTES.get(self.format)
         return timedelta(minutes=minutes) if minutes else None
 
+    @property
+    def auto_resolve_in_force_minutes(self) -> int | None:
+        after = self.auto_resolve_after()
+        return int(after.total_seconds() // 60) if after else None
+
     def health(self) -> str:
         if not self.enabled:
             return "disabled"

@@ -44,13 +44,12 @@ class FeedSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    auto_resolve_after_minutes = serializers.SerializerMethodField(
-        help_text="The auto-resolve in force (the feed's own or its format's default); null: never."
+    auto_resolve_after_minutes = serializers.IntegerField(
+        source="auto_resolve_in_force_minutes",
+        read_only=True,
+        allow_null=True,
+        help_text="The auto-resolve in force (the feed's own or its format's default); null: never.",
     )
-
-    def get_auto_resolve_after_minutes(self, feed: Feed) -> int | None:
-        after = feed.auto_resolve_after()
-        return int(after.total_seconds() // 60) if after else None
 
 
 class FeedWriteSerializer(serializers.ModelSerializer):
@@ -117,7 +116,10 @@ class FeedImportResultSerializer(serializers.Serializer):
 
 class FeedReplaySerializer(serializers.Serializer):
     deliveries = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), required=False, max_length=5000, help_text="default: all"
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
+        required=False,
+        max_length=5000,
+        help_text="default: all",
     )
     unmapped = serializers.BooleanField(
         default=True, help_text="also processed deliveries whose alerts found no customer"
