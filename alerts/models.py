@@ -351,10 +351,31 @@ class Alert(models.Model):
 
 
 class Silence(models.Model):
-    """Alertmanager-style silence: matching alerts are stored and counted, but leave the queue."""
+    """Alertmanager-style silence: matching alerts are stored and counted, but leave the queue.
 
-    FIELDS = ("customer", "feed", "vector", "target", "severity", "layer", "title")
+    A matcher names a field below or any label of the alert (``instance``, ``dst_ip``, or
+    ``label:<name>``); a label the alert lacks compares as the empty string, as in
+    Alertmanager. ``source_ip`` holds when any of the alert's source addresses does (and
+    ``!=``/``!~`` when none does); ``alertname`` is the alertname label, else the title.
+    """
+
+    FIELDS = (
+        "customer",
+        "feed",
+        "alertname",
+        "vector",
+        "target",
+        "target_ip",
+        "target_host",
+        "zone",
+        "source_ip",
+        "severity",
+        "layer",
+        "title",
+    )
     OPERATORS = ("=", "!=", "=~", "!~")
+    # Fields whose every value is known: a matcher accepting all of them silences everything.
+    CHOICES: dict[str, tuple[str, ...]] = {"severity": tuple(Severity.values), "layer": tuple(Layer.values)}
 
     matchers = models.JSONField(help_text='[{"field": "vector", "op": "=", "value": "udp_flood"}, ...]')
     starts_at = models.DateTimeField(default=timezone.now)
@@ -379,19 +400,32 @@ class Silence(models.Model):
     def matches(self, alert: Alert | dict[str, Any]) -> bool:
         """All matchers hold for this alert (given as a row or as a dict of its match values)."""
         values = alert if isinstance(alert, dict) else silence_values(alert)
-        for matcher in self.matchers:
-            field, op, wanted = matcher["field"], matcher["op"], str(matcher["value"])
-            actual = str(values.get(field) or "")
-            if op == "=" and actual != wanted:
-                return False
-            if op == "!=" and actual == wanted:
-                return False
-            if op in ("=~", "!~"):
-                # Anchored like Alertmanager's regex matchers.
-                found = re.fullmatch(wanted, actual) is not None
-                if (op == "=~") != found:
-                    return False
-        return True
+        return all(matcher_holds(m, matcher_value(values, m["field"])) for m in self.matchers)
+
+
+def matcher_value(values: dict[str, Any], field_name: str) -> Any:
+    """The value a matcher on ``field_name`` compares: a field, or else the label of that name."""
+    if field_name in Silence.FIELDS or field_name.startswith("label:"):
+        return values.get(field_name)
+    return values.get(f"label:{field_name}")
+
+
+def matcher_holds(matcher: dict[str, Any], actual: Any) -> bool:
+    """One matcher against one value (a list holds for = and =~ when any item does)."""
+    op, wanted = matcher["op"], str(matcher["value"])
+    if isinstance(actual, list | tuple):
+        base = "=" if op in ("=", "!=") else "=~"
+        items = [str(a) for a in actual] or [""]
+        found = any(matcher_holds({"op": base, "value": wanted}, item) for item in items)
+        return found if op in ("=", "=~") else not found
+    actual = "" if actual is None else str(actual)
+    if op == "=":
+        return actual == wanted
+    if op == "!=":
+        return actual != wanted
+    # Anchored like Alertmanager's regex matchers.
+    found = re.fullmatch(wanted, actual) is not None
+    return found if op == "=~" else not found
 
 
 def silence_values(alert: Any, *, customer_slug: str | None = None, feed_slug: str | None = None) -> dict[str, Any]:
@@ -404,16 +438,22 @@ def silence_values(alert: Any, *, customer_slug: str | None = None, feed_slug: s
         customer_slug = alert.customer.slug if alert.customer_id and alert.customer else ""
     if feed_slug is None:
         feed_slug = alert.feed.slug if alert.feed_id else ""
+    labels = alert.labels or {}
     values = {
         "customer": customer_slug,
         "feed": feed_slug,
+        "alertname": labels.get("alertname") or alert.title,
         "vector": alert.vector,
         "target": alert.target_ip or alert.target_host or alert.zone,
+        "target_ip": alert.target_ip or "",
+        "target_host": alert.target_host,
+        "zone": alert.zone,
+        "source_ip": list(alert.source_ips or []),
         "severity": alert.severity,
         "layer": alert.layer,
         "title": alert.title,
     }
-    for key, value in (alert.labels or {}).items():
+    for key, value in labels.items():
         values[f"label:{key}"] = value
     return values
 

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import re
 import statistics
 import time
 from collections import defaultdict
@@ -25,7 +26,16 @@ from django.utils import timezone
 from alerts import urgency
 from alerts.formats import ParsedAlert, ParseError, parse_delivery
 from alerts.mapping import CustomerMapper
-from alerts.models import ENDED_BY_SENDER_LABEL, Alert, Attack, Delivery, Feed, Silence, silence_values
+from alerts.models import (
+    ENDED_BY_SENDER_LABEL,
+    Alert,
+    Attack,
+    Delivery,
+    Feed,
+    Silence,
+    matcher_holds,
+    silence_values,
+)
 from console.audit import audit_record, snapshot
 from console.models import Customer
 
@@ -1058,16 +1068,51 @@ def silence_matchers_for(alerts: Sequence[Alert]) -> list[dict[str, str]]:
     return [{"field": k, "op": "=", "value": v} for k, v in (shared or {}).items()]
 
 
-def silence_validate(matchers: list[dict[str, Any]]) -> list[dict[str, str]]:
-    import re
+LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+# Values a matcher is tried on to tell whether it restricts anything: a regex matching all
+# of them (".*", ".+", "[\s\S]*") accepts any text.
+CATCH_ALL_PROBES = ("x", "0", "203.0.113.1", "shieldwall probe ~ value")
+# Fields every alert has a value for: any-text there is every alert (customer=~.+ is not:
+# it leaves the unassigned ones).
+ALWAYS_SET = {"feed", "alertname", "vector", "severity", "layer", "title"}
 
+
+def _matches_everything(matcher: dict[str, str]) -> bool:
+    """The matcher holds for an alert that lacks the field, or for any value the field can take.
+
+    Alertmanager refuses a silence whose every matcher matches the empty string; values from
+    a fixed vocabulary (severity, layer) and any-text regexes are refused the same way here.
+    """
+    if matcher_holds(matcher, ""):
+        return True
+    choices = Silence.CHOICES.get(matcher["field"])
+    if choices and all(matcher_holds(matcher, choice) for choice in choices):
+        return True
+    return (
+        matcher["op"] == "=~"
+        and matcher["field"] in ALWAYS_SET
+        and all(matcher_holds(matcher, probe) for probe in CATCH_ALL_PROBES)
+    )
+
+
+def silence_validate(matchers: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Clean matchers, or ValueError with a reason an engineer can act on.
+
+    A field is one of ``Silence.FIELDS``, ``label:<name>`` or a bare label name; at least
+    one matcher must restrict what is silenced (``severity=~.*`` alone would silence every alert).
+    """
     if not matchers:
         raise ValueError("a silence needs at least one matcher")
     clean = []
     for m in matchers:
-        field_name, op, value = str(m.get("field", "")), str(m.get("op", "=")), str(m.get("value", ""))
-        if field_name not in Silence.FIELDS and not field_name.startswith("label:"):
-            raise ValueError(f"unknown matcher field {field_name!r}")
+        if not isinstance(m, dict):
+            raise ValueError("a matcher is an object with field, op and value")
+        field_name, op, value = str(m.get("field", "")).strip(), str(m.get("op", "=")), str(m.get("value", ""))
+        label = field_name.removeprefix("label:")
+        if field_name not in Silence.FIELDS and not LABEL_NAME.fullmatch(label):
+            raise ValueError(
+                f"unknown matcher field {field_name!r}: a field ({', '.join(Silence.FIELDS)}) or a label name"
+            )
         if op not in Silence.OPERATORS:
             raise ValueError(f"unknown matcher operator {op!r}")
         if op in ("=~", "!~"):
@@ -1076,6 +1121,12 @@ def silence_validate(matchers: list[dict[str, Any]]) -> list[dict[str, str]]:
             except re.error as exc:
                 raise ValueError(f"bad regular expression {value!r}: {exc}") from exc
         clean.append({"field": field_name, "op": op, "value": value})
+    if all(_matches_everything(m) for m in clean):
+        shown = ", ".join(f"{m['field']}{m['op']}{m['value']}" for m in clean)
+        raise ValueError(
+            f"refused: {shown} would silence every alert (each matcher also holds for an alert without that "
+            "field or with any value). Add a matcher that names what to silence, e.g. vector=udp_flood."
+        )
     return clean
 
 

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Sum
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -394,7 +394,12 @@ def delivery_reprocess(request: HttpRequest, pk: int) -> HttpResponse:
 def silence_list(request: HttpRequest) -> HttpResponse:
     require_internal(request)
     now = timezone.now()
-    silences = Silence.objects.visible_to(request.user).select_related("created_by")
+    # How many alerts each silence took out of the queue, and how many notifications they carried.
+    silences = (
+        Silence.objects.visible_to(request.user)
+        .select_related("created_by")
+        .annotate(suppressed=Count("silenced_alerts"), notifications=Sum("silenced_alerts__count"))
+    )
     return render(
         request,
         "alerts/silence_list.html",

@@ -293,14 +293,29 @@ class SilenceSerializer(serializers.ModelSerializer):
     matchers = MatcherSerializer(many=True)
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     active = serializers.SerializerMethodField()
+    suppressed = serializers.SerializerMethodField(help_text="alerts this silence took out of the queue")
 
     class Meta:
         model = Silence
-        fields = ["id", "matchers", "starts_at", "ends_at", "comment", "created_by", "created_at", "active"]
-        read_only_fields = ["created_by", "created_at", "active"]
+        fields = [
+            "id",
+            "matchers",
+            "starts_at",
+            "ends_at",
+            "comment",
+            "created_by",
+            "created_at",
+            "active",
+            "suppressed",
+        ]
+        read_only_fields = ["created_by", "created_at", "active", "suppressed"]
 
     def get_active(self, silence: Silence) -> bool:
         return silence.is_active()
+
+    def get_suppressed(self, silence: Silence) -> int:
+        annotated = getattr(silence, "suppressed", None)
+        return annotated if annotated is not None else silence.silenced_alerts.count()
 
 
 class SilencePreviewSerializer(serializers.Serializer):

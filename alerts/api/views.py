@@ -1,5 +1,6 @@
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Count
 from django.http import Http404
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
@@ -212,7 +213,12 @@ class SilenceViewSet(
     filterset_class = SilenceFilterSet
 
     def get_queryset(self):  # noqa: ANN201
-        return Silence.objects.visible_to(self.request.user).select_related("created_by").order_by("-starts_at", "-id")
+        return (
+            Silence.objects.visible_to(self.request.user)
+            .select_related("created_by")
+            .annotate(suppressed=Count("silenced_alerts"))
+            .order_by("-starts_at", "-id")
+        )
 
     def perform_create(self, serializer) -> None:  # noqa: ANN001
         data = serializer.validated_data
