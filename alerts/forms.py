@@ -4,36 +4,41 @@ import json
 
 from django import forms
 
+from alerts.feeds import FEED_EDITABLE_FIELDS
 from alerts.models import Feed
 from alerts.services import silence_validate
 
 
 class FeedForm(forms.ModelForm):
+    """A new feed: its slug (the webhook URL) and every editable setting."""
+
     pull_url = forms.URLField(required=False, assume_scheme="https")
 
     class Meta:
         model = Feed
-        fields = [
-            "name",
-            "slug",
-            "format",
-            "mode",
-            "customer",
-            "customer_label",
-            "options",
-            "signing_key",
-            "max_body_bytes",
-            "rate_limit_per_minute",
-            "pull_url",
-            "pull_interval",
-            "enabled",
-        ]
+        fields = ["slug", *FEED_EDITABLE_FIELDS]
+        widgets = {"options": forms.Textarea(attrs={"rows": 8, "class": "mono"})}
+
+    def clean_options(self):  # noqa: ANN201
+        value = self.cleaned_data.get("options")
+        if value in (None, ""):
+            return {}
+        if not isinstance(value, dict):
+            raise forms.ValidationError("options must be a JSON object")
+        return value
 
     def clean(self):  # noqa: ANN201
         data = super().clean()
         if data.get("mode") == Feed.Mode.PULL and not data.get("pull_url"):
             self.add_error("pull_url", "a pull feed needs a URL to poll")
         return data
+
+
+class FeedEditForm(FeedForm):
+    """An existing feed's settings; the slug stays, senders are configured with it."""
+
+    class Meta(FeedForm.Meta):
+        fields = list(FEED_EDITABLE_FIELDS)
 
 
 class SilenceForm(forms.Form):

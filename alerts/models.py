@@ -18,6 +18,13 @@ from alerts.formats.labels import default_label_mapping
 from alerts.querysets import AlertQuerySet, AttackQuerySet, DeliveryQuerySet, FeedQuerySet, SilenceQuerySet
 from console.models import Asset, Customer
 
+# Senders that never send an end event: their alerts end when they stop repeating.
+AUTO_RESOLVE_DEFAULT_MINUTES = {"suricata": 30, "wazuh": 30, "crowdsec": 60, "cloudflare": 30}
+# Where a format ends some of its alerts itself, the label that marks those: the default
+# auto-resolve leaves them to their END (Cloudflare's START/END ``alert_event``; a type
+# such as ``dos_attack_l7`` has none and is auto-resolved).
+ENDED_BY_SENDER_LABEL = {"cloudflare": "alert_event"}
+
 
 class Feed(models.Model):
     """A source of alerts: a webhook that senders push to, or a URL we poll."""
@@ -72,6 +79,18 @@ class Feed(models.Model):
     pull_url = models.URLField(blank=True)
     pull_interval = models.PositiveIntegerField(default=60, help_text="seconds between polls")
     last_pulled_at = models.DateTimeField(null=True, blank=True)
+    auto_resolve_minutes = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Resolve an open alert after this many minutes without a repeat. Empty: the format's default "
+        "(on for senders that never send an end event); 0: never.",
+    )
+    expected_interval_minutes = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Raise an alert of its own when the feed has sent nothing for this long (empty: never).",
+    )
+    silent_alerted_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_delivery_at = models.DateTimeField(null=True, blank=True)
     delivery_count = models.PositiveIntegerField(default=0)
     error_count = models.PositiveIntegerField(default=0)
@@ -113,9 +132,23 @@ class Feed(models.Model):
             return False
         return hmac.compare_digest(hashlib.sha256(token.encode()).hexdigest(), self.secret_hash)
 
+    def auto_resolve_after(self) -> timedelta | None:
+        """How long an open alert of this feed may go without a repeat before it is resolved; None: never."""
+        minutes = self.auto_resolve_minutes
+        if minutes is None:
+            minutes = AUTO_RESOLVE_DEFAULT_MINUTES.get(self.format)
+        return timedelta(minutes=minutes) if minutes else None
+
+    @property
+    def auto_resolve_in_force_minutes(self) -> int | None:
+        after = self.auto_resolve_after()
+        return int(after.total_seconds() // 60) if after else None
+
     def health(self) -> str:
         if not self.enabled:
             return "disabled"
+        if self.silent_alerted_at:
+            return "silent"
         if self.last_error_at and (not self.last_delivery_at or self.last_error_at >= self.last_delivery_at):
             return "failing"
         if not self.last_delivery_at:
@@ -314,6 +347,13 @@ class Alert(models.Model):
         indexes = [
             models.Index(fields=["status", "-urgency", "-last_seen"], name="alert_queue_idx"),
             models.Index(fields=["customer", "-last_seen"], name="alert_customer_idx"),
+            # Ingest looks up the resolved alerts of a delivery's fingerprints (never reopen
+            # an alert with an older event); open rows have the unique index above.
+            models.Index(
+                fields=["feed", "fingerprint"],
+                condition=models.Q(resolved_at__isnull=False),
+                name="alert_resolved_fingerprint_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -333,10 +373,31 @@ class Alert(models.Model):
 
 
 class Silence(models.Model):
-    """Alertmanager-style silence: matching alerts are stored and counted, but leave the queue."""
+    """Alertmanager-style silence: matching alerts are stored and counted, but leave the queue.
 
-    FIELDS = ("customer", "feed", "vector", "target", "severity", "layer", "title")
+    A matcher names a field below or any label of the alert (``instance``, ``dst_ip``, or
+    ``label:<name>``); a label the alert lacks compares as the empty string, as in
+    Alertmanager. ``source_ip`` holds when any of the alert's source addresses does (and
+    ``!=``/``!~`` when none does); ``alertname`` is the alertname label, else the title.
+    """
+
+    FIELDS = (
+        "customer",
+        "feed",
+        "alertname",
+        "vector",
+        "target",
+        "target_ip",
+        "target_host",
+        "zone",
+        "source_ip",
+        "severity",
+        "layer",
+        "title",
+    )
     OPERATORS = ("=", "!=", "=~", "!~")
+    # Fields whose every value is known: a matcher accepting all of them silences everything.
+    CHOICES: dict[str, tuple[str, ...]] = {"severity": tuple(Severity.values), "layer": tuple(Layer.values)}
 
     matchers = models.JSONField(help_text='[{"field": "vector", "op": "=", "value": "udp_flood"}, ...]')
     starts_at = models.DateTimeField(default=timezone.now)
@@ -361,19 +422,32 @@ class Silence(models.Model):
     def matches(self, alert: Alert | dict[str, Any]) -> bool:
         """All matchers hold for this alert (given as a row or as a dict of its match values)."""
         values = alert if isinstance(alert, dict) else silence_values(alert)
-        for matcher in self.matchers:
-            field, op, wanted = matcher["field"], matcher["op"], str(matcher["value"])
-            actual = str(values.get(field) or "")
-            if op == "=" and actual != wanted:
-                return False
-            if op == "!=" and actual == wanted:
-                return False
-            if op in ("=~", "!~"):
-                # Anchored like Alertmanager's regex matchers.
-                found = re.fullmatch(wanted, actual) is not None
-                if (op == "=~") != found:
-                    return False
-        return True
+        return all(matcher_holds(m, matcher_value(values, m["field"])) for m in self.matchers)
+
+
+def matcher_value(values: dict[str, Any], field_name: str) -> Any:
+    """The value a matcher on ``field_name`` compares: a field, or else the label of that name."""
+    if field_name in Silence.FIELDS or field_name.startswith("label:"):
+        return values.get(field_name)
+    return values.get(f"label:{field_name}")
+
+
+def matcher_holds(matcher: dict[str, Any], actual: Any) -> bool:
+    """One matcher against one value (a list holds for = and =~ when any item does)."""
+    op, wanted = matcher["op"], str(matcher["value"])
+    if isinstance(actual, list | tuple):
+        base = "=" if op in ("=", "!=") else "=~"
+        items = [str(a) for a in actual] or [""]
+        found = any(matcher_holds({"op": base, "value": wanted}, item) for item in items)
+        return found if op in ("=", "=~") else not found
+    actual = "" if actual is None else str(actual)
+    if op == "=":
+        return actual == wanted
+    if op == "!=":
+        return actual != wanted
+    # Anchored like Alertmanager's regex matchers.
+    found = re.fullmatch(wanted, actual) is not None
+    return found if op == "=~" else not found
 
 
 def silence_values(alert: Any, *, customer_slug: str | None = None, feed_slug: str | None = None) -> dict[str, Any]:
@@ -386,16 +460,22 @@ def silence_values(alert: Any, *, customer_slug: str | None = None, feed_slug: s
         customer_slug = alert.customer.slug if alert.customer_id and alert.customer else ""
     if feed_slug is None:
         feed_slug = alert.feed.slug if alert.feed_id else ""
+    labels = alert.labels or {}
     values = {
         "customer": customer_slug,
         "feed": feed_slug,
+        "alertname": labels.get("alertname") or alert.title,
         "vector": alert.vector,
         "target": alert.target_ip or alert.target_host or alert.zone,
+        "target_ip": alert.target_ip or "",
+        "target_host": alert.target_host,
+        "zone": alert.zone,
+        "source_ip": list(alert.source_ips or []),
         "severity": alert.severity,
         "layer": alert.layer,
         "title": alert.title,
     }
-    for key, value in (alert.labels or {}).items():
+    for key, value in labels.items():
         values[f"label:{key}"] = value
     return values
 

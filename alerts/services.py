@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import re
 import statistics
 import time
 from collections import defaultdict
@@ -18,14 +19,23 @@ import orjson
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, DateTimeField, F, Max, Min, Q, Value, Window
+from django.db.models import Count, DateTimeField, Exists, F, Max, Min, OuterRef, Q, Value, Window
 from django.db.models.functions import Coalesce, Greatest, RowNumber
 from django.utils import timezone
 
 from alerts import urgency
 from alerts.formats import ParsedAlert, ParseError, parse_delivery
 from alerts.mapping import CustomerMapper
-from alerts.models import Alert, Attack, Delivery, Feed, Silence, silence_values
+from alerts.models import (
+    ENDED_BY_SENDER_LABEL,
+    Alert,
+    Attack,
+    Delivery,
+    Feed,
+    Silence,
+    matcher_holds,
+    silence_values,
+)
 from console import units
 from console.audit import audit_record, snapshot
 from console.models import Customer
@@ -37,6 +47,7 @@ RETRY_WINDOW_S = 300
 # Targets per attack lookup and per attack UPDATE (bounded statements on any backend).
 CORRELATE_CHUNK = 200
 JSON_FORMATS = {"cloudflare", "alertmanager", "crowdsec", "generic", "wazuh", "pagerduty"}
+STALE_SKIP = "older than its alert's end"
 
 logger = logging.getLogger(__name__)
 
@@ -216,6 +227,8 @@ class UpsertResult:
     created: int = 0
     updated: int = 0
     resolved: int = 0
+    # Events older than the sender's end of their alert: dropped, never reopening it.
+    stale: int = 0
     attack_ids: set[int] = field(default_factory=set)
 
 
@@ -260,7 +273,7 @@ def delivery_process(*, delivery_id: int) -> Delivery | None:
         delivery.alerts_created = result.created
         delivery.alerts_updated = result.updated
         delivery.alerts_resolved = result.resolved
-        delivery.skipped = parsed.skipped
+        delivery.skipped = {**parsed.skipped, **({STALE_SKIP: result.stale} if result.stale else {})}
         delivery.save(
             update_fields=[
                 "status",
@@ -429,7 +442,7 @@ def _upsert_sql(rows: int) -> str:
         "attack_id = COALESCE(alerts_alert.attack_id, excluded.attack_id), "
         "source_ips = excluded.source_ips, labels = excluded.labels, raw = excluded.raw, "
         "updated_at = excluded.updated_at "
-        "RETURNING id, count, fingerprint"
+        "RETURNING id, count, fingerprint, attack_id"
     )
 
 
@@ -465,6 +478,7 @@ def alerts_upsert(
         if not parsed:
             return result
     opened, resolved = _fold_repeats(parsed, now)
+    opened, result.stale = _drop_older_than_end(feed, opened)
     mapped = {id(p): mapper.map(p) for p in parsed}
     customers = {c.pk: c for c in Customer.objects.filter(pk__in={m[0] for m in mapped.values() if m[0]})}
     baselines = customer_baselines(customers)
@@ -536,8 +550,7 @@ def alerts_upsert(
             groups[alert.fingerprint] = (customer_id, target, min(first_at, now), now)
 
     # Attacks first, so each row is written with its attack (an open row keeps the one it has).
-    attack_of, extended = _correlate(groups)
-    result.attack_ids |= set(attack_of.values())
+    attack_of, created_attacks = _correlate(groups)
     attack_index = ALERT_COLUMNS.index("attack_id")
     fingerprint_index = ALERT_COLUMNS.index("fingerprint")
     # Datetimes as the backend stores them (SQLite keeps naive UTC text).
@@ -546,16 +559,24 @@ def alerts_upsert(
         row[attack_index] = attack_of.get(row[fingerprint_index])
         for index in DATETIME_INDEXES:
             row[index] = adapt(row[index])
+    first_of = {alert.fingerprint: (alert, first_at) for alert, _count, first_at, _last in opened}
+    folds: dict[int, list[_Fold]] = defaultdict(list)
     with connection.cursor() as cursor:
         chunk = 400
         for start in range(0, len(rows), chunk):
             part = rows[start : start + chunk]
             cursor.execute(_upsert_sql(len(part)), [value for row in part for value in row])
-            for _alert_id, count, fingerprint in cursor.fetchall():
-                if count == counts[fingerprint]:
+            for _alert_id, count, fingerprint, attack_id in cursor.fetchall():
+                created = count == counts[fingerprint]
+                if created:
                     result.created += 1
                 else:
                     result.updated += 1
+                if attack_id is not None:
+                    # The attack the row really has (an open row keeps its own), not the one proposed.
+                    alert, first_at = first_of[fingerprint]
+                    folds[attack_id].append(_Fold(alert, created, min(first_at, now), now))
+    result.attack_ids |= set(folds)
 
     result.resolved = _resolve_ended(feed, delivery, resolved, mapped, now)
     if resolved:
@@ -564,10 +585,148 @@ def alerts_upsert(
             .values_list("attack_id", flat=True)
             .distinct()
         )
+    # An attack made for rows that all kept an attack of their own holds nothing: not an attack.
+    unused = [attack_id for attack_id in created_attacks if attack_id not in folds]
+    if unused:
+        Attack.objects.filter(pk__in=unused).delete()
     # Last: the attacks' row locks, which deliveries of the same targets wait on, are held
     # only until the commit that follows.
-    _extend_attacks(extended)
+    _fold_into_attacks(folds, customers, baselines)
     return result
+
+
+@dataclass
+class _Fold:
+    """One upserted alert row as it counts towards its attack's summary."""
+
+    alert: ParsedAlert
+    created: bool
+    first_at: datetime
+    last_at: datetime
+
+
+SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
+FOLDED_FIELDS = [
+    "started_at",
+    "last_seen",
+    "ongoing",
+    "ended_at",
+    "alert_count",
+    "peak_bps",
+    "peak_pps",
+    "peak_rps",
+    "peak_at",
+    "vectors",
+    "layer",
+    "severity",
+    "title",
+    "urgency",
+    "urgency_reasons",
+    "summary",
+]
+
+
+def _fold_into_attacks(
+    folds: dict[int, list[_Fold]], customers: dict[int, Customer], baselines: dict[int, urgency.Baseline]
+) -> None:
+    """Fold this delivery's alerts into their attacks in the upsert's transaction (incremental).
+
+    Span, counts, peaks, vectors, layer, severity, title and urgency are right the moment
+    the alerts are committed, so an attack opened a second after its first alert (or a
+    ticket escalated from it) reads them; the debounced ``attack_summarize`` only adds the
+    costly parts (top sources) and corrects what cannot be folded (alerts resolved since).
+    Rows are locked in id order, so concurrent deliveries of shared attacks never deadlock.
+    """
+    if not folds:
+        return
+    attacks = list(Attack.objects.select_for_update().filter(pk__in=folds).order_by("pk"))
+    missing = {a.customer_id for a in attacks if a.customer_id and a.customer_id not in customers}
+    if missing:
+        customers = {**customers, **{c.pk: c for c in Customer.objects.filter(pk__in=missing)}}
+    for attack in attacks:
+        attack_fold(
+            attack,
+            folds[attack.pk],
+            plan=customers[attack.customer_id].plan if attack.customer_id in customers else None,
+            baseline=baselines.get(attack.customer_id) if attack.customer_id else None,
+        )
+    Attack.objects.bulk_update(attacks, FOLDED_FIELDS, batch_size=CORRELATE_CHUNK)
+
+
+def attack_fold(attack: Attack, folds: Sequence[_Fold], *, plan: str | None, baseline: urgency.Baseline | None) -> None:
+    """Add upserted alert rows to an attack's summary, in memory (the caller saves)."""
+    fresh = attack.alert_count == 0
+    attack.started_at = min([attack.started_at, *(f.first_at for f in folds)])
+    last = max(f.last_at for f in folds)
+    attack.last_seen = max(attack.last_seen, last)
+    attack.ongoing, attack.ended_at = True, None
+    attack.alert_count += sum(1 for f in folds if f.created)
+    raised = False
+    for metric in ("bps", "pps", "rps"):
+        current = getattr(attack, f"peak_{metric}")
+        for fold in folds:
+            value = getattr(fold.alert, metric)
+            if value is not None and (current is None or value > current):
+                current, raised = value, True
+        setattr(attack, f"peak_{metric}", current)
+    if raised:
+        attack.peak_at = last
+    summary = dict(attack.summary or {})
+    summary.pop("ended", None)
+    counts = {v["vector"]: v["alerts"] for v in summary.get("vectors", [])}
+    for vector in attack.vectors or []:
+        counts.setdefault(vector, 0)
+    for fold in folds:
+        vector = fold.alert.vector[:64]
+        counts[vector] = counts.get(vector, 0) + (1 if fold.created else 0)
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    summary["vectors"] = [{"vector": v, "alerts": n} for v, n in ranked]
+    summary["open_alerts"] = summary.get("open_alerts", 0) + sum(1 for f in folds if f.created)
+    attack.summary = summary
+    attack.vectors = [v for v, _n in ranked]
+    layers = {f.alert.layer for f in folds} | ({attack.layer} if attack.layer and not fresh else set())
+    attack.layer = "L7" if "L7" in layers else ("L4" if "L4" in layers else min(layers, default=""))
+    severities = {f.alert.severity for f in folds} | (set() if fresh else {attack.severity})
+    attack.severity = next((s for s in SEVERITY_ORDER if s in severities), attack.severity)
+    names = " + ".join(vector_title(v) for v in attack.vectors[:3])
+    attack.title = f"{names} on {attack.target}"[:300]
+    attack.urgency, attack.urgency_reasons = urgency.score(
+        severity=attack.severity,
+        plan=plan,
+        ratio=urgency.magnitude_ratio(baseline, bps=attack.peak_bps, pps=attack.peak_pps, rps=attack.peak_rps),
+        has_volume=bool(attack.peak_bps or attack.peak_pps or attack.peak_rps),
+        ongoing=True,
+        mitigated=attack.mitigated,
+    )
+
+
+def _drop_older_than_end(feed: Feed, opened: list[tuple]) -> tuple[list[tuple], int]:
+    """Events no newer than the sender's end of their alert never reopen it.
+
+    Reprocessing an old delivery, or a late one arriving after the END, would otherwise
+    open the alert again; the sender's own times decide the order, not arrival.
+    """
+    if not opened:
+        return opened, 0
+    fingerprints = [entry[0].fingerprint for entry in opened]
+    ends: dict[str, datetime] = {}
+    for index in range(0, len(fingerprints), 500):
+        ends.update(
+            Alert.objects.filter(
+                feed=feed,
+                fingerprint__in=fingerprints[index : index + 500],
+                resolved_at__isnull=False,
+                ended_at__isnull=False,
+            )
+            .order_by()
+            .values("fingerprint")
+            .annotate(end=Max("ended_at"))
+            .values_list("fingerprint", "end")
+        )
+    if not ends:
+        return opened, 0
+    kept = [entry for entry in opened if entry[0].fingerprint not in ends or entry[3] > ends[entry[0].fingerprint]]
+    return kept, len(opened) - len(kept)
 
 
 def _matching_silence(
@@ -584,15 +743,16 @@ def _resolve_ended(feed: Feed, delivery: Delivery | None, resolved: list[ParsedA
     count = 0
     for alert in resolved:
         ended = alert.ended_at or alert.event_time or now
-        updated = Alert.objects.filter(feed=feed, fingerprint=alert.fingerprint, resolved_at__isnull=True).update(
-            status=Alert.Status.RESOLVED, resolved_at=now, ended_at=ended, last_seen=now, updated_at=now
-        )
+        # An END older than the open alert's start belongs to an earlier occurrence (reprocessed).
+        updated = Alert.objects.filter(
+            feed=feed, fingerprint=alert.fingerprint, resolved_at__isnull=True, event_time__lte=ended
+        ).update(status=Alert.Status.RESOLVED, resolved_at=now, ended_at=ended, last_seen=now, updated_at=now)
         if not updated and alert.resolve_only and alert.target_ip:
             # An end that names only the address (FastNetMon's unban, with or without the
             # attack type): it closes the open alerts of that address from this feed.
-            updated = Alert.objects.filter(feed=feed, target_ip=alert.target_ip, resolved_at__isnull=True).update(
-                status=Alert.Status.RESOLVED, resolved_at=now, ended_at=ended, last_seen=now, updated_at=now
-            )
+            updated = Alert.objects.filter(
+                feed=feed, target_ip=alert.target_ip, resolved_at__isnull=True, event_time__lte=ended
+            ).update(status=Alert.Status.RESOLVED, resolved_at=now, ended_at=ended, last_seen=now, updated_at=now)
         if updated:
             count += updated
             continue
@@ -640,12 +800,12 @@ def _resolve_ended(feed: Feed, delivery: Delivery | None, resolved: list[ParsedA
 
 def _correlate(
     groups: dict[str, tuple[int | None, str, datetime, datetime]],
-) -> tuple[dict[str, int], list[tuple[int, datetime, datetime]]]:
+) -> tuple[dict[str, int], list[int]]:
     """Alerts of one customer and target within ATTACK_GAP of each other form one attack.
 
     Returns the attack of each fingerprint, which the upsert writes into the alert row (an
-    open row that already has an attack keeps it), and the existing attacks to extend,
-    (id, start, end), for ``_extend_attacks``. A fixed number of statements whatever the
+    open row that already has an attack keeps it), and the ids of the attacks it created;
+    ``_fold_into_attacks`` extends and summarises them. A fixed number of statements whatever the
     number of targets: one SELECT finds the latest attack of each (customer, target) and
     one INSERT creates the missing ones.
     """
@@ -678,8 +838,6 @@ def _correlate(
             )
             for attack_id, customer_id, target in cursor.fetchall():
                 latest.setdefault((customer_id, target), attack_id)
-    extended = [(attack_id, *spans[key][:2]) for key, attack_id in latest.items()]
-
     created = [
         Attack(customer_id=customer_id, target=target, started_at=start, last_seen=end, ongoing=True)
         for (customer_id, target), (start, end, _ids) in spans.items()
@@ -693,28 +851,7 @@ def _correlate(
     for attack in created:
         latest[(attack.customer_id, attack.target)] = attack.pk
     attack_of = {fingerprint: latest[key] for key, (_start, _end, members) in spans.items() for fingerprint in members}
-    return attack_of, extended
-
-
-def _extend_attacks(extended: list[tuple[int, datetime, datetime]]) -> None:
-    """Stretch existing attacks over their new alerts' span; ongoing again (one UPDATE per chunk)."""
-    postgres = connection.vendor == "postgresql"
-    greatest, least = ("GREATEST", "LEAST") if postgres else ("MAX", "MIN")
-    adapt = connection.ops.adapt_datetimefield_value
-    with connection.cursor() as cursor:
-        for index in range(0, len(extended), CORRELATE_CHUNK):
-            part = extended[index : index + CORRELATE_CHUNK]
-            whens = " ".join(["WHEN %s THEN %s"] * len(part))
-            cursor.execute(
-                f"UPDATE {Attack._meta.db_table} SET "
-                f"last_seen = {greatest}(last_seen, CASE id {whens} END), "
-                f"started_at = {least}(started_at, CASE id {whens} END), "
-                f"ongoing = %s, ended_at = NULL WHERE id IN ({', '.join(['%s'] * len(part))})",
-                [value for attack_id, _start, end in part for value in (attack_id, adapt(end))]
-                + [value for attack_id, start, _end in part for value in (attack_id, adapt(start))]
-                + [True]
-                + [attack_id for attack_id, _start, _end in part],
-            )
+    return attack_of, [attack.pk for attack in created]
 
 
 # --------------------------------------------------------------------------- attacks
@@ -746,10 +883,19 @@ vector_title = units.vector_title
 
 
 def attack_summarize(*, attack_id: int) -> Attack | None:
-    """Recompute an attack from its alerts: span, vectors, peaks, severity, urgency."""
-    attack = Attack.objects.filter(pk=attack_id).select_related("customer").first()
-    if attack is None:
-        return None
+    """Recompute an attack from its alerts: span, vectors, peaks, severity, urgency.
+
+    Locked like the upsert's fold, so a delivery committed meanwhile is not overwritten
+    with older aggregates.
+    """
+    with transaction.atomic():
+        attack = Attack.objects.select_for_update(of=("self",)).filter(pk=attack_id).select_related("customer").first()
+        if attack is None:
+            return None
+        return _attack_summarize_locked(attack)
+
+
+def _attack_summarize_locked(attack: Attack) -> Attack:
     alerts = Alert.objects.filter(attack=attack)
     agg = alerts.aggregate(
         n=Count("id"),
@@ -781,8 +927,13 @@ def attack_summarize(*, attack_id: int) -> Attack | None:
     attack.vectors = vectors
     attack.layer = "L7" if "L7" in layers else ("L4" if "L4" in layers else (layers[0] if layers else ""))
     attack.severity = severity
-    attack.ongoing = agg["open"] > 0
+    # Over when every alert is resolved or quiet past the gap (a sender that never ends
+    # its alerts and has no auto-resolve still cannot keep an attack going for ever).
+    quiet = attack.last_seen < timezone.now() - ATTACK_GAP
+    attack.ongoing = agg["open"] > 0 and not quiet
     attack.ended_at = None if attack.ongoing else (agg["ended"] or attack.last_seen)
+    if agg["open"] and not attack.ongoing:
+        attack.ended_at = attack.last_seen
     names = " + ".join(vector_title(v) for v in vectors[:3])
     attack.title = f"{names} on {attack.target}"[:300]
     ratio = urgency.magnitude_ratio(
@@ -804,6 +955,10 @@ def attack_summarize(*, attack_id: int) -> Attack | None:
         "sources": _top_sources(alerts),
         "open_alerts": agg["open"],
     }
+    if not attack.ongoing:
+        gap = int(ATTACK_GAP.total_seconds() // 60)
+        reason = "all its alerts resolved" if not agg["open"] else f"no alert for {gap} minutes"
+        attack.summary["ended"] = {"at": attack.ended_at.isoformat(), "reason": reason}
     attack.summarized_at = timezone.now()
     attack.save()
     return attack
@@ -818,16 +973,57 @@ def _top_sources(alerts) -> list[dict[str, Any]]:  # noqa: ANN001
 
 
 def attacks_close_quiet(*, now: datetime | None = None) -> int:
-    """Attacks with no open alert and nothing new for ATTACK_GAP are over."""
+    """Beat: attacks whose alerts are all resolved, or quiet past ATTACK_GAP, are over.
+
+    Each is summarised afresh, which records when it ended and why; idempotent.
+    """
     now = now or timezone.now()
-    quiet = Attack.objects.filter(ongoing=True, last_seen__lt=now - ATTACK_GAP).exclude(
-        alerts__resolved_at__isnull=True
-    )
+    open_alerts = Alert.objects.filter(attack=OuterRef("pk"), resolved_at__isnull=True)
+    over = Attack.objects.filter(ongoing=True).filter(Q(last_seen__lt=now - ATTACK_GAP) | ~Exists(open_alerts))
     closed = 0
-    for attack in quiet:
-        Attack.objects.filter(pk=attack.pk).update(ongoing=False, ended_at=attack.last_seen)
-        closed += 1
+    for attack_id in list(over.values_list("pk", flat=True)[:1000]):
+        attack = attack_summarize(attack_id=attack_id)
+        if attack is not None and not attack.ongoing:
+            closed += 1
     return closed
+
+
+def alerts_auto_resolve(*, now: datetime | None = None) -> int:
+    """Beat: open alerts of a feed with auto-resolve that have not repeated for its period are resolved.
+
+    Their end is when they were last seen; their attacks are summarised again (and end
+    when nothing of them is left open). Idempotent: a resolved alert is never touched again.
+    """
+    now = now or timezone.now()
+    resolved = 0
+    attack_ids: set[int] = set()
+    for feed in Feed.objects.all():
+        after = feed.auto_resolve_after()
+        if after is None:
+            continue
+        quiet = Alert.objects.filter(feed=feed, resolved_at__isnull=True, last_seen__lte=now - after)
+        label = ENDED_BY_SENDER_LABEL.get(feed.format)
+        if feed.auto_resolve_minutes is None and label:
+            quiet = quiet.exclude(labels__has_key=label)
+        rows = list(quiet.order_by().values_list("pk", "attack_id")[:5000])
+        if not rows:
+            continue
+        done = Alert.objects.filter(pk__in=[pk for pk, _a in rows], resolved_at__isnull=True).update(
+            status=Alert.Status.RESOLVED,
+            resolved_at=now,
+            ended_at=Coalesce(F("ended_at"), F("last_seen")),
+            updated_at=now,
+        )
+        attack_ids |= {attack_id for _pk, attack_id in rows if attack_id}
+        resolved += done
+        audit_record(
+            action="alert.auto_resolve",
+            obj=feed,
+            after={"alerts": done, "minutes_without_repeat": int(after.total_seconds() // 60)},
+        )
+    for attack_id in sorted(attack_ids):
+        attack_summarize(attack_id=attack_id)
+    return resolved
 
 
 # --------------------------------------------------------------------------- triage
@@ -908,16 +1104,51 @@ def silence_matchers_for(alerts: Sequence[Alert]) -> list[dict[str, str]]:
     return [{"field": k, "op": "=", "value": v} for k, v in (shared or {}).items()]
 
 
-def silence_validate(matchers: list[dict[str, Any]]) -> list[dict[str, str]]:
-    import re
+LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+# Values a matcher is tried on to tell whether it restricts anything: a regex matching all
+# of them (".*", ".+", "[\s\S]*") accepts any text.
+CATCH_ALL_PROBES = ("x", "0", "203.0.113.1", "shieldwall probe ~ value")
+# Fields every alert has a value for: any-text there is every alert (customer=~.+ is not:
+# it leaves the unassigned ones).
+ALWAYS_SET = {"feed", "alertname", "vector", "severity", "layer", "title"}
 
+
+def _matches_everything(matcher: dict[str, str]) -> bool:
+    """The matcher holds for an alert that lacks the field, or for any value the field can take.
+
+    Alertmanager refuses a silence whose every matcher matches the empty string; values from
+    a fixed vocabulary (severity, layer) and any-text regexes are refused the same way here.
+    """
+    if matcher_holds(matcher, ""):
+        return True
+    choices = Silence.CHOICES.get(matcher["field"])
+    if choices and all(matcher_holds(matcher, choice) for choice in choices):
+        return True
+    return (
+        matcher["op"] == "=~"
+        and matcher["field"] in ALWAYS_SET
+        and all(matcher_holds(matcher, probe) for probe in CATCH_ALL_PROBES)
+    )
+
+
+def silence_validate(matchers: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Clean matchers, or ValueError with a reason an engineer can act on.
+
+    A field is one of ``Silence.FIELDS``, ``label:<name>`` or a bare label name; at least
+    one matcher must restrict what is silenced (``severity=~.*`` alone would silence every alert).
+    """
     if not matchers:
         raise ValueError("a silence needs at least one matcher")
     clean = []
     for m in matchers:
-        field_name, op, value = str(m.get("field", "")), str(m.get("op", "=")), str(m.get("value", ""))
-        if field_name not in Silence.FIELDS and not field_name.startswith("label:"):
-            raise ValueError(f"unknown matcher field {field_name!r}")
+        if not isinstance(m, dict):
+            raise ValueError("a matcher is an object with field, op and value")
+        field_name, op, value = str(m.get("field", "")).strip(), str(m.get("op", "=")), str(m.get("value", ""))
+        label = field_name.removeprefix("label:")
+        if field_name not in Silence.FIELDS and not LABEL_NAME.fullmatch(label):
+            raise ValueError(
+                f"unknown matcher field {field_name!r}: a field ({', '.join(Silence.FIELDS)}) or a label name"
+            )
         if op not in Silence.OPERATORS:
             raise ValueError(f"unknown matcher operator {op!r}")
         if op in ("=~", "!~"):
@@ -926,6 +1157,12 @@ def silence_validate(matchers: list[dict[str, Any]]) -> list[dict[str, str]]:
             except re.error as exc:
                 raise ValueError(f"bad regular expression {value!r}: {exc}") from exc
         clean.append({"field": field_name, "op": op, "value": value})
+    if all(_matches_everything(m) for m in clean):
+        shown = ", ".join(f"{m['field']}{m['op']}{m['value']}" for m in clean)
+        raise ValueError(
+            f"refused: {shown} would silence every alert (each matcher also holds for an alert without that "
+            "field or with any value). Add a matcher that names what to silence, e.g. vector=udp_flood."
+        )
     return clean
 
 

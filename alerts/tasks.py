@@ -48,6 +48,20 @@ def close_quiet_attacks() -> int:
 
 
 @shared_task(ignore_result=True)
+def auto_resolve_alerts() -> int:
+    with acting_as("celery:auto_resolve_alerts"):
+        return services.alerts_auto_resolve()
+
+
+@shared_task(ignore_result=True)
+def check_silent_feeds() -> int:
+    from alerts.feeds import feeds_check_silent
+
+    with acting_as("celery:check_silent_feeds"):
+        return feeds_check_silent()
+
+
+@shared_task(ignore_result=True)
 def release_expired_silences() -> int:
     return services.silences_release_expired()
 

@@ -7,9 +7,10 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import DatabaseError
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Sum
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -18,15 +19,15 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from alerts import charts, services
+from alerts import charts, feeds, services
 from alerts.filters import AlertFilterSet, AttackFilterSet
-from alerts.forms import FeedForm, SilenceForm
+from alerts.forms import FeedEditForm, FeedForm, SilenceForm
 from alerts.health import ingest_status
 from alerts.imports import import_enqueue
 from alerts.models import Alert, AlertImport, Attack, Delivery, Feed, SavedView, Silence
 from alerts.selectors import QUEUE_ORDER, selected_alerts
 from console import roles
-from console.audit import audit_record, snapshot
+from console.audit import audit_record
 from console.http import safe_next
 from console.permissions import get_visible_or_404
 from console.views import htmx_partial, paginate, require_internal
@@ -269,12 +270,71 @@ def feed_create(request: HttpRequest) -> HttpResponse:
         raise Http404("No such page")
     form = FeedForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        feed = form.save(commit=False)
-        token = feed.set_secret()
-        feed.save()
-        audit_record(action="feed.create", obj=feed, after=snapshot(feed, ["name", "slug", "format", "mode"]))
-        return render(request, "alerts/feed_secret.html", {"feed": feed, "token": token, "created": True})
+        try:
+            feed, token = feeds.feed_create(values=form.cleaned_data, user=request.user)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            return render(request, "alerts/feed_secret.html", {"feed": feed, "token": token, "created": True})
     return render(request, "alerts/feed_form.html", {"form": form})
+
+
+def _require_feed_editor(request: HttpRequest) -> None:
+    # The API's rule too (alerts/api/views.py): a feed decides what the console accepts.
+    if not roles.can_approve(request.user):
+        raise Http404("No such page")
+
+
+@login_required
+def feed_edit(request: HttpRequest, slug: str) -> HttpResponse:
+    """Edit a feed's settings, with its last deliveries previewed under the settings not yet saved."""
+    require_internal(request)
+    _require_feed_editor(request)
+    feed = get_visible_or_404(Feed.objects.select_related("customer"), request.user, slug=slug)
+    form = FeedEditForm(request.POST or None, instance=feeds.feed_with(feed, {}))
+    if request.method == "POST" and form.is_valid():
+        changes = {name: form.cleaned_data[name] for name in form.Meta.fields if name in form.cleaned_data}
+        try:
+            feeds.feed_update(feed=feed, changes=changes, user=request.user)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, f"Feed {feed.name} saved.")
+            return redirect(feed.get_absolute_url())
+    return render(request, "alerts/feed_edit.html", {"feed": feed, "form": form})
+
+
+@login_required
+@require_POST
+def feed_preview(request: HttpRequest, slug: str) -> HttpResponse:
+    """htmx: the last deliveries parsed and mapped with the form's unsaved settings."""
+    require_internal(request)
+    _require_actor(request)
+    feed = get_visible_or_404(Feed.objects.all(), request.user, slug=slug)
+    form = FeedEditForm(request.POST, instance=feeds.feed_with(feed, {}))
+    if not form.is_valid():
+        return render(request, "alerts/_feed_preview.html", {"errors": form.errors})
+    unsaved = {name: form.cleaned_data[name] for name in feeds.FEED_PARSING_FIELDS if name in form.cleaned_data}
+    rows = feeds.feed_preview(feed=feed, unsaved=unsaved)
+    return render(request, "alerts/_feed_preview.html", {"rows": rows, "feed": feed})
+
+
+@login_required
+@require_POST
+def feed_replay(request: HttpRequest, slug: str) -> HttpResponse:
+    require_internal(request)
+    _require_actor(request)
+    feed = get_visible_or_404(Feed.objects.all(), request.user, slug=slug)
+    result = feeds.feed_replay(feed=feed, user=request.user)
+    if result.deliveries:
+        messages.success(
+            request,
+            f"Replaying {result.rejected} rejected and {result.unmapped} unmapped deliveries "
+            f"({result.alerts_removed} alerts rebuilt).",
+        )
+    else:
+        messages.info(request, "No rejected or unmapped deliveries to replay.")
+    return redirect(feed.get_absolute_url())
 
 
 @login_required
@@ -284,9 +344,7 @@ def feed_rotate(request: HttpRequest, slug: str) -> HttpResponse:
     if not roles.can_approve(request.user):
         raise Http404("No such page")
     feed = get_visible_or_404(Feed.objects.all(), request.user, slug=slug)
-    token = feed.set_secret()
-    feed.save(update_fields=["secret_hash", "secret_hint"])
-    audit_record(action="feed.rotate_secret", obj=feed, after={"secret_hint": feed.secret_hint})
+    token = feeds.feed_rotate_secret(feed=feed, user=request.user)
     return render(request, "alerts/feed_secret.html", {"feed": feed, "token": token, "created": False})
 
 
@@ -364,7 +422,12 @@ def delivery_reprocess(request: HttpRequest, pk: int) -> HttpResponse:
 def silence_list(request: HttpRequest) -> HttpResponse:
     require_internal(request)
     now = timezone.now()
-    silences = Silence.objects.visible_to(request.user).select_related("created_by")
+    # How many alerts each silence took out of the queue, and how many notifications they carried.
+    silences = (
+        Silence.objects.visible_to(request.user)
+        .select_related("created_by")
+        .annotate(suppressed=Count("silenced_alerts"), notifications=Sum("silenced_alerts__count"))
+    )
     return render(
         request,
         "alerts/silence_list.html",

@@ -260,6 +260,8 @@ class EnforcementTarget(models.Model):
         """What the backends read: where they act. These always win over a mitigation's own options."""
         keys = ("namespace", "command", "account_id", "zone_id")
         return {k: getattr(self, k) for k in keys if getattr(self, k)}
+
+
 def _base36(number: int) -> str:
     digits = "0123456789abcdefghijklmnopqrstuvwxyz"
     out = ""

@@ -1,19 +1,24 @@
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Count
 from django.http import Http404
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
-from alerts import services
+from alerts import feeds, services
 from alerts.api import serializers as s
 from alerts.filters import AlertFilterSet, AttackFilterSet, DeliveryFilterSet, FeedFilterSet, SilenceFilterSet
+from alerts.imports import import_enqueue
 from alerts.models import Alert, Attack, Delivery, Feed, Silence
 from console import roles
 from console.api.base import ActorMixin
+from console.audit import audit_record
 
 
 class AlertCursorPagination(CursorPagination):
@@ -23,13 +28,125 @@ class AlertCursorPagination(CursorPagination):
     page_size = 100
 
 
-class FeedViewSet(ActorMixin, viewsets.ReadOnlyModelViewSet):
+def _as_drf(exc: DjangoValidationError) -> ValidationError:
+    return ValidationError(exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages})
+
+
+class FeedViewSet(ActorMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Feeds: create (the token is answered once), edit, disable, rotate the token, import, preview, replay.
+
+    Creating, editing, disabling and rotating need a senior engineer or an admin (they
+    decide what the console accepts); importing, previewing and replaying need an acting role.
+    """
+
     serializer_class = s.FeedSerializer
     filterset_class = FeedFilterSet
     lookup_field = "slug"
 
     def get_queryset(self):  # noqa: ANN201
         return Feed.objects.visible_to(self.request.user).select_related("customer").order_by("name")
+
+    def get_serializer_class(self):  # noqa: ANN201
+        if self.action in ("create", "update", "partial_update", "preview"):
+            return s.FeedWriteSerializer
+        return s.FeedSerializer
+
+    def _require_approver(self) -> None:
+        if not roles.can_approve(self.request.user):
+            raise PermissionDenied("changing a feed needs a senior engineer or an admin")
+
+    @extend_schema(request=s.FeedWriteSerializer, responses={201: s.FeedCreatedSerializer})
+    def create(self, request, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN201
+        self._require_approver()
+        data = s.FeedWriteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            feed, token = feeds.feed_create(values=data.validated_data, user=request.user)
+        except DjangoValidationError as exc:
+            raise _as_drf(exc) from exc
+        feed.secret = token
+        return Response(s.FeedCreatedSerializer(feed).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.FeedWriteSerializer, responses=s.FeedSerializer)
+    def update(self, request, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN201
+        self._require_approver()
+        feed = self.get_object()
+        data = s.FeedWriteSerializer(feed, data=request.data, partial=kwargs.get("partial", False))
+        data.is_valid(raise_exception=True)
+        try:
+            feed = feeds.feed_update(feed=feed, changes=data.validated_data, user=request.user)
+        except DjangoValidationError as exc:
+            raise _as_drf(exc) from exc
+        return Response(s.FeedSerializer(feed).data)
+
+    @extend_schema(request=None, responses=s.FeedSerializer)
+    @action(detail=True, methods=["post"])
+    def disable(self, request, slug=None):  # noqa: ANN001, ANN201
+        """Stop accepting deliveries (the webhook answers 404, polling stops); history is kept."""
+        self._require_approver()
+        feed = feeds.feed_set_enabled(feed=self.get_object(), enabled=False, user=request.user)
+        return Response(s.FeedSerializer(feed).data)
+
+    @extend_schema(request=None, responses=s.FeedSerializer)
+    @action(detail=True, methods=["post"])
+    def enable(self, request, slug=None):  # noqa: ANN001, ANN201
+        self._require_approver()
+        feed = feeds.feed_set_enabled(feed=self.get_object(), enabled=True, user=request.user)
+        return Response(s.FeedSerializer(feed).data)
+
+    @extend_schema(request=None, responses=s.FeedSecretSerializer)
+    @action(detail=True, methods=["post"], url_path="rotate-secret")
+    def rotate_secret(self, request, slug=None):  # noqa: ANN001, ANN201
+        """A new bearer token, answered once; the old one stops working at once."""
+        self._require_approver()
+        feed = self.get_object()
+        token = feeds.feed_rotate_secret(feed=feed, user=request.user)
+        return Response({"slug": feed.slug, "secret": token, "secret_hint": feed.secret_hint})
+
+    @extend_schema(
+        request={"multipart/form-data": s.FeedImportSerializer}, responses={202: s.FeedImportResultSerializer}
+    )
+    @action(detail=True, methods=["post"], parser_classes=[MultiPartParser], url_path="import")
+    def import_file(self, request, slug=None):  # noqa: ANN001, ANN201
+        """Import a file of alerts (JSON lines / EVE, gzip allowed) in chunks, through the inbox."""
+        feed = self.get_object()
+        data = s.FeedImportSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        job = import_enqueue(feed=feed, uploaded=data.validated_data["file"], user=request.user)
+        audit_record(action="feed.import", obj=feed, after={"file": job.filename, "size": job.size})
+        body = {"id": job.pk, "filename": job.filename, "size": job.size, "status": job.status}
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=s.FeedReplaySerializer, responses={202: s.FeedReplayResultSerializer})
+    @action(detail=True, methods=["post"])
+    def replay(self, request, slug=None):  # noqa: ANN001, ANN201
+        """Parse rejected deliveries again, and those whose alerts found no customer (after a mapping fix)."""
+        feed = self.get_object()
+        data = s.FeedReplaySerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = feeds.feed_replay(
+            feed=feed,
+            user=request.user,
+            delivery_ids=data.validated_data.get("deliveries"),
+            unmapped=data.validated_data["unmapped"],
+        )
+        body = {
+            "rejected": result.rejected,
+            "unmapped": result.unmapped,
+            "alerts_removed": result.alerts_removed,
+            "deliveries": result.deliveries,
+        }
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=s.FeedWriteSerializer, responses=s.FeedPreviewSerializer)
+    @action(detail=True, methods=["post"])
+    def preview(self, request, slug=None):  # noqa: ANN001, ANN201
+        """The last deliveries parsed and mapped with these settings, without saving them."""
+        feed = self.get_object()
+        data = s.FeedWriteSerializer(feed, data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        rows = feeds.feed_preview(feed=feed, unsaved=data.validated_data)
+        return Response({"deliveries": s.FeedPreviewDeliverySerializer(rows, many=True).data})
 
 
 class DeliveryViewSet(ActorMixin, viewsets.ReadOnlyModelViewSet):
@@ -96,7 +213,12 @@ class SilenceViewSet(
     filterset_class = SilenceFilterSet
 
     def get_queryset(self):  # noqa: ANN201
-        return Silence.objects.visible_to(self.request.user).select_related("created_by").order_by("-starts_at", "-id")
+        return (
+            Silence.objects.visible_to(self.request.user)
+            .select_related("created_by")
+            .annotate(suppressed=Count("silenced_alerts"))
+            .order_by("-starts_at", "-id")
+        )
 
     def perform_create(self, serializer) -> None:  # noqa: ANN001
         data = serializer.validated_data

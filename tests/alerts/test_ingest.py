@@ -105,8 +105,10 @@ def test_end_event_resolves_the_open_alert(post, make_feed):
     alert = Alert.objects.get()
     assert alert.status == "resolved"
     assert alert.resolved_at is not None
-    # A new START with the same id after resolution opens a new alert; nothing is overwritten.
-    post(feed, token, examples.body(examples.cloudflare_l4(event="START", correlation_id="abc", pps=42)))
+    # A new START with the same id after resolution (sent after the END) opens a new alert;
+    # nothing is overwritten. A START older than the END would not (tests/alerts/test_ends.py).
+    later = examples.DEFAULT_TIME + timedelta(hours=1)
+    post(feed, token, examples.body(examples.cloudflare_l4(event="START", correlation_id="abc", pps=42, at=later)))
     assert Alert.objects.count() == 2
     assert Alert.objects.filter(resolved_at__isnull=True).count() == 1
 

@@ -41,6 +41,9 @@ BUILDERS: dict[str, Callable[[World], dict[str, Any]]] = {
     "feed-detail": lambda w: {"slug": w.feed.slug},
     "feed-rotate": lambda w: {"slug": w.feed.slug},
     "feed-import": lambda w: {"slug": w.feed.slug},
+    "feed-edit": lambda w: {"slug": w.feed.slug},
+    "feed-preview": lambda w: {"slug": w.feed.slug},
+    "feed-replay": lambda w: {"slug": w.feed.slug},
     "import-progress": lambda w: {"pk": w.alert_import.pk},
     "delivery-detail": lambda w: {"pk": w.delivery.pk},
     "delivery-reprocess": lambda w: {"pk": w.delivery.pk},
@@ -70,6 +73,10 @@ BUILDERS: dict[str, Callable[[World], dict[str, Any]]] = {
     "api:user-detail": lambda w: {"pk": w.viewer.pk},
     "api:auditevent-detail": lambda w: {"pk": w.audit_event.pk},
     "api:feed-detail": lambda w: {"slug": w.feed.slug},
+    **{
+        f"api:feed-{action}": (lambda w: {"slug": w.feed.slug})
+        for action in ("disable", "enable", "import-file", "preview", "replay", "rotate-secret")
+    },
     "api:delivery-detail": lambda w: {"pk": w.delivery.pk},
     "api:delivery-reprocess": lambda w: {"pk": w.delivery.pk},
     "api:alert-detail": lambda w: {"pk": w.alert.pk},
