@@ -6,6 +6,7 @@ from datetime import timedelta
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -40,7 +41,8 @@ INGEST_HEADERS = (
 
 def _require_actor(request: HttpRequest) -> None:
     if not roles.can_act(request.user):
-        raise Http404("No such page")
+        # An internal viewer sees the page but may not act: a role refusal, 403 (scope was checked first).
+        raise PermissionDenied("only engineers may do this")
 
 
 # --------------------------------------------------------------------------- ingest
@@ -50,7 +52,10 @@ def _require_actor(request: HttpRequest) -> None:
 def ingest(request: HttpRequest, slug: str) -> JsonResponse:
     """The webhook: store the raw delivery, answer 202 at once; parsing happens in Celery."""
     if request.method != "POST":
-        return JsonResponse({"error": "POST a delivery to this URL"}, status=405)
+        # Any other method is a wrong method (405, with Allow), never a 2xx: nothing is stored.
+        response = JsonResponse({"error": "POST a delivery to this URL"}, status=405)
+        response["Allow"] = "POST"
+        return response
     try:
         feed = Feed.objects.filter(slug=slug, enabled=True, mode=Feed.Mode.PUSH).first()
     except DatabaseError:
@@ -238,7 +243,7 @@ def feed_list(request: HttpRequest) -> HttpResponse:
 def feed_create(request: HttpRequest) -> HttpResponse:
     require_internal(request)
     if not roles.is_admin(request.user) and not roles.can_approve(request.user):
-        raise Http404("No such page")
+        raise PermissionDenied("only a senior engineer or an admin may add feeds")
     form = FeedForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         feed = form.save(commit=False)
@@ -253,9 +258,9 @@ def feed_create(request: HttpRequest) -> HttpResponse:
 @require_POST
 def feed_rotate(request: HttpRequest, slug: str) -> HttpResponse:
     require_internal(request)
-    if not roles.can_approve(request.user):
-        raise Http404("No such page")
     feed = get_visible_or_404(Feed.objects.all(), request.user, slug=slug)
+    if not roles.can_approve(request.user):
+        raise PermissionDenied("only a senior engineer or an admin may rotate a feed's token")
     token = feed.set_secret()
     feed.save(update_fields=["secret_hash", "secret_hint"])
     audit_record(action="feed.rotate_secret", obj=feed, after={"secret_hint": feed.secret_hint})

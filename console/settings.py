@@ -101,6 +101,7 @@ MIDDLEWARE = [
     "console.middleware.LoginRequiredMiddleware",
     "console.two_factor.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "console.errors.ServiceErrorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -248,6 +249,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"user": os.environ.get("API_RATE", "6000/minute")},
+    # Service refusals answer what they are: 403 role, 404 scope, 409 state conflict (console/errors.py).
+    "EXCEPTION_HANDLER": "console.errors.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Shieldwall API",

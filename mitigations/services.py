@@ -39,7 +39,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from console import roles
+from console import errors, roles
 from console.audit import audit_record, snapshot
 from console.context import current_system_actor
 from console.models import Asset, Customer
@@ -66,8 +66,16 @@ LIST_NAME = re.compile(r"[a-z0-9_]{1,50}")
 BLOCKING_ACTIONS = {"block", "challenge", "managed_challenge"}
 
 
-class MitigationError(ValueError):
+class MitigationError(errors.ServiceError):
     """A mitigation cannot do what was asked; the message says why, in an engineer's words."""
+
+
+class MitigationForbidden(MitigationError, errors.RoleRefused):
+    """The user's role may not do this to a mitigation (403)."""
+
+
+class MitigationConflict(MitigationError, errors.StateConflict):
+    """The mitigation's state does not allow it (409)."""
 
 
 # --------------------------------------------------------------------------- helpers
@@ -142,7 +150,7 @@ def _transition(
     if expected == to_state:
         return False
     if to_state not in Mitigation.TRANSITIONS.get(expected, frozenset()):
-        raise MitigationError(f"{mitigation.name} is {expected}: it cannot become {to_state.replace('_', ' ')}")
+        raise MitigationConflict(f"{mitigation.name} is {expected}: it cannot become {to_state.replace('_', ' ')}")
     before = snapshot(mitigation, AUDITED)
     claimed = Mitigation.objects.filter(pk=mitigation.pk, state=expected).update(state=to_state, **changes)
     if not claimed:
@@ -160,6 +168,16 @@ def _transition(
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise MitigationError(message)
+
+
+def _require_role(condition: bool, message: str) -> None:
+    if not condition:
+        raise MitigationForbidden(message)
+
+
+def _require_state(condition: bool, message: str) -> None:
+    if not condition:
+        raise MitigationConflict(message)
 
 
 def backend_for(name: str) -> Backend:
@@ -283,7 +301,7 @@ def mitigation_create(
     for anything else wrong; a target that refuses the rule is not an error here: its
     reason is stored in ``compile_errors`` and proposing is refused until it is fixed.
     """
-    _require(roles.can_act(user), "only engineers may write mitigations")
+    _require_role(roles.can_act(user), "only engineers may write mitigations")
     _require(kind in Mitigation.Kind.values, f"unknown kind {kind!r}")
     _require(action in Mitigation.Action.values, f"unknown action {action!r}")
     targets = list(dict.fromkeys(targets))
@@ -625,10 +643,10 @@ def _three_valued(node: Any, table: pa.Table, lists: Mapping[str, Sequence]) -> 
 
 def mitigation_propose(*, mitigation: Mitigation, user: Any) -> Mitigation:
     """Ask for approval: refused while a target refuses the rule or the safety check fails."""
-    _require(roles.can_act(user), "only engineers may propose mitigations")
+    _require_role(roles.can_act(user), "only engineers may propose mitigations")
     if mitigation.state == State.PROPOSED:
         return mitigation
-    _require(mitigation.state == State.DRAFT, f"only a draft can be proposed (this one is {mitigation.state})")
+    _require_state(mitigation.state == State.DRAFT, f"only a draft can be proposed (this one is {mitigation.state})")
     _compile(mitigation)  # lists may have changed since the draft
     mitigation.save(update_fields=["compiled", "compile_errors"])
     if mitigation.compile_errors:
@@ -655,7 +673,7 @@ def mitigation_propose(*, mitigation: Mitigation, user: Any) -> Mitigation:
 
 def mitigation_withdraw(*, mitigation: Mitigation, user: Any) -> Mitigation:
     """Back to draft (to edit it), dropping the approvals given so far."""
-    _require(roles.can_act(user), "only engineers may withdraw mitigations")
+    _require_role(roles.can_act(user), "only engineers may withdraw mitigations")
     with transaction.atomic():
         mitigation.approvals.all().delete()
         _transition(mitigation, State.DRAFT, user=user, message="withdrawn to draft", expected=State.PROPOSED)
@@ -667,12 +685,14 @@ def mitigation_withdraw(*, mitigation: Mitigation, user: Any) -> Mitigation:
 
 def mitigation_approve(*, mitigation: Mitigation, user: Any, comment: str = "") -> Mitigation:
     """One senior approval; the mitigation is approved when it has as many as it needs."""
-    _require(roles.can_approve(user), "only a senior engineer or an admin may approve")
-    _require(user.pk != mitigation.author_id, "you wrote this mitigation: another senior engineer must approve it")
+    _require_role(roles.can_approve(user), "only a senior engineer or an admin may approve")
+    _require_role(user.pk != mitigation.author_id, "you wrote this mitigation: another senior engineer must approve it")
     with transaction.atomic():
         locked = Mitigation.objects.select_for_update().get(pk=mitigation.pk)
-        _require(locked.state == State.PROPOSED, f"only a proposed mitigation can be approved (it is {locked.state})")
-        _require(
+        _require_state(
+            locked.state == State.PROPOSED, f"only a proposed mitigation can be approved (it is {locked.state})"
+        )
+        _require_state(
             not locked.approvals.filter(user=user).exists(), "you already approved it: another senior must approve"
         )
         problems = safety_problems(locked)
@@ -711,8 +731,8 @@ def mitigation_approve(*, mitigation: Mitigation, user: Any, comment: str = "") 
 
 def mitigation_apply(*, mitigation: Mitigation, user: Any) -> Mitigation:
     """Queue the installation (after commit); the page follows its progress."""
-    _require(roles.can_approve(user), "only a senior engineer or an admin may apply mitigations")
-    _require(
+    _require_role(roles.can_approve(user), "only a senior engineer or an admin may apply mitigations")
+    _require_state(
         mitigation.state == State.APPROVED, f"only an approved mitigation can be applied (it is {mitigation.state})"
     )
     from mitigations import tasks
@@ -812,7 +832,7 @@ def _remove_everywhere(mitigation: Mitigation) -> tuple[dict, list[str]]:
 def _end(mitigation: Mitigation, to_state: str, *, user: Any, message: str) -> Mitigation:
     mitigation.refresh_from_db()  # the caller's copy may be stale (a task finished meanwhile)
     expected = mitigation.state
-    _require(
+    _require_state(
         mitigation.can_become(to_state),
         f"{mitigation.name} is {mitigation.get_state_display().lower()}: it cannot be {to_state.replace('_', ' ')}",
     )
@@ -842,17 +862,17 @@ def _end(mitigation: Mitigation, to_state: str, *, user: Any, message: str) -> M
 
 def mitigation_rollback(*, mitigation: Mitigation, user: Any, reason: str = "") -> Mitigation:
     """Take it off every target now (a false positive, a customer complaint, a failed apply)."""
-    _require(roles.can_act(user), "only engineers may roll back mitigations")
+    _require_role(roles.can_act(user), "only engineers may roll back mitigations")
     return _end(mitigation, State.ROLLED_BACK, user=user, message="rolled back" + (f": {reason}" if reason else ""))
 
 
 def mitigation_extend(*, mitigation: Mitigation, user: Any, seconds: int) -> Mitigation:
     """Keep an active mitigation longer: its expiry moves ``seconds`` later."""
-    _require(roles.can_approve(user), "only a senior engineer or an admin may extend mitigations")
+    _require_role(roles.can_approve(user), "only a senior engineer or an admin may extend mitigations")
     _require(seconds > 0, "extend by a positive number of seconds")
     with transaction.atomic():
         locked = Mitigation.objects.select_for_update().get(pk=mitigation.pk)
-        _require(locked.state == State.ACTIVE, "only an active mitigation can be extended")
+        _require_state(locked.state == State.ACTIVE, "only an active mitigation can be extended")
         base = max(locked.expires_at or timezone.now(), timezone.now())
         new_expiry = base + timedelta(seconds=seconds)
         limit = (locked.applied_at or timezone.now()) + timedelta(seconds=settings.MITIGATION_MAX_TTL)
@@ -967,7 +987,7 @@ def mitigations_check_drift() -> int:
 def list_create(
     *, name: str, purpose: str, user: Any, customer: Customer | None = None, description: str = "", source: str = ""
 ) -> MitigationList:
-    _require(roles.can_act(user), "only engineers may create lists")
+    _require_role(roles.can_act(user), "only engineers may create lists")
     _require(bool(LIST_NAME.fullmatch(name)), "list names are 1-50 lowercase letters, digits or underscores")
     _require(not MitigationList.objects.filter(name=name).exists(), f"a list named {name} exists")
     mlist = MitigationList.objects.create(
@@ -990,7 +1010,7 @@ def list_import(
 
     Addresses a block list must never hold (global allowlist) are skipped and reported.
     """
-    _require(roles.can_act(user), "only engineers may change lists")
+    _require_role(roles.can_act(user), "only engineers may change lists")
     _require(
         not ttl_seconds or 0 < ttl_seconds <= ListItem.MAX_TTL_SECONDS,
         f"items may expire after 1 to {ListItem.MAX_TTL_SECONDS} s",
@@ -1059,7 +1079,7 @@ def list_item_add(
 
 
 def list_item_remove(*, item: ListItem, user: Any) -> None:
-    _require(roles.can_act(user), "only engineers may change lists")
+    _require_role(roles.can_act(user), "only engineers may change lists")
     audit_record(
         action="mitigation_list.item_remove",
         obj=item.mitigation_list,

@@ -6,6 +6,7 @@ import json
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -14,7 +15,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from alerts.models import Attack
-from console import roles
+from console import errors, roles
 from console.models import Customer
 from console.permissions import get_visible_or_404
 from console.views import paginate, require_internal
@@ -33,7 +34,8 @@ EXPORTS = {
 
 def _require_actor(request: HttpRequest) -> None:
     if not roles.can_act(request.user):
-        raise Http404("No such page")
+        # An internal viewer sees the page but may not act: a role refusal, 403 (scope was checked first).
+        raise PermissionDenied("only engineers may do this")
 
 
 def _back(request: HttpRequest, default: str) -> HttpResponse:
@@ -216,6 +218,8 @@ def mitigation_action(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
         elif verb == "withdraw":
             services.mitigation_withdraw(mitigation=mitigation, user=user)
     except (services.MitigationError, ValueError) as exc:
+        if isinstance(exc, errors.RoleRefused):
+            raise  # 403: the role may not; a state conflict stays a message on the page it came from
         messages.error(request, f"{mitigation.name}: {exc}")
     return _back(request, mitigation.get_absolute_url())
 
