@@ -34,6 +34,7 @@ INGEST_HEADERS = (
     "user-agent",
     "x-request-id",
     "x-shieldwall-timestamp",
+    "x-shieldwall-delivery",
     "x-forwarded-for",
     "cf-ray",
 )
@@ -70,7 +71,7 @@ def ingest(request: HttpRequest, slug: str) -> JsonResponse:
         return JsonResponse({"error": f"body larger than {feed.max_body_bytes} bytes"}, status=413)
     headers = {k.lower(): v for k, v in request.headers.items()}
     try:
-        services.feed_authenticate(feed=feed, headers=headers, body=body)
+        nonce = services.feed_authenticate(feed=feed, headers=headers, body=body)
         services.feed_rate_check(feed)
     except services.IngestRefused as refused:
         response = JsonResponse({"error": refused.message}, status=refused.status)
@@ -82,7 +83,9 @@ def ingest(request: HttpRequest, slug: str) -> JsonResponse:
     kept = {k: v[:500] for k, v in headers.items() if k in INGEST_HEADERS}
     kept["remote-addr"] = request.META.get("REMOTE_ADDR", "")
     try:
-        received = services.delivery_receive(feed=feed, body=body, headers=kept)
+        received = services.delivery_receive(feed=feed, body=body, headers=kept, nonce=nonce)
+    except services.IngestRefused as refused:  # a replayed signed delivery: 409, nothing stored
+        return JsonResponse({"error": refused.message}, status=refused.status)
     except DatabaseError:
         # Never 2xx for something not stored: the sender keeps it and retries.
         return JsonResponse({"error": "cannot store deliveries right now; retry"}, status=503)
