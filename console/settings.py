@@ -350,6 +350,11 @@ HEALTH_EXTRAS = ["alerts.health.ingest_status"]
 RETENTION_DELIVERY_DAYS = env_int("RETENTION_DELIVERY_DAYS", 30)
 RETENTION_RESOLVED_ALERT_DAYS = env_int("RETENTION_RESOLVED_ALERT_DAYS", 180)
 RETENTION_TRAFFIC_DAYS = env_int("RETENTION_TRAFFIC_DAYS", 90)
+# Uploaded logs are read within these bounds (traffic/parsers/bounded.py): a longer line is skipped
+# and counted, a compressed upload that expands past the cap and a log past the size cap are refused.
+TRAFFIC_MAX_LINE_BYTES = env_int("TRAFFIC_MAX_LINE_BYTES", 1 << 20)
+TRAFFIC_MAX_DECOMPRESSED_BYTES = env_int("TRAFFIC_MAX_DECOMPRESSED_BYTES", 1 << 30)
+TRAFFIC_MAX_LOG_BYTES = env_int("TRAFFIC_MAX_LOG_BYTES", 256 << 20)
 # Outbound requests (pull feeds, webhooks, the Cloudflare API) may reach private and
 # loopback addresses only when listed here (no SSRF into the provider's network).
 OUTBOUND_ALLOWED_NETWORKS = env_list("OUTBOUND_ALLOWED_NETWORKS")

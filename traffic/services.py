@@ -17,6 +17,7 @@ from django.utils import timezone
 from alerts.formats.base import storable
 from console.audit import audit_record
 from traffic.models import TrafficSample
+from traffic.parsers.bounded import Limits
 from traffic.parsers.compare import compare
 from traffic.parsers.eveflow import read_eve_flows, summarize_flows
 from traffic.parsers.httplog import LogError, read_log, summarize_log
@@ -73,6 +74,15 @@ def sample_create(
     return sample
 
 
+def upload_limits() -> Limits:
+    """The bounds every uploaded log is read within (settings TRAFFIC_MAX_*)."""
+    return Limits(
+        max_line=settings.TRAFFIC_MAX_LINE_BYTES,
+        max_decompressed=settings.TRAFFIC_MAX_DECOMPRESSED_BYTES,
+        max_log=settings.TRAFFIC_MAX_LOG_BYTES,
+    )
+
+
 def columnar_dir() -> Path:
     path = Path(settings.MEDIA_ROOT) / "traffic" / "columnar"
     path.mkdir(parents=True, exist_ok=True)
@@ -101,7 +111,7 @@ def sample_parse(*, sample_id: int) -> TrafficSample | None:
         if sample.kind == TrafficSample.Kind.PCAP:
             summary, errors, records = _parse_pcap(sample.pk, source, target)
         elif sample.kind == TrafficSample.Kind.EVE_FLOW:
-            flows = read_eve_flows(source)
+            flows = read_eve_flows(source, limits=upload_limits())
             pq.write_table(flows.table, target, compression="zstd")
             summary, errors, records = summarize_flows(flows.table), flows.errors, flows.table.num_rows
         else:
@@ -162,7 +172,7 @@ def _parse_pcap(sample_id: int, source: Path, target: Path) -> tuple[dict, list[
 
 
 def _parse_log(sample: TrafficSample, source: Path, target: Path) -> tuple[dict, list[str], int]:
-    result = read_log(source, fmt=sample.kind)
+    result = read_log(source, fmt=sample.kind, limits=upload_limits())
     _set_progress(sample.pk, 70)
     pq.write_table(result.table, target, compression="zstd")
     summary = summarize_log(result.table)
