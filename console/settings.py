@@ -325,6 +325,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": timedelta(seconds=env_int("INGEST_SWEEP_SECONDS", 30)),
     },
     "close-quiet-attacks": {"task": "alerts.tasks.close_quiet_attacks", "schedule": timedelta(minutes=1)},
+    "sweep-stuck-samples": {"task": "traffic.tasks.sweep_stuck_samples", "schedule": timedelta(minutes=5)},
     "release-expired-silences": {"task": "alerts.tasks.release_expired_silences", "schedule": timedelta(minutes=1)},
     "poll-feeds": {"task": "alerts.tasks.poll_feeds", "schedule": timedelta(seconds=15)},
     "prune-alerts": {"task": "alerts.tasks.prune", "schedule": timedelta(hours=1)},
@@ -355,6 +356,9 @@ RETENTION_TRAFFIC_DAYS = env_int("RETENTION_TRAFFIC_DAYS", 90)
 TRAFFIC_MAX_LINE_BYTES = env_int("TRAFFIC_MAX_LINE_BYTES", 1 << 20)
 TRAFFIC_MAX_DECOMPRESSED_BYTES = env_int("TRAFFIC_MAX_DECOMPRESSED_BYTES", 1 << 30)
 TRAFFIC_MAX_LOG_BYTES = env_int("TRAFFIC_MAX_LOG_BYTES", 256 << 20)
+# A sample still "parsing" this long after its attempt started is retried once, then failed
+# (traffic.tasks.sweep_stuck_samples); a little past the parse task's hard time limit (3600 s).
+TRAFFIC_PARSE_TIME_LIMIT = env_int("TRAFFIC_PARSE_TIME_LIMIT", 3900)
 # Outbound requests (pull feeds, webhooks, the Cloudflare API) may reach private and
 # loopback addresses only when listed here (no SSRF into the provider's network).
 OUTBOUND_ALLOWED_NETWORKS = env_list("OUTBOUND_ALLOWED_NETWORKS")

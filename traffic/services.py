@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 from django.conf import settings
 from django.core.files import File
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from alerts.formats.base import storable
@@ -101,7 +102,12 @@ def sample_parse(*, sample_id: int) -> TrafficSample | None:
     """
     claimed = TrafficSample.objects.filter(
         pk=sample_id, status__in=[TrafficSample.Status.UPLOADED, TrafficSample.Status.FAILED]
-    ).update(status=TrafficSample.Status.PARSING, progress=0)
+    ).update(
+        status=TrafficSample.Status.PARSING,
+        progress=0,
+        parse_started_at=timezone.now(),
+        parse_attempts=F("parse_attempts") + 1,
+    )
     if not claimed:
         return TrafficSample.objects.filter(pk=sample_id).first()
     sample = TrafficSample.objects.get(pk=sample_id)
@@ -143,6 +149,55 @@ def sample_parse(*, sample_id: int) -> TrafficSample | None:
         attack_id = sample.attack_id
         transaction.on_commit(lambda: attack_schedule_summary(attack_id=attack_id))
     return sample
+
+
+PARSE_MAX_ATTEMPTS = 2  # the first attempt and one retry
+
+
+def samples_sweep_stuck(*, now: dt.datetime | None = None) -> dict[str, int]:
+    """Samples left in "parsing" past the time limit (their job died or hung): retry once, then fail.
+
+    A worker killed mid-parse (OOM, deploy, SIGKILL) never writes a result; the sample would
+    say "parsing" for good. Past ``TRAFFIC_PARSE_TIME_LIMIT`` seconds the attempt is over: the
+    first time the sample goes back to the queue, the second time it fails with the reason.
+    Each change is a conditional update on the row's attempt start, so a job that finishes
+    at the same moment wins and a second sweeper changes nothing.
+    """
+    from traffic.tasks import parse_sample
+
+    now = now or timezone.now()
+    limit = settings.TRAFFIC_PARSE_TIME_LIMIT
+    cutoff = now - dt.timedelta(seconds=limit)
+    stuck = TrafficSample.objects.filter(status=TrafficSample.Status.PARSING).filter(
+        Q(parse_started_at__lt=cutoff) | Q(parse_started_at__isnull=True, created_at__lt=cutoff)
+    )
+    counts = {"retried": 0, "failed": 0}
+    for sample in stuck.only("pk", "parse_started_at", "parse_attempts", "errors"):
+        attempt = max(sample.parse_attempts, 1)
+        reason = f"analysis attempt {attempt} did not finish within {limit:,} s (its job died or hung)"
+        same = TrafficSample.objects.filter(
+            pk=sample.pk, status=TrafficSample.Status.PARSING, parse_started_at=sample.parse_started_at
+        )
+        if attempt < PARSE_MAX_ATTEMPTS:
+            changed = same.update(status=TrafficSample.Status.UPLOADED, progress=0, errors=[reason + "; retried"])
+            if changed:
+                counts["retried"] += 1
+                pk = sample.pk
+                transaction.on_commit(lambda pk=pk: parse_sample.delay(pk))
+        else:
+            changed = same.update(
+                status=TrafficSample.Status.FAILED,
+                progress=100,
+                errors=[f"{reason}, after {attempt} attempts: marked failed. Upload a smaller or split sample."],
+            )
+            counts["failed"] += changed
+        if changed:
+            audit_record(
+                action="traffic.parse_stuck",
+                obj=TrafficSample.objects.get(pk=sample.pk),
+                after={"attempt": attempt, "outcome": "retried" if attempt < PARSE_MAX_ATTEMPTS else "failed"},
+            )
+    return counts
 
 
 def _parse_pcap(sample_id: int, source: Path, target: Path) -> tuple[dict, list[str], int]:

@@ -23,3 +23,9 @@ def parse_sample(sample_id: int) -> None:
 @shared_task(ignore_result=True)
 def prune() -> int:
     return services.samples_prune()
+
+
+@shared_task(ignore_result=True)
+def sweep_stuck_samples() -> dict:
+    with acting_as("celery:sweep_stuck_samples"):
+        return services.samples_sweep_stuck()
