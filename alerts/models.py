@@ -201,6 +201,26 @@ class Delivery(models.Model):
         return bytes(self.body[:limit]).decode("utf-8", "replace")
 
 
+class DeliveryNonce(models.Model):
+    """A signed delivery's id (``X-Shieldwall-Delivery``), seen once: the replay guard.
+
+    Kept a little longer than the signature's time window (a timestamp outside it is refused
+    anyway), then pruned. Written in the same transaction as the delivery, so a delivery that
+    could not be stored leaves no nonce behind and the sender's retry is accepted.
+    """
+
+    feed = models.ForeignKey(Feed, on_delete=models.CASCADE, related_name="nonces")
+    nonce = models.CharField(max_length=128)
+    seen_at = models.DateTimeField(default=timezone.now, db_index=True)
+    delivery = models.ForeignKey(Delivery, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["feed", "nonce"], name="delivery_nonce_unique")]
+
+    def __str__(self) -> str:
+        return f"nonce {self.nonce} of feed {self.feed_id}"
+
+
 class Layer(models.TextChoices):
     L3 = "L3", "L3 network"
     L4 = "L4", "L4 transport"

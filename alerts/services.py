@@ -31,6 +31,7 @@ from alerts.models import (
     Alert,
     Attack,
     Delivery,
+    DeliveryNonce,
     Feed,
     Silence,
     matcher_holds,
@@ -42,6 +43,10 @@ from console.models import Customer
 
 ATTACK_GAP = timedelta(minutes=getattr(settings, "ATTACK_GAP_MINUTES", 15))
 SIGNATURE_TOLERANCE_S = 300
+# A signed delivery's id, accepted once per feed; kept past the window a future-dated stamp can span.
+DELIVERY_ID_HEADER = "x-shieldwall-delivery"
+DELIVERY_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+NONCE_KEEP_S = 3 * SIGNATURE_TOLERANCE_S
 # Identical bytes from a feed within one window are a retry of the same delivery.
 RETRY_WINDOW_S = 300
 # Targets per attack lookup and per attack UPDATE (bounded statements on any backend).
@@ -64,8 +69,14 @@ class IngestRefused(Exception):
 # --------------------------------------------------------------------------- receiving
 
 
-def feed_authenticate(*, feed: Feed, headers: dict[str, str], body: bytes) -> None:
-    """Bearer token (Alertmanager's http_config) or cf-webhook-auth; then the optional HMAC."""
+def feed_authenticate(*, feed: Feed, headers: dict[str, str], body: bytes) -> str:
+    """Bearer token (Alertmanager's http_config) or cf-webhook-auth; then the optional HMAC.
+
+    A feed with a signing key wants ``X-Shieldwall-Timestamp``, ``X-Shieldwall-Delivery`` (an id
+    the sender gives each delivery, unique per feed) and ``X-Shieldwall-Signature: sha256=<hex>``
+    of ``"<timestamp>.<delivery id>.<body>"``. Returns the delivery id ('' for an unsigned feed):
+    ``delivery_receive`` accepts it once (a replay within the window answers 409).
+    """
     token = ""
     authorization = headers.get("authorization", "")
     if authorization.lower().startswith("bearer "):
@@ -76,18 +87,24 @@ def feed_authenticate(*, feed: Feed, headers: dict[str, str], body: bytes) -> No
         token = _pagerduty_routing_key(body)
     if not feed.check_secret(token):
         raise IngestRefused(401, "missing or wrong feed token")
-    if feed.signing_key:
-        stamp = headers.get("x-shieldwall-timestamp", "")
-        signature = headers.get("x-shieldwall-signature", "").removeprefix("sha256=")
-        try:
-            age = abs(time.time() - int(stamp))
-        except ValueError as exc:
-            raise IngestRefused(401, "missing or malformed X-Shieldwall-Timestamp") from exc
-        if age > SIGNATURE_TOLERANCE_S:
-            raise IngestRefused(401, "signature timestamp outside 5 minutes: replay refused")
-        expected = hmac.new(feed.signing_key.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, signature):
-            raise IngestRefused(401, "body signature does not match")
+    if not feed.signing_key:
+        return ""
+    stamp = headers.get("x-shieldwall-timestamp", "")
+    nonce = headers.get(DELIVERY_ID_HEADER, "")
+    signature = headers.get("x-shieldwall-signature", "").removeprefix("sha256=")
+    try:
+        age = abs(time.time() - int(stamp))
+    except ValueError as exc:
+        raise IngestRefused(401, "missing or malformed X-Shieldwall-Timestamp") from exc
+    if age > SIGNATURE_TOLERANCE_S:
+        raise IngestRefused(401, "signature timestamp outside 5 minutes: replay refused")
+    if not DELIVERY_ID.fullmatch(nonce):
+        raise IngestRefused(401, "missing or malformed X-Shieldwall-Delivery (1-128 of A-Z a-z 0-9 . _ : -)")
+    signed = stamp.encode() + b"." + nonce.encode() + b"." + body
+    expected = hmac.new(feed.signing_key.encode(), signed, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, signature):
+        raise IngestRefused(401, "body signature does not match")
+    return nonce
 
 
 def _pagerduty_routing_key(body: bytes) -> str:
@@ -155,6 +172,33 @@ class Received:
 
 
 def delivery_receive(
+    *,
+    feed: Feed,
+    body: bytes,
+    headers: dict[str, Any],
+    source: str = "push",
+    dedup_key: bytes = b"",
+    nonce: str = "",
+) -> Received:
+    """Store a raw delivery; with a signed delivery's ``nonce``, refuse a replay (409) storing nothing.
+
+    The nonce row and the delivery are written in one transaction: when the delivery cannot be
+    stored, neither is the nonce, so the sender's retry of the same delivery id is accepted.
+    """
+    if not nonce:
+        return _delivery_receive(feed=feed, body=body, headers=headers, source=source, dedup_key=dedup_key)
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                seen = DeliveryNonce.objects.create(feed=feed, nonce=nonce)
+        except IntegrityError as exc:
+            raise IngestRefused(409, f"delivery {nonce} was already received: replay refused") from exc
+        received = _delivery_receive(feed=feed, body=body, headers=headers, source=source, dedup_key=dedup_key)
+        DeliveryNonce.objects.filter(pk=seen.pk).update(delivery=received.delivery)
+    return received
+
+
+def _delivery_receive(
     *, feed: Feed, body: bytes, headers: dict[str, Any], source: str = "push", dedup_key: bytes = b""
 ) -> Received:
     """Store a raw delivery (the inbox) and enqueue its parsing after commit.
@@ -1238,4 +1282,6 @@ def alerts_prune(*, now: datetime | None = None) -> dict[str, int]:
         status=Delivery.Status.PROCESSED, received_at__lt=deliveries_cutoff
     ).delete()
     alerts, _ = Alert.objects.filter(resolved_at__lt=alerts_cutoff).delete()
-    return {"deliveries": deliveries, "alerts": alerts}
+    # Delivery ids only matter while their signature's timestamp is still accepted.
+    nonces, _ = DeliveryNonce.objects.filter(seen_at__lt=now - timedelta(seconds=NONCE_KEEP_S)).delete()
+    return {"deliveries": deliveries, "alerts": alerts, "nonces": nonces}

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import DatabaseError
 from django.db.models import Count, Q, Sum
@@ -38,6 +38,7 @@ INGEST_HEADERS = (
     "user-agent",
     "x-request-id",
     "x-shieldwall-timestamp",
+    "x-shieldwall-delivery",
     "x-forwarded-for",
     "cf-ray",
 )
@@ -45,7 +46,8 @@ INGEST_HEADERS = (
 
 def _require_actor(request: HttpRequest) -> None:
     if not roles.can_act(request.user):
-        raise Http404("No such page")
+        # An internal viewer sees the page but may not act: a role refusal, 403 (scope was checked first).
+        raise PermissionDenied("only engineers may do this")
 
 
 # --------------------------------------------------------------------------- ingest
@@ -55,7 +57,10 @@ def _require_actor(request: HttpRequest) -> None:
 def ingest(request: HttpRequest, slug: str) -> JsonResponse:
     """The webhook: store the raw delivery, answer 202 at once; parsing happens in Celery."""
     if request.method != "POST":
-        return JsonResponse({"error": "POST a delivery to this URL"}, status=405)
+        # Any other method is a wrong method (405, with Allow), never a 2xx: nothing is stored.
+        response = JsonResponse({"error": "POST a delivery to this URL"}, status=405)
+        response["Allow"] = "POST"
+        return response
     try:
         feed = Feed.objects.filter(slug=slug, enabled=True, mode=Feed.Mode.PUSH).first()
     except DatabaseError:
@@ -70,7 +75,7 @@ def ingest(request: HttpRequest, slug: str) -> JsonResponse:
         return JsonResponse({"error": f"body larger than {feed.max_body_bytes} bytes"}, status=413)
     headers = {k.lower(): v for k, v in request.headers.items()}
     try:
-        services.feed_authenticate(feed=feed, headers=headers, body=body)
+        nonce = services.feed_authenticate(feed=feed, headers=headers, body=body)
         services.feed_rate_check(feed)
     except services.IngestRefused as refused:
         response = JsonResponse({"error": refused.message}, status=refused.status)
@@ -82,7 +87,9 @@ def ingest(request: HttpRequest, slug: str) -> JsonResponse:
     kept = {k: v[:500] for k, v in headers.items() if k in INGEST_HEADERS}
     kept["remote-addr"] = request.META.get("REMOTE_ADDR", "")
     try:
-        received = services.delivery_receive(feed=feed, body=body, headers=kept)
+        received = services.delivery_receive(feed=feed, body=body, headers=kept, nonce=nonce)
+    except services.IngestRefused as refused:  # a replayed signed delivery: 409, nothing stored
+        return JsonResponse({"error": refused.message}, status=refused.status)
     except DatabaseError:
         # Never 2xx for something not stored: the sender keeps it and retries.
         return JsonResponse({"error": "cannot store deliveries right now; retry"}, status=503)
@@ -267,7 +274,7 @@ def feed_list(request: HttpRequest) -> HttpResponse:
 def feed_create(request: HttpRequest) -> HttpResponse:
     require_internal(request)
     if not roles.is_admin(request.user) and not roles.can_approve(request.user):
-        raise Http404("No such page")
+        raise PermissionDenied("only a senior engineer or an admin may add feeds")
     form = FeedForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -282,7 +289,7 @@ def feed_create(request: HttpRequest) -> HttpResponse:
 def _require_feed_editor(request: HttpRequest) -> None:
     # The API's rule too (alerts/api/views.py): a feed decides what the console accepts.
     if not roles.can_approve(request.user):
-        raise Http404("No such page")
+        raise PermissionDenied("only a senior engineer or an admin may edit feeds")
 
 
 @login_required
@@ -341,9 +348,9 @@ def feed_replay(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def feed_rotate(request: HttpRequest, slug: str) -> HttpResponse:
     require_internal(request)
-    if not roles.can_approve(request.user):
-        raise Http404("No such page")
     feed = get_visible_or_404(Feed.objects.all(), request.user, slug=slug)
+    if not roles.can_approve(request.user):
+        raise PermissionDenied("only a senior engineer or an admin may rotate a feed's token")
     token = feeds.feed_rotate_secret(feed=feed, user=request.user)
     return render(request, "alerts/feed_secret.html", {"feed": feed, "token": token, "created": False})
 

@@ -33,10 +33,11 @@ class VerifiedSessionScheme(OpenApiAuthenticationExtension):
 # The error answers every endpoint can give, documented so clients (and schemathesis) know them:
 # DRF's error bodies are {"detail": "..."} or {"field": ["..."]} (or a list of messages).
 ERROR_RESPONSES = {
-    "400": "The request is invalid (field errors, or an action not allowed in the object's state).",
+    "400": "The request is invalid (field errors, a value the service refuses).",
     "401": "No credentials, or an invalid or expired API key.",
     "403": "The user's role may not do this.",
     "404": "No such object, one outside the user's scope, or no such page of results.",
+    "409": "The object's state does not allow it (for example approving a mitigation that is not proposed).",
 }
 _ERROR_SCHEMA = {
     "oneOf": [
@@ -63,6 +64,8 @@ def add_error_responses(result: dict, generator, request, public) -> dict:  # no
                 p.get("in") == "query" and p.get("name") in ("page", "cursor") for p in operation.get("parameters", [])
             ):
                 codes.append("404")
+            if has_object and method in ("post", "put", "patch", "delete"):
+                codes.append("409")  # console.errors.StateConflict
             for code, response in operation["responses"].items():
                 if code in ERROR_RESPONSES and "content" not in response:  # declared in extend_schema, no body
                     response["content"] = {"application/json": {"schema": _ERROR_SCHEMA}}

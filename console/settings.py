@@ -104,6 +104,7 @@ MIDDLEWARE = [
     "console.middleware.LoginRequiredMiddleware",
     "console.two_factor.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "console.errors.ServiceErrorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -255,6 +256,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"user": os.environ.get("API_RATE", "6000/minute")},
+    # Service refusals answer what they are: 403 role, 404 scope, 409 state conflict (console/errors.py).
+    "EXCEPTION_HANDLER": "console.errors.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Shieldwall API",
@@ -340,6 +343,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "close-quiet-attacks": {"task": "alerts.tasks.close_quiet_attacks", "schedule": timedelta(minutes=1)},
     "auto-resolve-alerts": {"task": "alerts.tasks.auto_resolve_alerts", "schedule": timedelta(minutes=1)},
     "check-silent-feeds": {"task": "alerts.tasks.check_silent_feeds", "schedule": timedelta(minutes=1)},
+    "sweep-stuck-samples": {"task": "traffic.tasks.sweep_stuck_samples", "schedule": timedelta(minutes=5)},
     "release-expired-silences": {"task": "alerts.tasks.release_expired_silences", "schedule": timedelta(minutes=1)},
     "poll-feeds": {"task": "alerts.tasks.poll_feeds", "schedule": timedelta(seconds=15)},
     "prune-alerts": {"task": "alerts.tasks.prune", "schedule": timedelta(hours=1)},
@@ -369,6 +373,14 @@ RETENTION_TRAFFIC_DAYS = env_int("RETENTION_TRAFFIC_DAYS", 90)
 # Celery tasks on the "analysis" queue (any worker host), then merged (traffic/parts.py).
 TRAFFIC_PARTS = env_int("TRAFFIC_PARTS", 4)
 TRAFFIC_PARTS_MIN_BYTES = env_int("TRAFFIC_PARTS_MIN_BYTES", 256 << 20)
+# Uploaded logs are read within these bounds (traffic/parsers/bounded.py): a longer line is skipped
+# and counted, a compressed upload that expands past the cap and a log past the size cap are refused.
+TRAFFIC_MAX_LINE_BYTES = env_int("TRAFFIC_MAX_LINE_BYTES", 1 << 20)
+TRAFFIC_MAX_DECOMPRESSED_BYTES = env_int("TRAFFIC_MAX_DECOMPRESSED_BYTES", 1 << 30)
+TRAFFIC_MAX_LOG_BYTES = env_int("TRAFFIC_MAX_LOG_BYTES", 256 << 20)
+# A sample still "parsing" this long after its attempt started is retried once, then failed
+# (traffic.tasks.sweep_stuck_samples); a little past the parse task's hard time limit (3600 s).
+TRAFFIC_PARSE_TIME_LIMIT = env_int("TRAFFIC_PARSE_TIME_LIMIT", 3900)
 # Outbound requests (pull feeds, webhooks, the Cloudflare API) may reach private and
 # loopback addresses only when listed here (no SSRF into the provider's network).
 OUTBOUND_ALLOWED_NETWORKS = env_list("OUTBOUND_ALLOWED_NETWORKS")

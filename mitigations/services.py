@@ -40,7 +40,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from console import roles
+from console import errors, roles
 from console.audit import audit_record, snapshot
 from console.context import current_system_actor
 from console.models import Asset, Customer
@@ -68,8 +68,16 @@ LIST_NAME = re.compile(r"[a-z0-9_]{1,50}")
 BLOCKING_ACTIONS = {"block", "challenge", "managed_challenge"}
 
 
-class MitigationError(ValueError):
+class MitigationError(errors.ServiceError):
     """A mitigation cannot do what was asked; the message says why, in an engineer's words."""
+
+
+class MitigationForbidden(MitigationError, errors.RoleRefused):
+    """The user's role may not do this to a mitigation (403)."""
+
+
+class MitigationConflict(MitigationError, errors.StateConflict):
+    """The mitigation's state does not allow it (409)."""
 
 
 # --------------------------------------------------------------------------- helpers
@@ -144,7 +152,7 @@ def _transition(
     if expected == to_state:
         return False
     if to_state not in Mitigation.TRANSITIONS.get(expected, frozenset()):
-        raise MitigationError(f"{mitigation.name} is {expected}: it cannot become {to_state.replace('_', ' ')}")
+        raise MitigationConflict(f"{mitigation.name} is {expected}: it cannot become {to_state.replace('_', ' ')}")
     before = snapshot(mitigation, AUDITED)
     claimed = Mitigation.objects.filter(pk=mitigation.pk, state=expected).update(state=to_state, **changes)
     if not claimed:
@@ -162,6 +170,16 @@ def _transition(
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise MitigationError(message)
+
+
+def _require_role(condition: bool, message: str) -> None:
+    if not condition:
+        raise MitigationForbidden(message)
+
+
+def _require_state(condition: bool, message: str) -> None:
+    if not condition:
+        raise MitigationConflict(message)
 
 
 def backend_for(name: str, target: EnforcementTarget | None = None) -> Backend:
@@ -490,7 +508,7 @@ def mitigation_create(
     for anything else wrong; a target that refuses the rule is not an error here: its
     reason is stored in ``compile_errors`` and proposing is refused until it is fixed.
     """
-    _require(roles.can_act(user), "only engineers may write mitigations")
+    _require_role(roles.can_act(user), "only engineers may write mitigations")
     _require(kind in Mitigation.Kind.values, f"unknown kind {kind!r}")
     _require(action in Mitigation.Action.values, f"unknown action {action!r}")
     # Targets are configured objects: a bare backend name ("nftables") no longer says where it acts.
@@ -999,7 +1017,7 @@ def mitigation_override_safety(*, mitigation: Mitigation, user: Any, reason: str
 
     The override lists the problems it covers: a later change that adds a new one is refused again.
     """
-    _require(roles.is_admin(user), "only an admin may override the safety check")
+    _require_role(roles.is_admin(user), "only an admin may override the safety check")
     _require(bool(reason.strip()), "say why the safety check is overridden")
     _require(mitigation.state in (State.DRAFT, State.PROPOSED), "only a draft or a proposal can be overridden")
     problems = safety_problems(mitigation)
@@ -1069,10 +1087,10 @@ def mitigation_propose(*, mitigation: Mitigation, user: Any) -> Mitigation:
     and the customer's baseline; with no traffic at all its collateral is unknown (high).
     The approvers its blast radius asks for are notified.
     """
-    _require(roles.can_act(user), "only engineers may propose mitigations")
+    _require_role(roles.can_act(user), "only engineers may propose mitigations")
     if mitigation.state == State.PROPOSED:
         return mitigation
-    _require(mitigation.state == State.DRAFT, f"only a draft can be proposed (this one is {mitigation.state})")
+    _require_state(mitigation.state == State.DRAFT, f"only a draft can be proposed (this one is {mitigation.state})")
     _require_scoped(mitigation)
     _compile(mitigation)  # lists may have changed since the draft
     mitigation.save(update_fields=["compiled", "compile_errors"])
@@ -1143,7 +1161,7 @@ def _notify_approvers(mitigation: Mitigation, level: str) -> None:
 
 def mitigation_withdraw(*, mitigation: Mitigation, user: Any) -> Mitigation:
     """Back to draft (to edit it), dropping the approvals given so far."""
-    _require(roles.can_act(user), "only engineers may withdraw mitigations")
+    _require_role(roles.can_act(user), "only engineers may withdraw mitigations")
     with transaction.atomic():
         mitigation.approvals.all().delete()
         _transition(mitigation, State.DRAFT, user=user, message="withdrawn to draft", expected=State.PROPOSED)
@@ -1160,16 +1178,18 @@ def mitigation_approve(*, mitigation: Mitigation, user: Any, comment: str = "") 
     the ceiling: nobody. The level is recomputed from the stored simulation here, so no
     path (page, API, bulk) approves more cheaply than the gate says.
     """
-    _require(roles.can_approve(user), "only a senior engineer or an admin may approve")
-    _require(user.pk != mitigation.author_id, "you wrote this mitigation: another senior engineer must approve it")
+    _require_role(roles.can_approve(user), "only a senior engineer or an admin may approve")
+    _require_role(user.pk != mitigation.author_id, "you wrote this mitigation: another senior engineer must approve it")
     with transaction.atomic():
         locked = (
             Mitigation.objects.select_for_update()
             .select_related("customer", "enforcement_target", "mitigation_list", "attack")
             .get(pk=mitigation.pk)
         )
-        _require(locked.state == State.PROPOSED, f"only a proposed mitigation can be approved (it is {locked.state})")
-        _require(
+        _require_state(
+            locked.state == State.PROPOSED, f"only a proposed mitigation can be approved (it is {locked.state})"
+        )
+        _require_state(
             not locked.approvals.filter(user=user).exists(), "you already approved it: another senior must approve"
         )
         _require_scoped(locked)
@@ -1179,7 +1199,7 @@ def mitigation_approve(*, mitigation: Mitigation, user: Any, comment: str = "") 
         level, reasons = blast_radius(locked)
         _require(level != BlastRadius.REFUSED, "refused by its blast radius: " + "; ".join(reasons))
         if level == BlastRadius.HIGH:
-            _require(
+            _require_role(
                 roles.is_admin(user),
                 f"its blast radius is high ({'; '.join(reasons)}): an admin (incident lead) must approve",
             )
@@ -1220,8 +1240,8 @@ def mitigation_approve(*, mitigation: Mitigation, user: Any, comment: str = "") 
 
 def mitigation_apply(*, mitigation: Mitigation, user: Any) -> Mitigation:
     """Queue the installation (after commit); the page follows its progress."""
-    _require(roles.can_approve(user), "only a senior engineer or an admin may apply mitigations")
-    _require(
+    _require_role(roles.can_approve(user), "only a senior engineer or an admin may apply mitigations")
+    _require_state(
         mitigation.state == State.APPROVED, f"only an approved mitigation can be applied (it is {mitigation.state})"
     )
     from mitigations import tasks
@@ -1325,7 +1345,7 @@ def _remove_everywhere(mitigation: Mitigation) -> tuple[dict, list[str]]:
 def _end(mitigation: Mitigation, to_state: str, *, user: Any, message: str) -> Mitigation:
     mitigation.refresh_from_db()  # the caller's copy may be stale (a task finished meanwhile)
     expected = mitigation.state
-    _require(
+    _require_state(
         mitigation.can_become(to_state),
         f"{mitigation.name} is {mitigation.get_state_display().lower()}: it cannot be {to_state.replace('_', ' ')}",
     )
@@ -1355,17 +1375,17 @@ def _end(mitigation: Mitigation, to_state: str, *, user: Any, message: str) -> M
 
 def mitigation_rollback(*, mitigation: Mitigation, user: Any, reason: str = "") -> Mitigation:
     """Take it off every target now (a false positive, a customer complaint, a failed apply)."""
-    _require(roles.can_act(user), "only engineers may roll back mitigations")
+    _require_role(roles.can_act(user), "only engineers may roll back mitigations")
     return _end(mitigation, State.ROLLED_BACK, user=user, message="rolled back" + (f": {reason}" if reason else ""))
 
 
 def mitigation_extend(*, mitigation: Mitigation, user: Any, seconds: int) -> Mitigation:
     """Keep an active mitigation longer: its expiry moves ``seconds`` later."""
-    _require(roles.can_approve(user), "only a senior engineer or an admin may extend mitigations")
+    _require_role(roles.can_approve(user), "only a senior engineer or an admin may extend mitigations")
     _require(seconds > 0, "extend by a positive number of seconds")
     with transaction.atomic():
         locked = Mitigation.objects.select_for_update().get(pk=mitigation.pk)
-        _require(locked.state == State.ACTIVE, "only an active mitigation can be extended")
+        _require_state(locked.state == State.ACTIVE, "only an active mitigation can be extended")
         base = max(locked.expires_at or timezone.now(), timezone.now())
         new_expiry = base + timedelta(seconds=seconds)
         limit = (locked.applied_at or timezone.now()) + timedelta(seconds=settings.MITIGATION_MAX_TTL)
@@ -1558,7 +1578,7 @@ def mitigations_check_drift() -> int:
 def list_create(
     *, name: str, purpose: str, user: Any, customer: Customer | None = None, description: str = "", source: str = ""
 ) -> MitigationList:
-    _require(roles.can_act(user), "only engineers may create lists")
+    _require_role(roles.can_act(user), "only engineers may create lists")
     _require(bool(LIST_NAME.fullmatch(name)), "list names are 1-50 lowercase letters, digits or underscores")
     _require(not MitigationList.objects.filter(name=name).exists(), f"a list named {name} exists")
     mlist = MitigationList.objects.create(
@@ -1581,7 +1601,7 @@ def list_import(
 
     Addresses a block list must never hold (global allowlist) are skipped and reported.
     """
-    _require(roles.can_act(user), "only engineers may change lists")
+    _require_role(roles.can_act(user), "only engineers may change lists")
     _require(
         not ttl_seconds or 0 < ttl_seconds <= ListItem.MAX_TTL_SECONDS,
         f"items may expire after 1 to {ListItem.MAX_TTL_SECONDS} s",
@@ -1651,7 +1671,7 @@ def list_item_add(
 
 
 def list_item_remove(*, item: ListItem, user: Any) -> None:
-    _require(roles.can_act(user), "only engineers may change lists")
+    _require_role(roles.can_act(user), "only engineers may change lists")
     audit_record(
         action="mitigation_list.item_remove",
         obj=item.mitigation_list,

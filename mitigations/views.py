@@ -7,6 +7,7 @@ import json
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -14,7 +15,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from alerts.models import Attack
-from console import roles
+from console import errors, roles
 from console.http import safe_next
 from console.models import Customer
 from console.permissions import get_visible_or_404
@@ -34,7 +35,8 @@ EXPORTS = {
 
 def _require_actor(request: HttpRequest) -> None:
     if not roles.can_act(request.user):
-        raise Http404("No such page")
+        # An internal viewer sees the page but may not act: a role refusal, 403 (scope was checked first).
+        raise PermissionDenied("only engineers may do this")
 
 
 def _back(request: HttpRequest, default: str) -> HttpResponse:
@@ -230,6 +232,8 @@ def mitigation_action(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
             services.mitigation_override_safety(mitigation=mitigation, user=user, reason=request.POST.get("reason", ""))
             messages.success(request, f"{mitigation.name}: safety check overridden (audited).")
     except (services.MitigationError, ValueError) as exc:
+        if isinstance(exc, errors.RoleRefused):
+            raise  # 403: the role may not; a state conflict stays a message on the page it came from
         messages.error(request, f"{mitigation.name}: {exc}")
     return _back(request, mitigation.get_absolute_url())
 

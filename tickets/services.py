@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from alerts.models import Alert, Attack
 from alerts.services import alerts_mark_escalated, vector_title
+from console import errors
 from console.audit import audit_record, snapshot
 from console.context import current_system_actor
 from console.models import Customer
@@ -45,12 +46,12 @@ AUDITED = [
 ]
 
 
-class TicketError(ValueError):
+class TicketError(errors.ServiceError):
     """A change the ticket refuses; the message is shown to the engineer as is."""
 
 
-class TransitionRefused(TicketError):
-    pass
+class TransitionRefused(TicketError, errors.StateConflict):
+    """The ticket's status does not allow the move (or someone else moved it first): 409."""
 
 
 def _actor_name(user: Any) -> str:
@@ -301,7 +302,7 @@ def ticket_add_alerts(*, ticket: Ticket, alerts: Iterable[Alert], user: Any) -> 
     if other:
         raise TicketError(f"some selected alerts are not {ticket.customer.name}'s; a ticket holds one customer's")
     if ticket.status == Ticket.Status.CLOSED:
-        raise TicketError(f"{ticket.number} is closed; open a new ticket")
+        raise TransitionRefused(f"{ticket.number} is closed; open a new ticket")
     attacks = list(Attack.objects.filter(pk__in={a.attack_id for a in alerts if a.attack_id}))
     with transaction.atomic():
         return _link(ticket, alerts, attacks, user)
@@ -342,7 +343,7 @@ def ticket_transition(
     on a stale page instead of silently overriding someone else's.
     """
     if to not in Ticket.Status.values:
-        raise TransitionRefused(f"unknown status {to!r}")
+        raise TicketError(f"unknown status {to!r}")
     if outcome and outcome not in Ticket.Outcome.values:
         raise TicketError(f"unknown outcome {outcome!r}")
     with transaction.atomic():
@@ -455,7 +456,7 @@ def ticket_escalate(*, ticket: Ticket, level: str, reason: str, user: Any) -> Ti
     with transaction.atomic():
         locked = Ticket.objects.select_for_update().get(pk=ticket.pk)
         if not locked.is_open:
-            raise TicketError(f"{locked.number} is {locked.get_status_display().lower()}; reopen it to escalate")
+            raise TransitionRefused(f"{locked.number} is {locked.get_status_display().lower()}; reopen it to escalate")
         before = snapshot(locked, AUDITED)
         old = locked.escalation_level
         locked.escalation_level = level

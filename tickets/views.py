@@ -7,7 +7,8 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -27,7 +28,8 @@ from tickets.models import Ticket, TicketTemplate, TimelineEntry
 def _require_actor(request: HttpRequest) -> None:
     require_internal(request)
     if not roles.can_act(request.user):
-        raise Http404("No such page")
+        # An internal viewer sees the page but may not act: a role refusal, 403 (scope was checked first).
+        raise PermissionDenied("only engineers may do this")
 
 
 def _ticket(request: HttpRequest, number: str) -> Ticket:

@@ -50,6 +50,10 @@ class TrafficSample(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     parsed_at = models.DateTimeField(null=True, blank=True)
+    # When the current analysis attempt started and how many were made: a job that dies leaves
+    # the sample in "parsing"; the sweeper retries it once, then fails it with the reason.
+    parse_started_at = models.DateTimeField(null=True, blank=True)
+    parse_attempts = models.PositiveSmallIntegerField(default=0)
 
     objects = CustomerScopedQuerySet.as_manager()
 

@@ -15,12 +15,14 @@ import pyarrow.parquet as pq
 from django.conf import settings
 from django.core.files import File
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from alerts.formats.base import storable
 from console.audit import audit_record
 from traffic import geo
 from traffic.models import TrafficSample
+from traffic.parsers.bounded import Limits
 from traffic.parsers.compare import compare
 from traffic.parsers.eveflow import read_eve_flows, summarize_flows
 from traffic.parsers.httplog import LogError, read_log, summarize_log
@@ -77,6 +79,15 @@ def sample_create(
     return sample
 
 
+def upload_limits() -> Limits:
+    """The bounds every uploaded log is read within (settings TRAFFIC_MAX_*)."""
+    return Limits(
+        max_line=settings.TRAFFIC_MAX_LINE_BYTES,
+        max_decompressed=settings.TRAFFIC_MAX_DECOMPRESSED_BYTES,
+        max_log=settings.TRAFFIC_MAX_LOG_BYTES,
+    )
+
+
 def columnar_dir() -> Path:
     path = Path(settings.MEDIA_ROOT) / "traffic" / "columnar"
     path.mkdir(parents=True, exist_ok=True)
@@ -95,7 +106,12 @@ def sample_parse(*, sample_id: int) -> TrafficSample | None:
     """
     claimed = TrafficSample.objects.filter(
         pk=sample_id, status__in=[TrafficSample.Status.UPLOADED, TrafficSample.Status.FAILED]
-    ).update(status=TrafficSample.Status.PARSING, progress=0)
+    ).update(
+        status=TrafficSample.Status.PARSING,
+        progress=0,
+        parse_started_at=timezone.now(),
+        parse_attempts=F("parse_attempts") + 1,
+    )
     if not claimed:
         return TrafficSample.objects.filter(pk=sample_id).first()
     sample = TrafficSample.objects.get(pk=sample_id)
@@ -109,7 +125,7 @@ def sample_parse(*, sample_id: int) -> TrafficSample | None:
                 return sample
             summary, errors, records = _parse_pcap(sample.pk, source, target, customer_networks(sample.customer))
         elif sample.kind == TrafficSample.Kind.EVE_FLOW:
-            flows = read_eve_flows(source)
+            flows = read_eve_flows(source, limits=upload_limits())
             pq.write_table(flows.table, target, compression="zstd")
             summary, errors, records = summarize_flows(flows.table), flows.errors, flows.table.num_rows
         else:
@@ -146,6 +162,55 @@ def sample_ready(sample: TrafficSample, *, summary: dict, errors: list, records:
         attack_id = sample.attack_id
         transaction.on_commit(lambda: attack_schedule_summary(attack_id=attack_id))
     return sample
+
+
+PARSE_MAX_ATTEMPTS = 2  # the first attempt and one retry
+
+
+def samples_sweep_stuck(*, now: dt.datetime | None = None) -> dict[str, int]:
+    """Samples left in "parsing" past the time limit (their job died or hung): retry once, then fail.
+
+    A worker killed mid-parse (OOM, deploy, SIGKILL) never writes a result; the sample would
+    say "parsing" for good. Past ``TRAFFIC_PARSE_TIME_LIMIT`` seconds the attempt is over: the
+    first time the sample goes back to the queue, the second time it fails with the reason.
+    Each change is a conditional update on the row's attempt start, so a job that finishes
+    at the same moment wins and a second sweeper changes nothing.
+    """
+    from traffic.tasks import parse_sample
+
+    now = now or timezone.now()
+    limit = settings.TRAFFIC_PARSE_TIME_LIMIT
+    cutoff = now - dt.timedelta(seconds=limit)
+    stuck = TrafficSample.objects.filter(status=TrafficSample.Status.PARSING).filter(
+        Q(parse_started_at__lt=cutoff) | Q(parse_started_at__isnull=True, created_at__lt=cutoff)
+    )
+    counts = {"retried": 0, "failed": 0}
+    for sample in stuck.only("pk", "parse_started_at", "parse_attempts", "errors"):
+        attempt = max(sample.parse_attempts, 1)
+        reason = f"analysis attempt {attempt} did not finish within {limit:,} s (its job died or hung)"
+        same = TrafficSample.objects.filter(
+            pk=sample.pk, status=TrafficSample.Status.PARSING, parse_started_at=sample.parse_started_at
+        )
+        if attempt < PARSE_MAX_ATTEMPTS:
+            changed = same.update(status=TrafficSample.Status.UPLOADED, progress=0, errors=[reason + "; retried"])
+            if changed:
+                counts["retried"] += 1
+                pk = sample.pk
+                transaction.on_commit(lambda pk=pk: parse_sample.delay(pk))
+        else:
+            changed = same.update(
+                status=TrafficSample.Status.FAILED,
+                progress=100,
+                errors=[f"{reason}, after {attempt} attempts: marked failed. Upload a smaller or split sample."],
+            )
+            counts["failed"] += changed
+        if changed:
+            audit_record(
+                action="traffic.parse_stuck",
+                obj=TrafficSample.objects.get(pk=sample.pk),
+                after={"attempt": attempt, "outcome": "retried" if attempt < PARSE_MAX_ATTEMPTS else "failed"},
+            )
+    return counts
 
 
 def _parse_pcap(
@@ -229,7 +294,7 @@ def _breakdown(rows: list[dict], key, top: int = 10) -> list[dict]:  # noqa: ANN
 
 
 def _parse_log(sample: TrafficSample, source: Path, target: Path) -> tuple[dict, list[str], int]:
-    result = read_log(source, fmt=sample.kind)
+    result = read_log(source, fmt=sample.kind, limits=upload_limits())
     _set_progress(sample.pk, 70)
     pq.write_table(result.table, target, compression="zstd")
     summary = summarize_log(result.table)

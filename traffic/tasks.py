@@ -56,3 +56,9 @@ def merge_parts(sample_id: int) -> None:
 @shared_task(ignore_result=True)
 def prune() -> int:
     return services.samples_prune()
+
+
+@shared_task(ignore_result=True)
+def sweep_stuck_samples() -> dict:
+    with acting_as("celery:sweep_stuck_samples"):
+        return services.samples_sweep_stuck()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -20,9 +21,9 @@ from console.reports.models import Report, ShareLink
 
 
 def require_actor(request: HttpRequest) -> None:
-    """Making reports and links is an engineer's job; everyone else gets the 404 of a page they cannot see."""
+    """Making reports and links is an engineer's job: 403 for other roles (look the report up first: scope is 404)."""
     if not roles.can_act(request.user):
-        raise Http404("No such page")
+        raise PermissionDenied("only engineers make and share reports")
 
 
 def _report(request: HttpRequest, pk: int) -> Report:
@@ -125,8 +126,8 @@ def report_download(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
 @login_required
 @require_POST
 def report_share(request: HttpRequest, pk: int) -> HttpResponse:
+    report = _report(request, pk)  # scope first: another customer's report is a 404
     require_actor(request)
-    report = _report(request, pk)
     if not report.is_ready:
         messages.error(request, "A report can be shared once it is ready.")
         return redirect(report)
@@ -149,8 +150,8 @@ def report_share(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def report_share_revoke(request: HttpRequest, pk: int, link_id: int) -> HttpResponse:
-    require_actor(request)
     report = _report(request, pk)
+    require_actor(request)
     link = ShareLink.objects.filter(report=report, pk=link_id).first()
     if link is None:
         raise Http404("No such link")
@@ -163,8 +164,8 @@ def report_share_revoke(request: HttpRequest, pk: int, link_id: int) -> HttpResp
 @require_POST
 def report_send(request: HttpRequest, pk: int) -> HttpResponse:
     """Send the report again, exactly as it was generated, to the customer's report contacts."""
-    require_actor(request)
     report = _report(request, pk)
+    require_actor(request)
     sent = services.report_send(report=report, user=request.user)
     if sent:
         messages.success(request, f"Report sent to {', '.join(sent)}.")

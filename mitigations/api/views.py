@@ -13,7 +13,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from alerts.models import Attack
-from console import roles
+from console import errors, roles
 from console.api.base import ActorMixin
 from console.models import Customer
 from mitigations import services
@@ -25,12 +25,16 @@ from mitigations.rules import RuleError
 
 @contextmanager
 def refusals():
-    """Service refusals become 400s with the reason (and the position for a malformed rule)."""
+    """Service refusals become 400s with the reason (and the position for a malformed rule).
+
+    Role refusals (403) and state conflicts (409) pass through to ``console.errors.api_exception_handler``.
+    """
     try:
         yield
     except RuleError as exc:
         raise ValidationError({"expression": [exc.message], "position": exc.position}) from exc
     except services.MitigationError as exc:
+        errors.reraise_refusal(exc)
         raise ValidationError({"detail": str(exc)}) from exc
 
 

@@ -3,6 +3,7 @@
 import hashlib
 import hmac
 import time
+import uuid
 from datetime import timedelta
 
 import orjson
@@ -12,7 +13,7 @@ from django.utils import timezone
 
 from alerts import services
 from alerts.formats import examples
-from alerts.models import Alert, Attack, Delivery, Feed
+from alerts.models import Alert, Attack, Delivery, DeliveryNonce, Feed
 
 
 def test_wrong_token_gets_401_and_stores_nothing(client, make_feed):
@@ -126,9 +127,15 @@ def test_cloudflare_webhook_auth_header_is_accepted(client, make_feed, django_ca
     assert Alert.objects.get().layer == "L7"
 
 
-def _signed(feed, token, body, stamp):
-    signature = hmac.new(feed.signing_key.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return {"HTTP_X_SHIELDWALL_TIMESTAMP": str(stamp), "HTTP_X_SHIELDWALL_SIGNATURE": f"sha256={signature}"}
+def _signed(feed, token, body, stamp, delivery_id=None):
+    delivery_id = delivery_id or uuid.uuid4().hex
+    signed = f"{stamp}.{delivery_id}.".encode() + body
+    signature = hmac.new(feed.signing_key.encode(), signed, hashlib.sha256).hexdigest()
+    return {
+        "HTTP_X_SHIELDWALL_TIMESTAMP": str(stamp),
+        "HTTP_X_SHIELDWALL_DELIVERY": delivery_id,
+        "HTTP_X_SHIELDWALL_SIGNATURE": f"sha256={signature}",
+    }
 
 
 def test_hmac_signature_is_checked_and_replays_refused(post, make_feed):
@@ -139,8 +146,44 @@ def test_hmac_signature_is_checked_and_replays_refused(post, make_feed):
     assert post(feed, token, body, **_signed(feed, token, body + b" ", now)).status_code == 401  # tampered
     old = post(feed, token, body, **_signed(feed, token, body, now - 301))
     assert old.status_code == 401 and "replay" in old.json()["error"]
+    headers = _signed(feed, token, body, now)
+    no_id = {k: v for k, v in headers.items() if k != "HTTP_X_SHIELDWALL_DELIVERY"}
+    assert post(feed, token, body, **no_id).status_code == 401  # the delivery id is part of the signature
+    other_id = {**headers, "HTTP_X_SHIELDWALL_DELIVERY": "someone-else"}
+    assert post(feed, token, body, **other_id).status_code == 401
     assert Delivery.objects.count() == 0
-    assert post(feed, token, body, **_signed(feed, token, body, now)).status_code == 202
+    assert post(feed, token, body, **headers).status_code == 202
+
+
+def test_replayed_signed_delivery_within_the_window_is_409_and_stores_nothing(post, make_feed):
+    """The same signed request sent again (captured on the wire, replayed within 5 minutes): 409."""
+    feed, token = make_feed("cloudflare", signing_key="k3y-for-hmac")
+    body = examples.body(examples.cloudflare_l4(correlation_id="first"))
+    headers = _signed(feed, token, body, int(time.time()), delivery_id="cf-7f3a9c01")
+    assert post(feed, token, body, **headers).status_code == 202
+    deliveries, alerts = Delivery.objects.count(), Alert.objects.count()
+    assert (deliveries, alerts) == (1, 1)
+    alert = Alert.objects.get()
+    for _ in range(3):
+        replay = post(feed, token, body, **headers)
+        assert replay.status_code == 409, replay.content
+        assert "already received" in replay.json()["error"]
+    # Nothing stored: no delivery, no alert, no sighting (count and last seen unchanged).
+    assert Delivery.objects.count() == deliveries and Alert.objects.count() == alerts
+    fresh = Alert.objects.get()
+    assert (fresh.count, fresh.last_seen) == (alert.count, alert.last_seen)
+    # A new delivery id (the sender's next delivery, same bytes) is accepted as before.
+    assert post(feed, token, body, **_signed(feed, token, body, int(time.time()))).status_code == 202
+    assert DeliveryNonce.objects.filter(feed=feed).count() == 2
+
+
+def test_a_delivery_id_is_forgotten_after_the_window(post, make_feed):
+    feed, token = make_feed("cloudflare", signing_key="k3y-for-hmac")
+    body = examples.body(examples.cloudflare_l4())
+    assert post(feed, token, body, **_signed(feed, token, body, int(time.time()), delivery_id="d1")).status_code == 202
+    DeliveryNonce.objects.update(seen_at=timezone.now() - timedelta(hours=1))
+    assert services.alerts_prune()["nonces"] == 1
+    assert not DeliveryNonce.objects.exists()
 
 
 def test_body_over_the_limit_is_413(post, make_feed):

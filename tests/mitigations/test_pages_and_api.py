@@ -143,7 +143,7 @@ def test_api_walks_a_mitigation_from_draft_to_rollback(
 
     assert eng.post(f"/api/mitigations/{pk}/propose/").data["state"] == "proposed"
     refused = eng.post(f"/api/mitigations/{pk}/approve/", {}, format="json")
-    assert refused.status_code == 400 and "senior" in refused.data["detail"]
+    assert refused.status_code == 403 and "senior" in refused.data["detail"]
     assert sen.post(f"/api/mitigations/{pk}/approve/", {"comment": "ok"}, format="json").data["state"] == "approved"
     with django_capture_on_commit_callbacks(execute=True):
         applied = sen.post(f"/api/mitigations/{pk}/apply/")

@@ -128,9 +128,9 @@ def test_customer_viewer_sees_own_reports_and_404_for_others(
         f"/api/reports/{foreign.pk}/",
     ):
         assert client.get(path).status_code == 404, path
-    # Viewing is all a customer viewer does: no sharing, no generating.
-    assert client.post(f"/reports/{own.pk}/share/").status_code == 404
-    assert client.get("/reports/new/").status_code == 404
+    # Viewing is all a customer viewer does: no sharing, no generating (their role may not: 403).
+    assert client.post(f"/reports/{own.pk}/share/").status_code == 403
+    assert client.get("/reports/new/").status_code == 403
     assert [r["id"] for r in client.get("/api/reports/").json()["results"]] == [own.pk]
 
 

@@ -78,7 +78,7 @@ def test_form_refuses_a_period_without_dates(customer_a, engineer_client):
 
 def test_viewer_role_cannot_generate(incident, client, viewer):
     client.force_login(viewer)
-    assert client.post(reverse("report-new"), {"subject": "attack", "attack": incident["attack"].pk}).status_code == 404
+    assert client.post(reverse("report-new"), {"subject": "attack", "attack": incident["attack"].pk}).status_code == 403
 
 
 def test_share_and_revoke_from_the_page(incident, build_report, engineer_client):

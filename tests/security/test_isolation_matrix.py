@@ -299,3 +299,151 @@ def test_engineer_cannot_approve_own_mitigation_through_the_api(customer_a, seni
     response = api_as(senior2).post(url, {"comment": "checked the collateral"}, format="json")
     assert response.status_code == 200, response.content
     assert mitigation.approvals.filter(user=senior2).exists()
+
+
+# Actions only a senior engineer or an admin may take: an engineer (who may act) is refused with 403.
+SENIOR_ONLY = {
+    "api:mitigation-approve": {},
+    "api:mitigation-apply": {},
+    "api:mitigation-extend": {"seconds": 600},
+    "mitigation-approval": {},
+    "feed-rotate": {},
+}
+SENIOR_ONLY_PAGES = {"mitigation-action": ("approve", "apply", "extend")}
+# Personal objects: another user's token is not anyone's to see, so a viewer gets 404 (scope), not 403.
+PERSONAL = {"api-token-revoke"}
+# Pages that only read: a POST changes nothing (405, or the page again), whoever asks; every other
+# page of the matrix is an action, refused by role.
+READ_ONLY_PAGES = {
+    "alert-detail",
+    "attack-detail",
+    "customer-dashboard",
+    "customer-detail",
+    "delivery-detail",
+    "feed-detail",
+    "import-progress",
+    "mitigation-detail",
+    "mitigation-export",
+    "report-detail",
+    "report-download",
+    "report-progress",
+    "ticket-detail",
+    "traffic-attack-suggestions",
+    "traffic-compare",
+    "traffic-detail",
+}
+WRITE_METHODS = ("post", "put", "patch", "delete")
+
+
+def _write(client: Any, method: str, url: str, data: dict | None = None) -> int:
+    data = data or {}
+    if isinstance(client, APIClient):
+        return getattr(client, method)(url, data, format="json").status_code
+    if method == "post":
+        return client.post(url, data).status_code
+    return getattr(client, method)(url).status_code
+
+
+def test_role_refusals_answer_403_and_scope_404(worlds, viewer, customer_viewer):
+    """Every URL of the matrix, written to by a role that may not act: 403 in scope, 404 outside it.
+
+    An internal viewer sees every customer's objects, so each write to B's objects is a role refusal
+    (403; 405 only where the route has no such method). A customer viewer of A writing to A's own
+    objects is refused 403 where they can read the object and 404 where they cannot (scope first).
+    """
+    a, b = worlds
+    a.objects.update(template=b.template, allowlist_entry=b.allowlist_entry)  # global objects: one of each
+    failures = []
+    counts = {"requests": 0, "403": 0, "404": 0}
+    cases = (("viewer", viewer, b), ("customer viewer of A, own objects", customer_viewer, a))
+    for who, user, world in cases:
+        page_client, api_client = _clients(user)
+        for name, build in sorted(BUILDERS.items()):
+            url = reverse(name, kwargs=build(world))
+            client = api_client if _is_api(name) else page_client
+            if name in READ_ONLY_PAGES:
+                status = client.post(url, {}).status_code
+                counts["requests"] += 1
+                if status not in (200, 404, 405):
+                    failures.append(f"{who}: POST {url} ({name}) -> {status}, expected 200, 404 or 405 (a read)")
+                continue
+            read = client.get(url).status_code
+            counts["requests"] += 1
+            in_scope = read != 404
+            if who == "viewer":
+                in_scope = name not in PERSONAL
+            methods = WRITE_METHODS if _is_api(name) else ("post",)
+            for method in methods:
+                status = _write(client, method, url)
+                counts["requests"] += 1
+                expected = {403, 405} if in_scope and method != "post" else {403} if in_scope else {404}
+                if read == 405 and who != "viewer":
+                    expected = {403, 404}  # a POST-only page: its object's scope is not readable here
+                if status not in expected:
+                    failures.append(f"{who}: {method.upper()} {url} ({name}) -> {status}, expected {sorted(expected)}")
+                counts[str(status)] = counts.get(str(status), 0) + 1
+    report_figures(
+        "isolation matrix (roles)",
+        f"role refusals: {counts['requests']} requests by a viewer and a customer viewer, "
+        f"{counts['403']} answered 403 (role), {counts['404']} answered 404 (scope)",
+    )
+    assert not failures, "\n".join(failures)
+
+
+def test_senior_only_actions_answer_403_to_an_engineer(worlds, engineer):
+    """An engineer may act, but approving, applying and extending are a senior's: 403 with the reason."""
+    _, b = worlds
+    page_client, api_client = _clients(engineer)
+    failures = []
+    for name, data in SENIOR_ONLY.items():
+        url = reverse(name, kwargs=BUILDERS[name](b))
+        client = api_client if _is_api(name) else page_client
+        response = client.post(url, data, format="json") if _is_api(name) else client.post(url, data)
+        if response.status_code != 403:
+            failures.append(f"engineer: POST {url} ({name}) -> {response.status_code}, expected 403")
+        elif _is_api(name):
+            assert "senior" in response.json()["detail"], response.content
+    for name, verbs in SENIOR_ONLY_PAGES.items():
+        for verb in verbs:
+            url = reverse(name, kwargs={"pk": b.mitigation.pk, "verb": verb})
+            status = page_client.post(url, {"seconds": 600}).status_code
+            if status != 403:
+                failures.append(f"engineer: POST {url} ({name}) -> {status}, expected 403")
+    assert not failures, "\n".join(failures)
+    b.mitigation.refresh_from_db()
+    assert b.mitigation.state == Mitigation.State.DRAFT and not b.mitigation.approvals.exists()
+
+
+def test_state_conflicts_answer_409(worlds, senior, engineer):
+    """A refusal because of the object's state is a conflict: 409 with the reason, nothing changed."""
+    _, b = worlds
+    api = APIClient()
+    api.force_authenticate(senior)
+    draft = b.mitigation
+    for verb, data in (("approve", {}), ("apply", {}), ("extend", {"seconds": 60}), ("rollback", {})):
+        response = api.post(reverse(f"api:mitigation-{verb}", args=[draft.pk]), data, format="json")
+        assert response.status_code == 409, (verb, response.status_code, response.content)
+        assert response.json()["detail"], verb
+    draft.refresh_from_db()
+    assert draft.state == Mitigation.State.DRAFT
+
+    api.force_authenticate(engineer)
+    response = api.post(reverse("api:ticket-transition", args=[b.ticket.number]), {"to": "closed"}, format="json")
+    assert response.status_code == 409 and "cannot go from" in response.json()["detail"]
+    # A bad value is still a bad request, not a conflict.
+    response = api.post(reverse("api:ticket-transition", args=[b.ticket.number]), {"to": "nope"}, format="json")
+    assert response.status_code == 400
+
+
+def test_wrong_method_on_the_ingest_webhook_is_405(worlds, client):
+    """GET, PUT, PATCH, DELETE on the webhook: 405 with Allow: POST, and nothing stored."""
+    _, b = worlds
+    url = reverse("ingest", args=[b.feed.slug])
+    before = b.feed.deliveries.count()
+    for method in ("get", "put", "patch", "delete", "options"):
+        response = getattr(client, method)(url)
+        assert response.status_code == 405, (method, response.status_code)
+        assert response["Allow"] == "POST"
+    response = client.head(url)
+    assert response.status_code == 405
+    assert b.feed.deliveries.count() == before

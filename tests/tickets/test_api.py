@@ -49,7 +49,7 @@ def test_transition_action_and_refusal(api_as, engineer, ticket):
     url = f"/api/tickets/{ticket.number}/transition/"
     assert client.post(url, {"to": "investigating"}, format="json").json()["status"] == "investigating"
     refused = client.post(url, {"to": "closed"}, format="json")
-    assert refused.status_code == 400 and "cannot go from" in refused.json()["detail"]
+    assert refused.status_code == 409 and "cannot go from" in refused.json()["detail"]
 
 
 def test_status_is_read_only_through_patch(api_as, engineer, ticket):

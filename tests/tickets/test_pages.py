@@ -137,4 +137,4 @@ def test_viewer_sees_the_ticket_but_no_composer(client, viewer, ticket):
     client.force_login(viewer)
     html = client.get(ticket.get_absolute_url()).content.decode()
     assert ticket.number in html and 'id="send-message"' not in html
-    assert client.post(reverse("ticket-note", args=[ticket.number]), {"body": "x"}).status_code == 404
+    assert client.post(reverse("ticket-note", args=[ticket.number]), {"body": "x"}).status_code == 403

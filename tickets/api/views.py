@@ -11,7 +11,7 @@ from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 
 from alerts.models import Alert
-from console import roles
+from console import errors, roles
 from console.api.base import ActorMixin
 from console.models import Customer
 from console.permissions import IsConsoleUser
@@ -23,6 +23,8 @@ from tickets.models import Ticket, TicketTemplate
 
 
 def _invalid(exc: Exception) -> ValidationError:
+    """A 400 with the reason; a state conflict (409) or role refusal (403) is raised as it is."""
+    errors.reraise_refusal(exc)
     return ValidationError({"detail": str(exc)})
 
 

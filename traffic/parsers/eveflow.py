@@ -16,6 +16,7 @@ from pathlib import Path
 import orjson
 import pyarrow as pa
 
+from traffic.parsers.bounded import DEFAULT_LIMITS, Limits, UploadRefused, bounded_copy
 from traffic.parsers.httplog import LogError, LogResult
 
 PROTO_NUMBERS = {"TCP": 6, "UDP": 17, "ICMP": 1, "IPV6-ICMP": 58, "ICMPV6": 58, "GRE": 47, "ESP": 50, "SCTP": 132}
@@ -58,9 +59,21 @@ def _int(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
-def read_eve_flows(path: str | os.PathLike[str]) -> LogResult:
-    """Read the flow events of an EVE file (JSON lines, optionally gzipped)."""
+def read_eve_flows(path: str | os.PathLike[str], *, limits: Limits | None = None) -> LogResult:
+    """Read the flow events of an EVE file (JSON lines, optionally gzipped), within ``limits`` (bounded.py)."""
     path = Path(path)
+    if not path.is_file():
+        raise LogError(f"{path}: no such file")
+    try:
+        with bounded_copy(path, limits or DEFAULT_LIMITS) as copy:
+            result = _read_eve_flows(copy.path)
+    except UploadRefused as exc:
+        raise LogError(str(exc)) from exc
+    result.errors[:0] = copy.notes
+    return result
+
+
+def _read_eve_flows(path: Path) -> LogResult:
     opener = gzip.open if path.suffix == ".gz" else open
     columns: dict[str, list] = {name: [] for name in FLOW_SCHEMA.names}
     errors: list[str] = []

@@ -28,6 +28,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from traffic.parsers.bounded import DEFAULT_LIMITS, Limits, UploadRefused, bounded_copy
+
 __all__ = ["LogResult", "LogError", "read_logpush", "read_combined", "read_log", "summarize_log", "LOG_SCHEMA"]
 
 HEADER = pa.struct([("name", pa.string()), ("value", pa.string())])
@@ -339,9 +341,25 @@ def parse_combined_lines(lines: Iterable[str]) -> LogResult:
     return LogResult(table=_conform(table), errors=errors, format="combined")
 
 
-def read_log(path: str | os.PathLike[str], *, fmt: str | None = None) -> LogResult:
-    """Read either format; without ``fmt`` the first non-blank line decides."""
+def read_log(path: str | os.PathLike[str], *, fmt: str | None = None, limits: Limits | None = None) -> LogResult:
+    """Read either format, within ``limits`` (bounded.py); without ``fmt`` the first non-blank line decides.
+
+    The parsers read a bounded copy: over-long lines skipped and counted (named in ``errors``),
+    a compressed upload decompressed once with a cap, a log past the size limit refused.
+    """
     path = Path(path)
+    if not path.is_file():
+        raise LogError(f"{path}: no such file")
+    try:
+        with bounded_copy(path, limits or DEFAULT_LIMITS) as copy:
+            result = _read_log(copy.path, fmt=fmt)
+    except UploadRefused as exc:
+        raise LogError(str(exc)) from exc
+    result.errors[:0] = copy.notes
+    return result
+
+
+def _read_log(path: Path, *, fmt: str | None) -> LogResult:
     if fmt is None:
         opener = gzip.open if path.suffix == ".gz" else open
         try:
