@@ -33,6 +33,7 @@ FEED_EDITABLE_FIELDS = [
     "customer",
     "customer_label",
     "options",
+    "label_mapping",
     "signing_key",
     "max_body_bytes",
     "rate_limit_per_minute",
@@ -42,7 +43,7 @@ FEED_EDITABLE_FIELDS = [
     "expected_interval_minutes",
 ]
 # Settings that change how a delivery is parsed and mapped: what the preview applies unsaved.
-FEED_PARSING_FIELDS = ["format", "options", "customer", "customer_label"]
+FEED_PARSING_FIELDS = ["format", "options", "label_mapping", "customer", "customer_label"]
 AUDITED = ["slug", *FEED_EDITABLE_FIELDS]
 PREVIEW_DELIVERIES = 10
 PREVIEW_ALERTS_PER_DELIVERY = 20
@@ -146,9 +147,7 @@ def feed_preview(*, feed: Feed, unsaved: dict[str, Any], limit: int = PREVIEW_DE
     rows = []
     for delivery in feed.deliveries.order_by("-received_at", "-id")[:limit]:
         row = PreviewDelivery(delivery=delivery)
-        options = dict(probe.options or {})
-        if delivery.source == "import":
-            options["lenient"] = True
+        options = probe.parse_options(lenient=delivery.source == "import")
         try:
             parsed = parse_delivery(probe.format, bytes(delivery.body), options)
         except ParseError as exc:
@@ -164,6 +163,7 @@ def feed_preview(*, feed: Feed, unsaved: dict[str, Any], limit: int = PREVIEW_DE
 
 
 def _preview_alert(alert: ParsedAlert, mapper: CustomerMapper, slugs: dict[int, str]) -> PreviewAlert:
+    mapper.orient(alert)  # the victim decided as ingest decides it
     customer_id, _asset_id = mapper.map(alert)
     return PreviewAlert(
         title=alert.title,

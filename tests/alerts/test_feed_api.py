@@ -112,14 +112,16 @@ def test_import_a_gzipped_eve_file(
     assert response.status_code == 202, response.content
     job = AlertImport.objects.get(pk=response.json()["id"])
     assert job.status == AlertImport.Status.DONE
-    assert Alert.objects.filter(feed=feed).count() == 5
+    # Five flooding sources against one victim: one flood alert that lists every source.
+    (alert,) = Alert.objects.filter(feed=feed)
+    assert sorted(alert.source_ips) == [f"185.220.101.{i}" for i in range(1, 6)]
 
 
 def test_preview_parses_the_last_deliveries_with_unsaved_settings(
     senior_api, make_feed, customer_a, client, django_capture_on_commit_callbacks
 ):
     feed, token = make_feed("generic")
-    record = {"title": "Flood", "victim": "203.0.113.50", "kind": "udp_flood"}
+    record = {"title": "Flood", "struck": "203.0.113.50", "kind": "udp_flood"}
     with django_capture_on_commit_callbacks(execute=True):
         client.post(
             f"/ingest/{feed.slug}/",
@@ -128,8 +130,8 @@ def test_preview_parses_the_last_deliveries_with_unsaved_settings(
             HTTP_AUTHORIZATION=f"Bearer {token}",
         )
     stored = Alert.objects.get()
-    assert stored.customer is None  # the default mapping does not know "victim"
-    mapping = {"mapping": {"target_ip": "victim", "vector": "kind"}}
+    assert stored.customer is None  # neither the generic mapping nor the label defaults know "struck"
+    mapping = {"mapping": {"target_ip": "struck", "vector": "kind"}}
     response = senior_api.post(f"/api/feeds/{feed.slug}/preview/", {"options": mapping}, format="json")
     assert response.status_code == 200, response.content
     [row] = response.json()["deliveries"]
@@ -150,12 +152,12 @@ def test_replay_rebuilds_unmapped_alerts_and_rejected_deliveries_after_a_fix(
         for ip in ("203.0.113.50", "203.0.113.51"):
             client.post(
                 f"/ingest/{feed.slug}/",
-                data=examples.body({"title": f"Flood on {ip}", "victim": ip}),
+                data=examples.body({"title": f"Flood on {ip}", "struck": ip}),
                 content_type="application/json",
                 HTTP_AUTHORIZATION=f"Bearer {token}",
             )
     assert Alert.objects.filter(customer__isnull=True).count() == 2
-    senior_api.patch(f"/api/feeds/{feed.slug}/", {"options": {"mapping": {"target_ip": "victim"}}}, format="json")
+    senior_api.patch(f"/api/feeds/{feed.slug}/", {"options": {"mapping": {"target_ip": "struck"}}}, format="json")
     with django_capture_on_commit_callbacks(execute=True):
         response = senior_api.post(f"/api/feeds/{feed.slug}/replay/", {}, format="json")
     assert response.status_code == 202
