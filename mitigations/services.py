@@ -1467,7 +1467,10 @@ def mitigation_sync_lists(*, mitigation: Mitigation) -> dict[str, dict[str, str]
     answers = dict(mitigation.backend_answers or {})
     states: dict[str, dict[str, str]] = {}
     for target in mitigation.targets:
-        backend = backend_for(target)
+        try:
+            backend = _backend(mitigation, target)
+        except BackendError:
+            continue  # no configured target: nothing of the list is installed anywhere
         if not backend.production:
             continue
         try:
@@ -1490,7 +1493,7 @@ def list_sync_mitigations(*, mitigation_list_id: int) -> int:
         return 0
     users = Mitigation.objects.active().filter(Q(mitigation_list=mlist) | Q(expression__contains=f"${mlist.name}"))
     count = 0
-    for mitigation in users.select_related("customer", "mitigation_list"):
+    for mitigation in users.select_related("customer", "mitigation_list", "enforcement_target"):
         if mitigation.kind == Mitigation.Kind.IP_LIST or mlist.name in _lists_desired(mitigation):
             mitigation_sync_lists(mitigation=mitigation)
             count += 1
@@ -1512,7 +1515,7 @@ def _stray_id(name: str) -> int | None:
 def mitigations_check_drift() -> int:
     """The beat: what each backend reads back vs what should be active. Returns mitigations in drift."""
     now = timezone.now()
-    active = list(Mitigation.objects.active().select_related("customer", "mitigation_list"))
+    active = list(Mitigation.objects.active().select_related("customer", "mitigation_list", "enforcement_target"))
     for mitigation in active:
         # Lists first: an item added, removed or expired since the last check reaches the targets
         # now, so what is then compared is what the ledger holds.

@@ -42,22 +42,27 @@ def test_under_the_limit_the_rule_is_added_after_counting(cf, run, settings):  #
     cf.assert_done()
 
 
-def test_a_regex_on_a_pro_zone_is_refused_at_compile_time_and_never_sent(cf, draft):  # noqa: F811
+@pytest.fixture
+def zone(make_target, customer_a):
+    return make_target("cloudflare", name="cf-acme", account_id=ACCOUNT, zone_id=ZONE, customer=customer_a)
+
+
+def test_a_regex_on_a_pro_zone_is_refused_at_compile_time_and_never_sent(cf, draft, zone):  # noqa: F811
     mitigation = draft(
         kind="waf_rule",
-        targets=["cloudflare"],
-        options={"zone_id": ZONE, "cloudflare_plan": "pro"},
+        target=zone,
+        options={"cloudflare_plan": "pro"},
         expression=r'http.request.uri.path matches r"^/wp-(login|admin)\.php"',
     )
     assert "`matches` needs a Business or Enterprise plan" in mitigation.compile_errors["cloudflare"]
     assert cf.seen == []
 
 
-def test_a_rate_limit_period_the_plan_lacks_is_refused_naming_the_periods(cf, draft):  # noqa: F811
+def test_a_rate_limit_period_the_plan_lacks_is_refused_naming_the_periods(cf, draft, zone):  # noqa: F811
     mitigation = draft(
         kind="rate_limit",
-        targets=["cloudflare"],
-        options={"zone_id": ZONE, "cloudflare_plan": "pro"},
+        target=zone,
+        options={"cloudflare_plan": "pro"},
         expression='http.request.uri.path eq "/login"',
         rate={"requests": 50, "period": 120, "mitigation_timeout": 600, "per_source": True},
     )
@@ -110,7 +115,7 @@ def test_the_lists_per_account_limit_is_named(cf, run, settings, customer_a, eng
     cf.assert_done()
 
 
-def test_an_ip_access_range_of_another_size_is_refused_before_approval(cf, draft):  # noqa: F811
-    mitigation = draft(kind="ip_access", targets=["cloudflare"], options={"zone_id": ZONE}, value="198.18.0.0/20")
+def test_an_ip_access_range_of_another_size_is_refused_before_approval(cf, draft, zone):  # noqa: F811
+    mitigation = draft(kind="ip_access", target=zone, value="198.18.0.0/20")
     assert "ranges of /16, /24 only" in mitigation.compile_errors["cloudflare"]
     assert cf.seen == []

@@ -14,7 +14,7 @@ from mitigations import services, tasks
 from mitigations.models import BackendState, Mitigation, MitigationList
 
 from .test_cloudflare import ACCOUNT, ZONE, _rule_answer, cf, ok, ruleset, run  # noqa: F401  (fixtures)
-from .test_enforcement import ALLOWED, BLOCKED, UDP_PORT, Lab, _requirements
+from .test_enforcement import ALLOWED, BLOCKED, SCOPE, UDP_PORT, Lab, _requirements, lab_customer  # noqa: F401
 
 pytestmark = [pytest.mark.django_db]
 
@@ -40,13 +40,19 @@ def lab():
 
 
 @pytest.fixture
-def enforce(draft, engineer, senior, lab, django_capture_on_commit_callbacks):
-    def make(**kwargs) -> Mitigation:
-        params = {"targets": ["nftables"], "options": {"namespace": lab.server}, "expression": f"ip.src eq {BLOCKED}"}
+def enforce(draft, engineer, senior, lab, lab_customer, make_target, approve, django_capture_on_commit_callbacks):
+    """Apply a lab customer's mitigation through a target configured on the server namespace."""
+
+    def make(targets=("nftables",), **kwargs) -> Mitigation:
+        kind = targets[0]
+        target = make_target(kind, name=f"{kind}-lab", namespace=lab.server)
+        params = {"target": target, "customer": lab_customer, "expression": f"ip.src eq {BLOCKED}"}
         params.update(kwargs)
+        if params["expression"]:
+            params["expression"] = SCOPE + params["expression"]
         mitigation = draft(**params)
         services.mitigation_propose(mitigation=mitigation, user=engineer)
-        services.mitigation_approve(mitigation=mitigation, user=senior)
+        approve(mitigation)
         with django_capture_on_commit_callbacks(execute=True):
             services.mitigation_apply(mitigation=mitigation, user=senior)
         mitigation.refresh_from_db()
@@ -97,8 +103,8 @@ def test_a_foreign_rule_in_shieldwalls_table_is_named(lab, enforce, engineer_cli
     assert f"foreign rule in chain input: ip saddr {ALLOWED} drop" in ledger_text(engineer_client)
 
 
-def test_a_member_added_to_a_mitigations_set_is_drift(lab, enforce, customer_a, engineer, engineer_client):
-    blocklist = MitigationList.objects.create(name="acme_h15b", customer=customer_a)
+def test_a_member_added_to_a_mitigations_set_is_drift(lab, enforce, lab_customer, engineer, engineer_client):
+    blocklist = MitigationList.objects.create(name="acme_h15b", customer=lab_customer)
     services.list_import(mitigation_list=blocklist, text=f"{BLOCKED}\n10.231.0.99\n", user=engineer)
     mitigation = enforce(expression="ip.src in $acme_h15b")
     assert tasks.check_drift() == 0
@@ -183,8 +189,8 @@ def test_cloudflare_list_item_added_outside_shieldwall_is_drift(cf, run, custome
 # -- lists stay in sync ------------------------------------------------------------------------
 
 
-def test_an_item_added_after_apply_is_dropped_within_one_check(lab, enforce, customer_a, engineer, engineer_client):
-    blocklist = MitigationList.objects.create(name="acme_sync", customer=customer_a)
+def test_an_item_added_after_apply_is_dropped_within_one_check(lab, enforce, lab_customer, engineer, engineer_client):
+    blocklist = MitigationList.objects.create(name="acme_sync", customer=lab_customer)
     services.list_import(mitigation_list=blocklist, text=f"{BLOCKED}\n", user=engineer)
     mitigation = enforce(kind="ip_list", expression="", mitigation_list=blocklist)
     assert lab.arrivals(BLOCKED, "udp", 3) == 0
@@ -204,14 +210,14 @@ def test_an_item_added_after_apply_is_dropped_within_one_check(lab, enforce, cus
     assert lab.arrivals(BLOCKED, "udp", 3) == 0
 
 
-def test_an_expired_item_leaves_the_set_when_the_ledger_purges_it(lab, enforce, customer_a, engineer):
+def test_an_expired_item_leaves_the_set_when_the_ledger_purges_it(lab, enforce, lab_customer, engineer):
     from datetime import timedelta
 
     from django.utils import timezone
 
     from mitigations.models import ListItem
 
-    blocklist = MitigationList.objects.create(name="acme_exp", customer=customer_a)
+    blocklist = MitigationList.objects.create(name="acme_exp", customer=lab_customer)
     services.list_import(mitigation_list=blocklist, text=f"{BLOCKED}\n", user=engineer)
     services.list_import(mitigation_list=blocklist, text=f"{ALLOWED}\n", user=engineer, ttl_seconds=3600)
     enforce(expression="ip.src in $acme_exp")
@@ -224,9 +230,9 @@ def test_an_expired_item_leaves_the_set_when_the_ledger_purges_it(lab, enforce, 
 
 
 def test_a_list_change_is_pushed_on_commit_without_waiting_for_the_check(
-    lab, enforce, customer_a, engineer, django_capture_on_commit_callbacks
+    lab, enforce, lab_customer, engineer, django_capture_on_commit_callbacks
 ):
-    blocklist = MitigationList.objects.create(name="acme_now", customer=customer_a)
+    blocklist = MitigationList.objects.create(name="acme_now", customer=lab_customer)
     services.list_import(mitigation_list=blocklist, text=f"{BLOCKED}\n", user=engineer)
     enforce(kind="ip_list", expression="", mitigation_list=blocklist)
     with django_capture_on_commit_callbacks(execute=True):
@@ -272,12 +278,12 @@ def ipt(lab: H15bLab, *argv: str) -> str:
     return done.stdout
 
 
-def test_iptables_verdict_flip_foreign_rule_and_ipset_member_are_drift(lab, enforce, customer_a, engineer):
+def test_iptables_verdict_flip_foreign_rule_and_ipset_member_are_drift(lab, enforce, lab_customer, engineer):
     import shutil
 
     if shutil.which("iptables-restore") is None or shutil.which("ipset") is None:
         pytest.skip("iptables-restore and ipset are not installed")
-    blocklist = MitigationList.objects.create(name="acme_ipt", customer=customer_a)
+    blocklist = MitigationList.objects.create(name="acme_ipt", customer=lab_customer)
     services.list_import(mitigation_list=blocklist, text=f"{BLOCKED}\n", user=engineer)
     listed = enforce(targets=["iptables"], kind="ip_list", expression="", mitigation_list=blocklist)
     single = enforce(targets=["iptables"], expression=f"ip.src eq 10.231.0.77 and udp.dstport eq {UDP_PORT}")
