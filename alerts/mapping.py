@@ -127,7 +127,10 @@ class CustomerMapper:
             alert.direction_rule = f"neither side is a customer asset; {sender_rule}"
 
     def map(self, alert: ParsedAlert) -> tuple[int | None, int | None]:
-        """(customer id, asset id); (None, None) puts the alert in the unassigned bucket."""
+        """(customer id, asset id); (None, None) puts the alert in the unassigned bucket.
+
+        The feed's own customer first, then a label naming a customer, then the assets.
+        """
         found: tuple[int, int] | None = None
         if alert.target_port is not None:
             for host in (alert.target_host, alert.target_ip):
@@ -149,11 +152,12 @@ class CustomerMapper:
         if self.feed_customer_id is not None:
             asset_id = found[1] if found and found[0] == self.feed_customer_id else None
             return self.feed_customer_id, asset_id
-        if found is None:
-            for named in (
-                alert.customer_ref,
-                (alert.labels or {}).get(self.customer_label, "") if self.customer_label else "",
-            ):
-                if named and (customer_id := self.slugs.get(named) or self.names.get(named.strip().lower())):
-                    return customer_id, None
+        # A label that names a known customer decides (the sender's rule says whose alert it
+        # is); the target address through the assets decides when no label names one.
+        for named in (
+            alert.customer_ref,
+            (alert.labels or {}).get(self.customer_label, "") if self.customer_label else "",
+        ):
+            if named and (customer_id := self.slugs.get(named) or self.names.get(named.strip().lower())):
+                return customer_id, (found[1] if found and found[0] == customer_id else None)
         return found if found else (None, None)

@@ -107,20 +107,33 @@ def feed_authenticate(*, feed: Feed, headers: dict[str, str], body: bytes) -> st
     return nonce
 
 
-def _pagerduty_routing_key(body: bytes) -> str:
-    """The ``routing_key`` a PagerDuty Events v2 sender puts in the body instead of a header.
+def _pagerduty_routing_keys(body: bytes) -> list[str]:
+    """The ``routing_key`` of each event a PagerDuty Events v2 sender puts in the body.
 
     Tools that speak the Events API (Alertmanager's pagerduty_config, Grafana, Zabbix...)
-    send the integration key there; the feed's token is that key.
+    send the integration key there instead of a header; the feed's token is that key.
     """
     try:
-        event = orjson.loads(body[:1_000_000])
+        events = orjson.loads(body[:1_000_000])
     except orjson.JSONDecodeError:
-        return ""
-    if isinstance(event, list) and event:
-        event = event[0]
-    key = event.get("routing_key") if isinstance(event, dict) else None
-    return key.strip() if isinstance(key, str) else ""
+        return []
+    events = events if isinstance(events, list) else [events]
+    keys = [e.get("routing_key") for e in events[:1_000] if isinstance(e, dict)]
+    return [k.strip() for k in keys if isinstance(k, str) and k.strip()]
+
+
+def _pagerduty_routing_key(body: bytes) -> str:
+    keys = _pagerduty_routing_keys(body)
+    return keys[0] if keys else ""
+
+
+def redact_routing_keys(body: bytes) -> bytes:
+    """The body with every PagerDuty ``routing_key`` value replaced: it is the feed's token
+    (or another integration's key), and deliveries and alerts are shown to engineers."""
+    for key in sorted(set(_pagerduty_routing_keys(body)), key=len, reverse=True):
+        if len(key) >= 8:  # a short placeholder would replace unrelated text
+            body = body.replace(orjson.dumps(key), b'"[redacted]"')
+    return body
 
 
 def feed_rate_check(feed: Feed) -> None:
@@ -212,6 +225,8 @@ def _delivery_receive(
     repeat notification (Alertmanager re-sends a firing group unchanged), which must
     count as a sighting: bump count and last seen, still never a second alert row.
     """
+    if feed.format == Feed.Format.PAGERDUTY:
+        body = redact_routing_keys(body)
     if not dedup_key:
         dedup_key = f"window:{int(time.time() // RETRY_WINDOW_S)}:".encode()
     digest = hashlib.sha256(dedup_key + body).hexdigest()

@@ -27,11 +27,20 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 CUSTOMERS = 20  # each with a /24 in 198.18.0.0/15 (the benchmarking range) and a zone
 TARGETS_PER_CUSTOMER = 5  # attacked addresses per customer: 100 targets in all
+# Intrusion signatures: one alert per (rule, attacker, victim, service), so every event from
+# its own source is its own alert. (A DoS signature is one alert per victim whatever its
+# sources, which would fold the benchmark's events into a few rows.)
 SIGNATURES = [
-    (2_100_001, "ET DOS Possible SYN Flood Inbound", "TCP", 443),
-    (2_100_002, "ET DOS Possible NTP DDoS Inbound Frequent Un-Authed MON_LIST Requests", "UDP", 123),
-    (2_100_003, "ET DOS DNS Amplification Attack Inbound", "UDP", 53),
-    (2_100_004, "ET DOS Possible Memcached DDoS Amplification Inbound", "UDP", 11211),
+    (2_100_001, "ET SCAN Potential SSH Brute Force Inbound", "TCP", 22, "Attempted Information Leak"),
+    (
+        2_100_002,
+        "ET EXPLOIT Possible Apache log4j RCE Attempt Inbound",
+        "TCP",
+        443,
+        "Attempted Administrator Privilege Gain",
+    ),
+    (2_100_003, "ET WEB_SERVER Possible SQL Injection Attempt Inbound", "TCP", 80, "Web Application Attack"),
+    (2_100_004, "ET POLICY Suspicious inbound to MSSQL port 1433", "TCP", 1433, "Potentially Bad Traffic"),
 ]
 
 
@@ -240,12 +249,13 @@ def eve_bodies(count: int, batch: int, first_source: int) -> list[bytes]:
     for start in range(0, count, batch):
         events = []
         for i in range(start, min(start + batch, count)):
-            sid, signature, proto, port = SIGNATURES[i % len(SIGNATURES)]
+            sid, signature, proto, port, category = SIGNATURES[i % len(SIGNATURES)]
             customer = (i // len(SIGNATURES)) % CUSTOMERS
             events.append(
                 examples.suricata_alert(
                     signature=signature,
                     signature_id=sid,
+                    category=category,
                     src_ip=str(sources + i),
                     src_port=1024 + i % 60_000,
                     dest_ip=f"198.18.{customer}.{1 + i % TARGETS_PER_CUSTOMER}",

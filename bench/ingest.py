@@ -224,6 +224,7 @@ def baseline_rows(bodies: list[bytes], feed_id: int, customers: dict[str, int]) 
                     0,
                     "[]",
                     now,
+                    alert.direction_rule[:300],
                 )
             )
     return rows
@@ -234,10 +235,10 @@ INSERT INTO bench_alert_baseline (
     feed_id, customer_id, external_id, fingerprint, title, description, layer, vector, severity,
     target_ip, target_port, target_host, zone, pps, bps, rps, packets, bytes,
     source_ips, source_asns, source_countries, labels, raw, event_time, first_seen, last_seen,
-    count, status, outcome, urgency, urgency_reasons, updated_at
+    count, status, outcome, urgency, urgency_reasons, updated_at, direction_rule
 ) VALUES (
     %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::inet, %s, %s, %s, %s, %s, %s, %s, %s,
-    %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s
+    %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s
 )
 """
 

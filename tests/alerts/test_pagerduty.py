@@ -93,6 +93,10 @@ def test_trigger_acknowledge_resolve_on_one_dedup_key(make_feed, post, client, d
     alert.refresh_from_db()
     assert alert.status == Alert.Status.ACKNOWLEDGED and alert.acknowledged_at is not None
     assert Alert.objects.filter(feed=feed).count() == 1
+    # The token in the body is not kept: deliveries and alerts are shown to engineers.
+    stored = Delivery.objects.get(pk=response.json()["delivery"])
+    assert token.encode() not in bytes(stored.body)
+    assert json.loads(bytes(stored.body))["routing_key"] == "[redacted]"
 
     response = post(feed, token, json.dumps(follow_up("resolve")).encode())
     assert Delivery.objects.get(pk=response.json()["delivery"]).alerts_resolved == 1
@@ -103,6 +107,16 @@ def test_trigger_acknowledge_resolve_on_one_dedup_key(make_feed, post, client, d
     post(feed, token, json.dumps(follow_up("resolve", "other")).encode())
     post(feed, token, json.dumps(follow_up("acknowledge", "other")).encode())
     assert Alert.objects.filter(feed=feed).count() == 1
+
+
+def test_a_routing_key_in_a_trigger_is_not_stored(make_feed, post):
+    feed, token = make_feed("pagerduty")
+    event = trigger()
+    event["routing_key"] = "R0UT1NG-KEY-of-another-integration"
+    post(feed, token, json.dumps(event).encode())
+    alert = Alert.objects.get(feed=feed)
+    assert alert.raw["routing_key"] == "[redacted]"
+    assert b"R0UT1NG-KEY" not in bytes(Delivery.objects.get().body)
 
 
 def test_a_wrong_routing_key_is_refused(make_feed, client):

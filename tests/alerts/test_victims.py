@@ -434,3 +434,16 @@ def test_the_api_says_which_rule_decided_the_victim(make_feed, post, initech, ap
     body = api_as(engineer).get(f"/api/alerts/{alert.pk}/").json()
     assert body["direction_rule"] == alert.direction_rule
     assert body["direction_rule"].startswith("customer asset: 203.0.113.21")
+
+
+def test_a_customer_label_decides_over_the_address_and_the_address_when_none(make_feed, post, initech):
+    globex = CustomerFactory(slug="globex", name="Globex")
+    feed, token = make_feed("alertmanager")
+    # 203.0.113.99 is in Initech's prefix, but the rule's label says Globex: the label decides.
+    post(feed, token, _am_group(_am_alert("203.0.113.99", customer="Globex")))  # a name works as well as a slug
+    alert = Alert.objects.get(feed=feed)
+    assert alert.customer == globex and alert.asset is None
+    # A label naming no known customer is no customer: the address maps it.
+    post(feed, token, _am_group(_am_alert("203.0.113.98", customer="nobody-we-know")))
+    alert = Alert.objects.get(feed=feed, target_ip="203.0.113.98")
+    assert alert.customer == initech and alert.asset is not None
