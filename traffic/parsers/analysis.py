@@ -551,6 +551,11 @@ class _Analyser:
     def _victim_addrs(addrs: np.ndarray, nbytes: np.ndarray, packets: Counter, byts: Counter) -> None:
         if addrs.size == 0:
             return
+        if addrs.min() == addrs.max():  # one attacked address (the usual case): no sort
+            text = str(ipaddress.IPv4Address(int(addrs[0])))
+            packets[text] += int(addrs.size)
+            byts[text] += int(nbytes.sum())
+            return
         u, inv, c = np.unique(addrs, return_inverse=True, return_counts=True)
         b = np.bincount(inv, weights=nbytes)
         for a, cc, bb in zip(u.tolist(), c.tolist(), b.tolist(), strict=True):
