@@ -399,6 +399,19 @@ def rule_simulate(*, expression: str, attack: pa.Table | None, baseline: pa.Tabl
     for name, table in (("attack", attack), ("baseline", baseline)):
         if table is None:
             continue
+        missing = sorted(f for f in rule.fields if f not in table.column_names)
+        if missing:
+            # The sample cannot answer these fields (an L7 rule on a capture, say): say so, not "0 matched".
+            what = "this capture" if "frame.number" in table.column_names else "this sample"
+            result[name] = {
+                "records": table.num_rows,
+                "matched": None,
+                "share": None,
+                "top_matched": {},
+                "unknown": f"unknown — {what} has no {', '.join(missing)}",
+                "missing_fields": missing,
+            }
+            continue
         mask = evaluate(rule, table)
         matched = int(mask.sum())
         result[name] = {
