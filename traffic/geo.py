@@ -21,7 +21,7 @@ from typing import Any
 
 from django.conf import settings
 
-__all__ = ["lookup", "annotate", "reset"]
+__all__ = ["lookup", "annotate", "reset", "warm"]
 
 _lock = threading.Lock()
 
@@ -46,6 +46,16 @@ def _fast():
 
     # The ASN + IPv6 file is a superset of the country-only ones; loading takes ≈ 2 s once per process.
     return GeoIP2Fast(geoip2fast_data_file="geoip2fast-asn-ipv6.dat.gz", verbose=False)
+
+
+def warm() -> None:
+    """Load the configured database now (a worker calls this at start)."""
+    paths = tuple(_mmdb_paths())
+    if paths:
+        _readers(paths)
+    else:
+        with _lock:
+            _fast()
 
 
 def reset() -> None:

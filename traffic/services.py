@@ -221,8 +221,10 @@ def _parse_pcap(
     summary = summarize_pcap(
         source, progress=lambda done, total: _set_progress(sample_id, int(50 * done / max(total, 1)))
     )
-    # The victim follows from the summary; the analysis rides on the pass that writes the columns.
+    # The victim follows from the summary; the analysis rides on the pass that writes the
+    # columns, in a second thread (numpy and the Parquet writer release the GIL: two cores).
     analyser = CaptureAnalyser(summary, networks or [])
+    feed = _Feeder(analyser.add_packets)
     reader = iter_batches(
         source, progress=lambda done, total: _set_progress(sample_id, 50 + int(50 * done / max(total, 1)))
     )
@@ -230,7 +232,7 @@ def _parse_pcap(
     records = 0
     try:
         for batch in reader:
-            analyser.add_packets(batch)
+            feed.put(batch)
             table = batch.to_table()
             if writer is None:
                 writer = pq.ParquetWriter(target, table.schema, compression="zstd")
@@ -239,12 +241,45 @@ def _parse_pcap(
     finally:
         if writer is not None:
             writer.close()
+        feed.close()
     if writer is None:
         from traffic.parsers.pcap import empty_table
 
         pq.write_table(empty_table(), target)
     _add_analysis(summary, analyser.result())
     return summary, list(summary.get("errors") or reader.errors), records
+
+
+class _Feeder:
+    """Hands items to ``consume`` in a worker thread; ``close()`` waits and re-raises its error."""
+
+    def __init__(self, consume) -> None:  # noqa: ANN001
+        import queue
+        import threading
+
+        self._queue: queue.Queue = queue.Queue(maxsize=4)
+        self._error: BaseException | None = None
+
+        def run() -> None:
+            while (item := self._queue.get()) is not None:
+                if self._error is None:
+                    try:
+                        consume(item)
+                    except BaseException as exc:  # noqa: BLE001 - re-raised in close()
+                        self._error = exc
+
+        self._thread = threading.Thread(target=run, daemon=True, name="capture-analysis")
+        self._thread.start()
+
+    def put(self, item) -> None:  # noqa: ANN001
+        self._queue.put(item)
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def customer_networks(customer) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:  # noqa: ANN001
@@ -437,6 +472,19 @@ def rule_simulate(*, expression: str, attack: pa.Table | None, baseline: pa.Tabl
     result: dict[str, Any] = {"expression": rule.to_text(), "layer": rule.layer}
     for name, table in (("attack", attack), ("baseline", baseline)):
         if table is None:
+            continue
+        missing = sorted(f for f in rule.fields if f not in table.column_names)
+        if missing:
+            # The sample cannot answer these fields (an L7 rule on a capture, say): say so, not "0 matched".
+            what = "this capture" if "frame.number" in table.column_names else "this sample"
+            result[name] = {
+                "records": table.num_rows,
+                "matched": None,
+                "share": None,
+                "top_matched": {},
+                "unknown": f"unknown — {what} has no {', '.join(missing)}",
+                "missing_fields": missing,
+            }
             continue
         mask = evaluate(rule, table)
         matched = int(mask.sum())

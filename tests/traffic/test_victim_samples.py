@@ -162,3 +162,17 @@ def test_rolling_baseline_is_the_customers_newest_baseline_samples(customer_a, t
     assert comparison["baseline"]["samples"] == [new.pk, old.pk]
     assert comparison["baseline_rows"] == 100  # toward the victim in both: half of (2 s + 3 s) at 40 pps
     assert comparison["signatures"][0]["baseline_collateral"] == 0.0
+
+
+def test_an_l7_rule_on_a_capture_says_it_cannot_answer_instead_of_zero(customer_a, tmp_path, client, engineer):
+    from traffic.services import sample_simulate
+
+    sample = parsed(customer_a, tmp_path, syn_capture())
+    result = sample_simulate(expression='http.user_agent contains "curl"', attack=sample, baseline=None)
+    assert result["attack"]["matched"] is None and result["attack"]["share"] is None
+    assert result["attack"]["unknown"] == "unknown — this capture has no http.user_agent"
+    client.force_login(engineer)
+    page = client.get(
+        reverse("traffic-simulate"), {"expression": 'http.user_agent contains "curl"', "attack": sample.pk}
+    )
+    assert "unknown — this capture has no http.user_agent" in page.content.decode()

@@ -292,24 +292,21 @@ class _Series:
             z = np.zeros((len(CLASSES), need - self.pk.shape[1]), np.int64)
             self.pk, self.by = np.hstack([self.pk, z]), np.hstack([self.by, z])
 
-    def add(self, secs: np.ndarray, nbytes: np.ndarray, masks: dict[int, np.ndarray]) -> None:
+    def add(self, secs: np.ndarray, nbytes: np.ndarray, rows: dict[int, np.ndarray]) -> None:
+        """``rows``: per class, the indices of its packets in this batch."""
         if secs.size == 0:
             return
         lo, hi = int(secs.min()), int(secs.max())
-        if hi - lo > 7 * 86_400:  # a broken clock: keep the first week only
+        if hi - lo > 7 * 86_400:  # a broken clock: the rest of it counts in the week's last second
             hi = lo + 7 * 86_400
-            keep = secs <= hi
-            secs, nbytes = secs[keep], nbytes[keep]
-            masks = {k: m[keep] for k, m in masks.items()}
+            secs = np.minimum(secs, hi)
         self._fit(lo, hi)
         rel = secs - self.base
         span = hi - self.base + 1
-        for k, m in masks.items():
-            if not m.any():
-                continue
-            r = rel[m]
+        for k, i in rows.items():
+            r = rel[i]
             self.pk[k, :span] += np.bincount(r, minlength=span)
-            self.by[k, :span] += np.bincount(r, weights=nbytes[m], minlength=span).astype(np.int64)
+            self.by[k, :span] += np.bincount(r, weights=nbytes[i], minlength=span).astype(np.int64)
 
 
 def _np(batch, name: str, fill) -> np.ndarray:  # noqa: ANN001
@@ -491,14 +488,14 @@ class _Analyser:
             for k in np.unique(cls[cls >= 0]).tolist():
                 masks[k] = cls == k
         secs = np.floor(ts).astype(np.int64)
-        self.series.add(secs, flen, masks)
-        for k, m in masks.items():
-            if not m.any():
-                continue
+        # Indices once per class: every later gather touches only the class's own packets.
+        rows = {k: i for k, i in ((k, np.flatnonzero(m)) for k, m in masks.items()) if i.size}
+        self.series.add(secs, flen, rows)
+        for k, i in rows.items():
             if k in _DISTINCT_CLASSES:
-                self.distinct[k].add(src4[m & is4])
-            self.len_sum[k] += int(iplen[m].sum())
-            t = ts[m]
+                self.distinct[k].add(src4[i][is4[i]])
+            self.len_sum[k] += int(iplen[i].sum())
+            t = ts[i]
             self.first[k] = min(self.first[k], float(t.min()))
             self.last[k] = max(self.last[k], float(t.max()))
         if tcp.any():
@@ -550,6 +547,11 @@ class _Analyser:
     @staticmethod
     def _victim_addrs(addrs: np.ndarray, nbytes: np.ndarray, packets: Counter, byts: Counter) -> None:
         if addrs.size == 0:
+            return
+        if addrs.min() == addrs.max():  # one attacked address (the usual case): no sort
+            text = str(ipaddress.IPv4Address(int(addrs[0])))
+            packets[text] += int(addrs.size)
+            byts[text] += int(nbytes.sum())
             return
         u, inv, c = np.unique(addrs, return_inverse=True, return_counts=True)
         b = np.bincount(inv, weights=nbytes)

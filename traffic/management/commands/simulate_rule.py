@@ -49,6 +49,9 @@ class Command(BaseCommand):
         for name in ("attack", "baseline"):
             if name in result:
                 part = result[name]
+                if part["share"] is None:  # the sample cannot say (no such fields, no such traffic)
+                    self.stdout.write(f"{name}: {part.get('unknown') or 'unknown'} ({part['records']} records)")
+                    continue
                 self.stdout.write(f"{name}: {part['matched']} of {part['records']} matched ({part['share']:.2%})")
 
 
