@@ -1163,7 +1163,7 @@ def mitigation_approve(*, mitigation: Mitigation, user: Any, comment: str = "") 
     _require(user.pk != mitigation.author_id, "you wrote this mitigation: another senior engineer must approve it")
     with transaction.atomic():
         locked = (
-            Mitigation.objects.select_for_update()
+            Mitigation.objects.select_for_update(of=("self",))  # PostgreSQL: not the nullable joined rows
             .select_related("customer", "enforcement_target", "mitigation_list", "attack")
             .get(pk=mitigation.pk)
         )
