@@ -1144,8 +1144,15 @@ def mitigation_withdraw(*, mitigation: Mitigation, user: Any) -> Mitigation:
     """Back to draft (to edit it), dropping the approvals given so far."""
     _require(roles.can_act(user), "only engineers may withdraw mitigations")
     with transaction.atomic():
-        mitigation.approvals.all().delete()
-        _transition(mitigation, State.DRAFT, user=user, message="withdrawn to draft", expected=State.PROPOSED)
+        locked = Mitigation.objects.select_for_update().get(pk=mitigation.pk)
+        # An approved one is withdrawn by rolling it back; answering "done" and keeping it would lie.
+        _require(
+            locked.state == State.PROPOSED,
+            f"only a proposal can be withdrawn (it is {locked.get_state_display().lower()})",
+        )
+        locked.approvals.all().delete()
+        _transition(locked, State.DRAFT, user=user, message="withdrawn to draft", expected=State.PROPOSED)
+    mitigation.refresh_from_db()
     return mitigation
 
 

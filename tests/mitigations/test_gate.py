@@ -362,3 +362,12 @@ def test_user_options_cannot_move_a_mitigation_to_another_namespace(draft, make_
     target = make_target("nftables", name="scrub", namespace="h15a-scrub")
     mitigation = draft(target=target, options={"namespace": "", "hook": "forward"})
     assert services._options(mitigation) == {"hook": "forward", "namespace": "h15a-scrub"}
+
+
+def test_withdraw_is_refused_once_approved(api_as, simulated, engineer, senior):
+    mitigation = services.mitigation_propose(mitigation=simulated(baseline_with(0)), user=engineer)
+    services.mitigation_approve(mitigation=mitigation, user=senior)
+    response = api_as(engineer).post(f"/api/mitigations/{mitigation.pk}/withdraw/")
+    assert response.status_code == 400 and "only a proposal can be withdrawn" in response.data["detail"]
+    mitigation.refresh_from_db()
+    assert mitigation.state == State.APPROVED and mitigation.approvals.count() == 1
