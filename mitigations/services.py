@@ -1163,8 +1163,15 @@ def mitigation_withdraw(*, mitigation: Mitigation, user: Any) -> Mitigation:
     """Back to draft (to edit it), dropping the approvals given so far."""
     _require_role(roles.can_act(user), "only engineers may withdraw mitigations")
     with transaction.atomic():
-        mitigation.approvals.all().delete()
-        _transition(mitigation, State.DRAFT, user=user, message="withdrawn to draft", expected=State.PROPOSED)
+        locked = Mitigation.objects.select_for_update().get(pk=mitigation.pk)
+        # An approved one is withdrawn by rolling it back; answering "done" and keeping it would lie.
+        _require(
+            locked.state == State.PROPOSED,
+            f"only a proposal can be withdrawn (it is {locked.get_state_display().lower()})",
+        )
+        locked.approvals.all().delete()
+        _transition(locked, State.DRAFT, user=user, message="withdrawn to draft", expected=State.PROPOSED)
+    mitigation.refresh_from_db()
     return mitigation
 
 
@@ -1182,7 +1189,7 @@ def mitigation_approve(*, mitigation: Mitigation, user: Any, comment: str = "") 
     _require_role(user.pk != mitigation.author_id, "you wrote this mitigation: another senior engineer must approve it")
     with transaction.atomic():
         locked = (
-            Mitigation.objects.select_for_update()
+            Mitigation.objects.select_for_update(of=("self",))  # PostgreSQL: not the nullable joined rows
             .select_related("customer", "enforcement_target", "mitigation_list", "attack")
             .get(pk=mitigation.pk)
         )

@@ -101,6 +101,25 @@ class ApproveSerializer(serializers.Serializer):
     comment = serializers.CharField(required=False, allow_blank=True, default="")
 
 
+class BulkApproveSerializer(serializers.Serializer):
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=100)
+    comment = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class BulkApproveItemSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    state = serializers.CharField(allow_null=True)
+    error = serializers.CharField(allow_blank=True)
+
+
+class BulkApproveResultSerializer(serializers.Serializer):
+    results = BulkApproveItemSerializer(many=True)
+
+
+class OverrideSafetySerializer(serializers.Serializer):
+    reason = serializers.CharField(help_text="why the safety check does not apply here (audited)")
+
+
 class ExtendSerializer(serializers.Serializer):
     seconds = serializers.IntegerField(min_value=60)
 

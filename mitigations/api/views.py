@@ -199,6 +199,42 @@ class MitigationViewSet(ActorMixin, mixins.ListModelMixin, mixins.RetrieveModelM
             services.mitigation_rollback(mitigation=mitigation, user=request.user, reason=data.validated_data["reason"])
         return self._out(mitigation)
 
+    @extend_schema(request=s.BulkApproveSerializer, responses=s.BulkApproveResultSerializer)
+    @action(detail=False, methods=["post"], url_path="bulk-approve")
+    def bulk_approve(self, request):  # noqa: ANN001, ANN201
+        """Approve several at once: each goes through the same gate, one answer per mitigation."""
+        data = s.BulkApproveSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        found = {m.pk: m for m in self.get_queryset().filter(pk__in=data.validated_data["ids"])}
+        results = []
+        for pk in data.validated_data["ids"]:
+            mitigation = found.get(pk)
+            if mitigation is None:
+                results.append({"id": pk, "state": None, "error": "no such mitigation"})
+                continue
+            try:
+                services.mitigation_approve(
+                    mitigation=mitigation, user=request.user, comment=data.validated_data["comment"]
+                )
+            except services.MitigationError as exc:
+                results.append({"id": pk, "state": mitigation.state, "error": str(exc)})
+            else:
+                results.append({"id": pk, "state": mitigation.state, "error": ""})
+        return Response({"results": results})
+
+    @extend_schema(request=s.OverrideSafetySerializer, responses=s.MitigationDetailSerializer)
+    @action(detail=True, methods=["post"], url_path="override-safety")
+    def override_safety(self, request, pk=None):  # noqa: ANN001, ANN201
+        """An admin lets it through the safety check, with a reason (audited)."""
+        mitigation = self.get_object()
+        data = s.OverrideSafetySerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        with refusals():
+            services.mitigation_override_safety(
+                mitigation=mitigation, user=request.user, reason=data.validated_data["reason"]
+            )
+        return self._out(mitigation)
+
     @extend_schema(request=None, responses=s.MitigationDetailSerializer)
     @action(detail=True, methods=["post"])
     def withdraw(self, request, pk=None):  # noqa: ANN001, ANN201

@@ -105,7 +105,17 @@ BUILDERS: dict[str, Callable[[World], dict[str, Any]]] = {
     },
     **{
         f"api:mitigation-{action}": (lambda w: {"pk": w.mitigation.pk})
-        for action in ("detail", "apply", "approve", "extend", "propose", "rollback", "simulate", "withdraw")
+        for action in (
+            "detail",
+            "apply",
+            "approve",
+            "extend",
+            "propose",
+            "rollback",
+            "simulate",
+            "withdraw",
+            "override-safety",
+        )
     },
     # Global objects (no customer): internal-only, so still 404 for customer viewers and outsiders.
     "api:tickettemplate-detail": lambda w: {"slug": w.template.slug},
