@@ -184,6 +184,8 @@ def _options(mitigation: Mitigation) -> dict:
     options = dict(mitigation.options or {})
     if settings.CLOUDFLARE_ACCOUNT_ID:
         options.setdefault("account_id", settings.CLOUDFLARE_ACCOUNT_ID)
+    if settings.CLOUDFLARE_PLAN and "cloudflare" in (mitigation.targets or []):
+        options.setdefault("cloudflare_plan", settings.CLOUDFLARE_PLAN)  # plan rules checked when compiling
     return options
 
 
