@@ -83,14 +83,74 @@ def _map(action: str, table: Mapping[str, str], target: str) -> str:
     return table[action]
 
 
-def _packet_rate(rate: Mapping) -> dict:
-    return {
+# What a rate limit counts by, the same on every target ("key" in a mitigation's rate):
+#   source     one bucket per source address            nftables meter, iptables hashlimit srcip, Cloudflare ip.src
+#   source24   one per IPv4 /24 (IPv6 /48)              nftables, iptables; Cloudflare has no such key
+#   aggregate  one bucket for all matching traffic      nftables, iptables; Cloudflare always splits per data center
+#   colo       one per Cloudflare data center           Cloudflare only (cf.colo.id)
+#   header:<name> cookie:<name> query:<name> ja3 ja4 asn   Cloudflare characteristics (Advanced Rate Limiting)
+# Absent, ``per_source`` (default true) picks source or aggregate.
+PACKET_KEYS = {"source": (True, None), "source24": (True, {4: 24, 6: 48}), "aggregate": (False, None)}
+CLOUDFLARE_KEYS = {
+    "source": "ip.src",
+    "colo": None,
+    "ja3": "cf.bot_management.ja3_hash",
+    "ja4": "cf.bot_management.ja4",
+    "asn": "ip.src.asnum",
+}
+CLOUDFLARE_KEYED = {
+    "header": 'http.request.headers["{}"]',
+    "cookie": 'http.request.cookies["{}"]',
+    "query": 'http.request.uri.args["{}"]',
+}
+_KEY_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+
+
+def rate_key(rate: Mapping) -> str:
+    """The key a rate limit counts by (see the table above)."""
+    key = str(rate.get("key") or "").strip()
+    if key:
+        return key
+    return "source" if rate.get("per_source", True) else "aggregate"
+
+
+def _packet_rate(rate: Mapping, target: str) -> dict:
+    key = rate_key(rate)
+    if key not in PACKET_KEYS:
+        kind = key.split(":", 1)[0]
+        why = {
+            "colo": "a packet filter is one location: use aggregate",
+            "asn": "a packet filter has no ASN data",
+        }.get(kind, f"{target} sees packets, not HTTP: {key} needs the cloudflare target")
+        raise CompileError(target, f"rate key {key}", why)
+    per_source, masks = PACKET_KEYS[key]
+    out = {
         "requests": int(rate.get("requests", 0)),
         "period": int(rate.get("period", 1)),
         "unit": "second",
         "burst": int(rate.get("burst", 0) or 0),
-        "per_source": bool(rate.get("per_source", False)),
+        "per_source": per_source,
     }
+    if masks:
+        out["source_mask"] = masks
+    return out
+
+
+def cloudflare_characteristics(rate: Mapping) -> tuple[str, ...]:
+    """Cloudflare's counting characteristics for a rate limit's key; cf.colo.id is always one."""
+    key = rate_key(rate)
+    kind, _, arg = key.partition(":")
+    if key in CLOUDFLARE_KEYS:
+        char = CLOUDFLARE_KEYS[key]
+        return (char, "cf.colo.id") if char else ("cf.colo.id",)
+    if kind in CLOUDFLARE_KEYED and _KEY_NAME.fullmatch(arg):
+        name = arg.lower() if kind == "header" else arg  # Cloudflare lowercases header names
+        return (CLOUDFLARE_KEYED[kind].format(name), "cf.colo.id")
+    why = {
+        "source24": "Cloudflare counts per address, never per /24: use source",
+        "aggregate": "Cloudflare counts per data center at the least: use colo",
+    }.get(key, "use source, colo, header:<name>, cookie:<name>, query:<name>, ja3, ja4 or asn")
+    raise CompileError("cloudflare ratelimit", f"rate key {key}", why)
 
 
 def compile_for(
@@ -141,7 +201,7 @@ def compile_for(
                 parse(expression),
                 verdict,
                 name=name,
-                rate=_packet_rate(rate) if kind == "rate_limit" else None,
+                rate=_packet_rate(rate, target) if kind == "rate_limit" else None,
                 lists=lists,
                 hook=hook,
             )
@@ -157,7 +217,7 @@ def compile_for(
                 parse(expression),
                 verdict,
                 name=name,
-                rate=_packet_rate(rate) if kind == "rate_limit" else None,
+                rate=_packet_rate(rate, target) if kind == "rate_limit" else None,
                 lists=lists,
             )
         rules, rules6 = script.rules, script.rules6
@@ -329,7 +389,7 @@ def _cloudflare(kind, action, expression, value, rate, items, list_name, name, o
                 requests_per_period=int(rate.get("requests", 0)),
                 period=int(rate.get("period", 60)),
                 mitigation_timeout=int(rate.get("mitigation_timeout", 600)),
-                characteristics=("ip.src", "cf.colo.id") if rate.get("per_source", True) else ("cf.colo.id",),
+                characteristics=cloudflare_characteristics(rate),
                 description=desc,
             )
         ]

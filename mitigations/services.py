@@ -221,6 +221,8 @@ def _options(mitigation: Mitigation) -> dict:
     options = {k: v for k, v in (mitigation.options or {}).items() if k not in LOCATION_OPTIONS}
     if mitigation.enforcement_target_id:
         options.update(mitigation.enforcement_target.options())
+    if settings.CLOUDFLARE_PLAN and "cloudflare" in (mitigation.targets or []):
+        options.setdefault("cloudflare_plan", settings.CLOUDFLARE_PLAN)  # plan rules checked when compiling
     return options
 
 

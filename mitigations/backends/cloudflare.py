@@ -216,6 +216,20 @@ class CloudflareBackend(Backend):
             "rule": {key: rule[key] for key in COMPARED if key in rule},
         }
 
+    def list_items(self, list_path: str, max_pages: int = 1000) -> tuple[int, list[dict]]:
+        """Every item of a list, following Cloudflare's cursor pagination (result_info.cursors.after)."""
+        items: list[dict] = []
+        cursor = ""
+        for _ in range(max_pages):
+            status, payload = self.call("GET", f"{list_path}/items" + (f"?cursor={cursor}" if cursor else ""))
+            if status != 200:
+                return status, items
+            items.extend(i for i in payload.get("result") or [] if isinstance(i, dict))
+            cursor = str(((payload.get("result_info") or {}).get("cursors") or {}).get("after") or "")
+            if not cursor:
+                break
+        return 200, items
+
     def sync_lists(self, spec: Spec, desired: dict[str, list[tuple[str, int | None, str]]]) -> dict[str, Any]:
         """The mitigation's own Cloudflare list: POST the items the ledger added, DELETE (by item id)
         those it removed. A ``$list`` named in a rule is Cloudflare's list of that name, not ours."""
@@ -238,8 +252,10 @@ class CloudflareBackend(Backend):
                     self._ok("POST", f"{resource['path']}/items", added)
                 gone = before - set(wanted)
                 if gone:
-                    payload = self._ok("GET", f"{resource['path']}/items")
-                    ids = [{"id": i["id"]} for i in payload.get("result") or [] if _host(i.get("ip", "")) in gone]
+                    status, listed = self.list_items(resource["path"])
+                    if status != 200:
+                        raise BackendError(f"Cloudflare refused GET {resource['path']}/items ({status})")
+                    ids = [{"id": i["id"]} for i in listed if _host(i.get("ip", "")) in gone]
                     if ids:
                         self._ok("DELETE", f"{resource['path']}/items", {"items": ids})
             except BackendError as exc:
@@ -288,12 +304,12 @@ class CloudflareBackend(Backend):
                         if rule.get(key) != sent:
                             found.append(f"rule {resource['id']}: {key} is {rule.get(key)!r}, the ledger says {sent!r}")
                 elif resource["kind"] == "list":
-                    status, payload = self.call("GET", f"{resource['path']}/items")
+                    status, listed = self.list_items(resource["path"])
                     if status != 200:
                         present = False
                         continue
                     if "items" in resource:
-                        now = {str(item.get("ip", "")) for item in payload.get("result") or []}
+                        now = {_host(item.get("ip", "")) for item in listed}
                         added, missing = sorted(now - set(resource["items"])), sorted(set(resource["items"]) - now)
                         if added:
                             found.append(f"list {resource['id']}: {', '.join(added[:10])} added outside Shieldwall")

@@ -30,7 +30,9 @@ class FieldRef:
 @dataclass(frozen=True)
 class Str:
     value: str
-    raw: bool = False  # printed back as r"..." so regexes stay readable
+    # Printed back as r"..." so regexes stay readable. Not part of equality: the same string
+    # written raw or quoted is the same value.
+    raw: bool = field(default=False, compare=False)
     pos: int = field(default=0, compare=False)
 
 
@@ -163,7 +165,12 @@ def to_text(node: Node) -> str:
             inner = f"({inner})"
         return f"not {inner}"
     if isinstance(node, Compare):
-        return f"{to_text(node.left)} {node.op} {to_text(node.right)}"
+        right = node.right
+        if node.op == "matches" and isinstance(right, Str) and "\\" in right.value:
+            # A quoted regex keeps its backslashes verbatim (Cloudflare's regex escaping), so a
+            # pattern holding one is printed raw: the only form that reads back the same.
+            return f"{to_text(node.left)} matches {raw_quote(right.value)}"
+        return f"{to_text(node.left)} {node.op} {to_text(right)}"
     if isinstance(node, FieldRef):
         text = node.name
         if node.key is not None:

@@ -75,7 +75,8 @@ def compile_iptables(
             match = _conjunction(conj, family, name, ipsets)
             if match is not None:
                 matches.append(match)
-        scripts.append(_script(matches, verdict, rate, name, chain))
+        family_rate = dict(rate, source_mask=(rate.get("source_mask") or {}).get(family)) if rate else None
+        scripts.append(_script(matches, verdict, family_rate, name, chain))
     return IptablesScript(
         rules=scripts[0], rules6=scripts[1], ipset="".join(line for lines in ipsets.values() for line in lines)
     )
@@ -159,6 +160,8 @@ def _hashlimit(rate: Mapping, name: str) -> str:
         parts.append(f"--hashlimit-burst {burst}")
     if rate.get("per_source"):
         parts.append("--hashlimit-mode srcip")
+        if rate.get("source_mask"):  # this family's prefix length: one bucket per network
+            parts.append(f"--hashlimit-srcmask {int(rate['source_mask'])}")
     parts.append(f"--hashlimit-name {name}")
     return " ".join(parts)
 

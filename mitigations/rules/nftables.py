@@ -281,6 +281,7 @@ def _rate_statements(rate: Mapping, name: str, sets: dict) -> list[tuple[str, st
     limit = f"limit rate over {requests}/{UNITS[seconds]}" + (f" burst {burst} packets" if burst else "")
     if not rate.get("per_source"):
         return [("", limit)]
+    masks = rate.get("source_mask") or {}
     out = []
     for version, keyword in ((4, "ip"), (6, "ip6")):
         set_name = f"{name}-meter-v{version}"
@@ -288,5 +289,9 @@ def _rate_statements(rate: Mapping, name: str, sets: dict) -> list[tuple[str, st
             f"\tset {set_name} {{\n\t\ttype ipv{version}_addr; size 65535; flags dynamic, timeout;\n"
             f"\t\ttimeout {max(60, seconds * 2)}s;\n\t}}\n"
         )
-        out.append((f"meta nfproto ipv{version}", f"update @{set_name} {{ {keyword} saddr {limit} }}"))
+        key = f"{keyword} saddr"
+        if masks.get(version):  # one bucket per network: the address with its host bits cleared
+            mask = ipaddress.ip_network(f"{'0.0.0.0' if version == 4 else '::'}/{masks[version]}").netmask
+            key += f" & {mask}"
+        out.append((f"meta nfproto ipv{version}", f"update @{set_name} {{ {key} {limit} }}"))
     return out

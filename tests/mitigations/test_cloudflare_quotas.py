@@ -119,3 +119,19 @@ def test_an_ip_access_range_of_another_size_is_refused_before_approval(cf, draft
     mitigation = draft(kind="ip_access", target=zone, value="198.18.0.0/20")
     assert "ranges of /16, /24 only" in mitigation.compile_errors["cloudflare"]
     assert cf.seen == []
+
+
+def test_the_configured_plan_is_checked_when_the_draft_is_compiled(cf, draft, settings):  # noqa: F811
+    settings.CLOUDFLARE_PLAN = "free"
+    mitigation = draft(
+        kind="rate_limit",
+        targets=["cloudflare"],
+        options={"zone_id": ZONE},
+        expression='http.request.uri.path eq "/login"',
+        rate={"requests": 50, "period": 60, "mitigation_timeout": 600, "per_source": True},
+    )
+    assert (
+        "period 60 s is not available on the Free plan (counting periods: 10 s)"
+        in (mitigation.compile_errors["cloudflare"])
+    )
+    assert cf.seen == []

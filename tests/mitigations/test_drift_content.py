@@ -308,3 +308,24 @@ def test_iptables_verdict_flip_foreign_rule_and_ipset_member_are_drift(lab, enfo
     assert "10.231.0.55 added outside Shieldwall" in listed.drift["iptables"]
     unexpected = BackendState.objects.get(key=f"iptables:{lab.server}").unexpected
     assert any(u.startswith("foreign rule: iptables -A SHIELDWALL -s 10.231.0.66/32 -j DROP") for u in unexpected)
+
+
+def test_cloudflare_list_items_are_read_across_pages(cf, run, customer_a, engineer):  # noqa: F811
+    blocklist = MitigationList.objects.create(name="acme_pages", customer=customer_a)
+    services.list_import(mitigation_list=blocklist, text="198.18.9.9\n198.18.9.10\n", user=engineer)
+    cf.expect("POST", f"/accounts/{ACCOUNT}/rules/lists", answer=ok({"id": "list-1"}))
+    cf.expect("POST", f"/accounts/{ACCOUNT}/rules/lists/list-1/items", answer=ok({"operation_id": "op-1"}))
+    cf.expect("GET", f"/zones/{ZONE}/rulesets/phases/{CUSTOM}/entrypoint", answer=ruleset("rs1", CUSTOM, []))
+    cf.expect("POST", f"/zones/{ZONE}/rulesets/rs1/rules")
+    _rule_answer(cf, "rs1", CUSTOM, "r-list")
+    mitigation = run(kind="ip_list", expression="", mitigation_list=blocklist)
+    rule = {**cf.seen[-1][2], "id": "r-list"}
+    path = f"/accounts/{ACCOUNT}/rules/lists/list-1/items"
+    first = {**ok([{"id": "i1", "ip": "198.18.9.9"}]), "result_info": {"cursors": {"after": "c2"}}}
+    cf.expect("GET", path, answer=first)
+    cf.expect("GET", f"{path}?cursor=c2", answer=ok([{"id": "i2", "ip": "198.18.9.10"}]))
+    cf.expect("GET", f"/zones/{ZONE}/rulesets/rs1", answer=ruleset("rs1", CUSTOM, [rule]))
+    assert services.mitigations_check_drift() == 0  # the second page holds the second item: nothing missing
+    mitigation.refresh_from_db()
+    assert not mitigation.drift
+    cf.assert_done()

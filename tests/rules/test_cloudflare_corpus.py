@@ -28,7 +28,7 @@ from mitigations.rules import (
     parse,
 )
 
-from .peers import nft_check
+from .peers import iptables_check, nft_check
 
 CORPUS = [json.loads(line) for line in (Path(__file__).parent / "data" / "cloudflare_docs_expressions.jsonl").open()]
 
@@ -211,3 +211,16 @@ def test_every_nftables_output_of_the_corpus_is_accepted_by_nft():
     assert len(texts) >= 20
     done = nft_check("".join(texts))
     assert done.returncode == 0, done.stderr
+
+
+def test_every_iptables_output_of_the_corpus_is_accepted_by_iptables_restore():
+    accepted = 0
+    for entry in CORPUS:
+        try:
+            script = compile_iptables(parse(entry["expression"]), name="sw-1", lists=LISTS)
+        except CompileError:
+            continue
+        for tool, done in iptables_check(script):
+            assert done.returncode == 0, f"{entry['expression']}: {tool}: {done.stderr}"
+        accepted += 1
+    assert accepted >= 15

@@ -171,7 +171,7 @@ def test_cloudflare_rate_limit():
         "mitigation_timeout": 600,
     }
     with pytest.raises(CompileError, match="period"):
-        compile_rate_limit('http.host eq "x"', zone_id="z", requests_per_period=1, period=30, mitigation_timeout=60)
+        compile_rate_limit('http.host eq "x"', zone_id="z", requests_per_period=1, period=7, mitigation_timeout=60)
 
 
 @pytest.mark.parametrize(
