@@ -7,8 +7,6 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
-from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -18,9 +16,10 @@ from alerts.services import alerts_mark_escalated, vector_title
 from console.audit import audit_record, snapshot
 from console.context import current_system_actor
 from console.models import Customer
+from tickets.mail import THREAD_KINDS, customer_email, reply_address, ticket_number_from_addresses
 from tickets.messages import format_bps, format_pps, format_rps, render_template
-from tickets.models import SlaNotice, SlaPolicy, Ticket, TicketCounter, TicketTemplate, TimelineEntry
-from tickets.notifications import ticket_notify
+from tickets.models import EscalationTeam, SlaNotice, SlaPolicy, Ticket, TicketCounter, TicketTemplate, TimelineEntry
+from tickets.notifications import ticket_notify, ticket_notify_escalation
 
 logger = logging.getLogger(__name__)
 
@@ -471,7 +470,7 @@ def ticket_escalate(*, ticket: Ticket, level: str, reason: str, user: Any) -> Ti
         audit_record(
             action="ticket.escalate", obj=locked, before=before, after=snapshot(locked, AUDITED), actor=_user(user)
         )
-        ticket_notify(ticket=locked, event=f"escalated to {locked.get_escalation_level_display()}")
+        ticket_notify_escalation(ticket=locked, level=level, handoff=reason.strip())
     _refresh_instance(ticket, locked)
     return ticket
 
@@ -574,8 +573,9 @@ def ticket_send_customer_message(
         raise TicketError(f"{ticket.customer.name} has no contact with an email address")
     full_subject = subject if ticket.number in subject else f"[{ticket.number}] {subject}"
     error = ""
+    message, message_id = customer_email(ticket, subject=full_subject, body=body, recipients=recipients)
     try:
-        EmailMessage(full_subject, body, settings.DEFAULT_FROM_EMAIL, recipients).send()
+        message.send()
         status = TimelineEntry.Delivery.SENT
     except Exception as exc:  # noqa: BLE001 - any transport failure is recorded on the ticket
         status = TimelineEntry.Delivery.FAILED
@@ -593,6 +593,8 @@ def ticket_send_customer_message(
                 "recipients": recipients,
                 "channel": "email",
                 "template": template.slug if template else "",
+                "message_id": message_id,
+                "reply_to": reply_address(ticket),
                 **({"error": error} if error else {}),
             },
             visibility=TimelineEntry.Visibility.CUSTOMER,
@@ -735,9 +737,89 @@ def _flag(ticket: Ticket, clock: Any, now: datetime) -> int:
                 after={"clock": clock.name, "state": clock.state},
             )
             ticket_notify(ticket=ticket, event=body)
+            if breached:
+                _escalate_on_breach(ticket, body)
     except IntegrityError:
         return 0  # another checker flagged it first
     return 1
+
+
+def _escalate_on_breach(ticket: Ticket, breach: str) -> None:
+    """A breached clock hands the ticket one level up, with the handoff so far and why."""
+    level = EscalationTeam.next_level(ticket.escalation_level)
+    if level is None or not ticket.is_open:
+        return
+    handoff = ticket.escalation_reason or ticket.summary or ticket.title
+    ticket_escalate(ticket=ticket, level=level, reason=f"Automatic escalation: {breach}.\n\n{handoff}", user=None)
+
+
+# --------------------------------------------------------------------------- two-way mail
+
+
+def ticket_receive_customer_reply(
+    *,
+    recipients: Sequence[str],
+    sender: str,
+    subject: str,
+    text: str,
+    message_id: str = "",
+    in_reply_to: str = "",
+) -> TimelineEntry | None:
+    """A customer's answer, posted by the inbound-parse webhook: on its ticket's timeline.
+
+    The ticket is the one the signed reply address names, else the one whose thread the
+    In-Reply-To/References ids belong to. A redelivery (same Message-ID) is a no-op.
+    """
+    number = ticket_number_from_addresses(*recipients)
+    ticket = Ticket.objects.filter(number=number).first() if number else None
+    if ticket is None:
+        for mid in in_reply_to.split():
+            entry = (
+                TimelineEntry.objects.filter(kind__in=THREAD_KINDS, data__message_id=mid.strip())
+                .select_related("ticket")
+                .first()
+            )
+            if entry:
+                ticket = entry.ticket
+                break
+    if ticket is None:
+        return None
+    if message_id and ticket.timeline.filter(kind=TimelineEntry.Kind.CUSTOMER_REPLY, data__message_id=message_id):
+        return ticket.timeline.filter(kind=TimelineEntry.Kind.CUSTOMER_REPLY, data__message_id=message_id).first()
+    with transaction.atomic():
+        entry = TimelineEntry.objects.create(
+            ticket=ticket,
+            at=timezone.now(),
+            actor_name=sender[:150] or "customer",
+            kind=TimelineEntry.Kind.CUSTOMER_REPLY,
+            body=text[:20000],
+            data={"subject": subject[:300], "from": sender[:300], "message_id": message_id[:300], "channel": "email"},
+        )
+        _touch(ticket, [])
+        audit_record(action="ticket.customer_reply", obj=ticket, after={"timeline_entry": entry.pk, "from": sender})
+        ticket_notify(ticket=ticket, event=f"customer replied: {' '.join(subject.split())[:120]}")
+    return entry
+
+
+def ticket_record_report_sent(
+    *, ticket: Ticket, report_title: str, report_id: int, recipients: list[str], message_id: str, user: Any
+) -> TimelineEntry:
+    """A report mailed to the customer is part of the conversation: on the timeline, customer-facing."""
+    now = timezone.now()
+    with transaction.atomic():
+        entry = timeline_add(
+            ticket=ticket,
+            kind=TimelineEntry.Kind.REPORT_SENT,
+            user=user,
+            body=f"Report “{report_title}” sent to {', '.join(recipients)}",
+            data={"report": report_id, "recipients": recipients, "message_id": message_id, "subject": report_title},
+            visibility=TimelineEntry.Visibility.CUSTOMER,
+            delivery_status=TimelineEntry.Delivery.SENT,
+            at=now,
+        )
+        _mark_first_update(ticket, now)
+        audit_record(action="ticket.report_sent", obj=ticket, after={"report": report_id}, actor=_user(user))
+    return entry
 
 
 def ticket_timeline_add(
