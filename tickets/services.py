@@ -302,6 +302,7 @@ def ticket_add_alerts(*, ticket: Ticket, alerts: Iterable[Alert], user: Any) -> 
     if ticket.status == Ticket.Status.CLOSED:
         raise TicketError(f"{ticket.number} is closed; open a new ticket")
     attacks = list(Attack.objects.filter(pk__in={a.attack_id for a in alerts if a.attack_id}))
+    ticket_follow_actor(ticket=ticket, user=user)
     with transaction.atomic():
         return _link(ticket, alerts, attacks, user)
 
@@ -414,6 +415,63 @@ def _refresh_instance(ticket: Ticket, source: Ticket) -> None:
         setattr(ticket, field.attname, getattr(source, field.attname))
 
 
+def _human(user: Any) -> bool:
+    return _user(user) is not None
+
+
+def ticket_follow_actor(*, ticket: Ticket, user: Any) -> Ticket:
+    """The first human action on a ticket acknowledges it (New -> Investigating) and, when nobody
+    has it, assigns the person acting. Each automatic step is on the timeline, marked so."""
+    if not _human(user):
+        return ticket
+    fresh = Ticket.objects.filter(pk=ticket.pk).values("status", "assignee_id").first()
+    if fresh is None:
+        return ticket
+    if fresh["status"] == Ticket.Status.NEW:
+        ticket_transition(
+            ticket=ticket,
+            to=Ticket.Status.INVESTIGATING,
+            user=user,
+            comment="Automatic: acknowledged by the first action on the ticket",
+        )
+    if fresh["assignee_id"] is None and ticket.is_open:
+        ticket_assign(ticket=ticket, assignee=user, user=user)
+    return ticket
+
+
+def ticket_follow_mitigation(*, ticket: Ticket, user: Any) -> Ticket:
+    """An active mitigation moves the ticket to Mitigating (acknowledging it on the way)."""
+    ticket.refresh_from_db()
+    path = {
+        Ticket.Status.NEW: [Ticket.Status.INVESTIGATING, Ticket.Status.MITIGATING],
+        Ticket.Status.INVESTIGATING: [Ticket.Status.MITIGATING],
+        Ticket.Status.MONITORING: [Ticket.Status.MITIGATING],
+    }.get(ticket.status, [])
+    for status in path:
+        ticket_transition(ticket=ticket, to=status, user=user, comment="Automatic: a mitigation is active")
+    return ticket
+
+
+def tickets_follow_attacks() -> int:
+    """Beat: a Mitigating ticket whose attacks have all ended moves to Monitoring, and a ticket's
+    title follows its attack's summary until a person edits the title. Returns tickets changed."""
+    changed = 0
+    open_tickets = Ticket.objects.filter(status__in=Ticket.OPEN_STATES, attacks__isnull=False).distinct()
+    for ticket in open_tickets.prefetch_related("attacks")[:500]:
+        attacks = list(ticket.attacks.all())
+        if ticket.status == Ticket.Status.MITIGATING and attacks and not any(a.ongoing for a in attacks):
+            ticket_transition(
+                ticket=ticket, to=Ticket.Status.MONITORING, user=None, comment="Automatic: the attack has ended"
+            )
+            changed += 1
+        lead = max(attacks, key=lambda a: (a.urgency, a.started_at))
+        edited = ticket.timeline.filter(kind=TimelineEntry.Kind.EDIT, actor__isnull=False, data__has_key="title")
+        if lead.title and ticket.title != lead.title[:300] and not edited.exists():
+            ticket_update(ticket=ticket, user=None, title=lead.title[:300])
+            changed += 1
+    return changed
+
+
 def ticket_assign(*, ticket: Ticket, assignee: Any, user: Any) -> Ticket:
     """Give the ticket to an engineer (or to nobody). Taking it counts as acknowledging it."""
     with transaction.atomic():
@@ -451,6 +509,7 @@ def ticket_escalate(*, ticket: Ticket, level: str, reason: str, user: Any) -> Ti
         raise TicketError(f"unknown escalation level {level!r}")
     if not reason.strip():
         raise TicketError("an escalation needs a handoff summary: what is known, what was tried, what is needed")
+    ticket_follow_actor(ticket=ticket, user=user)
     with transaction.atomic():
         locked = Ticket.objects.select_for_update().get(pk=ticket.pk)
         if not locked.is_open:
@@ -524,6 +583,7 @@ def ticket_add_note(*, ticket: Ticket, body: str, user: Any) -> TimelineEntry:
     """An internal note: never shown to or sent to the customer."""
     if not body.strip():
         raise TicketError("the note is empty")
+    ticket_follow_actor(ticket=ticket, user=user)
     with transaction.atomic():
         entry = timeline_add(ticket=ticket, kind=TimelineEntry.Kind.NOTE, user=user, body=body.strip())
         Ticket.objects.filter(pk=ticket.pk).update(updated_at=timezone.now())
@@ -572,6 +632,7 @@ def ticket_send_customer_message(
     if not recipients:
         raise TicketError(f"{ticket.customer.name} has no contact with an email address")
     full_subject = subject if ticket.number in subject else f"[{ticket.number}] {subject}"
+    ticket_follow_actor(ticket=ticket, user=user)
     error = ""
     message, message_id = customer_email(ticket, subject=full_subject, body=body, recipients=recipients)
     try:
@@ -626,6 +687,7 @@ def ticket_log_contact(
     if not summary.strip():
         raise TicketError("write down what was said")
     now = timezone.now()
+    ticket_follow_actor(ticket=ticket, user=user)
     with transaction.atomic():
         entry = timeline_add(
             ticket=ticket,
@@ -657,9 +719,13 @@ MITIGATION_KINDS = {
 def ticket_record_mitigation(
     *, ticket: Ticket, event: str, description: str, user: Any, data: dict[str, Any] | None = None
 ) -> TimelineEntry:
-    """For the mitigations app: a rule proposed, applied or expired for this ticket's attack."""
+    """For the mitigations app: a rule proposed, applied or expired for this ticket's attack.
+
+    The ticket follows: the person's action acknowledges and assigns it, an applied rule
+    moves it to Mitigating."""
     if event not in MITIGATION_KINDS:
         raise TicketError(f"unknown mitigation event {event!r}")
+    ticket_follow_actor(ticket=ticket, user=user)
     now = timezone.now()
     with transaction.atomic():
         entry = timeline_add(
@@ -671,6 +737,8 @@ def ticket_record_mitigation(
         audit_record(
             action=f"ticket.mitigation_{event}", obj=ticket, after={"timeline_entry": entry.pk}, actor=_user(user)
         )
+        if event == "applied" and ticket.is_open:
+            ticket_follow_mitigation(ticket=ticket, user=user)
     return entry
 
 
