@@ -252,7 +252,13 @@ def attack_detail(request: HttpRequest, pk: int) -> HttpResponse:
     require_internal(request)
     attack = get_visible_or_404(Attack.objects.select_related("customer"), request.user, pk=pk)
     alerts = list(attack.alerts.select_related("feed").order_by("event_time")[:500])
-    context = {"attack": attack, "alerts": alerts, "timeline": charts.attack_timeline(alerts)}
+    open_ids = [a.pk for a in alerts if a.status in (Alert.Status.NEW, Alert.Status.ACKNOWLEDGED)]
+    context = {
+        "attack": attack,
+        "alerts": alerts,
+        "timeline": charts.attack_timeline(alerts),
+        "open_alert_ids": open_ids if _escalation_url() else [],
+    }
     return render(request, "alerts/attack_detail.html", context)
 
 

@@ -12,7 +12,7 @@ from console.context import current_actor, current_request_id
 
 # Paths that answer without a session: the login page itself, the health check, the
 # feed webhooks (they authenticate by token) and signed report share links.
-PUBLIC_PREFIXES = ("/login/", "/healthz", "/ingest/", "/share/", "/static/", "/favicon.ico")
+PUBLIC_PREFIXES = ("/login/", "/healthz", "/ingest/", "/inbound/", "/share/", "/static/", "/favicon.ico")
 
 
 class RequestContextMiddleware:

@@ -417,6 +417,12 @@ CLOUDFLARE_BACKOFF = float(os.environ.get("CLOUDFLARE_BACKOFF", "1.0"))
 # webhooks ({"text": ...}), and the SOC mailbox when a ticket has no assignee.
 NOTIFICATION_WEBHOOK_URLS = env_list("NOTIFICATION_WEBHOOK_URLS")
 SOC_NOTIFICATION_EMAILS = env_list("SOC_NOTIFICATION_EMAILS")
+# Two-way customer mail: replies go to <local>+<ticket>.<signature>@<domain>, and the mail
+# provider's inbound-parse webhook posts them to /inbound/mail/, signed with this secret.
+TICKET_REPLY_DOMAIN = os.environ.get("TICKET_REPLY_DOMAIN", "reply.shieldwall.invalid")
+TICKET_REPLY_LOCALPART = os.environ.get("TICKET_REPLY_LOCALPART", "soc")
+INBOUND_MAIL_SECRET = os.environ.get("INBOUND_MAIL_SECRET", "")
+INBOUND_MAIL_MAX_AGE = env_int("INBOUND_MAIL_MAX_AGE", 900)  # seconds a signed post stays valid
 
 # Customer attack reports: PDF through Debian's Chromium, share links, scheduled delivery.
 REPORT_PDF = env_bool("REPORT_PDF", True)

@@ -82,6 +82,8 @@ def message_context(ticket: Ticket, *, engineer: Any = None) -> dict[str, Any]:
             "outcome": ticket.get_outcome_display() if ticket.outcome else "",
         },
         "customer": {"name": customer.name, "timezone": str(tz)},
+        # Mail greets a person: the first contact with a name, else the company.
+        "contact": {"name": _contact_name(customer)},
         "attack": {
             "vectors": ", ".join(vector_title(v) for v in vectors) or "under analysis",
             "targets": ", ".join(targets) or "your protected assets",
@@ -95,6 +97,13 @@ def message_context(ticket: Ticket, *, engineer: Any = None) -> dict[str, Any]:
         },
         "engineer": (engineer.get_full_name() or engineer.get_username()) if engineer else "Shieldwall SOC",
     }
+
+
+def _contact_name(customer: Any) -> str:
+    for contact in customer.contacts or []:
+        if isinstance(contact, dict) and str(contact.get("name") or "").strip():
+            return str(contact["name"]).strip()
+    return customer.name
 
 
 def render_text(text: str, context: dict[str, Any]) -> str:

@@ -288,6 +288,8 @@ class TimelineEntry(models.Model):
         SLA_WARNING = "sla_warning", "SLA warning"
         SLA_BREACH = "sla_breach", "SLA breach"
         EDIT = "edit", "Ticket edited"
+        CUSTOMER_REPLY = "customer_reply", "Customer reply"
+        REPORT_SENT = "report_sent", "Report sent"
 
     class Visibility(models.TextChoices):
         INTERNAL = "internal", "Internal"
@@ -322,6 +324,43 @@ class TimelineEntry(models.Model):
     @property
     def css_class(self) -> str:
         return "customer-facing" if self.visibility == self.Visibility.CUSTOMER else "internal"
+
+
+class EscalationTeam(models.Model):
+    """Who an escalation level reaches: its members (mailed) and the level's own contact (a team
+    address, a webhook such as a Slack or PagerDuty bridge)."""
+
+    level = models.CharField(max_length=12, choices=Ticket.EscalationLevel.choices, unique=True)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="escalation_teams")
+    email = models.EmailField(blank=True, help_text="the level's team address, mailed with the members")
+    webhook_url = models.URLField(blank=True, help_text="Slack-compatible webhook posted on escalation")
+
+    # The order a breached SLA climbs, one level at a time.
+    ORDER = (
+        Ticket.EscalationLevel.L1,
+        Ticket.EscalationLevel.L2,
+        Ticket.EscalationLevel.ENGINEERING,
+        Ticket.EscalationLevel.OPERATIONS,
+    )
+
+    class Meta:
+        ordering = ["level"]
+
+    def __str__(self) -> str:
+        return self.get_level_display()
+
+    @classmethod
+    def next_level(cls, level: str) -> str | None:
+        order = [str(v) for v in cls.ORDER]
+        if level not in order or level == order[-1]:
+            return None
+        return order[order.index(level) + 1]
+
+    def recipients(self) -> list[str]:
+        emails = [u.email for u in self.members.filter(is_active=True).order_by("username") if u.email]
+        if self.email:
+            emails.append(self.email)
+        return list(dict.fromkeys(emails))
 
 
 class SlaNotice(models.Model):

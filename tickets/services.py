@@ -7,8 +7,6 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
-from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -19,9 +17,10 @@ from console import errors
 from console.audit import audit_record, snapshot
 from console.context import current_system_actor
 from console.models import Customer
+from tickets.mail import THREAD_KINDS, customer_email, reply_address, ticket_number_from_addresses
 from tickets.messages import format_bps, format_pps, format_rps, render_template
-from tickets.models import SlaNotice, SlaPolicy, Ticket, TicketCounter, TicketTemplate, TimelineEntry
-from tickets.notifications import ticket_notify
+from tickets.models import EscalationTeam, SlaNotice, SlaPolicy, Ticket, TicketCounter, TicketTemplate, TimelineEntry
+from tickets.notifications import ticket_notify, ticket_notify_escalation
 
 logger = logging.getLogger(__name__)
 
@@ -304,6 +303,7 @@ def ticket_add_alerts(*, ticket: Ticket, alerts: Iterable[Alert], user: Any) -> 
     if ticket.status == Ticket.Status.CLOSED:
         raise TransitionRefused(f"{ticket.number} is closed; open a new ticket")
     attacks = list(Attack.objects.filter(pk__in={a.attack_id for a in alerts if a.attack_id}))
+    ticket_follow_actor(ticket=ticket, user=user)
     with transaction.atomic():
         return _link(ticket, alerts, attacks, user)
 
@@ -416,6 +416,63 @@ def _refresh_instance(ticket: Ticket, source: Ticket) -> None:
         setattr(ticket, field.attname, getattr(source, field.attname))
 
 
+def _human(user: Any) -> bool:
+    return _user(user) is not None
+
+
+def ticket_follow_actor(*, ticket: Ticket, user: Any) -> Ticket:
+    """The first human action on a ticket acknowledges it (New -> Investigating) and, when nobody
+    has it, assigns the person acting. Each automatic step is on the timeline, marked so."""
+    if not _human(user):
+        return ticket
+    fresh = Ticket.objects.filter(pk=ticket.pk).values("status", "assignee_id").first()
+    if fresh is None:
+        return ticket
+    if fresh["status"] == Ticket.Status.NEW:
+        ticket_transition(
+            ticket=ticket,
+            to=Ticket.Status.INVESTIGATING,
+            user=user,
+            comment="Automatic: acknowledged by the first action on the ticket",
+        )
+    if fresh["assignee_id"] is None and ticket.is_open:
+        ticket_assign(ticket=ticket, assignee=user, user=user)
+    return ticket
+
+
+def ticket_follow_mitigation(*, ticket: Ticket, user: Any) -> Ticket:
+    """An active mitigation moves the ticket to Mitigating (acknowledging it on the way)."""
+    ticket.refresh_from_db()
+    path = {
+        Ticket.Status.NEW: [Ticket.Status.INVESTIGATING, Ticket.Status.MITIGATING],
+        Ticket.Status.INVESTIGATING: [Ticket.Status.MITIGATING],
+        Ticket.Status.MONITORING: [Ticket.Status.MITIGATING],
+    }.get(ticket.status, [])
+    for status in path:
+        ticket_transition(ticket=ticket, to=status, user=user, comment="Automatic: a mitigation is active")
+    return ticket
+
+
+def tickets_follow_attacks() -> int:
+    """Beat: a Mitigating ticket whose attacks have all ended moves to Monitoring, and a ticket's
+    title follows its attack's summary until a person edits the title. Returns tickets changed."""
+    changed = 0
+    open_tickets = Ticket.objects.filter(status__in=Ticket.OPEN_STATES, attacks__isnull=False).distinct()
+    for ticket in open_tickets.prefetch_related("attacks")[:500]:
+        attacks = list(ticket.attacks.all())
+        if ticket.status == Ticket.Status.MITIGATING and attacks and not any(a.ongoing for a in attacks):
+            ticket_transition(
+                ticket=ticket, to=Ticket.Status.MONITORING, user=None, comment="Automatic: the attack has ended"
+            )
+            changed += 1
+        lead = max(attacks, key=lambda a: (a.urgency, a.started_at))
+        edited = ticket.timeline.filter(kind=TimelineEntry.Kind.EDIT, actor__isnull=False, data__has_key="title")
+        if lead.title and ticket.title != lead.title[:300] and not edited.exists():
+            ticket_update(ticket=ticket, user=None, title=lead.title[:300])
+            changed += 1
+    return changed
+
+
 def ticket_assign(*, ticket: Ticket, assignee: Any, user: Any) -> Ticket:
     """Give the ticket to an engineer (or to nobody). Taking it counts as acknowledging it."""
     with transaction.atomic():
@@ -453,6 +510,7 @@ def ticket_escalate(*, ticket: Ticket, level: str, reason: str, user: Any) -> Ti
         raise TicketError(f"unknown escalation level {level!r}")
     if not reason.strip():
         raise TicketError("an escalation needs a handoff summary: what is known, what was tried, what is needed")
+    ticket_follow_actor(ticket=ticket, user=user)
     with transaction.atomic():
         locked = Ticket.objects.select_for_update().get(pk=ticket.pk)
         if not locked.is_open:
@@ -472,7 +530,7 @@ def ticket_escalate(*, ticket: Ticket, level: str, reason: str, user: Any) -> Ti
         audit_record(
             action="ticket.escalate", obj=locked, before=before, after=snapshot(locked, AUDITED), actor=_user(user)
         )
-        ticket_notify(ticket=locked, event=f"escalated to {locked.get_escalation_level_display()}")
+        ticket_notify_escalation(ticket=locked, level=level, handoff=reason.strip())
     _refresh_instance(ticket, locked)
     return ticket
 
@@ -526,6 +584,7 @@ def ticket_add_note(*, ticket: Ticket, body: str, user: Any) -> TimelineEntry:
     """An internal note: never shown to or sent to the customer."""
     if not body.strip():
         raise TicketError("the note is empty")
+    ticket_follow_actor(ticket=ticket, user=user)
     with transaction.atomic():
         entry = timeline_add(ticket=ticket, kind=TimelineEntry.Kind.NOTE, user=user, body=body.strip())
         Ticket.objects.filter(pk=ticket.pk).update(updated_at=timezone.now())
@@ -574,9 +633,11 @@ def ticket_send_customer_message(
     if not recipients:
         raise TicketError(f"{ticket.customer.name} has no contact with an email address")
     full_subject = subject if ticket.number in subject else f"[{ticket.number}] {subject}"
+    ticket_follow_actor(ticket=ticket, user=user)
     error = ""
+    message, message_id = customer_email(ticket, subject=full_subject, body=body, recipients=recipients)
     try:
-        EmailMessage(full_subject, body, settings.DEFAULT_FROM_EMAIL, recipients).send()
+        message.send()
         status = TimelineEntry.Delivery.SENT
     except Exception as exc:  # noqa: BLE001 - any transport failure is recorded on the ticket
         status = TimelineEntry.Delivery.FAILED
@@ -594,6 +655,8 @@ def ticket_send_customer_message(
                 "recipients": recipients,
                 "channel": "email",
                 "template": template.slug if template else "",
+                "message_id": message_id,
+                "reply_to": reply_address(ticket),
                 **({"error": error} if error else {}),
             },
             visibility=TimelineEntry.Visibility.CUSTOMER,
@@ -625,6 +688,7 @@ def ticket_log_contact(
     if not summary.strip():
         raise TicketError("write down what was said")
     now = timezone.now()
+    ticket_follow_actor(ticket=ticket, user=user)
     with transaction.atomic():
         entry = timeline_add(
             ticket=ticket,
@@ -656,9 +720,13 @@ MITIGATION_KINDS = {
 def ticket_record_mitigation(
     *, ticket: Ticket, event: str, description: str, user: Any, data: dict[str, Any] | None = None
 ) -> TimelineEntry:
-    """For the mitigations app: a rule proposed, applied or expired for this ticket's attack."""
+    """For the mitigations app: a rule proposed, applied or expired for this ticket's attack.
+
+    The ticket follows: the person's action acknowledges and assigns it, an applied rule
+    moves it to Mitigating."""
     if event not in MITIGATION_KINDS:
         raise TicketError(f"unknown mitigation event {event!r}")
+    ticket_follow_actor(ticket=ticket, user=user)
     now = timezone.now()
     with transaction.atomic():
         entry = timeline_add(
@@ -670,6 +738,8 @@ def ticket_record_mitigation(
         audit_record(
             action=f"ticket.mitigation_{event}", obj=ticket, after={"timeline_entry": entry.pk}, actor=_user(user)
         )
+        if event == "applied" and ticket.is_open:
+            ticket_follow_mitigation(ticket=ticket, user=user)
     return entry
 
 
@@ -736,9 +806,89 @@ def _flag(ticket: Ticket, clock: Any, now: datetime) -> int:
                 after={"clock": clock.name, "state": clock.state},
             )
             ticket_notify(ticket=ticket, event=body)
+            if breached:
+                _escalate_on_breach(ticket, body)
     except IntegrityError:
         return 0  # another checker flagged it first
     return 1
+
+
+def _escalate_on_breach(ticket: Ticket, breach: str) -> None:
+    """A breached clock hands the ticket one level up, with the handoff so far and why."""
+    level = EscalationTeam.next_level(ticket.escalation_level)
+    if level is None or not ticket.is_open:
+        return
+    handoff = ticket.escalation_reason or ticket.summary or ticket.title
+    ticket_escalate(ticket=ticket, level=level, reason=f"Automatic escalation: {breach}.\n\n{handoff}", user=None)
+
+
+# --------------------------------------------------------------------------- two-way mail
+
+
+def ticket_receive_customer_reply(
+    *,
+    recipients: Sequence[str],
+    sender: str,
+    subject: str,
+    text: str,
+    message_id: str = "",
+    in_reply_to: str = "",
+) -> TimelineEntry | None:
+    """A customer's answer, posted by the inbound-parse webhook: on its ticket's timeline.
+
+    The ticket is the one the signed reply address names, else the one whose thread the
+    In-Reply-To/References ids belong to. A redelivery (same Message-ID) is a no-op.
+    """
+    number = ticket_number_from_addresses(*recipients)
+    ticket = Ticket.objects.filter(number=number).first() if number else None
+    if ticket is None:
+        for mid in in_reply_to.split():
+            entry = (
+                TimelineEntry.objects.filter(kind__in=THREAD_KINDS, data__message_id=mid.strip())
+                .select_related("ticket")
+                .first()
+            )
+            if entry:
+                ticket = entry.ticket
+                break
+    if ticket is None:
+        return None
+    if message_id and ticket.timeline.filter(kind=TimelineEntry.Kind.CUSTOMER_REPLY, data__message_id=message_id):
+        return ticket.timeline.filter(kind=TimelineEntry.Kind.CUSTOMER_REPLY, data__message_id=message_id).first()
+    with transaction.atomic():
+        entry = TimelineEntry.objects.create(
+            ticket=ticket,
+            at=timezone.now(),
+            actor_name=sender[:150] or "customer",
+            kind=TimelineEntry.Kind.CUSTOMER_REPLY,
+            body=text[:20000],
+            data={"subject": subject[:300], "from": sender[:300], "message_id": message_id[:300], "channel": "email"},
+        )
+        _touch(ticket, [])
+        audit_record(action="ticket.customer_reply", obj=ticket, after={"timeline_entry": entry.pk, "from": sender})
+        ticket_notify(ticket=ticket, event=f"customer replied: {' '.join(subject.split())[:120]}")
+    return entry
+
+
+def ticket_record_report_sent(
+    *, ticket: Ticket, report_title: str, report_id: int, recipients: list[str], message_id: str, user: Any
+) -> TimelineEntry:
+    """A report mailed to the customer is part of the conversation: on the timeline, customer-facing."""
+    now = timezone.now()
+    with transaction.atomic():
+        entry = timeline_add(
+            ticket=ticket,
+            kind=TimelineEntry.Kind.REPORT_SENT,
+            user=user,
+            body=f"Report “{report_title}” sent to {', '.join(recipients)}",
+            data={"report": report_id, "recipients": recipients, "message_id": message_id, "subject": report_title},
+            visibility=TimelineEntry.Visibility.CUSTOMER,
+            delivery_status=TimelineEntry.Delivery.SENT,
+            at=now,
+        )
+        _mark_first_update(ticket, now)
+        audit_record(action="ticket.report_sent", obj=ticket, after={"report": report_id}, actor=_user(user))
+    return entry
 
 
 def ticket_timeline_add(

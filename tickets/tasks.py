@@ -25,7 +25,10 @@ class WebhookTemporaryError(Exception):
 @shared_task(ignore_result=True, acks_late=True, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=3)
 def attach_new_attack_alerts() -> int:
     with acting_as("celery:attach_new_attack_alerts"):
-        return services.tickets_attach_new_attack_alerts()
+        attached = services.tickets_attach_new_attack_alerts()
+        # The same 30 s beat lets tickets follow their attacks (ended -> Monitoring, title).
+        services.tickets_follow_attacks()
+        return attached
 
 
 @shared_task(

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from alerts.selectors import selected_alerts
@@ -18,7 +21,7 @@ from console import roles
 from console.http import safe_next
 from console.permissions import get_visible_or_404
 from console.views import paginate, require_internal
-from tickets import selectors, services
+from tickets import mail, selectors, services
 from tickets.filters import TicketFilterSet
 from tickets.forms import TicketForm
 from tickets.messages import MessageTemplateError
@@ -257,3 +260,40 @@ def ticket_message(request: HttpRequest, number: str) -> HttpResponse:
         else:
             messages.error(request, f"The message could not be sent: {entry.data.get('error', 'unknown error')}.")
     return redirect(ticket)
+
+
+@csrf_exempt
+@require_POST
+def inbound_mail(request: HttpRequest) -> JsonResponse:
+    """The mail provider's inbound-parse webhook (Mailgun/SendGrid form fields): a customer's
+    reply onto its ticket's timeline. Signed: HMAC-SHA256(secret, timestamp + token)."""
+    data = request.POST
+    timestamp = data.get("timestamp", "")
+    if not mail.signature_valid(timestamp=timestamp, token=data.get("token", ""), signature=data.get("signature", "")):
+        return JsonResponse({"error": "bad signature"}, status=403)
+    try:
+        age = abs(timezone.now().timestamp() - float(timestamp))
+    except ValueError:
+        age = float("inf")
+    if age > settings.INBOUND_MAIL_MAX_AGE:
+        return JsonResponse({"error": "signature too old"}, status=403)
+    raw = data.get("headers", "") or data.get("message-headers", "")
+    entry = services.ticket_receive_customer_reply(
+        recipients=[data.get("recipient", ""), data.get("to", ""), data.get("cc", ""), mail.header_value(raw, "To")],
+        sender=data.get("sender") or data.get("from", ""),
+        subject=data.get("subject", ""),
+        text=data.get("stripped-text") or data.get("body-plain") or data.get("text", ""),
+        message_id=data.get("Message-Id") or mail.header_value(raw, "Message-ID"),
+        in_reply_to=" ".join(
+            v
+            for v in (
+                data.get("In-Reply-To") or mail.header_value(raw, "In-Reply-To"),
+                mail.header_value(raw, "References"),
+            )
+            if v
+        ),
+    )
+    # 200 either way: a reply to no ticket is not worth the provider's retries (it is logged).
+    if entry is None:
+        return JsonResponse({"status": "no ticket"}, status=200)
+    return JsonResponse({"status": "ok", "ticket": entry.ticket.number, "entry": entry.pk}, status=200)

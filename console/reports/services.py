@@ -6,6 +6,7 @@ import csv
 import io
 import logging
 from datetime import date, datetime, time, timedelta
+from email.utils import make_msgid
 from typing import Any
 
 import orjson
@@ -311,8 +312,15 @@ def report_send(*, report: Report, user: Any, recipients: list[str] | None = Non
     if not recipients or report.status != Report.Status.DONE:
         return []
     figures = report.figures or {}
+    tickets = _report_tickets(report)
+    greeting = next(
+        (str(c["name"]).strip() for c in report.customer.contacts or [] if isinstance(c, dict) and c.get("name")),
+        report.customer.name,
+    )
     body = "\n".join(
         [
+            f"Hello {greeting},",
+            "",
             f"{report.title} for {report.customer.name}",
             "",
             *figures.get("summary", []),
@@ -325,11 +333,27 @@ def report_send(*, report: Report, user: Any, recipients: list[str] | None = Non
     # The title names the attack's target, which a feed wrote: a line break in it would make
     # the mail refuse the header (BadHeaderError) and the report never go out.
     subject = " ".join(f"[Shieldwall] {report.title} — {report.customer.name}".split())
+    # A report about a ticket is a message in that ticket's thread: answerable, threaded.
+    headers: dict[str, str] = {}
+    reply_to: list[str] = []
+    domain = getattr(settings, "TICKET_REPLY_DOMAIN", "shieldwall.invalid")
+    message_id = make_msgid(idstring=f"report-{report.pk}", domain=domain)
+    headers["Message-ID"] = message_id
+    if tickets:
+        from tickets.mail import reply_address, thread_ids
+
+        previous = thread_ids(tickets[0])
+        reply_to = [reply_address(tickets[0])]
+        if previous:
+            headers["In-Reply-To"] = previous[-1]
+            headers["References"] = " ".join(previous)
     message = EmailMultiAlternatives(
         subject=subject,
         body=body,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=recipients,
+        reply_to=reply_to,
+        headers=headers,
     )
     if report.pdf:
         with report.pdf.open("rb") as fh:
@@ -340,7 +364,32 @@ def report_send(*, report: Report, user: Any, recipients: list[str] | None = Non
     Report.objects.filter(pk=report.pk).update(sent_at=now, sent_to=recipients)
     report.sent_at, report.sent_to = now, recipients
     audit_record(action="report.send", obj=report, after={"to": recipients}, actor=user)
+    if tickets:
+        from tickets.services import ticket_record_report_sent
+
+        for ticket in tickets:
+            ticket_record_report_sent(
+                ticket=ticket,
+                report_title=report.title,
+                report_id=report.pk,
+                recipients=recipients,
+                message_id=message_id,
+                user=user,
+            )
     return recipients
+
+
+def _report_tickets(report: Report) -> list[Any]:
+    """The tickets a report is about: its own ticket, or the tickets of its attack."""
+    model = selectors.optional_model("tickets.Ticket")
+    params = report.parameters or {}
+    if model is None:
+        return []
+    if "ticket" in params:
+        return list(model.objects.filter(number=params["ticket"], customer=report.customer)[:1])
+    if "attack" in params:
+        return list(model.objects.filter(attacks=params["attack"], customer=report.customer).order_by("created_at")[:5])
+    return []
 
 
 # --------------------------------------------------------------------------- schedule

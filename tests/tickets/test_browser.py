@@ -45,6 +45,10 @@ def test_escalate_three_alerts_note_acknowledge_resolve_close(
         page.click("#add-note")
     note = page.locator("#timeline .timeline-entry.internal.kind-note")
     assert "INTERNAL-ONLY" in note.inner_text()
+    # The first action on the ticket acknowledged it and gave it to the engineer who acted.
+    assert page.locator("#ticket-status").get_attribute("data-status") == "investigating"
+    ticket.refresh_from_db()
+    assert ticket.assignee == engineer and ticket.acknowledged_at is not None
 
     page.select_option('select[name="template"]', "acknowledgement")
     with page.expect_navigation():
@@ -61,7 +65,7 @@ def test_escalate_three_alerts_note_acknowledge_resolve_close(
     assert "18.7 Gbps" in sent.body and "2.45 Mpps" in sent.body and "UDP flood" in sent.body
     assert "INTERNAL-ONLY" not in sent.body
 
-    for status in ("investigating", "mitigating", "monitoring"):
+    for status in ("mitigating", "monitoring"):
         with page.expect_navigation():
             page.click(f'button[data-transition="{status}"]')
         assert page.locator("#ticket-status").get_attribute("data-status") == status

@@ -133,13 +133,15 @@ def test_breach_notifies_by_email_and_slack_webhook(p1, settings, monkeypatch, d
     mail.outbox.clear()
     with time_machine.travel(T0 + timedelta(minutes=16), tick=False), django_capture_on_commit_callbacks(execute=True):
         services.tickets_sla_check()
-    assert len(posted) == 1
+    # The breach itself, then the automatic escalation it causes (one level up, to L2).
+    assert len(posted) == 2
     url, kw = posted[0]
     assert url == "https://hooks.example.test/services/T000"
     import json
 
     text = json.loads(kw["body"])["text"]
     assert p1.number in text and "breached" in text
+    assert "escalated to L2 network security" in json.loads(posted[1][1]["body"])["text"]
     assert any("breached" in m.body and m.to == ["soc@shieldwall.invalid"] for m in mail.outbox)
 
 
