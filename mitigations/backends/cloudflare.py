@@ -32,6 +32,7 @@ RULESET_RULES = re.compile(r"^/(zones|accounts)/([^/]+)/rulesets/([^/]+)/rules$"
 
 class CloudflareBackend(Backend):
     name = "cloudflare"
+    retries_itself = True  # 429/5xx retried inside call(): the ledger does not retry again
 
     def __init__(
         self,
