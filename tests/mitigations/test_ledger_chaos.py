@@ -1,0 +1,176 @@
+"""Chaos: a real worker process SIGKILLed in the middle of a three-target apply; reconciliation undoes it.
+
+Targets: nftables inside a network namespace of this test (real ``nft``), the Cloudflare API as a
+local stand-in that holds the second target's request open, and the export. The worker is a
+``manage.py shell`` process running the apply task's body against the same PostgreSQL database;
+it is killed (SIGKILL) while the stand-in holds its request, after nftables was written. Then
+``ledger.reconcile`` runs as at worker start, and the ledger, ``nft list ruleset`` and the
+stand-in's state must agree: nothing installed anywhere, the mitigation failed with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from mitigations import ledger
+from mitigations.models import EnforcementStep, Mitigation
+from tests.shared import report_figures
+
+REPO = Path(__file__).resolve().parents[2]
+ZONE = "023e105f4ecef8ad9ca31a8372d0c353"
+ACCOUNT = "01a7362d577a6c3019a474fd6f485823"
+TOKEN = "chaos-token"
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="the killed worker shares PostgreSQL with the test"),
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a network namespace"),
+    pytest.mark.skipif(
+        not (shutil.which("nft") and shutil.which("ip")), reason="needs nft and ip (nftables, iproute2)"
+    ),
+]
+
+
+class HoldingCloudflare:
+    """Answers nothing to the first request (the worker waits in it); afterwards records what it holds."""
+
+    def __init__(self) -> None:
+        self.arrived = threading.Event()
+        self.release = threading.Event()
+        self.seen: list[tuple[str, str]] = []
+        self.held: dict[str, Any] = {}  # what the zone holds: nothing is created before an answer
+
+    def handle(self, h: BaseHTTPRequestHandler) -> None:
+        length = int(h.headers.get("Content-Length") or 0)
+        if length:
+            h.rfile.read(length)
+        self.seen.append((h.command, h.path))
+        if not self.arrived.is_set():
+            self.arrived.set()
+            self.release.wait(60)  # the worker is killed while waiting here
+            return
+        if h.command in ("POST", "PUT"):
+            self.held[h.path] = True  # created, once answered
+        elif h.command == "DELETE":
+            self.held.pop(h.path, None)
+        data = json.dumps({"success": True, "errors": [], "result": {}}).encode()
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data)
+
+
+@pytest.fixture
+def netns():
+    name = f"h19-ledger-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+@pytest.fixture
+def holding_cf(settings):
+    fake = HoldingCloudflare()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            fake.handle(self)
+
+        do_POST = do_PUT = do_DELETE = do_GET  # noqa: N815
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    fake.base = f"http://127.0.0.1:{server.server_port}/client/v4"
+    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    settings.CLOUDFLARE_API_BASE = fake.base
+    settings.CLOUDFLARE_API_TOKEN = TOKEN
+    try:
+        yield fake
+    finally:
+        fake.release.set()
+        server.shutdown()
+        server.server_close()
+
+
+def _nft_ruleset(ns: str) -> str:
+    return subprocess.run(["ip", "netns", "exec", ns, "nft", "list", "ruleset"], capture_output=True, text=True).stdout
+
+
+def test_worker_killed_mid_apply_on_three_targets_ledger_and_targets_agree(
+    transactional_db, draft, netns, holding_cf, settings
+):
+    settings.NFT_NAMESPACE = netns
+    mitigation = draft(targets=["nftables", "cloudflare", "export"], options={"zone_id": ZONE, "account_id": ACCOUNT})
+    assert not mitigation.compile_errors, mitigation.compile_errors
+    Mitigation.objects.filter(pk=mitigation.pk).update(state=Mitigation.State.APPROVED)
+
+    s = connection.settings_dict
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}",
+        "SHIELDWALL_TESTING": "1",
+        "NFT_NAMESPACE": netns,
+        "CLOUDFLARE_API_BASE": holding_cf.base,
+        "CLOUDFLARE_API_TOKEN": TOKEN,
+        "OUTBOUND_ALLOWED_NETWORKS": "127.0.0.0/8",
+    }
+    code = f"from mitigations import services; services.mitigation_install(mitigation_id={mitigation.pk})"
+    started = time.monotonic()
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert holding_cf.arrived.wait(60), "the worker never reached the second target"
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    killed_after = time.monotonic() - started
+    name = mitigation.name
+    mitigation.refresh_from_db()
+    before = list(EnforcementStep.objects.filter(mitigation=mitigation).values_list("op", "target", "outcome"))
+    assert mitigation.state == Mitigation.State.APPLYING
+    assert before == [("apply", "nftables", "done"), ("apply", "cloudflare", "intent")], before
+    assert f'comment "{name}"' in _nft_ruleset(netns)  # the first target holds it
+
+    holding_cf.release.set()
+    counts = ledger.reconcile(stale_seconds=0)  # what the next worker's start does once the apply is stale
+    assert counts == {"reconciled": 1, "left": 0}
+    mitigation.refresh_from_db()
+    after = list(EnforcementStep.objects.filter(mitigation=mitigation).values_list("op", "target", "outcome"))
+    ruleset = _nft_ruleset(netns)
+    assert mitigation.state == Mitigation.State.FAILED
+    assert name not in ruleset  # nft list: nothing of it left
+    assert holding_cf.held == {}  # the stand-in never created it (the request was never answered)
+    assert ledger.holding(mitigation) == []  # and the ledger says so
+    report_figures(
+        "enforcement chaos",
+        f"worker SIGKILLed {killed_after:.1f} s into a three-target apply (nftables in {netns}, Cloudflare "
+        f"stand-in, export): ledger {before} -> after reconcile {after[2:]}; nft list: "
+        f"{'no' if name not in ruleset else 'STILL'} {name} rules; stand-in holds {len(holding_cf.held)} rules; "
+        f"state {mitigation.state}",
+    )
