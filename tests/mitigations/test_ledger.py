@@ -220,3 +220,21 @@ def test_cloudflare_stand_in_429_then_500_then_200_one_ledger_step(cf, run):  # 
     assert [m for m, _, _ in cf.seen] == ["POST", "POST", "POST"]
     assert "ar-42" in str(row.handle)
     cf.assert_done()
+
+
+def test_undo_without_a_recorded_handle_finds_the_cloudflare_rule_by_its_tag(cf, draft):  # noqa: F811
+    """The worker died inside the Cloudflare call: Cloudflare created the rule, the ledger has no handle."""
+    from mitigations.backends import Spec
+    from mitigations.backends.cloudflare import CloudflareBackend
+
+    mitigation = draft(targets=["cloudflare"], options={"zone_id": ZONE}, kind="ip_access", value="198.18.0.7")
+    path = f"/zones/{ZONE}/firewall/access_rules/rules"
+    ours = {"id": "ar-7", "notes": f"[{mitigation.name}] block 198.18.0.7"}
+    theirs = {"id": "ar-8", "notes": "[sw-999999] someone else's"}
+    cf.expect("GET", f"{path}?per_page=1000", answer=ok([theirs, ours]))
+    cf.expect("DELETE", f"{path}/ar-7", answer=ok({"id": "ar-7"}))
+    spec = Spec(name=mitigation.name, compiled=mitigation.compiled["cloudflare"], options={"zone_id": ZONE}, answer={})
+    result = services.backend_for("cloudflare").remove(spec)
+    assert isinstance(services.backend_for("cloudflare"), CloudflareBackend)
+    assert result["found_by_tag"] is True and result["deleted"] == [f"{path}/ar-7"]
+    cf.assert_done()  # someone else's rule was not touched

@@ -1,7 +1,8 @@
 """Chaos: a real worker process SIGKILLed in the middle of a three-target apply; reconciliation undoes it.
 
 Targets: nftables inside a network namespace of this test (real ``nft``), the Cloudflare API as a
-local stand-in that holds the second target's request open, and the export. The worker is a
+local stand-in that creates the rule and then holds the request open (the answer, and so the
+handle, is lost with the worker), and the export. The worker is a
 ``manage.py shell`` process running the apply task's body against the same PostgreSQL database;
 it is killed (SIGKILL) while the stand-in holds its request, after nftables was written. Then
 ``ledger.reconcile`` runs as at worker start, and the ledger, ``nft list ruleset`` and the
@@ -45,29 +46,50 @@ pytestmark = [
 
 
 class HoldingCloudflare:
-    """Answers nothing to the first request (the worker waits in it); afterwards records what it holds."""
+    """A Cloudflare stand-in with state: phase entry-point rulesets and their rules.
+
+    The first rule-creating request is the one the worker dies in: the stand-in *creates* the rule
+    (as Cloudflare would, the response being lost with the worker), then holds the request open.
+    """
 
     def __init__(self) -> None:
         self.arrived = threading.Event()
         self.release = threading.Event()
         self.seen: list[tuple[str, str]] = []
-        self.held: dict[str, Any] = {}  # what the zone holds: nothing is created before an answer
+        self.rulesets: dict[str, dict] = {}  # entry-point path -> {"id", "rules"}
+
+    @property
+    def held(self) -> list[str]:
+        return [r["description"] for rs in self.rulesets.values() for r in rs["rules"]]
 
     def handle(self, h: BaseHTTPRequestHandler) -> None:
         length = int(h.headers.get("Content-Length") or 0)
-        if length:
-            h.rfile.read(length)
-        self.seen.append((h.command, h.path))
-        if not self.arrived.is_set():
-            self.arrived.set()
-            self.release.wait(60)  # the worker is killed while waiting here
-            return
-        if h.command in ("POST", "PUT"):
-            self.held[h.path] = True  # created, once answered
-        elif h.command == "DELETE":
-            self.held.pop(h.path, None)
-        data = json.dumps({"success": True, "errors": [], "result": {}}).encode()
-        h.send_response(200)
+        body = json.loads(h.rfile.read(length)) if length else None
+        path = h.path.removeprefix("/client/v4")
+        self.seen.append((h.command, path))
+        if path.endswith("/entrypoint") and h.command == "GET":
+            ruleset = self.rulesets.get(path)
+            return self._send(h, 200 if ruleset else 404, ruleset)
+        if path.endswith("/entrypoint") and h.command == "PUT":
+            ruleset = self.rulesets.setdefault(path, {"id": f"rs-{len(self.rulesets) + 1}", "rules": []})
+            for rule in body["rules"]:
+                ruleset["rules"].append({**rule, "id": f"r-{len(ruleset['rules']) + 1}"})
+            if not self.arrived.is_set():
+                self.arrived.set()
+                self.release.wait(60)  # the worker is killed while waiting for this answer
+                return None
+            return self._send(h, 200, ruleset)
+        if h.command == "DELETE" and "/rules/" in path:
+            rule_id = path.rsplit("/", 1)[1]
+            for ruleset in self.rulesets.values():
+                ruleset["rules"] = [r for r in ruleset["rules"] if r["id"] != rule_id]
+            return self._send(h, 200, {"id": rule_id})
+        return self._send(h, 200, {})
+
+    @staticmethod
+    def _send(h: BaseHTTPRequestHandler, status: int, result: Any) -> None:
+        data = json.dumps({"success": status < 400, "errors": [], "result": result}).encode()
+        h.send_response(status)
         h.send_header("Content-Type", "application/json")
         h.send_header("Content-Length", str(len(data)))
         h.end_headers()
@@ -156,6 +178,9 @@ def test_worker_killed_mid_apply_on_three_targets_ledger_and_targets_agree(
     assert mitigation.state == Mitigation.State.APPLYING
     assert before == [("apply", "nftables", "done"), ("apply", "cloudflare", "intent")], before
     assert f'comment "{name}"' in _nft_ruleset(netns)  # the first target holds it
+    assert holding_cf.held == [
+        f"[{name}] block ip.src in {{198.18.0.0/24}} and udp.dstport eq 53"
+    ]  # so does the second
 
     holding_cf.release.set()
     counts = ledger.reconcile(stale_seconds=0)  # what the next worker's start does once the apply is stale
@@ -165,12 +190,13 @@ def test_worker_killed_mid_apply_on_three_targets_ledger_and_targets_agree(
     ruleset = _nft_ruleset(netns)
     assert mitigation.state == Mitigation.State.FAILED
     assert name not in ruleset  # nft list: nothing of it left
-    assert holding_cf.held == {}  # the stand-in never created it (the request was never answered)
+    assert holding_cf.held == []  # the stand-in's rule, created without a recorded handle, found by tag and deleted
     assert ledger.holding(mitigation) == []  # and the ledger says so
     report_figures(
         "enforcement chaos",
         f"worker SIGKILLed {killed_after:.1f} s into a three-target apply (nftables in {netns}, Cloudflare "
         f"stand-in, export): ledger {before} -> after reconcile {after[2:]}; nft list: "
-        f"{'no' if name not in ruleset else 'STILL'} {name} rules; stand-in holds {len(holding_cf.held)} rules; "
+        f"{'no' if name not in ruleset else 'STILL'} {name} rules; stand-in holds {len(holding_cf.held)} rules "
+        f"(its rule was created during the killed call, without a handle, and found by tag); "
         f"state {mitigation.state}",
     )
