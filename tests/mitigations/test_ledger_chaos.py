@@ -1,10 +1,13 @@
-"""Chaos: a real worker process SIGKILLed in the middle of a three-target apply; reconciliation undoes it.
+"""Chaos: a real worker process SIGKILLed, or cut off from PostgreSQL, in the middle of a three-target apply.
 
 Targets: nftables inside a network namespace of this test (real ``nft``), the Cloudflare API as a
 local stand-in that creates the rule and then holds the request open (the answer, and so the
 handle, is lost with the worker), and the export. The worker is a
 ``manage.py shell`` process running the apply task's body against the same PostgreSQL database;
-it is killed (SIGKILL) while the stand-in holds its request, after nftables was written. Then
+it is killed (SIGKILL) while the stand-in holds its request, after nftables was written; or its
+database connection is terminated there (``pg_terminate_backend``: what a PostgreSQL restart does
+to a client, without restarting the server other tests share), so the stand-in's answer arrives
+and the ledger write after it fails. Then
 ``ledger.reconcile`` runs as at worker start, and the ledger, ``nft list ruleset`` and the
 stand-in's state must agree: nothing installed anywhere, the mitigation failed with the reason.
 """
@@ -55,6 +58,7 @@ class HoldingCloudflare:
     def __init__(self) -> None:
         self.arrived = threading.Event()
         self.release = threading.Event()
+        self.answer_held = False  # True: once released, the held request is answered (the worker lives)
         self.seen: list[tuple[str, str]] = []
         self.rulesets: dict[str, dict] = {}  # entry-point path -> {"id", "rules"}
 
@@ -76,8 +80,8 @@ class HoldingCloudflare:
                 ruleset["rules"].append({**rule, "id": f"r-{len(ruleset['rules']) + 1}"})
             if not self.arrived.is_set():
                 self.arrived.set()
-                self.release.wait(60)  # the worker is killed while waiting for this answer
-                return None
+                self.release.wait(60)  # the worker is killed (or its database dropped) while waiting
+                return self._send(h, 200, ruleset) if self.answer_held else None
             return self._send(h, 200, ruleset)
         if h.command == "DELETE" and "/rules/" in path:
             rule_id = path.rsplit("/", 1)[1]
@@ -137,9 +141,13 @@ def _nft_ruleset(ns: str) -> str:
     return subprocess.run(["ip", "netns", "exec", ns, "nft", "list", "ruleset"], capture_output=True, text=True).stdout
 
 
-def test_worker_killed_mid_apply_on_three_targets_ledger_and_targets_agree(
-    transactional_db, draft, netns, holding_cf, settings
+@pytest.mark.parametrize("fault", ["worker SIGKILL", "database connection dropped"])
+def test_fault_mid_apply_on_three_targets_ledger_and_targets_agree(
+    transactional_db, draft, netns, holding_cf, settings, fault
 ):
+    """SIGKILL: the worker dies while Cloudflare holds its request. Database dropped: while Cloudflare
+    holds it, the worker's PostgreSQL connection is terminated (what a restart does to it); Cloudflare
+    then answers, the target is written, and the ledger write that should follow fails."""
     settings.NFT_NAMESPACE = netns
     mitigation = draft(targets=["nftables", "cloudflare", "export"], options={"zone_id": ZONE, "account_id": ACCOUNT})
     assert not mitigation.compile_errors, mitigation.compile_errors
@@ -154,6 +162,7 @@ def test_worker_killed_mid_apply_on_three_targets_ledger_and_targets_agree(
         "CLOUDFLARE_API_BASE": holding_cf.base,
         "CLOUDFLARE_API_TOKEN": TOKEN,
         "OUTBOUND_ALLOWED_NETWORKS": "127.0.0.0/8",
+        "PGAPPNAME": "h19-ledger-worker",  # so only this process's connection is dropped
     }
     code = f"from mitigations import services; services.mitigation_install(mitigation_id={mitigation.pk})"
     started = time.monotonic()
@@ -166,12 +175,26 @@ def test_worker_killed_mid_apply_on_three_targets_ledger_and_targets_agree(
     )
     try:
         assert holding_cf.arrived.wait(60), "the worker never reached the second target"
-        os.kill(worker.pid, signal.SIGKILL)
-        worker.wait(10)
+        if fault == "worker SIGKILL":
+            os.kill(worker.pid, signal.SIGKILL)
+        else:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
+                    ["h19-ledger-worker"],
+                )
+                assert cursor.fetchone()[0] >= 1, "the worker had no database connection to drop"
+            holding_cf.answer_held = True
+            holding_cf.release.set()  # Cloudflare answers: the rule is in place, the handle reaches the worker
+        worker.wait(60)
+        assert worker.returncode != 0
+        if fault != "worker SIGKILL":
+            died_of = worker.stderr.read().decode(errors="replace")
+            assert "OperationalError" in died_of and "mitigations/ledger.py" in died_of, died_of[-2000:]
     finally:
         if worker.poll() is None:
             worker.kill()
-    killed_after = time.monotonic() - started
+    fault_after = time.monotonic() - started
     name = mitigation.name
     mitigation.refresh_from_db()
     before = list(EnforcementStep.objects.filter(mitigation=mitigation).values_list("op", "target", "outcome"))
@@ -194,9 +217,9 @@ def test_worker_killed_mid_apply_on_three_targets_ledger_and_targets_agree(
     assert ledger.holding(mitigation) == []  # and the ledger says so
     report_figures(
         "enforcement chaos",
-        f"worker SIGKILLed {killed_after:.1f} s into a three-target apply (nftables in {netns}, Cloudflare "
+        f"{fault} {fault_after:.1f} s into a three-target apply (nftables in {netns}, Cloudflare "
         f"stand-in, export): ledger {before} -> after reconcile {after[2:]}; nft list: "
         f"{'no' if name not in ruleset else 'STILL'} {name} rules; stand-in holds {len(holding_cf.held)} rules "
-        f"(its rule was created during the killed call, without a handle, and found by tag); "
+        f"(its rule, created in the interrupted call with no handle in the ledger, found by tag and deleted); "
         f"state {mitigation.state}",
     )
