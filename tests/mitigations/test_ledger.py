@@ -238,3 +238,15 @@ def test_undo_without_a_recorded_handle_finds_the_cloudflare_rule_by_its_tag(cf,
     assert isinstance(services.backend_for("cloudflare"), CloudflareBackend)
     assert result["found_by_tag"] is True and result["deleted"] == [f"{path}/ar-7"]
     cf.assert_done()  # someone else's rule was not touched
+
+
+def test_the_mitigation_page_shows_the_ledger(approved, targets, client, senior):
+    mitigation = approved()
+    targets["iptables"].script = [WorkerKilled()]
+    with pytest.raises(WorkerKilled):
+        services.mitigation_install(mitigation_id=mitigation.pk)
+    client.force_login(senior)
+    html = client.get(mitigation.get_absolute_url()).content.decode()
+    assert 'id="ledger"' in html
+    assert "<strong>Started, result not recorded</strong>" in html  # iptables: the worker died in it
+    assert html.count("<td>Apply</td>") == 2
