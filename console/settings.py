@@ -344,6 +344,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "auto-resolve-alerts": {"task": "alerts.tasks.auto_resolve_alerts", "schedule": timedelta(minutes=1)},
     "check-silent-feeds": {"task": "alerts.tasks.check_silent_feeds", "schedule": timedelta(minutes=1)},
     "sweep-stuck-samples": {"task": "traffic.tasks.sweep_stuck_samples", "schedule": timedelta(minutes=5)},
+    "reconcile-enforcement": {"task": "mitigations.tasks.reconcile_enforcement", "schedule": timedelta(minutes=1)},
     "release-expired-silences": {"task": "alerts.tasks.release_expired_silences", "schedule": timedelta(minutes=1)},
     "poll-feeds": {"task": "alerts.tasks.poll_feeds", "schedule": timedelta(seconds=15)},
     "prune-alerts": {"task": "alerts.tasks.prune", "schedule": timedelta(hours=1)},
@@ -397,6 +398,13 @@ MITIGATION_BLAST_RADIUS = {
 }
 MITIGATION_DEFAULT_TTL = env_int("MITIGATION_DEFAULT_TTL", 3600)
 MITIGATION_MAX_TTL = env_int("MITIGATION_MAX_TTL", 30 * 86400)
+# The enforcement ledger (mitigations/ledger.py): a transient target error is retried this many
+# times with exponential backoff; an apply whose ledger has not moved for ENFORCEMENT_STALE_SECONDS
+# (its worker died) is undone on its targets and failed by reconciliation (worker start and beat).
+ENFORCEMENT_STEP_ATTEMPTS = env_int("ENFORCEMENT_STEP_ATTEMPTS", 3)
+ENFORCEMENT_RETRY_BASE_S = float(os.environ.get("ENFORCEMENT_RETRY_BASE_S", "1"))
+ENFORCEMENT_RETRY_MAX_S = float(os.environ.get("ENFORCEMENT_RETRY_MAX_S", "30"))
+ENFORCEMENT_STALE_SECONDS = env_int("ENFORCEMENT_STALE_SECONDS", 900)
 MITIGATION_TARGETS = env_list("MITIGATION_TARGETS", "export,nftables,iptables,cloudflare")
 # Addresses no mitigation may block, beyond the GlobalAllowlistEntry rows (CIDRs).
 GLOBAL_ALLOWLIST = env_list("GLOBAL_ALLOWLIST")

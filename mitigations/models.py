@@ -399,3 +399,39 @@ class BackendState(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class EnforcementStep(models.Model):
+    """The enforcement ledger: one row per step on one target, written before the call and after it.
+
+    ``intent`` is committed before the backend is called, so a worker killed mid-call leaves a
+    row saying "this target may hold it" rather than nothing; ``done`` carries the backend's
+    answer (its handle: rule handles, Cloudflare resource ids) and ``failed`` the reason.
+    ``mitigations.ledger`` writes it; ``ledger.reconcile`` reads it after a crash.
+    """
+
+    class Op(models.TextChoices):
+        APPLY = "apply", "Apply"
+        COMPENSATE = "compensate", "Undo (compensation)"
+
+    class Outcome(models.TextChoices):
+        INTENT = "intent", "Started, result not recorded"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    mitigation = models.ForeignKey(Mitigation, on_delete=models.CASCADE, related_name="steps")
+    target = models.CharField(max_length=20)
+    op = models.CharField(max_length=12, choices=Op.choices)
+    outcome = models.CharField(max_length=8, choices=Outcome.choices, default=Outcome.INTENT)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    handle = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["mitigation", "target"])]
+
+    def __str__(self) -> str:
+        return f"{self.op} {self.target} of mitigation {self.mitigation_id}: {self.outcome}"

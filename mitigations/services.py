@@ -44,13 +44,14 @@ from console import errors, roles
 from console.audit import audit_record, snapshot
 from console.context import current_system_actor
 from console.models import Asset, Customer
-from mitigations import compiling
+from mitigations import compiling, ledger
 from mitigations.backends import BACKENDS, Backend, BackendError, Spec, get_backend
 from mitigations.listformats import normalise, parse_list
 from mitigations.models import (
     Approval,
     BackendState,
     EnforcementTarget,
+    EnforcementStep,
     GlobalAllowlistEntry,
     ListItem,
     Mitigation,
@@ -1282,14 +1283,21 @@ def mitigation_install(*, mitigation_id: int) -> Mitigation | None:
     for index, target in enumerate(mitigation.targets):
         backend = _backend(mitigation, target)
         try:
-            answers[target] = backend.apply(_spec(mitigation, target))
+            # The ledger (mitigations.ledger) records the intent before the call and the handle after it.
+            answers[target] = ledger.step(
+                mitigation,
+                target,
+                EnforcementStep.Op.APPLY,
+                lambda b=backend, t=target: b.apply(_spec(mitigation, t)),
+                retry=not backend.retries_itself,
+            )
         except BackendError as exc:
             answers[target] = {"error": exc.message, **exc.answer}
-            for installed in done:
-                try:
-                    answers[installed]["undone"] = _backend(mitigation, installed).remove(_spec(mitigation, installed))
-                except BackendError as undo:
-                    answers[installed]["undo_error"] = undo.message
+            undone = ledger.compensate(mitigation, lambda t, handle: backend_undo(mitigation, t, handle))
+            for installed, result in undone.items():
+                if installed in answers:
+                    key = "undo_error" if isinstance(result, dict) and "error" in result else "undone"
+                    answers[installed][key] = result.get("error") if key == "undo_error" else result
             _transition(
                 mitigation,
                 State.FAILED,
@@ -1320,6 +1328,20 @@ def mitigation_install(*, mitigation_id: int) -> Mitigation | None:
     )
     _attack_mitigation_changed(mitigation)
     return mitigation
+
+
+def backend_undo(mitigation: Mitigation, target: str, handle: dict) -> dict[str, Any]:
+    """Remove ``mitigation`` from one target, with the handle the ledger recorded when applying it."""
+    spec = _spec(mitigation, target)
+    spec.answer = handle or spec.answer
+    return backend_for(target).remove(spec)
+
+
+def mitigation_fail_reconciled(*, mitigation: Mitigation, message: str) -> bool:
+    """Reconciliation's end of an apply whose worker died: applying → failed, with what was undone."""
+    return _transition(
+        mitigation, State.FAILED, user=None, message=message, expected=State.APPLYING, error=message[:2000]
+    )
 
 
 def _attack_mitigation_changed(mitigation: Mitigation) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from celery import shared_task
+from celery.signals import worker_ready
 from django.db import InterfaceError, OperationalError
 
 from console.context import acting_as
@@ -54,3 +57,19 @@ def sync_list(mitigation_list_id: int) -> int:
     """Idempotent: pushes a list's current items to every active mitigation that enforces it."""
     with acting_as("celery:sync_list"):
         return services.list_sync_mitigations(mitigation_list_id=mitigation_list_id)
+
+
+@shared_task(ignore_result=True, soft_time_limit=240, time_limit=300)
+def reconcile_enforcement() -> dict:
+    """Undo and fail mitigations a dead worker left half-applied (also sent when a worker starts)."""
+    from mitigations import ledger
+
+    with acting_as("celery:reconcile_enforcement"):
+        return ledger.reconcile()
+
+
+@worker_ready.connect
+def _reconcile_at_worker_start(**kwargs: object) -> None:
+    """A worker that starts may be replacing one killed mid-apply: reconcile the ledger (as a task)."""
+    with contextlib.suppress(Exception):  # broker not there yet: beat sends it within a minute
+        reconcile_enforcement.delay()

@@ -79,6 +79,7 @@ def _detail_context(request: HttpRequest, mitigation: Mitigation) -> dict:
     return {
         "m": mitigation,
         "events": mitigation.events.all(),
+        "steps": mitigation.steps.all(),  # the enforcement ledger (mitigations/ledger.py)
         "compiled": {t: _pretty(t, form) for t, form in (mitigation.compiled or {}).items()},
         "answers": json.dumps(mitigation.backend_answers or {}, indent=2, sort_keys=True),
         "can_approve_this": roles.can_approve(user)

@@ -50,6 +50,7 @@ class Verification:
 class Backend:
     name = ""
     production = True  # False: nothing is enforced (an export); still approved, never drift-checked
+    retries_itself = False  # True: transient errors were already retried inside the call
 
     def location(self, options: dict) -> str:
         return self.name

@@ -36,6 +36,7 @@ TAG = re.compile(r"^\[(sw-[0-9]+(?:-[0-9a-z]+)?)\]")
 
 class CloudflareBackend(Backend):
     name = "cloudflare"
+    retries_itself = True  # 429/5xx retried inside call(): the ledger does not retry again
 
     def __init__(
         self,
@@ -268,8 +269,53 @@ class CloudflareBackend(Backend):
     def remove(self, spec: Spec) -> dict[str, Any]:
         self.log = []
         resources = spec.answer.get("resources", [])
+        found = False
+        if not resources:
+            # No handle recorded (the worker died inside the apply call): find what Cloudflare holds
+            # under this mitigation's tag, so the undo misses nothing the apply may have created.
+            resources, found = self.find(spec), True
         self._delete_all(resources, strict=True)
-        return {"deleted": [r["path"] for r in resources], "requests": self.log}
+        return {"deleted": [r["path"] for r in resources], "found_by_tag": found, "requests": self.log}
+
+    def find(self, spec: Spec) -> list[dict]:
+        """The resources tagged ``[<name>]`` (rule description, access-rule notes, list name), in creation order."""
+        tag = f"[{spec.name}]"
+        lists: list[dict] = []
+        rules: list[dict] = []
+        for req in spec.compiled.get("requests", []):
+            method, path, body = req["method"], req["path"], req.get("body") or {}
+            if (m := ENTRYPOINT.match(path)) and method == "PUT":
+                status, payload = self.call("GET", path)
+                ruleset = (payload.get("result") or {}) if status == 200 else {}
+                base = f"/{m.group(1)}/{m.group(2)}/rulesets/{ruleset.get('id', '')}"
+                rules += [
+                    {"kind": "ruleset_rule", "path": f"{base}/rules/{r['id']}", "ruleset": base, "id": r["id"]}
+                    for r in ruleset.get("rules", [])
+                    if str(r.get("description", "")).startswith(tag)
+                ]
+            elif (m := RULESET_RULES.match(path)) and method == "POST":
+                base = f"/{m.group(1)}/{m.group(2)}/rulesets/{m.group(3)}"
+                status, payload = self.call("GET", base)
+                rules += [
+                    {"kind": "ruleset_rule", "path": f"{base}/rules/{r['id']}", "ruleset": base, "id": r["id"]}
+                    for r in ((payload.get("result") or {}) if status == 200 else {}).get("rules", [])
+                    if str(r.get("description", "")).startswith(tag)
+                ]
+            elif path.endswith("/access_rules/rules") and method == "POST":
+                status, payload = self.call("GET", f"{path}?per_page=1000")
+                rules += [
+                    {"kind": "access_rule", "path": f"{path}/{r['id']}", "id": r["id"]}
+                    for r in ((payload.get("result") or []) if status == 200 else [])
+                    if str(r.get("notes", "")).startswith(tag)
+                ]
+            elif path.endswith("/rules/lists") and method == "POST":
+                status, payload = self.call("GET", path)
+                lists += [
+                    {"kind": "list", "path": f"{path}/{r['id']}", "id": r["id"]}
+                    for r in ((payload.get("result") or []) if status == 200 else [])
+                    if r.get("name") == body.get("name")
+                ]
+        return lists + rules  # lists first: _delete_all removes in reverse, rules before their lists
 
     def _delete_all(self, resources: list[dict], strict: bool = False) -> None:
         # Rules before the lists they reference: reverse order of creation.
