@@ -50,8 +50,8 @@ from mitigations.listformats import normalise, parse_list
 from mitigations.models import (
     Approval,
     BackendState,
-    EnforcementTarget,
     EnforcementStep,
+    EnforcementTarget,
     GlobalAllowlistEntry,
     ListItem,
     Mitigation,

@@ -7,6 +7,7 @@ import pytest
 
 from mitigations import services
 from mitigations.models import EnforcementTarget
+from tests.factories import AssetFactory, CustomerFactory
 
 # The Playwright fixtures live with the browser tests; the mitigation browser test uses them here.
 
@@ -112,3 +113,13 @@ def baseline_table() -> pa.Table:
 def clean_baseline() -> pa.Table:
     """The customer's normal traffic, TCP and UDP, from sources the test rules never name."""
     return traffic([("192.0.2.200", 6, 443)] * 98 + [("198.51.100.9", 17, 53)] * 2)
+
+
+# The namespace lab's customer (tests/mitigations/test_enforcement.py: 10.231.0.0/29) and a neighbour.
+@pytest.fixture
+def lab_customer(db):
+    customer = CustomerFactory(slug="lab", name="Lab Customer")
+    AssetFactory(customer=customer, kind="prefix", value="10.231.0.0/29")
+    other = CustomerFactory(slug="lab-neighbour", name="Lab Neighbour")
+    AssetFactory(customer=other, kind="prefix", value="10.231.0.192/26")
+    return customer

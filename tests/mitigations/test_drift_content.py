@@ -14,7 +14,7 @@ from mitigations import services, tasks
 from mitigations.models import BackendState, Mitigation, MitigationList
 
 from .test_cloudflare import ACCOUNT, ZONE, _rule_answer, cf, ok, ruleset, run  # noqa: F401  (fixtures)
-from .test_enforcement import ALLOWED, BLOCKED, SCOPE, UDP_PORT, Lab, _requirements, lab_customer  # noqa: F401
+from .test_enforcement import ALLOWED, BLOCKED, SCOPE, UDP_PORT, Lab, _requirements
 
 pytestmark = [pytest.mark.django_db]
 

@@ -24,7 +24,6 @@ from django.utils import timezone
 from mitigations import services, tasks
 from mitigations.backends.nftables import NftablesBackend
 from mitigations.models import Mitigation
-from tests.factories import AssetFactory, CustomerFactory
 
 pytestmark = [pytest.mark.root, pytest.mark.peer, pytest.mark.django_db]
 
@@ -158,15 +157,6 @@ def lab():
         yield lab
     finally:
         lab.down()
-
-
-@pytest.fixture
-def lab_customer(db):
-    customer = CustomerFactory(slug="lab", name="Lab Customer")
-    AssetFactory(customer=customer, kind="prefix", value=LAB_PREFIX)
-    other = CustomerFactory(slug="lab-neighbour", name="Lab Neighbour")
-    AssetFactory(customer=other, kind="prefix", value=OTHER_PREFIX)
-    return customer
 
 
 @pytest.fixture
