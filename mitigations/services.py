@@ -1334,7 +1334,7 @@ def backend_undo(mitigation: Mitigation, target: str, handle: dict) -> dict[str,
     """Remove ``mitigation`` from one target, with the handle the ledger recorded when applying it."""
     spec = _spec(mitigation, target)
     spec.answer = handle or spec.answer
-    return backend_for(target).remove(spec)
+    return _backend(mitigation, target).remove(spec)
 
 
 def mitigation_fail_reconciled(*, mitigation: Mitigation, message: str) -> bool:

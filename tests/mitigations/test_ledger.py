@@ -58,15 +58,17 @@ class StandIn(Backend):
 def targets(monkeypatch, settings):
     settings.ENFORCEMENT_RETRY_BASE_S = 0
     stand_ins = {name: StandIn(name) for name in TARGETS}
-    monkeypatch.setattr(services, "backend_for", lambda name: stand_ins[name])
+    monkeypatch.setattr(services, "backend_for", lambda name, target=None: stand_ins[name])
     return stand_ins
 
 
 @pytest.fixture
 def approved(draft):
     def make() -> Mitigation:
-        mitigation = draft(targets=TARGETS, options={"zone_id": ZONE})
-        Mitigation.objects.filter(pk=mitigation.pk).update(state=Mitigation.State.APPROVED)
+        # The saga runs over a mitigation's target list, whatever its length; stand-ins play the
+        # three targets (a mitigation made in the console names one configured target today).
+        mitigation = draft()
+        Mitigation.objects.filter(pk=mitigation.pk).update(state=Mitigation.State.APPROVED, targets=TARGETS)
         mitigation.refresh_from_db()
         return mitigation
 
@@ -222,20 +224,21 @@ def test_cloudflare_stand_in_429_then_500_then_200_one_ledger_step(cf, run):  # 
     cf.assert_done()
 
 
-def test_undo_without_a_recorded_handle_finds_the_cloudflare_rule_by_its_tag(cf, draft):  # noqa: F811
+def test_undo_without_a_recorded_handle_finds_the_cloudflare_rule_by_its_tag(cf, draft, make_target, customer_a):  # noqa: F811
     """The worker died inside the Cloudflare call: Cloudflare created the rule, the ledger has no handle."""
     from mitigations.backends import Spec
     from mitigations.backends.cloudflare import CloudflareBackend
 
-    mitigation = draft(targets=["cloudflare"], options={"zone_id": ZONE}, kind="ip_access", value="198.18.0.7")
+    zone = make_target("cloudflare", name="cf-acme", zone_id=ZONE, customer=customer_a)
+    mitigation = draft(target=zone, kind="ip_access", value="198.18.0.7")
     path = f"/zones/{ZONE}/firewall/access_rules/rules"
     ours = {"id": "ar-7", "notes": f"[{mitigation.name}] block 198.18.0.7"}
     theirs = {"id": "ar-8", "notes": "[sw-999999] someone else's"}
     cf.expect("GET", f"{path}?per_page=1000", answer=ok([theirs, ours]))
     cf.expect("DELETE", f"{path}/ar-7", answer=ok({"id": "ar-7"}))
     spec = Spec(name=mitigation.name, compiled=mitigation.compiled["cloudflare"], options={"zone_id": ZONE}, answer={})
-    result = services.backend_for("cloudflare").remove(spec)
-    assert isinstance(services.backend_for("cloudflare"), CloudflareBackend)
+    result = services.backend_for("cloudflare", zone).remove(spec)
+    assert isinstance(services.backend_for("cloudflare", zone), CloudflareBackend)
     assert result["found_by_tag"] is True and result["deleted"] == [f"{path}/ar-7"]
     cf.assert_done()  # someone else's rule was not touched
 
