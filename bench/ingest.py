@@ -6,7 +6,7 @@ Runs against PostgreSQL and Redis on this machine (DATABASE_URL, default
 postgres://postgres@127.0.0.1:5432/shieldwall_bench, dropped and created afresh; REDIS_URL,
 default redis://127.0.0.1:6379/5, flushed). It migrates, seeds customers with prefixes and a
 push feed, then starts gunicorn (``console.wsgi``, DEBUG=0) and a Celery worker
-(``-Q ingest,default -c 2``, CELERY_TASK_ALWAYS_EAGER=0) as subprocesses, and measures:
+(``-Q critical,default -c 2``, CELERY_TASK_ALWAYS_EAGER=0) as subprocesses, and measures:
 
 (a) batched: N alerts posted as N/B deliveries of B alerts (Suricata EVE lines, every alert
     its own fingerprint) by ``--clients`` concurrent senders; end-to-end alerts/s from the first
