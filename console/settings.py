@@ -374,6 +374,9 @@ RETENTION_TRAFFIC_DAYS = env_int("RETENTION_TRAFFIC_DAYS", 90)
 # Celery tasks on the "analysis" queue (any worker host), then merged (traffic/parts.py).
 TRAFFIC_PARTS = env_int("TRAFFIC_PARTS", 4)
 TRAFFIC_PARTS_MIN_BYTES = env_int("TRAFFIC_PARTS_MIN_BYTES", 256 << 20)
+# MaxMind GeoLite2 / DB-IP .mmdb files (comma-separated) for country and ASN; empty: the
+# embedded geoip2fast data (countries and AS names, no AS numbers).
+TRAFFIC_GEOIP_MMDB = env_list("TRAFFIC_GEOIP_MMDB")
 # Uploaded logs are read within these bounds (traffic/parsers/bounded.py): a longer line is skipped
 # and counted, a compressed upload that expands past the cap and a log past the size cap are refused.
 TRAFFIC_MAX_LINE_BYTES = env_int("TRAFFIC_MAX_LINE_BYTES", 1 << 20)
@@ -405,7 +408,6 @@ ENFORCEMENT_STEP_ATTEMPTS = env_int("ENFORCEMENT_STEP_ATTEMPTS", 3)
 ENFORCEMENT_RETRY_BASE_S = float(os.environ.get("ENFORCEMENT_RETRY_BASE_S", "1"))
 ENFORCEMENT_RETRY_MAX_S = float(os.environ.get("ENFORCEMENT_RETRY_MAX_S", "30"))
 ENFORCEMENT_STALE_SECONDS = env_int("ENFORCEMENT_STALE_SECONDS", 900)
-MITIGATION_TARGETS = env_list("MITIGATION_TARGETS", "export,nftables,iptables,cloudflare")
 # Addresses no mitigation may block, beyond the GlobalAllowlistEntry rows (CIDRs).
 GLOBAL_ALLOWLIST = env_list("GLOBAL_ALLOWLIST")
 # The provider's own address ranges (edge, scrubbing, management): no mitigation may match

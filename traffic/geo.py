@@ -2,7 +2,7 @@
 
 The default is geoip2fast's own data files (shipped in its wheel: country and AS name for
 IPv4 and IPv6, no AS number). When the operator points ``TRAFFIC_GEOIP_MMDB`` (setting or
-``SHIELDWALL_GEOIP_MMDB`` environment variable, comma-separated paths) at MaxMind GeoLite2
+environment variable, comma-separated paths) at MaxMind GeoLite2
 or DB-IP ``.mmdb`` files (a country or city database and/or an ASN database), those are
 read instead, and give the AS number too. Nothing is looked up over the network.
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import os
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -27,7 +26,7 @@ _lock = threading.Lock()
 
 
 def _mmdb_paths() -> list[str]:
-    value = getattr(settings, "TRAFFIC_GEOIP_MMDB", None) or os.environ.get("SHIELDWALL_GEOIP_MMDB", "")
+    value = settings.TRAFFIC_GEOIP_MMDB
     if isinstance(value, str):
         value = [p.strip() for p in value.split(",")]
     return [p for p in value if p]
