@@ -247,11 +247,16 @@ def parts_merge(*, sample_id: int) -> TrafficSample | None:
     merged = merge(results, [(p.start, p.stop) for p in parts])
     if merged is None:
         logger.warning("sample %s: a part boundary was no record start; parsing it in one pass", sample_id)
-        summary, errors, records = services._parse_pcap(sample.pk, source, target)
+        summary, errors, records = services._parse_pcap(
+            sample.pk, source, target, services.customer_networks(sample.customer)
+        )
     else:
         summary, used = merged
         records = _concat_records([Path(p.records_path) for p in parts[:used]], target)
         errors = list(summary.get("errors") or [])
+        # Victim, direction and per-second vectors need the merged summary (the victim follows
+        # from the whole capture's talkers), so they take one more pass here, not per part.
+        services.capture_analyse(summary, source, services.customer_networks(sample.customer))
     for part in parts:
         for path in (part.state_path, part.records_path):
             Path(path).unlink(missing_ok=True)

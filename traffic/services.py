@@ -296,6 +296,16 @@ def customer_networks(customer) -> list[ipaddress.IPv4Network | ipaddress.IPv6Ne
     return nets
 
 
+def capture_analyse(summary: dict, source: Path, networks: list) -> None:
+    """Victim, direction, vectors and source countries of a capture whose summary is known."""
+    from traffic.parsers.analysis import CaptureAnalyser
+
+    analyser = CaptureAnalyser(summary, networks)
+    for batch in iter_batches(source):
+        analyser.add_packets(batch)
+    _add_analysis(summary, analyser.result())
+
+
 def _add_analysis(summary: dict, analysis: dict) -> None:
     """Victim, direction and per-second vectors into the summary, sources with country and ASN.
 

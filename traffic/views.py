@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from console import roles
 from console.permissions import get_visible_or_404
@@ -83,6 +83,7 @@ def sample_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
+@require_GET
 def sample_compare(request: HttpRequest, pk: int) -> HttpResponse:
     require_internal(request)
     attack = get_visible_or_404(TrafficSample.objects.select_related("customer"), request.user, pk=pk)

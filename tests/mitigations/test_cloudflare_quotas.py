@@ -121,12 +121,11 @@ def test_an_ip_access_range_of_another_size_is_refused_before_approval(cf, draft
     assert cf.seen == []
 
 
-def test_the_configured_plan_is_checked_when_the_draft_is_compiled(cf, draft, settings):  # noqa: F811
+def test_the_configured_plan_is_checked_when_the_draft_is_compiled(cf, draft, settings, zone):  # noqa: F811
     settings.CLOUDFLARE_PLAN = "free"
     mitigation = draft(
         kind="rate_limit",
-        targets=["cloudflare"],
-        options={"zone_id": ZONE},
+        target=zone,
         expression='http.request.uri.path eq "/login"',
         rate={"requests": 50, "period": 60, "mitigation_timeout": 600, "per_source": True},
     )

@@ -174,7 +174,7 @@ def test_no_path_skips_the_gate(client, api_as, draft, engineer, senior, senior2
     client.force_login(senior)
     client.post(reverse("mitigation-approval", args=[by_page.pk]), {"comment": "lgtm"})
     response = api_as(senior).post(f"/api/mitigations/{by_api.pk}/approve/", {}, format="json")
-    assert response.status_code == 400 and "an admin" in response.data["detail"]
+    assert response.status_code == 403 and "an admin" in response.data["detail"]  # a role refusal
     bulk = (
         api_as(senior2)
         .post("/api/mitigations/bulk-approve/", {"ids": [by_bulk.pk, by_api.pk]}, format="json")
@@ -185,7 +185,7 @@ def test_no_path_skips_the_gate(client, api_as, draft, engineer, senior, senior2
         mitigation.refresh_from_db()
         assert mitigation.state == State.PROPOSED and mitigation.approvals.count() == 0
     # Nor is a mitigation applied before it is approved, or created already approved through the API.
-    assert api_as(senior).post(f"/api/mitigations/{by_api.pk}/apply/").status_code == 400
+    assert api_as(senior).post(f"/api/mitigations/{by_api.pk}/apply/").status_code == 409  # not approved: a state conflict
     created = api_as(engineer).post(
         "/api/mitigations/",
         {"customer": "acme", "kind": "firewall_rule", "expression": SCOPE + "ip.src eq 198.18.0.7", "propose": True},

@@ -101,13 +101,21 @@ def test_packet_filters_count_per_source_per_24_or_in_one_bucket():
 
 def test_per_source_and_per_24_buckets_hold_with_real_packets(lab, enforce):  # noqa: F811
     rate = {"requests": 2, "period": 60, "burst": 3}
-    per_source = enforce(kind="rate_limit", expression=f"udp.dstport eq {UDP_PORT}", rate={**rate, "key": "source"})
+    per_source = enforce(
+        kind="rate_limit",
+        expression=f"ip.src in {{10.231.0.8/29}} and udp.dstport eq {UDP_PORT}",
+        rate={**rate, "key": "source"},
+    )
     first, second = lab.arrivals(BLOCKED, "udp", 10), lab.arrivals(ALLOWED, "udp", 10)
     assert first < 10 and second < 10 and abs(first - second) <= 1  # each address has its own bucket
     from mitigations import services
 
     services.mitigation_rollback(mitigation=per_source, user=per_source.author)
-    per_24 = enforce(kind="rate_limit", expression=f"udp.dstport eq {UDP_PORT}", rate={**rate, "key": "source24"})
+    per_24 = enforce(
+        kind="rate_limit",
+        expression=f"ip.src in {{10.231.0.8/29}} and udp.dstport eq {UDP_PORT}",
+        rate={**rate, "key": "source24"},
+    )
     first, second = lab.arrivals(BLOCKED, "udp", 10), lab.arrivals(ALLOWED, "udp", 10)
     assert first < 10 and second <= 1  # both addresses are in 10.231.0.0/24: one bucket, already spent
     assert per_24.compiled["nftables"]["ruleset"].count("& 255.255.255.0") == 1

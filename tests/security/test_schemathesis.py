@@ -88,7 +88,17 @@ def _path_parameters(a, b) -> dict[str, dict]:  # noqa: ANN001
         }
         | {
             f"/api/mitigations/{{id}}/{suffix}": {"id": a.mitigation.pk}
-            for suffix in ("", "apply/", "approve/", "extend/", "propose/", "rollback/", "simulate/", "withdraw/")
+            for suffix in (
+                "",
+                "apply/",
+                "approve/",
+                "extend/",
+                "override-safety/",
+                "propose/",
+                "rollback/",
+                "simulate/",
+                "withdraw/",
+            )
         }
     )
 
