@@ -102,7 +102,9 @@ class ApproveSerializer(serializers.Serializer):
 
 
 class BulkApproveSerializer(serializers.Serializer):
-    ids = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), min_length=1, max_length=100)
+    ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), min_length=1, max_length=100
+    )
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
 

@@ -185,7 +185,8 @@ def test_no_path_skips_the_gate(client, api_as, draft, engineer, senior, senior2
         mitigation.refresh_from_db()
         assert mitigation.state == State.PROPOSED and mitigation.approvals.count() == 0
     # Nor is a mitigation applied before it is approved, or created already approved through the API.
-    assert api_as(senior).post(f"/api/mitigations/{by_api.pk}/apply/").status_code == 409  # not approved: a state conflict
+    # Not approved yet: a state conflict.
+    assert api_as(senior).post(f"/api/mitigations/{by_api.pk}/apply/").status_code == 409
     created = api_as(engineer).post(
         "/api/mitigations/",
         {"customer": "acme", "kind": "firewall_rule", "expression": SCOPE + "ip.src eq 198.18.0.7", "propose": True},

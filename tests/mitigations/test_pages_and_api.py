@@ -297,7 +297,8 @@ def test_approval_page_shows_simulation_compiled_forms_and_who_must_approve(
     assert "ip saddr 198.18.0.0/24 udp dport 53" in html
     # 2 % of the baseline is above the medium level (1 %): high, an admin approves, not a senior.
     assert 'data-blast="high"' in html and "an admin (incident lead)" in html and 'id="approve"' not in html
-    assert client.post(reverse("mitigation-approval", args=[mitigation.pk])).status_code == 403  # an admin must approve: a role refusal
+    # An admin must approve: the senior's approval is a role refusal.
+    assert client.post(reverse("mitigation-approval", args=[mitigation.pk])).status_code == 403
     assert Mitigation.objects.get().approvals.count() == 0
     client.force_login(admin_user)
     assert 'id="approve"' in client.get(reverse("mitigation-approval", args=[mitigation.pk])).content.decode()
