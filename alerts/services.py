@@ -846,7 +846,7 @@ def vector_title(vector: str) -> str:
     return VECTOR_TITLES.get(vector, vector.replace("_", " "))
 
 
-def attack_summarize(*, attack_id: int) -> Attack | None:
+def attack_summarize(*, attack_id: int, now: datetime | None = None) -> Attack | None:
     """Recompute an attack from its alerts: span, vectors, peaks, severity, urgency.
 
     Locked like the upsert's fold, so a delivery committed meanwhile is not overwritten
@@ -856,10 +856,10 @@ def attack_summarize(*, attack_id: int) -> Attack | None:
         attack = Attack.objects.select_for_update(of=("self",)).filter(pk=attack_id).select_related("customer").first()
         if attack is None:
             return None
-        return _attack_summarize_locked(attack)
+        return _attack_summarize_locked(attack, now or timezone.now())
 
 
-def _attack_summarize_locked(attack: Attack) -> Attack:
+def _attack_summarize_locked(attack: Attack, now: datetime) -> Attack:
     alerts = Alert.objects.filter(attack=attack)
     agg = alerts.aggregate(
         n=Count("id"),
@@ -893,7 +893,7 @@ def _attack_summarize_locked(attack: Attack) -> Attack:
     attack.severity = severity
     # Over when every alert is resolved or quiet past the gap (a sender that never ends
     # its alerts and has no auto-resolve still cannot keep an attack going for ever).
-    quiet = attack.last_seen < timezone.now() - ATTACK_GAP
+    quiet = attack.last_seen < now - ATTACK_GAP
     attack.ongoing = agg["open"] > 0 and not quiet
     attack.ended_at = None if attack.ongoing else (agg["ended"] or attack.last_seen)
     if agg["open"] and not attack.ongoing:
@@ -946,7 +946,7 @@ def attacks_close_quiet(*, now: datetime | None = None) -> int:
     over = Attack.objects.filter(ongoing=True).filter(Q(last_seen__lt=now - ATTACK_GAP) | ~Exists(open_alerts))
     closed = 0
     for attack_id in list(over.values_list("pk", flat=True)[:1000]):
-        attack = attack_summarize(attack_id=attack_id)
+        attack = attack_summarize(attack_id=attack_id, now=now)
         if attack is not None and not attack.ongoing:
             closed += 1
     return closed
@@ -986,7 +986,7 @@ def alerts_auto_resolve(*, now: datetime | None = None) -> int:
             after={"alerts": done, "minutes_without_repeat": int(after.total_seconds() // 60)},
         )
     for attack_id in sorted(attack_ids):
-        attack_summarize(attack_id=attack_id)
+        attack_summarize(attack_id=attack_id, now=now)
     return resolved
 
 
