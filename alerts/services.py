@@ -601,7 +601,10 @@ def _fold_into_attacks(
     """
     if not folds:
         return
-    attacks = list(Attack.objects.select_for_update().filter(pk__in=folds).order_by("pk"))
+    # FOR NO KEY UPDATE, as a plain UPDATE takes: FOR UPDATE would also block the foreign-key
+    # checks (KEY SHARE) other deliveries run at COMMIT for alerts of these attacks, and
+    # deadlock with them over the feed row each delivery updates last.
+    attacks = list(Attack.objects.select_for_update(no_key=True).filter(pk__in=folds).order_by("pk"))
     missing = {a.customer_id for a in attacks if a.customer_id and a.customer_id not in customers}
     if missing:
         customers = {**customers, **{c.pk: c for c in Customer.objects.filter(pk__in=missing)}}
@@ -853,7 +856,12 @@ def attack_summarize(*, attack_id: int, now: datetime | None = None) -> Attack |
     with older aggregates.
     """
     with transaction.atomic():
-        attack = Attack.objects.select_for_update(of=("self",)).filter(pk=attack_id).select_related("customer").first()
+        attack = (
+            Attack.objects.select_for_update(of=("self",), no_key=True)
+            .filter(pk=attack_id)
+            .select_related("customer")
+            .first()
+        )
         if attack is None:
             return None
         return _attack_summarize_locked(attack, now or timezone.now())
