@@ -39,6 +39,12 @@ class FeedEditForm(FeedForm):
 
     class Meta(FeedForm.Meta):
         fields = list(FEED_EDITABLE_FIELDS)
+        # The signing key is a secret: never written back into the page.
+        widgets = {**FeedForm.Meta.widgets, "signing_key": forms.PasswordInput(render_value=False)}
+        help_texts = {"signing_key": "Leave empty to keep the current key; a new value replaces it."}
+
+    def clean_signing_key(self) -> str:
+        return self.cleaned_data.get("signing_key") or self.instance.signing_key
 
 
 class SilenceForm(forms.Form):

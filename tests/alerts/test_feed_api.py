@@ -179,3 +179,20 @@ def test_schema_lists_the_feed_lifecycle():
     created = paths["/api/feeds/"]["post"]["responses"]["201"]["content"]["application/json"]["schema"]
     assert created["$ref"].endswith("/FeedCreated")
     assert "multipart/form-data" in paths["/api/feeds/{slug}/import/"]["post"]["requestBody"]["content"]
+
+
+def test_feed_edit_page_never_shows_the_signing_key_and_keeps_it_when_left_empty(client, senior, make_feed):
+    feed, _ = make_feed("alertmanager", signing_key="s3cret-signing-key")
+    client.force_login(senior)
+    page = client.get(f"/feeds/{feed.slug}/edit/")
+    assert page.status_code == 200
+    assert b"s3cret-signing-key" not in page.content
+    form = page.context["form"]
+    data = {name: form[name].value() if form[name].value() is not None else "" for name in form.fields}
+    data.update({"signing_key": "", "rate_limit_per_minute": 120, "options": "{}", "enabled": "on"})
+    data = {k: v for k, v in data.items() if v is not False}
+    saved = client.post(f"/feeds/{feed.slug}/edit/", data)
+    assert saved.status_code == 302, saved.context["form"].errors if saved.context else saved
+    feed.refresh_from_db()
+    assert feed.signing_key == "s3cret-signing-key"
+    assert feed.rate_limit_per_minute == 120

@@ -441,12 +441,13 @@ def _interact(visitor: Visitor, world: Any, planted: hostile.Planted, live_serve
     visitor.check("saved view form")
     tally.interactions.append("save view")
 
-    # Silence preview: a matcher matching every hostile title; the preview is set as innerHTML.
+    # Silence preview: a matcher matching every hostile alert (its feeds; "title=~.*" is refused
+    # as a silence of everything); the preview is set as innerHTML.
     visitor.open(reverse("silence-new"), bucket=tally.pages)
-    page.locator("input[name=m_field]").first.fill("title")
+    page.locator("input[name=m_field]").first.fill("feed")
     page.locator("select[name=m_op]").first.select_option("=~")
     with page.expect_response(lambda r: r.url.endswith(reverse("silence-preview"))):
-        page.locator("input[name=m_value]").first.fill(".*")
+        page.locator("input[name=m_value]").first.fill("hostile-.*")
     visitor.settle()
     if not page.locator("#silence-preview li").count():
         tally.failures.append(f"silence preview listed no hostile alert: {page.inner_html('#silence-preview')[:300]}")
