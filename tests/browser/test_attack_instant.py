@@ -46,8 +46,8 @@ def test_attack_page_within_two_seconds_of_the_first_alert_shows_urgency_peak_an
     expect(urgency).to_contain_text(str(attack.urgency))
     expect(urgency).to_contain_text("enterprise plan")
     assert attack.urgency >= 60
-    expect(summary.locator("dt:text-is('Peak') + dd")).to_contain_text("2,450,000 pps")
-    expect(summary.locator("dt:text-is('Vectors') + dd")).to_contain_text("udp_flood (1)")
+    expect(summary.locator("dt:text-is('Peak') + dd")).to_contain_text("2.45 Mpps")
+    expect(summary.locator("dt:text-is('Vectors') + dd")).to_contain_text("UDP flood (1)")
     expect(summary.locator("dt:text-is('Alerts') + dd")).to_have_text("1")
     expect(page.locator("h1")).to_contain_text("UDP flood on 203.0.113.10")
     page_problems.assert_clean("attack page")

@@ -23,12 +23,12 @@ def test_feed_edit_previews_unsaved_mapping_then_saves_and_replays(
     for ip in ("203.0.113.50", "203.0.113.51"):
         answer = sender.post(
             "/ingest/scrubber/",
-            data=examples.body({"title": f"Flood on {ip}", "victim": ip, "kind": "udp_flood"}),
+            data=examples.body({"title": f"Flood on {ip}", "struck": ip, "kind": "udp_flood"}),
             content_type="application/json",
             HTTP_AUTHORIZATION=f"Bearer {token}",
         )
         assert answer.status_code == 202
-    assert Alert.objects.filter(customer__isnull=True).count() == 2  # "victim" is no known field
+    assert Alert.objects.filter(customer__isnull=True).count() == 2  # "struck" is no known field or label
 
     login(page, live_server, senior)
     page.goto(f"{live_server.url}/feeds/scrubber/edit/")
@@ -37,7 +37,7 @@ def test_feed_edit_previews_unsaved_mapping_then_saves_and_replays(
     expect(preview.locator(".preview-alert").first).to_contain_text("customer unassigned")
     expect(preview).to_contain_text("1 alert, 1 without a customer")
 
-    page.fill("#id_options", '{"mapping": {"target_ip": "victim", "vector": "kind"}}')
+    page.fill("#id_options", '{"mapping": {"target_ip": "struck", "vector": "kind"}}')
     page.locator("#id_options").dispatch_event("change")
     expect(preview.locator(".preview-alert").first).to_contain_text("customer acme")
     expect(preview).to_contain_text("target 203.0.113.5")
@@ -50,12 +50,12 @@ def test_feed_edit_previews_unsaved_mapping_then_saves_and_replays(
     page.click("#feed-preview-button")
     expect(preview.locator(".error")).to_contain_text("JSON")
 
-    page.fill("#id_options", '{"mapping": {"target_ip": "victim", "vector": "kind"}}')
+    page.fill("#id_options", '{"mapping": {"target_ip": "struck", "vector": "kind"}}')
     with page.expect_navigation():
         page.click("#feed-form button[type=submit]")
     assert page.url.endswith("/feeds/scrubber/")
     feed.refresh_from_db()
-    assert feed.options == {"mapping": {"target_ip": "victim", "vector": "kind"}}
+    assert feed.options == {"mapping": {"target_ip": "struck", "vector": "kind"}}
 
     page.goto(f"{live_server.url}/feeds/scrubber/edit/")
     page.once("dialog", lambda dialog: dialog.accept())
