@@ -130,6 +130,17 @@ def mitigation_new(request: HttpRequest) -> HttpResponse:
     if attack is not None:
         initial["attack"] = attack.pk
         initial.setdefault("title", f"{attack}")
+        if "ticket" not in initial:
+            # Whatever page the proposal starts from, it belongs to the attack's open ticket.
+            from tickets.models import Ticket
+
+            open_ticket = (
+                attack.tickets.filter(status__in=Ticket.OPEN_STATES + (Ticket.Status.WAITING,))
+                .order_by("-created_at")
+                .first()
+            )
+            if open_ticket is not None:
+                initial["ticket"] = open_ticket.number
         if attack.customer:
             initial["customer"] = attack.customer.slug
     if "customer" in request.GET:
@@ -179,6 +190,20 @@ def mitigation_new(request: HttpRequest) -> HttpResponse:
                     messages.info(
                         request, "Not simulated: no attack or baseline traffic samples for this customer yet."
                     )
+                if request.POST.get("then") == "propose":
+                    # "Save and propose": the same gate as the detail page's button, one click fewer.
+                    try:
+                        services.mitigation_propose(mitigation=mitigation, user=request.user)
+                    except services.MitigationError as exc:
+                        if isinstance(exc, errors.RoleRefused):
+                            raise
+                        messages.error(request, f"{mitigation.name} saved as a draft, not proposed: {exc}")
+                    else:
+                        messages.success(
+                            request,
+                            f"{mitigation.name} proposed: blast radius {mitigation.blast_radius}, "
+                            f"it needs {services.approvers_wanted(mitigation.blast_radius)}; they are notified.",
+                        )
                 return redirect(mitigation)
     return render(request, "mitigations/form.html", {"form": form, "attack": attack})
 
@@ -187,10 +212,23 @@ def mitigation_new(request: HttpRequest) -> HttpResponse:
 def mitigation_approval(request: HttpRequest, pk: int) -> HttpResponse:
     """What an approver needs on one page: the rule, its simulation, its compiled forms, the gate."""
     if request.method == "POST":
-        return mitigation_action(request, pk, "approve")
+        response = mitigation_action(request, pk, "approve")
+        if request.POST.get("then") == "apply":
+            # "Approve and apply": the approval that completes the gate, then the same apply as the button.
+            state = Mitigation.objects.filter(pk=pk).values_list("state", flat=True).first()
+            if state == Mitigation.State.APPROVED:
+                mitigation_action(request, pk, "apply")
+                # Back to this page: its state, and "Tell the customer" once it is active.
+                return redirect("mitigation-approval", pk=pk)
+        return response
     require_internal(request)
     mitigation = get_visible_or_404(selectors.ledger(request.user), request.user, pk=pk)
-    return render(request, "mitigations/approve.html", _detail_context(request, mitigation))
+    context = _detail_context(request, mitigation)
+    # This approval is the last one the gate asks for: offer to apply in the same click.
+    context["completes_gate"] = (
+        context["can_approve_this"] and len(mitigation.approvals.all()) + 1 >= mitigation.required_approvals
+    )
+    return render(request, "mitigations/approve.html", context)
 
 
 VERBS = ("simulate", "propose", "approve", "apply", "extend", "rollback", "withdraw", "override_safety")

@@ -139,6 +139,8 @@ def attack_suggestions(request: HttpRequest, attack_id: int) -> HttpResponse:
             "suggestions": suggestions,
             "samples": attack.traffic_samples.all(),
             "propose_url": reverse("mitigation-new"),
+            # On a ticket's page the card proposes for that ticket and the ticket has its own upload form.
+            "ticket": request.GET.get("ticket", ""),
         },
     )
 
