@@ -59,7 +59,8 @@ from mitigations.models import (
     MitigationList,
 )
 from mitigations.rules import CompileError, Rule, RuleError, evaluate, parse
-from mitigations.rules.ast import IP, Compare, FieldRef, Int, Logical, Not, Str, to_text, walk
+from mitigations.rules.ast import IP, Compare, FieldRef, Logical, Not, to_text, walk
+from mitigations.rules.baseline import missing_traffic
 
 log = logging.getLogger(__name__)
 
@@ -727,39 +728,6 @@ def collateral(mitigation: Mitigation) -> float | None:
     if not baseline or baseline.get("missing"):
         return None
     return float(baseline["share"])
-
-
-PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17, "gre": 47, "esp": 50, "icmpv6": 58, "sctp": 132}
-# Fields every packet or request has (or that the scope adds): their absence says nothing about the rule.
-ALWAYS_THERE = {"ip.src", "ip.dst", "http.host"}
-
-
-def missing_traffic(rule: Rule, table: pa.Table) -> list[str]:
-    """What the rule reads that the baseline does not have: then its collateral there is unknown, not 0 %.
-
-    A field with no value in any baseline row (UDP ports in a TCP-only capture), or a
-    protocol the rule names that no baseline row carries.
-    """
-    missing = []
-    for name in sorted(rule.fields - ALWAYS_THERE):
-        if name not in table.column_names or table[name].null_count == table.num_rows:
-            missing.append(f"no {name} in the baseline")
-    wanted: set[int] = set()
-    for node in walk(rule.ast):
-        if isinstance(node, Compare) and isinstance(node.left, FieldRef) and node.left.name == "ip.proto":
-            for lit in walk(node.right):
-                if isinstance(lit, Int):
-                    wanted.add(lit.value)
-                elif isinstance(lit, Str) and lit.value.lower() in PROTOCOLS:
-                    wanted.add(PROTOCOLS[lit.value.lower()])
-    if wanted and "ip.proto" in table.column_names:
-        present = {v for v in table["ip.proto"].to_pylist() if v is not None}
-        present |= {PROTOCOLS[v.lower()] for v in present if isinstance(v, str) and v.lower() in PROTOCOLS}
-        if not present & wanted:
-            missing.append(f"no protocol {'/'.join(str(w) for w in sorted(wanted))} traffic in the baseline")
-    if table.num_rows == 0:
-        missing.append("the baseline is empty")
-    return missing
 
 
 def broad_reasons(mitigation: Mitigation) -> list[str]:

@@ -6,7 +6,7 @@ import datetime as dt
 import ipaddress
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -28,6 +28,9 @@ from traffic.parsers.eveflow import read_eve_flows, summarize_flows
 from traffic.parsers.httplog import LogError, read_log, summarize_log
 from traffic.parsers.pcap import PcapError, iter_batches
 from traffic.parsers.summary import summarize_pcap
+
+if TYPE_CHECKING:
+    from mitigations.rules import Rule
 
 PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d", b"\x0a\x0d\x0d\x0a")
 
@@ -505,7 +508,7 @@ def rule_simulate(*, expression: str, attack: pa.Table | None, baseline: pa.Tabl
             "top_matched": _top_matched(table.filter(pa.array(mask)), rule.fields),
         }
         if name == "baseline":
-            unknown = _unknown_collateral(rule.fields, table)
+            unknown = _unknown_collateral(rule, table)
             if unknown:
                 # No traffic the rule could hit: its collateral is not measured, it is not 0.
                 result[name].update(share=None, matched=None, unknown=unknown)
@@ -516,17 +519,24 @@ def rule_simulate(*, expression: str, attack: pa.Table | None, baseline: pa.Tabl
     return result
 
 
-def _unknown_collateral(fields: frozenset[str], table: pa.Table) -> str:
-    """Why a baseline cannot say what a rule would cost ("" when it can)."""
+def _unknown_collateral(rule: Rule, table: pa.Table) -> str:
+    """Why a baseline cannot say what a rule would cost ("" when it can).
+
+    The approval gate's own test (``mitigations.rules.baseline.missing_traffic``) decides,
+    so this page never shows a measured 0 % where the gate counts the collateral unknown;
+    the protocol names the engineer reads first come from the transport fields the rule uses.
+    """
+    from mitigations.rules.baseline import missing_traffic
+
     if table.num_rows == 0:
         return "unknown — the baseline has no traffic"
-    if "ip.proto" not in table.column_names:
-        return ""
-    proto = pc.fill_null(table.column("ip.proto"), -1).to_numpy()
-    for prefix, kind, numbers in (("udp.", "UDP", (17,)), ("tcp.", "TCP", (6,)), ("icmp.", "ICMP", (1, 58))):
-        if any(f.startswith(prefix) for f in fields) and not np.isin(proto, numbers).any():
-            return f"unknown — the baseline has no {kind}"
-    return ""
+    if "ip.proto" in table.column_names:
+        proto = pc.fill_null(table.column("ip.proto"), -1).to_numpy()
+        for prefix, kind, numbers in (("udp.", "UDP", (17,)), ("tcp.", "TCP", (6,)), ("icmp.", "ICMP", (1, 58))):
+            if any(f.startswith(prefix) for f in rule.fields) and not np.isin(proto, numbers).any():
+                return f"unknown — the baseline has no {kind}"
+    missing = missing_traffic(rule, table)
+    return f"unknown — {'; '.join(missing)}" if missing else ""
 
 
 EXAMPLE_COLUMNS = (

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 
 from mitigations import services
-from mitigations.models import EnforcementTarget
+from mitigations.models import EnforcementTarget, Mitigation
 from tests.factories import AssetFactory, CustomerFactory
 
 # The Playwright fixtures live with the browser tests; the mitigation browser test uses them here.
@@ -123,3 +123,30 @@ def lab_customer(db):
     other = CustomerFactory(slug="lab-neighbour", name="Lab Neighbour")
     AssetFactory(customer=other, kind="prefix", value="10.231.0.192/26")
     return customer
+
+
+# Shared by the namespace tests (test_enforcement, test_drift_content, test_rate_keys): each module's
+# own ``lab`` fixture says which namespaces it runs in.
+@pytest.fixture
+def enforce(draft, engineer, senior, lab, lab_customer, django_capture_on_commit_callbacks, make_target, approve):
+    """Apply a mitigation of the lab customer through the target configured on the server namespace.
+
+    Not simulated (no samples): its collateral is unknown, so the gate wants an admin's approval.
+    """
+
+    from tests.mitigations.test_enforcement import BLOCKED, SCOPE
+
+    def make(kind_of_target: str = "nftables", **kwargs) -> Mitigation:
+        target = make_target(kind_of_target, name=f"{kind_of_target}-lab", namespace=lab.server)
+        params = {"target": target, "customer": lab_customer, "expression": SCOPE + f"ip.src eq {BLOCKED}"}
+        params.update(kwargs)
+        mitigation = draft(**params)
+        services.mitigation_propose(mitigation=mitigation, user=engineer)
+        approve(mitigation)
+        with django_capture_on_commit_callbacks(execute=True):
+            services.mitigation_apply(mitigation=mitigation, user=senior)
+        mitigation.refresh_from_db()
+        assert mitigation.state == Mitigation.State.ACTIVE, mitigation.error
+        return mitigation
+
+    return make

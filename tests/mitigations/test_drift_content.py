@@ -39,29 +39,6 @@ def lab():
         lab.down()
 
 
-@pytest.fixture
-def enforce(draft, engineer, senior, lab, lab_customer, make_target, approve, django_capture_on_commit_callbacks):
-    """Apply a lab customer's mitigation through a target configured on the server namespace."""
-
-    def make(targets=("nftables",), **kwargs) -> Mitigation:
-        kind = targets[0]
-        target = make_target(kind, name=f"{kind}-lab", namespace=lab.server)
-        params = {"target": target, "customer": lab_customer, "expression": f"ip.src eq {BLOCKED}"}
-        params.update(kwargs)
-        if params["expression"]:
-            params["expression"] = SCOPE + params["expression"]
-        mitigation = draft(**params)
-        services.mitigation_propose(mitigation=mitigation, user=engineer)
-        approve(mitigation)
-        with django_capture_on_commit_callbacks(execute=True):
-            services.mitigation_apply(mitigation=mitigation, user=senior)
-        mitigation.refresh_from_db()
-        assert mitigation.state == Mitigation.State.ACTIVE, mitigation.error
-        return mitigation
-
-    return make
-
-
 def nft(lab: H15bLab, *args: str) -> str:
     done = subprocess.run(["ip", "netns", "exec", lab.server, "nft", *args], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
@@ -78,7 +55,7 @@ def ledger_text(engineer_client) -> str:
 
 
 def test_a_verdict_flipped_to_accept_is_drift_and_shown(lab, enforce, engineer_client):
-    mitigation = enforce(expression=f"ip.src eq {BLOCKED} and udp.dstport eq {UDP_PORT}")
+    mitigation = enforce(expression=SCOPE + f"ip.src eq {BLOCKED} and udp.dstport eq {UDP_PORT}")
     assert lab.arrivals(BLOCKED, "udp", 5) == 0
     assert tasks.check_drift() == 0
     handle = handle_of(lab, mitigation.name)
@@ -106,7 +83,7 @@ def test_a_foreign_rule_in_shieldwalls_table_is_named(lab, enforce, engineer_cli
 def test_a_member_added_to_a_mitigations_set_is_drift(lab, enforce, lab_customer, engineer, engineer_client):
     blocklist = MitigationList.objects.create(name="acme_h15b", customer=lab_customer)
     services.list_import(mitigation_list=blocklist, text=f"{BLOCKED}\n10.231.0.99\n", user=engineer)
-    mitigation = enforce(expression="ip.src in $acme_h15b")
+    mitigation = enforce(expression=SCOPE + "ip.src in $acme_h15b")
     assert tasks.check_drift() == 0
     nft(lab, "add", "element", "inet", "shieldwall", f"{mitigation.name}-acme_h15b-v4", "{", ALLOWED, "}")
     assert lab.arrivals(ALLOWED, "udp", 3) == 0
@@ -220,7 +197,7 @@ def test_an_expired_item_leaves_the_set_when_the_ledger_purges_it(lab, enforce, 
     blocklist = MitigationList.objects.create(name="acme_exp", customer=lab_customer)
     services.list_import(mitigation_list=blocklist, text=f"{BLOCKED}\n", user=engineer)
     services.list_import(mitigation_list=blocklist, text=f"{ALLOWED}\n", user=engineer, ttl_seconds=3600)
-    enforce(expression="ip.src in $acme_exp")
+    enforce(expression=SCOPE + "ip.src in $acme_exp")
     assert lab.arrivals(ALLOWED, "udp", 3) == 0
     ListItem.objects.filter(value=ALLOWED).update(expires_at=timezone.now() - timedelta(seconds=1))
     assert services.list_items_purge_expired() == 1
@@ -285,8 +262,8 @@ def test_iptables_verdict_flip_foreign_rule_and_ipset_member_are_drift(lab, enfo
         pytest.skip("iptables-restore and ipset are not installed")
     blocklist = MitigationList.objects.create(name="acme_ipt", customer=lab_customer)
     services.list_import(mitigation_list=blocklist, text=f"{BLOCKED}\n", user=engineer)
-    listed = enforce(targets=["iptables"], kind="ip_list", expression="", mitigation_list=blocklist)
-    single = enforce(targets=["iptables"], expression=f"ip.src eq 10.231.0.77 and udp.dstport eq {UDP_PORT}")
+    listed = enforce("iptables", kind="ip_list", expression="", mitigation_list=blocklist)
+    single = enforce("iptables", expression=SCOPE + f"ip.src eq 10.231.0.77 and udp.dstport eq {UDP_PORT}")
     assert lab.arrivals(BLOCKED, "udp", 3) == 0
     assert tasks.check_drift() == 0
 

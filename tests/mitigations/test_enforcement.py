@@ -159,29 +159,6 @@ def lab():
         lab.down()
 
 
-@pytest.fixture
-def enforce(draft, engineer, senior, lab, lab_customer, django_capture_on_commit_callbacks, make_target, approve):
-    """Apply a mitigation of the lab customer through the target configured on the server namespace.
-
-    Not simulated (no samples): its collateral is unknown, so the gate wants an admin's approval.
-    """
-
-    def make(kind_of_target: str = "nftables", **kwargs) -> Mitigation:
-        target = make_target(kind_of_target, name=f"{kind_of_target}-lab", namespace=lab.server)
-        params = {"target": target, "customer": lab_customer, "expression": SCOPE + f"ip.src eq {BLOCKED}"}
-        params.update(kwargs)
-        mitigation = draft(**params)
-        services.mitigation_propose(mitigation=mitigation, user=engineer)
-        approve(mitigation)
-        with django_capture_on_commit_callbacks(execute=True):
-            services.mitigation_apply(mitigation=mitigation, user=senior)
-        mitigation.refresh_from_db()
-        assert mitigation.state == Mitigation.State.ACTIVE, mitigation.error
-        return mitigation
-
-    return make
-
-
 def counters(lab: Lab, mitigation: Mitigation) -> dict | None:
     return NftablesBackend().counters(lab.server).get(mitigation.name)
 

@@ -9,8 +9,8 @@ from mitigations import compiling
 from mitigations.rules import CompileError, IptablesScript
 from tests.rules.peers import iptables_check
 
-from .test_drift_content import enforce, lab  # noqa: F401  (fixtures)
-from .test_enforcement import ALLOWED, BLOCKED, UDP_PORT
+from .test_drift_content import lab  # noqa: F401  (fixture)
+from .test_enforcement import ALLOWED, BLOCKED, SCOPE, UDP_PORT
 
 ZONE = "023e105f4ecef8ad9ca31a8372d0c353"
 EXPRESSION = 'http.request.uri.path eq "/login"'
@@ -103,7 +103,7 @@ def test_per_source_and_per_24_buckets_hold_with_real_packets(lab, enforce):  # 
     rate = {"requests": 2, "period": 60, "burst": 3}
     per_source = enforce(
         kind="rate_limit",
-        expression=f"ip.src in {{10.231.0.8/29}} and udp.dstport eq {UDP_PORT}",
+        expression=SCOPE + f"ip.src in {{10.231.0.8/29}} and udp.dstport eq {UDP_PORT}",
         rate={**rate, "key": "source"},
     )
     first, second = lab.arrivals(BLOCKED, "udp", 10), lab.arrivals(ALLOWED, "udp", 10)
@@ -113,7 +113,7 @@ def test_per_source_and_per_24_buckets_hold_with_real_packets(lab, enforce):  # 
     services.mitigation_rollback(mitigation=per_source, user=per_source.author)
     per_24 = enforce(
         kind="rate_limit",
-        expression=f"ip.src in {{10.231.0.8/29}} and udp.dstport eq {UDP_PORT}",
+        expression=SCOPE + f"ip.src in {{10.231.0.8/29}} and udp.dstport eq {UDP_PORT}",
         rate={**rate, "key": "source24"},
     )
     first, second = lab.arrivals(BLOCKED, "udp", 10), lab.arrivals(ALLOWED, "udp", 10)
