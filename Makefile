@@ -51,7 +51,7 @@ check: venv
 	SHIELDWALL_TESTING=1 $(PY) manage.py makemigrations --check --dry-run
 
 test: venv deps lint check
-	$(PY) -m pytest $(PYTEST_ARGS)
+	PY=$(PY) tests/run $(PYTEST_ARGS)
 
 bench: venv
 	$(PY) bench/ingest.py
