@@ -26,6 +26,8 @@ from console.reports import text
 
 ALERT_ROWS_CAP = 20_000  # alerts read row by row (sources, timeline); aggregates use the database
 TOP = 10
+# An alert of a flood may name thousands of sources; these are enough to place it.
+GEO_ADDRESSES_PER_ALERT = 20
 EFFECT_WINDOW = timedelta(minutes=10)
 
 
@@ -290,18 +292,47 @@ class _Builder:
             t["size"] = " · ".join(text.si(t[f"peak_{m}"], m) for m in ("bps", "pps", "rps") if t[f"peak_{m}"]) or "—"
         return out
 
-    def sources(self) -> dict[str, list[dict[str, Any]]]:
-        """Top source IPs, ASNs and countries: alerts naming each, and what the samples counted."""
+    def sources(self) -> dict[str, Any]:
+        """Top source IPs, networks and countries: alerts naming each, and what the samples counted.
+
+        A country or network comes from the sender when its alert carries one; otherwise from our
+        offline geolocation of the alert's source addresses (``traffic.geo``), and ``located`` says
+        so, because a spoofed address is located where it is registered, not where the attacker is.
+        A capture's sources come from its victim-side analysis, a log's from its own columns.
+        """
+        from traffic import geo
+
         ips: Counter[str] = Counter()
-        asns: Counter[int] = Counter()
+        networks: Counter[str] = Counter()
+        asn_of: dict[str, int | None] = {}
         countries: Counter[str] = Counter()
+        located = 0
+
+        def network(asn: Any, name: Any) -> str | None:
+            number = int(asn) if str(asn or "").isdigit() else None
+            label = " ".join(part for part in (f"AS{number}" if number else "", str(name or "").strip()) if part)
+            if label:
+                asn_of.setdefault(label, number)
+            return label or None
+
         rows = self.alerts.order_by("event_time", "id").values_list("source_ips", "source_asns", "source_countries")
         for source_ips, source_asns, source_countries in rows[:ALERT_ROWS_CAP]:
-            ips.update(set(source_ips or []))
-            asns.update({int(a) for a in source_asns or [] if str(a).isdigit()})
-            countries.update({str(c).upper() for c in source_countries or [] if c})
+            addresses = set(source_ips or [])
+            ips.update(addresses)
+            named_countries = {str(c).upper() for c in source_countries or [] if c}
+            named_networks = {n for n in (network(a, None) for a in source_asns or []) if n}
+            if addresses and not (named_countries and named_networks):
+                places = [geo.lookup(ip) for ip in sorted(addresses)[:GEO_ADDRESSES_PER_ALERT]]
+                if not named_countries:
+                    named_countries = {p["country"] for p in places if p["country"]}
+                    located += bool(named_countries)
+                if not named_networks:
+                    named_networks = {n for n in (network(p["asn"], p["as_name"]) for p in places) if n}
+            countries.update(named_countries)
+            networks.update(named_networks)
+
         sampled_ips: Counter[str] = Counter()
-        sampled_asns: Counter[int] = Counter()
+        sampled_networks: Counter[str] = Counter()
         sampled_countries: Counter[str] = Counter()
         for s in self.samples():
             summary = s.summary or {}
@@ -310,21 +341,34 @@ class _Builder:
             for row in summary.get("top_ips") or []:
                 sampled_ips[str(row["value"])] += int(row.get("requests") or 0)
             for row in summary.get("top_asns") or []:
-                if str(row.get("value", "")).isdigit():
-                    sampled_asns[int(row["value"])] += int(row.get("requests") or 0)
+                if label := network(row.get("value"), None):
+                    sampled_networks[label] += int(row.get("requests") or 0)
             for row in summary.get("top_countries") or []:
                 if row.get("value"):
                     sampled_countries[str(row["value"]).upper()] += int(row.get("requests") or 0)
+            capture_geo = (summary.get("direction") or {}).get("source_geo") or {}
+            for row in capture_geo.get("countries") or []:
+                if row.get("value") and row["value"] != "unknown":
+                    sampled_countries[str(row["value"]).upper()] += int(row.get("packets") or 0)
+            for row in capture_geo.get("asns") or []:
+                if row.get("value") and row["value"] != "unknown":
+                    label = str(row["value"]).strip()
+                    asn_of.setdefault(label, None)
+                    sampled_networks[label] += int(row.get("packets") or 0)
 
         def ranked(alerts: Counter, sampled: Counter, key: str) -> list[dict[str, Any]]:
             names = set(alerts) | set(sampled)
             order = sorted(names, key=lambda n: (-alerts[n], -sampled[n], str(n)))[:TOP]
             return [{key: n, "alerts": alerts[n], "sampled": sampled[n]} for n in order]
 
+        top_networks = ranked(networks, sampled_networks, "network")
+        for row in top_networks:
+            row["asn"] = asn_of.get(row["network"])
         return {
             "top_ips": ranked(ips, sampled_ips, "ip"),
-            "top_asns": ranked(asns, sampled_asns, "asn"),
+            "top_asns": top_networks,
             "top_countries": ranked(countries, sampled_countries, "country"),
+            "located_alerts": located,
         }
 
     def chart_window(self, start: datetime | None, end: datetime | None) -> tuple[datetime, datetime] | None:
@@ -699,7 +743,7 @@ class _Builder:
                 color="#8e4ec6",
             ),
             "asns": charts.bars(
-                [f"AS{a['asn']}" for a in sources["top_asns"]],
+                [a["network"] for a in sources["top_asns"]],
                 [a["alerts"] or a["sampled"] for a in sources["top_asns"]],
                 title="Top source networks (ASN)",
                 axis="alerts naming the network",

@@ -240,7 +240,7 @@ def figures_csv(figures: dict[str, Any]) -> str:
         row("target", t["target"], t["alerts"], t["peak_bps"], t["peak_pps"], t["peak_rps"])
     for p in figures["peaks_table"]:
         row("attack", p["target"], p["peak_bps"], p["peak_pps"], p["peak_rps"], p["start_local"])
-    for key, name in (("top_ips", "ip"), ("top_asns", "asn"), ("top_countries", "country")):
+    for key, name in (("top_ips", "ip"), ("top_asns", "network"), ("top_countries", "country")):
         for s in figures[key]:
             row(key, s[name], s["alerts"], s["sampled"])
     for m in figures["mitigations"]:

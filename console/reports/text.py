@@ -151,7 +151,7 @@ def incident_summary(f: dict[str, Any], start: datetime, end: datetime | None) -
             text += f"; {join(active)} {'is' if len(active) == 1 else 'are'} still active"
         sentences.append(text + ".")
     countries = [c["country"] for c in f["top_countries"][:3]]
-    asns = [f"AS{a['asn']}" for a in f["top_asns"][:3]]
+    asns = [a["network"] for a in f["top_asns"][:3]]
     if countries:
         sentences.append(f"The most frequently reported source countries were {join(countries)}.")
     if asns:
