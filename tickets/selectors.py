@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.db.models import QuerySet
@@ -44,3 +46,84 @@ def ticket_attack_chart(ticket: Ticket) -> dict[str, Any]:
 
 def sla_policies() -> dict[tuple[str, str], SlaPolicy]:
     return {(p.plan, p.severity): p for p in SlaPolicy.objects.all()}
+
+
+# --------------------------------------------------------------------------- service levels
+
+
+@dataclass
+class ServiceLevelWeek:
+    """One customer's tickets created in one week (Monday 00:00 UTC), and how fast we were."""
+
+    customer: Any
+    week: date
+    tickets: int = 0
+    acknowledged: int = 0
+    acknowledge_seconds: float = 0.0
+    resolved: int = 0
+    resolve_seconds: float = 0.0
+    clocks_met: int = 0
+    clocks_breached: int = 0
+    clocks_running: int = 0
+    without_policy: int = 0
+
+    @property
+    def mtta_seconds(self) -> float | None:
+        """Mean time to acknowledge, pauses waiting on the customer excluded (as the SLA counts it)."""
+        return self.acknowledge_seconds / self.acknowledged if self.acknowledged else None
+
+    @property
+    def mttr_seconds(self) -> float | None:
+        """Mean time from the ticket's creation to its resolution, wall clock."""
+        return self.resolve_seconds / self.resolved if self.resolved else None
+
+    @property
+    def compliance(self) -> float | None:
+        """Share of decided SLA clocks that were met; clocks still running are not decided yet."""
+        decided = self.clocks_met + self.clocks_breached
+        return self.clocks_met / decided if decided else None
+
+
+def _week_of(moment: datetime) -> date:
+    day = moment.astimezone(UTC).date()
+    return day - timedelta(days=day.weekday())
+
+
+def service_levels(
+    user: Any, *, weeks: int = 8, customer: str = "", now: datetime | None = None
+) -> list[ServiceLevelWeek]:
+    """MTTA, MTTR and SLA compliance per customer and week, newest week first, for the tickets
+    the user may see. A week without a ticket for a customer has no row: no figure is invented."""
+    now = now or timezone.now()
+    since = datetime.combine(_week_of(now) - timedelta(weeks=max(1, weeks) - 1), datetime.min.time(), tzinfo=UTC)
+    tickets = Ticket.objects.visible_to(user).filter(created_at__gte=since).select_related("customer")
+    if customer:
+        tickets = tickets.filter(customer__slug=customer)
+    policies = sla_policies()
+    rows: dict[tuple[int, date], ServiceLevelWeek] = {}
+    for ticket in tickets.order_by("created_at", "id"):
+        week = _week_of(ticket.created_at)
+        row = rows.setdefault((ticket.customer_id, week), ServiceLevelWeek(customer=ticket.customer, week=week))
+        row.tickets += 1
+        if ticket.acknowledged_at:
+            row.acknowledged += 1
+            row.acknowledge_seconds += max(
+                0.0,
+                (ticket.acknowledged_at - ticket.created_at).total_seconds()
+                - ticket.paused_seconds(ticket.acknowledged_at, now),
+            )
+        if ticket.resolved_at:
+            row.resolved += 1
+            row.resolve_seconds += max(0.0, (ticket.resolved_at - ticket.created_at).total_seconds())
+        policy = sla_policy_for(ticket, policies)
+        if policy is None:
+            row.without_policy += 1
+            continue
+        for clock in ticket.sla_clocks(policy, now):
+            if clock.state == "breached":
+                row.clocks_breached += 1
+            elif clock.state == "met":
+                row.clocks_met += 1
+            else:
+                row.clocks_running += 1
+    return sorted(rows.values(), key=lambda r: (-r.week.toordinal(), r.customer.name))

@@ -7,6 +7,7 @@ urlpatterns = [
     path("inbound/mail/", views.inbound_mail, name="inbound-mail"),
     path("tickets/new/", views.ticket_new, name="ticket-new"),
     path("tickets/escalate/", views.ticket_escalate, name="ticket-escalate"),
+    path("tickets/service-levels/", views.service_levels, name="ticket-service-levels"),
     path("tickets/<str:number>/", views.ticket_detail, name="ticket-detail"),
     path("tickets/<str:number>/transition/", views.ticket_transition, name="ticket-transition"),
     path("tickets/<str:number>/assign/", views.ticket_assign, name="ticket-assign"),

@@ -61,6 +61,19 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
+@login_required
+def service_levels(request: HttpRequest) -> HttpResponse:
+    """MTTA, MTTR and SLA compliance per customer and week."""
+    require_internal(request)
+    try:
+        weeks = min(52, max(1, int(request.GET.get("weeks") or 8)))
+    except ValueError:
+        weeks = 8
+    customer = request.GET.get("customer", "").strip()
+    rows = selectors.service_levels(request.user, weeks=weeks, customer=customer)
+    return render(request, "tickets/service_levels.html", {"rows": rows, "weeks": weeks, "customer": customer})
+
+
 def _detail_context(request: HttpRequest, ticket: Ticket, **extra: Any) -> dict[str, Any]:
     templates = list(TicketTemplate.objects.all())
     composer = {"template": "", "subject": "", "body": ""}

@@ -49,3 +49,8 @@ def rates(obj: Any, prefix: str = "") -> str:
 def duration(value: Any) -> str:
     seconds = value.total_seconds() if hasattr(value, "total_seconds") else value
     return units.duration(seconds)
+
+
+@register.filter
+def percent(share: float | None) -> str:
+    return units.percent(share)
