@@ -138,16 +138,21 @@ def bars(
 
 
 def attacks_over_time(
-    days: Sequence[str], attacks: Sequence[int], peak_bps: Sequence[float | None], *, link: Callable[[str], str]
+    days: Sequence[str],
+    attacks: Sequence[int],
+    peak_bps: Sequence[float | None],
+    *,
+    link: Callable[[str], str] | None = None,
 ) -> dict[str, Any]:
-    """A customer's attacks per day (bars) and the day's largest peak (line, right axis)."""
+    """A customer's attacks per day (bars) and the day's largest peak (line, right axis); a bar
+    opens that day's attacks when ``link`` is given (a customer viewer has no attack list)."""
     data: list[dict[str, Any]] = [
         {
             "type": "bar",
             "name": "attacks",
             "x": list(days),
             "y": list(attacks),
-            "customdata": [link(d) for d in days],
+            "customdata": [link(d) for d in days] if link else None,
             "marker": {"color": "#0090ff"},
         }
     ]
@@ -160,7 +165,7 @@ def attacks_over_time(
                 "x": list(days),
                 "y": list(peak_bps),
                 "yaxis": "y2",
-                "customdata": [link(d) for d in days],
+                "customdata": [link(d) for d in days] if link else None,
                 "line": {"color": "#e5484d"},
             }
         )

@@ -371,8 +371,14 @@ def soc_overview(*, now: datetime | None = None) -> dict[str, Any]:
 # --------------------------------------------------------------------------- customer dashboard
 
 
-def customer_overview(customer: Customer, *, now: datetime | None = None, days: int = CUSTOMER_DAYS) -> dict[str, Any]:
-    """One customer's dashboard: attacks over time, vectors, the largest peaks, tickets, mitigations, assets."""
+def customer_overview(
+    customer: Customer, *, now: datetime | None = None, days: int = CUSTOMER_DAYS, internal: bool = True
+) -> dict[str, Any]:
+    """One customer's dashboard: attacks over time, vectors, the largest peaks, tickets, mitigations, assets.
+
+    ``internal=False`` is the customer's own view: no tickets (they are the provider's working
+    notes), and no chart or row links into pages only staff may open.
+    """
     now = now or timezone.now()
     since = (now - timedelta(days=days - 1)).date()
     rollups = list(AttackRollup.objects.filter(customer=customer, day__gte=since).order_by("day"))
@@ -404,7 +410,11 @@ def customer_overview(customer: Customer, *, now: datetime | None = None, days: 
     )
     Ticket = optional_model("tickets.Ticket")
     Mitigation = optional_model("mitigations.Mitigation")
-    tickets = list(Ticket.objects.filter(customer=customer).order_by("-created_at", "-id")[:10]) if Ticket else None
+    tickets = (
+        list(Ticket.objects.filter(customer=customer).order_by("-created_at", "-id")[:10])
+        if Ticket and internal
+        else None
+    )
     mitigations = (
         list(Mitigation.objects.filter(customer=customer, state="active").order_by("expires_at", "id")[:20])
         if Mitigation
@@ -413,6 +423,7 @@ def customer_overview(customer: Customer, *, now: datetime | None = None, days: 
     Report = optional_model("console.Report")
     return {
         "customer": customer,
+        "internal": internal,
         "days": days,
         "attack_total": sum(r.attacks for r in rollups),
         "ongoing": list(Attack.objects.ongoing().filter(customer=customer).order_by("-last_seen")[:10]),
@@ -420,12 +431,14 @@ def customer_overview(customer: Customer, *, now: datetime | None = None, days: 
             [d.isoformat() for d in day_list],
             [per_day[d].attacks if d in per_day else 0 for d in day_list],
             [per_day[d].peak_bps if d in per_day else None for d in day_list],
-            link=day_link,
+            link=day_link if internal else None,
         ),
         "vectors_chart": charts.vector_pie(
             vector_rows,
             title="Vectors (attacks showing each)",
-            links=[url("attack-list", customer=customer.slug, vector=v["vector"]) for v in vector_rows],
+            links=[url("attack-list", customer=customer.slug, vector=v["vector"]) for v in vector_rows]
+            if internal
+            else None,
         )
         if vector_rows
         else None,
@@ -434,7 +447,7 @@ def customer_overview(customer: Customer, *, now: datetime | None = None, days: 
             [f"#{a.pk} {a.target}" for a in largest],
             [a.peak_bps or 0 for a in largest],
             title="Largest attacks (peak bits/s)",
-            links=[a.get_absolute_url() for a in largest],
+            links=[a.get_absolute_url() for a in largest] if internal else None,
             axis="bits/s",
             horizontal=True,
             color="#e5484d",
@@ -446,5 +459,13 @@ def customer_overview(customer: Customer, *, now: datetime | None = None, days: 
         "mitigations": mitigations,
         "assets": list(Asset.objects.filter(customer=customer).order_by("kind", "value")),
         "reports": list(Report.objects.filter(customer=customer).order_by("-created_at")[:5]),
-        "rate": alert_rate(now=now, customer=customer, hours=48),
+        "rate": _without_links(alert_rate(now=now, customer=customer, hours=48), keep=internal),
     }
+
+
+def _without_links(rate: dict[str, Any], *, keep: bool) -> dict[str, Any]:
+    """The alert-rate chart's bars open the alert queue: staff only."""
+    if not keep:
+        for trace in rate["by_severity"]["data"]:
+            trace.pop("customdata", None)
+    return rate

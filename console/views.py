@@ -47,7 +47,13 @@ def healthz(request: HttpRequest) -> JsonResponse:
 def dashboard(request: HttpRequest) -> HttpResponse:
     """The SOC overview; its cards refresh themselves every 30 s (htmx polls ``?fragment=1``)."""
     if not roles.is_internal(request.user):
-        return render(request, "console/no_access.html", status=200)
+        customer_id = roles.bound_customer_id(request.user)
+        if customer_id is None:
+            return render(request, "console/no_access.html", status=200)
+        customer = get_visible_or_404(Customer.objects.all(), request.user, pk=customer_id)
+        return render(
+            request, "reports/customer_dashboard.html", dashboards.customer_overview(customer, internal=False)
+        )
     context = {
         **dashboard_overview(),
         **dashboards.soc_overview(),
@@ -61,9 +67,13 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @login_required
 def customer_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     """One customer's attacks over time, vectors, largest peaks, tickets, mitigations and assets."""
-    require_internal(request)
+    # A customer viewer sees their own customer's (scope makes any other a 404), without the staff's parts.
     customer = get_visible_or_404(Customer.objects.all(), request.user, slug=slug)
-    return render(request, "reports/customer_dashboard.html", dashboards.customer_overview(customer))
+    internal = roles.is_internal(request.user)
+    if not internal and roles.bound_customer_id(request.user) != customer.pk:
+        raise Http404("No such page")
+    overview = dashboards.customer_overview(customer, internal=internal)
+    return render(request, "reports/customer_dashboard.html", overview)
 
 
 @login_required

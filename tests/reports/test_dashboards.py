@@ -133,8 +133,12 @@ def test_customer_dashboard_shows_attacks_vectors_peaks_and_assets(incident, eng
     assert page.status_code == 200 and b"Largest attacks" in page.content
 
 
-def test_customer_dashboard_is_internal_only(customer_a, customer_viewer, client):
+def test_customer_dashboard_is_the_customers_own_or_a_404(customer_a, customer_b, customer_viewer, outsider, client):
     client.force_login(customer_viewer)
+    own = client.get("/customers/acme/dashboard/")
+    assert own.status_code == 200 and b"<h2>Tickets</h2>" not in own.content
+    assert client.get("/customers/globex/dashboard/").status_code == 404
+    client.force_login(outsider)
     assert client.get("/customers/acme/dashboard/").status_code == 404
 
 
