@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -51,6 +52,10 @@ class TicketError(errors.ServiceError):
 
 class TransitionRefused(TicketError, errors.StateConflict):
     """The ticket's status does not allow the move (or someone else moved it first): 409."""
+
+
+class TicketConflict(TicketError, errors.StateConflict):
+    """The ticket changed since the step the engineer acts on: 409."""
 
 
 def _actor_name(user: Any) -> str:
@@ -335,6 +340,7 @@ def ticket_transition(
     outcome: str = "",
     comment: str = "",
     expected: str = "",
+    automatic: bool = False,
 ) -> Ticket:
     """Move a ticket along its workflow, under a row lock.
 
@@ -401,7 +407,12 @@ def ticket_transition(
             kind=TimelineEntry.Kind.STATUS_CHANGE,
             user=user,
             body=comment,
-            data={"from": old, "to": to, **({"outcome": locked.outcome} if to == Ticket.Status.RESOLVED else {})},
+            data={
+                "from": old,
+                "to": to,
+                **({"outcome": locked.outcome} if to == Ticket.Status.RESOLVED else {}),
+                **({"automatic": True} if automatic else {}),
+            },
             at=now,
         )
         audit_record(
@@ -434,9 +445,10 @@ def ticket_follow_actor(*, ticket: Ticket, user: Any) -> Ticket:
             to=Ticket.Status.INVESTIGATING,
             user=user,
             comment="Automatic: acknowledged by the first action on the ticket",
+            automatic=True,
         )
     if fresh["assignee_id"] is None and ticket.is_open:
-        ticket_assign(ticket=ticket, assignee=user, user=user)
+        ticket_assign(ticket=ticket, assignee=user, user=user, automatic=True)
     return ticket
 
 
@@ -449,7 +461,9 @@ def ticket_follow_mitigation(*, ticket: Ticket, user: Any) -> Ticket:
         Ticket.Status.MONITORING: [Ticket.Status.MITIGATING],
     }.get(ticket.status, [])
     for status in path:
-        ticket_transition(ticket=ticket, to=status, user=user, comment="Automatic: a mitigation is active")
+        ticket_transition(
+            ticket=ticket, to=status, user=user, comment="Automatic: a mitigation is active", automatic=True
+        )
     return ticket
 
 
@@ -462,18 +476,95 @@ def tickets_follow_attacks() -> int:
         attacks = list(ticket.attacks.all())
         if ticket.status == Ticket.Status.MITIGATING and attacks and not any(a.ongoing for a in attacks):
             ticket_transition(
-                ticket=ticket, to=Ticket.Status.MONITORING, user=None, comment="Automatic: the attack has ended"
+                ticket=ticket,
+                to=Ticket.Status.MONITORING,
+                user=None,
+                comment="Automatic: the attack has ended",
+                automatic=True,
             )
             changed += 1
         lead = max(attacks, key=lambda a: (a.urgency, a.started_at))
         edited = ticket.timeline.filter(kind=TimelineEntry.Kind.EDIT, actor__isnull=False, data__has_key="title")
         if lead.title and ticket.title != lead.title[:300] and not edited.exists():
-            ticket_update(ticket=ticket, user=None, title=lead.title[:300])
+            ticket_update(ticket=ticket, user=None, title=lead.title[:300], automatic=True)
             changed += 1
     return changed
 
 
-def ticket_assign(*, ticket: Ticket, assignee: Any, user: Any) -> Ticket:
+def ticket_undo(*, ticket: Ticket, entry_id: int, user: Any) -> Ticket:
+    """Undo one automatic step of the timeline (a status it moved to, the assignee it set, the title
+    it followed), as long as nothing changed that field since. The undo is a person's step: an undone
+    title is the engineer's, so the ticket stops following the attack's summary."""
+    with transaction.atomic():
+        locked = Ticket.objects.select_for_update().get(pk=ticket.pk)
+        entry = TimelineEntry.objects.select_for_update().filter(ticket=locked, pk=entry_id).first()
+        if entry is None or not (entry.data or {}).get("automatic"):
+            raise TicketError("only an automatic step of this ticket can be undone")
+        if entry.data.get("undone_by"):
+            raise TicketConflict("this step was already undone")
+        data = entry.data
+        if entry.kind == TimelineEntry.Kind.STATUS_CHANGE:
+            if locked.status != data["to"]:
+                raise TicketConflict(
+                    f"{locked.number} has moved on since: it is {locked.get_status_display()}, not "
+                    f"{Ticket.Status(data['to']).label}"
+                )
+            before = snapshot(locked, AUDITED)
+            locked.status = data["from"]
+            fields = ["status"]
+            if locked.status == Ticket.Status.NEW and locked.assignee_id is None:
+                locked.acknowledged_at = None  # nobody is on it after all: the acknowledge clock runs again
+                fields.append("acknowledged_at")
+            locked.sla_state = _sla_state(locked, timezone.now())
+            _touch(locked, [*fields, "sla_state"])
+            undo = timeline_add(
+                ticket=locked,
+                kind=TimelineEntry.Kind.STATUS_CHANGE,
+                user=user,
+                body="Undid an automatic step",
+                data={"from": data["to"], "to": data["from"], "undoes": entry.pk},
+            )
+        elif entry.kind == TimelineEntry.Kind.ASSIGNMENT:
+            current = locked.assignee.get_username() if locked.assignee_id else ""
+            if current != data["to"]:
+                raise TicketConflict(f"{locked.number} has been reassigned since: it is with {current or 'nobody'}")
+            before = snapshot(locked, AUDITED)
+            previous = get_user_model().objects.filter(username=data["from"]).first() if data["from"] else None
+            locked.assignee = previous
+            _touch(locked, ["assignee"])
+            undo = timeline_add(
+                ticket=locked,
+                kind=TimelineEntry.Kind.ASSIGNMENT,
+                user=user,
+                body=f"assigned back to {data['from']}" if data["from"] else "unassigned (undid an automatic step)",
+                data={"from": data["to"], "to": data["from"], "undoes": entry.pk},
+            )
+        elif entry.kind == TimelineEntry.Kind.EDIT and "title" in data:
+            old_title, new_title = data["title"]
+            if locked.title != new_title:
+                raise TicketConflict(f"{locked.number}'s title has been edited since")
+            before = snapshot(locked, AUDITED)
+            locked.title = old_title
+            _touch(locked, ["title"])
+            undo = timeline_add(
+                ticket=locked,
+                kind=TimelineEntry.Kind.EDIT,
+                user=user,
+                body="title changed back (undid an automatic step)",
+                data={"title": [new_title, old_title], "undoes": entry.pk},
+            )
+        else:
+            raise TicketError("this automatic step cannot be undone")
+        entry.data = {**data, "undone_by": undo.pk}
+        entry.save(update_fields=["data"])
+        audit_record(
+            action="ticket.undo", obj=locked, before=before, after=snapshot(locked, AUDITED), actor=_user(user)
+        )
+    _refresh_instance(ticket, locked)
+    return ticket
+
+
+def ticket_assign(*, ticket: Ticket, assignee: Any, user: Any, automatic: bool = False) -> Ticket:
     """Give the ticket to an engineer (or to nobody). Taking it counts as acknowledging it."""
     with transaction.atomic():
         locked = Ticket.objects.select_for_update().get(pk=ticket.pk)
@@ -495,7 +586,7 @@ def ticket_assign(*, ticket: Ticket, assignee: Any, user: Any) -> Ticket:
             kind=TimelineEntry.Kind.ASSIGNMENT,
             user=user,
             body=f"assigned to {new}" if new else "unassigned",
-            data={"from": old, "to": new},
+            data={"from": old, "to": new, **({"automatic": True} if automatic else {})},
         )
         audit_record(
             action="ticket.assign", obj=locked, before=before, after=snapshot(locked, AUDITED), actor=_user(user)
@@ -543,6 +634,7 @@ def ticket_update(
     summary: str | None = None,
     severity: str | None = None,
     tags: list[str] | None = None,
+    automatic: bool = False,
 ) -> Ticket:
     """Edit what the ticket says (title, summary, severity, tags)."""
     if severity is not None and severity not in Ticket.Severity.values:
@@ -566,7 +658,7 @@ def ticket_update(
             kind=TimelineEntry.Kind.EDIT,
             user=user,
             body=", ".join(f"{k} changed" for k in changes),
-            data={k: [before.get(k), v] for k, v in changes.items()},
+            data={k: [before.get(k), v] for k, v in changes.items()} | ({"automatic": True} if automatic else {}),
         )
         audit_record(
             action="ticket.update", obj=locked, before=before, after=snapshot(locked, AUDITED), actor=_user(user)

@@ -15,4 +15,5 @@ urlpatterns = [
     path("tickets/<str:number>/note/", views.ticket_note, name="ticket-note"),
     path("tickets/<str:number>/message/", views.ticket_message, name="ticket-message"),
     path("tickets/<str:number>/contact/", views.ticket_contact, name="ticket-contact"),
+    path("tickets/<str:number>/undo/<int:entry_id>/", views.ticket_undo, name="ticket-undo"),
 ]

@@ -221,6 +221,17 @@ def ticket_handoff(request: HttpRequest, number: str) -> HttpResponse:
 
 @login_required
 @require_POST
+def ticket_undo(request: HttpRequest, number: str, entry_id: int) -> HttpResponse:
+    return _act(
+        request,
+        number,
+        lambda t: services.ticket_undo(ticket=t, entry_id=entry_id, user=request.user),
+        "Automatic step undone.",
+    )
+
+
+@login_required
+@require_POST
 def ticket_note(request: HttpRequest, number: str) -> HttpResponse:
     return _act(
         request,
