@@ -246,13 +246,31 @@ class EnforcementTarget(models.Model):
             out.append(f"{self.name}: give a namespace or a command, not both")
         if self.kind == self.Kind.CLOUDFLARE and not (self.account_id or self.zone_id):
             out.append(f"{self.name}: a Cloudflare target needs an account id or a zone id")
+        if self.kind == self.Kind.CLOUDFLARE:
+            out += self.id_problems().values()
         if not self.enabled:
             out.append(f"{self.name} is disabled")
+        return out
+
+    def id_problems(self) -> dict[str, str]:
+        """Cloudflare ids that are not Cloudflare's 32 hexadecimal characters: they go into API paths."""
+        from mitigations.backends.cloudflare import CLOUDFLARE_ID
+
+        out = {}
+        for field, label in (("account_id", "account id"), ("zone_id", "zone id")):
+            value = getattr(self, field)
+            if value and not CLOUDFLARE_ID.match(value):
+                out[field] = (
+                    f"{self.name}: the Cloudflare {label} is 32 hexadecimal characters (0-9, a-f), "
+                    f"as shown on the zone's Overview page; {value!r} is not"
+                )
         return out
 
     def clean(self) -> None:
         from django.core.exceptions import ValidationError
 
+        if self.kind == self.Kind.CLOUDFLARE and (by_field := self.id_problems()):
+            raise ValidationError(by_field)
         if problems := self.problems():
             raise ValidationError("; ".join(problems))
 

@@ -71,16 +71,14 @@ def send_notification_email(subject: str, body: str, recipients: list[str]) -> N
 )
 def post_webhook(url: str, payload: dict) -> int:
     """POST Slack-compatible JSON. A refused destination is permanent; failures and 5xx are retried."""
-    try:
-        outbound.check_destination(url)
-    except outbound.OutboundRefused as exc:
-        logger.warning("webhook %s refused: %s", url, exc)
-        return 0
     body = json.dumps(payload).encode()
     try:
         response = outbound.request(
             url, method="POST", body=body, headers={"Content-Type": "application/json"}, timeout=10
         )
+    except outbound.DestinationRefused as exc:  # the URL or a redirect's goes where it may not
+        logger.warning("webhook %s refused: %s", url, exc)
+        return 0
     except outbound.OutboundRefused as exc:
         raise WebhookTemporaryError(str(exc)) from exc
     if response.status >= 500 or response.status == 429:

@@ -23,6 +23,7 @@ import re
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 from mitigations.backends import Backend, BackendError, Spec, Verification
 from mitigations.rules.cloudflare_plans import CUSTOM_PHASE, LIMITS, RATELIMIT_PHASE, Usage, phase_of, plan_problems
@@ -32,6 +33,33 @@ ENTRYPOINT = re.compile(r"^/(zones|accounts)/([^/]+)/rulesets/phases/([a-z_]+)/e
 RULESET_RULES = re.compile(r"^/(zones|accounts)/([^/]+)/rulesets/([^/]+)/rules$")
 COMPARED = ("expression", "action", "enabled", "ratelimit", "action_parameters")
 TAG = re.compile(r"^\[(sw-[0-9]+(?:-[0-9a-z]+)?)\]")
+# Cloudflare's account and zone ids are 32 hexadecimal characters. Ids read from the API's
+# answers (rulesets, rules, lists, items) and the literal words of a path are single tokens:
+# nothing an answer or a configuration holds can add a path segment, a query or a host.
+CLOUDFLARE_ID = re.compile(r"^[0-9a-f]{32}$")
+PATH_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+QUERY = re.compile(r"^[A-Za-z_]+=[A-Za-z0-9_.~%-]*(?:&[A-Za-z_]+=[A-Za-z0-9_.~%-]*)*$")
+
+
+def checked_path(path: str) -> str:
+    """``path`` when every id in it is well formed; BackendError (before anything is sent) otherwise."""
+    route, has_query, query = path.partition("?")
+    segments = route.split("/")
+    problem = ""
+    if segments[0] != "" or len(segments) < 3:
+        problem = "it is not an absolute API path"
+    for previous, segment in zip(segments[1:], segments[2:], strict=False):
+        if previous in ("zones", "accounts") and not CLOUDFLARE_ID.match(segment):
+            problem = f"the {previous[:-1]} id {segment!r} is not 32 hexadecimal characters"
+            break
+        if not PATH_SEGMENT.match(segment):
+            problem = f"{segment!r} is not a Cloudflare id"
+            break
+    if has_query and not QUERY.match(query):
+        problem = f"the query {query!r} is not one the backend builds"
+    if problem:
+        raise BackendError(f"refused to call Cloudflare at {path!r}: {problem}")
+    return path
 
 
 class CloudflareBackend(Backend):
@@ -70,8 +98,9 @@ class CloudflareBackend(Backend):
     # -- HTTP --------------------------------------------------------------------------
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, dict]:
         """One API call with retries on 429/5xx; returns (status, parsed JSON) for anything else."""
-        from console.outbound import OutboundRefused
+        from console.outbound import DestinationRefused, OutboundRefused
 
+        checked_path(path)
         headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
         data = None
         if body is not None:
@@ -83,6 +112,8 @@ class CloudflareBackend(Backend):
                 resp = self.request(
                     self.base_url + path, method=method, body=data, headers=headers, timeout=self.timeout
                 )
+            except DestinationRefused as exc:  # the API base (or a redirect) goes where it may not
+                raise BackendError(f"{method} {path} not sent: {exc}") from exc
             except OutboundRefused as exc:
                 status, payload, retry_after = 0, {"errors": [{"message": str(exc)}]}, None
             else:
@@ -222,7 +253,8 @@ class CloudflareBackend(Backend):
         items: list[dict] = []
         cursor = ""
         for _ in range(max_pages):
-            status, payload = self.call("GET", f"{list_path}/items" + (f"?cursor={cursor}" if cursor else ""))
+            query = f"?cursor={quote(cursor, safe='')}" if cursor else ""
+            status, payload = self.call("GET", f"{list_path}/items{query}")
             if status != 200:
                 return status, items
             items.extend(i for i in payload.get("result") or [] if isinstance(i, dict))
@@ -320,7 +352,12 @@ class CloudflareBackend(Backend):
     def _delete_all(self, resources: list[dict], strict: bool = False) -> None:
         # Rules before the lists they reference: reverse order of creation.
         for resource in reversed(resources):
-            status, payload = self.call("DELETE", resource["path"])
+            try:
+                status, payload = self.call("DELETE", resource["path"])
+            except BackendError:
+                if strict:
+                    raise
+                continue  # cleaning up after a failure: delete what can be deleted
             if strict and not (200 <= status < 300 or status == 404):
                 raise BackendError(f"Cloudflare refused DELETE {resource['path']} ({status}): {_messages(payload)}")
 

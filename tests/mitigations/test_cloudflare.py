@@ -14,9 +14,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from django.core.exceptions import ValidationError
 
 from mitigations import services
-from mitigations.models import Mitigation, MitigationList
+from mitigations.backends import BackendError
+from mitigations.backends.cloudflare import CloudflareBackend
+from mitigations.models import EnforcementTarget, Mitigation, MitigationList
+from mitigations.services import MitigationError
 
 pytestmark = pytest.mark.django_db
 TOKEN = "test-token-123"
@@ -382,3 +386,54 @@ def test_outbound_guard_refuses_a_private_api_base_unless_allowed(cf, run, setti
     assert mitigation.state == Mitigation.State.FAILED
     assert "non-public address" in mitigation.error
     assert cf.seen == []
+
+
+# -- Ids go into API paths: checked at configuration and again before sending ---------------
+
+BAD_ZONE = f"../../accounts/{ACCOUNT}"  # would turn a zone path into an account path
+
+
+def test_a_malformed_zone_id_is_refused_when_the_target_is_configured(admin_user, client, customer_a):
+    target = EnforcementTarget(name="cf-bad", kind="cloudflare", zone_id=BAD_ZONE, customer=customer_a)
+    with pytest.raises(ValidationError) as refused:
+        target.full_clean()
+    assert "32 hexadecimal characters" in refused.value.message_dict["zone_id"][0]
+    client.force_login(admin_user)
+    answer = client.post(
+        "/admin/mitigations/enforcementtarget/add/",
+        {"name": "cf-bad", "kind": "cloudflare", "zone_id": "acme.example", "account_id": ACCOUNT, "enabled": "on"},
+    )
+    assert answer.status_code == 200
+    assert "the Cloudflare zone id is 32 hexadecimal characters" in answer.content.decode()
+    assert not EnforcementTarget.objects.filter(name="cf-bad").exists()
+
+
+def test_a_target_saved_with_a_malformed_zone_id_is_refused_before_any_request(cf, draft, make_target, customer_a):
+    zone = make_target("cloudflare", name="cf-acme", account_id=ACCOUNT, zone_id=BAD_ZONE, customer=customer_a)
+    with pytest.raises(MitigationError, match="zone id is 32 hexadecimal characters"):
+        draft(kind="ip_access", value="198.18.0.7", expression="", target=zone)
+    assert cf.seen == []
+
+
+def test_the_backend_refuses_a_path_with_a_malformed_id_before_sending(cf, settings):
+    backend = CloudflareBackend(base_url=settings.CLOUDFLARE_API_BASE, token=TOKEN, max_retries=0)
+    for path in (
+        f"/zones/{BAD_ZONE}/firewall/access_rules/rules",
+        "/zones/not-a-zone/rulesets",
+        f"/accounts/{ACCOUNT}/rules/lists/x?y#z/items",
+        f"/zones/{ZONE}/rulesets/phases/http_ratelimit/entrypoint?cursor=a/b",
+    ):
+        with pytest.raises(BackendError, match="refused to call Cloudflare"):
+            backend.call("GET", path)
+    assert cf.seen == []
+
+
+def test_a_list_id_in_an_answer_that_is_not_an_id_never_reaches_a_path(cf, run, customer_a, engineer):
+    blocklist = MitigationList.objects.create(name="acme_odd", customer=customer_a)
+    services.list_import(mitigation_list=blocklist, text="198.18.7.0/24\n", user=engineer)
+    cf.expect("POST", f"/accounts/{ACCOUNT}/rules/lists", answer=ok({"id": "../../../zones/x"}))
+    mitigation = run(kind="ip_list", expression="", mitigation_list=blocklist)
+    assert mitigation.state == Mitigation.State.FAILED
+    assert "'..' is not a Cloudflare id" in mitigation.error
+    assert [(method, path) for method, path, _ in cf.seen] == [("POST", f"/accounts/{ACCOUNT}/rules/lists")]
+    cf.assert_done()

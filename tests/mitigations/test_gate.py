@@ -304,7 +304,13 @@ def test_l7_rules_are_limited_to_the_customers_hosts(draft, make_target, custome
         draft(kind="waf_rule", expression='http.request.uri.path eq "/login"')
     assert draft(kind="waf_rule", expression='http.host eq "acme.example" and http.request.uri.path eq "/login"')
     # On the customer's own Cloudflare zone the zone is the scope.
-    zone = make_target("cloudflare", name="cf-acme", zone_id="z1", account_id="a1", customer=customer_a)
+    zone = make_target(
+        "cloudflare",
+        name="cf-acme",
+        zone_id="023e105f4ecef8ad9ca31a8372d0c353",
+        account_id="01a7362d577a6c3019a474fd6f485823",
+        customer=customer_a,
+    )
     assert draft(kind="waf_rule", expression='http.request.uri.path eq "/login"', target=zone)
     with pytest.raises(MitigationError, match="belongs to another customer"):
         draft(kind="waf_rule", expression='http.request.uri.path eq "/login"', customer=customer_b, target=zone)
