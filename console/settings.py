@@ -146,7 +146,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # Falls back to process memory while Redis is unreachable (console/cache.py): logins and
+    # the API keep working, with throttles counted per process until Redis answers again.
+    CACHES = {"default": {"BACKEND": "console.cache.FailSoftRedisCache", "LOCATION": REDIS_URL}}
 elif TESTING:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 else:
@@ -194,6 +196,8 @@ OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "Shieldwall")
 # the link stops working after this many hours.
 TWO_FACTOR_ENROLMENT_HOURS = env_int("TWO_FACTOR_ENROLMENT_HOURS", 24)
 
+# Sessions live in the database, never in the cache: a Redis outage must not log anyone out.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 12 * 3600)  # one shift
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
