@@ -211,7 +211,9 @@ def two_factor_enrolment_complete(*, enrolment: TwoFactorEnrolment, device: TOTP
             completed_at=timezone.now()
         )
         if not spent:
-            raise TwoFactorEnrolmentRefused("This enrolment was already completed. Ask an admin for a new enrolment link.")
+            raise TwoFactorEnrolmentRefused(
+                "This enrolment was already completed. Ask an admin for a new enrolment link."
+            )
         device.confirmed = True
         device.save(update_fields=["confirmed"])
         replaced, _ = TOTPDevice.objects.filter(user=device.user).exclude(pk=device.pk).delete()

@@ -65,8 +65,8 @@ def _create_engineer(stack: Stack) -> None:
     subprocess.run([sys.executable, "-c", code], cwd=REPO, env=stack.env, check=True, capture_output=True)
 
 
-def _not_a_500(status: int, text: str, what: str) -> None:
-    assert status != 500, f"{what} answered 500 with Redis stopped:\n{text[:2000]}"
+def _not_a_500(stack: Stack, status: int, text: str, what: str) -> None:
+    assert status != 500, f"{what} answered 500 with Redis stopped; the web server's log:\n{stack.web.tail(60)}"
     if status == 503:
         assert re.search(r"unavailable|try again", text, re.I), f"{what}: 503 without saying why:\n{text[:500]}"
 
@@ -78,19 +78,20 @@ def test_a_login_and_an_api_call_by_session_work_with_redis_stopped(stack: Stack
     try:
         browser = Browser(stack.port)
         status, page, _ = browser.request("GET", "/login/")
+        _not_a_500(stack, status, page, "the login page")
         assert status == 200, page[:500]
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
         form = urlencode({"username": USERNAME, "password": PASSWORD, "csrfmiddlewaretoken": token})
         started = time.monotonic()
         status, text, _ = browser.request("POST", "/login/", form)
         login_seconds = time.monotonic() - started
-        _not_a_500(status, text, "the login")
+        _not_a_500(stack, status, text, "the login")
         assert status == 302, f"login answered {status}:\n{text[:1000]}"
         assert "sessionid" in browser.cookies
         assert login_seconds < 10, f"the login took {login_seconds:.1f} s"
 
         status, text, _ = browser.request("GET", "/api/customers/", Accept="application/json")
-        _not_a_500(status, text, "the API call by session")
+        _not_a_500(stack, status, text, "the API call by session")
         assert status == 200, f"/api/customers/ answered {status}:\n{text[:1000]}"
         assert '"results"' in text
 
@@ -100,7 +101,7 @@ def test_a_login_and_an_api_call_by_session_work_with_redis_stopped(stack: Stack
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
         form = urlencode({"username": USERNAME, "password": "wrong", "csrfmiddlewaretoken": token})
         status, text, _ = stranger.request("POST", "/login/", form)
-        _not_a_500(status, text, "a wrong login")
+        _not_a_500(stack, status, text, "a wrong login")
         assert status == 200 and "sessionid" not in stranger.cookies
     finally:
         stack.start_redis()

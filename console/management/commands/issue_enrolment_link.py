@@ -17,7 +17,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:  # noqa: ANN001
         parser.add_argument("username")
-        parser.add_argument("--hours", type=int, default=None, help="how long the link works (TWO_FACTOR_ENROLMENT_HOURS)")
+        parser.add_argument(
+            "--hours", type=int, default=None, help="how long the link works (default TWO_FACTOR_ENROLMENT_HOURS)"
+        )
 
     def handle(self, *args, **options) -> None:
         username = options["username"]
@@ -29,5 +31,6 @@ class Command(BaseCommand):
             raise CommandError("--hours must be at least 1")
         with acting_as("issue_enrolment_link"):
             issued = two_factor_enrolment_issue(user=user, hours=options["hours"])
-        self.stdout.write(f"Enrolment link for {username} (single use, until {issued.enrolment.expires_at:%Y-%m-%d %H:%M} UTC):")
+        until = f"{issued.enrolment.expires_at:%Y-%m-%d %H:%M} UTC"
+        self.stdout.write(f"Enrolment link for {username} (single use, until {until}):")
         self.stdout.write(issued.url)
