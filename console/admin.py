@@ -85,10 +85,10 @@ class ConsoleUserAdmin(UserAdmin):
             self.message_user(
                 request,
                 format_html(
-                    "Enrolment link for {} (single use, until {:%Y-%m-%d %H:%M} UTC, shown only now): "
+                    "Enrolment link for {} (single use, until {} UTC, shown only now): "
                     '<code class="enrolment-link">{}</code>',
                     user.get_username(),
-                    issued.enrolment.expires_at,
+                    f"{issued.enrolment.expires_at:%Y-%m-%d %H:%M}",
                     issued.url,
                 ),
                 messages.SUCCESS,

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from console.models import AuditEvent
+from console.models import AuditEvent, TwoFactorEnrolment
 from console.services import api_token_create, two_factor_enrolment_issue
 from tests.factories import PASSWORD
 
@@ -243,3 +243,21 @@ def test_an_old_session_is_refused(client, engineer, settings):
     with time_machine.travel(timedelta(seconds=settings.SESSION_COOKIE_AGE + 60)):
         response = client.get("/")
     assert response.status_code == 302 and response["Location"].startswith("/login/")
+
+
+def test_the_user_admin_action_shows_a_link_once(client, senior, admin_user, settings):
+    settings.TWO_FACTOR_REQUIRED = False  # the admin's own code is another test's subject
+    client.force_login(admin_user)
+    response = client.post(
+        "/admin/auth/user/", {"action": "issue_enrolment_link", "_selected_action": [senior.pk]}, follow=True
+    )
+    assert response.status_code == 200
+    shown = [str(m) for m in response.context["messages"]]
+    assert len(shown) == 1 and "/login/2fa/enrol/" in shown[0]
+    enrolment = TwoFactorEnrolment.objects.get(user=senior)
+    assert enrolment.issued_by == admin_user
+    assert AuditEvent.objects.filter(action="two_factor.enrolment_issue", actor_name=admin_user.get_username()).exists()
+    # Shown once: the list afterwards does not carry it, and the database holds only a hash.
+    assert b"/login/2fa/enrol/" not in client.get("/admin/auth/user/").content
+    token = shown[0].split("/login/2fa/enrol/")[1].split("/")[0]
+    assert enrolment.token_hash == TwoFactorEnrolment.hash_token(token) != token
