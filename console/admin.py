@@ -1,7 +1,11 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.core.exceptions import PermissionDenied
+from django.utils.html import format_html
 
 from console.models import ApiToken, Asset, AuditEvent, Customer, Profile
-from console.services import api_token_revoke
+from console.services import api_token_revoke, two_factor_enrolment_issue
 
 
 class AssetInline(admin.TabularInline):
@@ -59,3 +63,33 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:  # noqa: ANN001
         return False
+
+
+admin.site.unregister(get_user_model())
+
+
+@admin.register(get_user_model())
+class ConsoleUserAdmin(UserAdmin):
+    """Django's user admin, plus issuing two-factor enrolment links (the link is shown once, here)."""
+
+    actions = ["issue_enrolment_link"]
+
+    @admin.action(description="Issue a two-factor enrolment link (single use)")
+    def issue_enrolment_link(self, request, queryset) -> None:  # noqa: ANN001
+        for user in queryset:
+            try:
+                issued = two_factor_enrolment_issue(user=user, actor=request.user)
+            except PermissionDenied as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                return
+            self.message_user(
+                request,
+                format_html(
+                    "Enrolment link for {} (single use, until {} UTC, shown only now): "
+                    '<code class="enrolment-link">{}</code>',
+                    user.get_username(),
+                    f"{issued.enrolment.expires_at:%Y-%m-%d %H:%M}",
+                    issued.url,
+                ),
+                messages.SUCCESS,
+            )

@@ -173,6 +173,37 @@ class ApiToken(models.Model):
         return self.expires_at is not None and self.expires_at <= (now or timezone.now())
 
 
+class TwoFactorEnrolment(models.Model):
+    """A single-use link an admin issued so that one user can enrol an authenticator app.
+
+    A password alone never reveals a TOTP secret to a role that must have two-factor: the
+    user opens this link after their password, which claims it for that session (a second
+    opening fails), then confirms a code. Enrolling through a link replaces the user's
+    earlier devices, which is also how a lost phone is reset. Only a hash of the link's
+    token is kept, as for API keys.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="two_factor_enrolments")
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    completed_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"two-factor enrolment of {self.user} ({self.created_at:%Y-%m-%d %H:%M})"
+
+    @staticmethod
+    def hash_token(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+
 class AuditEventQuerySet(CustomerScopedQuerySet):
     def update(self, **kwargs):  # noqa: ANN201
         raise PermissionError("the audit log is append-only")

@@ -10,11 +10,16 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from console import roles
 from console.audit import audit_record
-from console.models import ApiToken
+from console.models import ApiToken, TwoFactorEnrolment
 
 # Touch last_used_at at most this often, so a busy script does not write on every request.
 LAST_USED_RESOLUTION = datetime.timedelta(minutes=1)
@@ -79,3 +84,137 @@ def api_token_authenticate(*, key: str) -> ApiToken | None:
         ApiToken.objects.filter(pk=found.pk).update(last_used_at=now)
         found.last_used_at = now
     return found
+
+
+# A claimed enrolment link lets its session enrol for this long: enough to install an app.
+ENROLMENT_CLAIM_SECONDS = 3600
+
+
+class TwoFactorEnrolmentRefused(ValueError):
+    """An enrolment link that cannot be used (unknown, another user's, used, expired); the message says so.
+
+    A plain ValueError rather than console.errors' classes: those import DRF, whose settings
+    import the authentication that imports this module.
+    """
+
+
+@dataclass(frozen=True)
+class IssuedEnrolment:
+    enrolment: TwoFactorEnrolment
+    url: str  # shown to the admin once; only the token's hash is stored
+
+
+def _enrolment_audit(*, action: str, user: Any, enrolment: TwoFactorEnrolment | None = None, **after: Any) -> None:
+    audit_record(
+        action=action,
+        object_type=TwoFactorEnrolment._meta.label_lower,
+        object_id=str(enrolment.pk) if enrolment else "",
+        object_repr=user.get_username(),
+        after={"user": user.get_username(), **after},
+    )
+
+
+def two_factor_enrolment_issue(*, user: Any, actor: Any = None, hours: int | None = None) -> IssuedEnrolment:
+    """Issue ``user`` a single-use link to enrol an authenticator app after their password.
+
+    Only an admin issues links (``actor`` None is the operator's shell: the management
+    command). A new link makes the user's earlier unclaimed links stop working.
+    """
+    if actor is not None and not roles.is_admin(actor):
+        raise PermissionDenied("Only an admin may issue two-factor enrolment links.")
+    token = secrets.token_urlsafe(32)
+    now = timezone.now()
+    hours = hours or settings.TWO_FACTOR_ENROLMENT_HOURS
+    with transaction.atomic():
+        superseded = TwoFactorEnrolment.objects.filter(user=user, claimed_at__isnull=True, expires_at__gt=now).update(
+            expires_at=now
+        )
+        enrolment = TwoFactorEnrolment.objects.create(
+            user=user,
+            issued_by=actor,
+            token_hash=TwoFactorEnrolment.hash_token(token),
+            expires_at=now + datetime.timedelta(hours=hours),
+        )
+        audit_record(
+            action="two_factor.enrolment_issue",
+            obj=enrolment,
+            object_repr=user.get_username(),
+            after={"user": user.get_username(), "expires_at": enrolment.expires_at, "superseded": superseded},
+            actor=actor,
+        )
+    url = settings.SITE_URL.rstrip("/") + reverse("two-factor-enrol", args=[token])
+    return IssuedEnrolment(enrolment=enrolment, url=url)
+
+
+def two_factor_enrolment_claim(*, user: Any, token: str) -> TwoFactorEnrolment:
+    """Claim an enrolment link for the logged-in ``user``: it works once, for its own user, before it expires.
+
+    Raises ``TwoFactorEnrolmentRefused`` with what the person should be told otherwise.
+    """
+    token_hash = TwoFactorEnrolment.hash_token(token)
+    now = timezone.now()
+    claimed = TwoFactorEnrolment.objects.filter(
+        token_hash=token_hash, user=user, claimed_at__isnull=True, expires_at__gt=now
+    ).update(claimed_at=now)
+    enrolment = TwoFactorEnrolment.objects.filter(token_hash=token_hash).first()
+    if not claimed:
+        if enrolment is None or enrolment.user_id != user.pk:
+            reason = "unknown link" if enrolment is None else "another user's link"
+        else:
+            reason = "already used" if enrolment.claimed_at else "expired"
+        _enrolment_audit(
+            action="two_factor.enrolment_refused",
+            user=user,
+            enrolment=enrolment if enrolment and enrolment.user_id == user.pk else None,
+            reason=reason,
+        )
+        raise TwoFactorEnrolmentRefused(
+            f"This enrolment link cannot be used ({reason}). Ask an admin for a new enrolment link."
+        )
+    with transaction.atomic():
+        # A device left half-enrolled earlier holds a secret someone may have seen: start afresh.
+        TOTPDevice.objects.filter(user=user, confirmed=False).delete()
+        _enrolment_audit(action="two_factor.enrolment_claim", user=user, enrolment=enrolment)
+    return enrolment
+
+
+def two_factor_enrolment_start_verified(*, user: Any) -> TwoFactorEnrolment:
+    """A session that already passed a code enrols a new authenticator app (a new phone) itself."""
+    now = timezone.now()
+    with transaction.atomic():
+        TOTPDevice.objects.filter(user=user, confirmed=False).delete()
+        enrolment = TwoFactorEnrolment.objects.create(
+            user=user,
+            issued_by=user,
+            token_hash=TwoFactorEnrolment.hash_token(secrets.token_urlsafe(32)),
+            expires_at=now,
+            claimed_at=now,
+        )
+        _enrolment_audit(action="two_factor.enrolment_claim", user=user, enrolment=enrolment, by="second factor")
+    return enrolment
+
+
+def two_factor_enrolment_usable(*, user: Any, enrolment_id: int | None) -> TwoFactorEnrolment | None:
+    """The enrolment this session claimed, while it may still enrol a device with it."""
+    if not enrolment_id:
+        return None
+    since = timezone.now() - datetime.timedelta(seconds=ENROLMENT_CLAIM_SECONDS)
+    return TwoFactorEnrolment.objects.filter(
+        pk=enrolment_id, user=user, claimed_at__gt=since, completed_at__isnull=True
+    ).first()
+
+
+def two_factor_enrolment_complete(*, enrolment: TwoFactorEnrolment, device: TOTPDevice) -> None:
+    """The code confirmed the new device: it replaces the user's earlier ones, and the enrolment is spent."""
+    with transaction.atomic():
+        spent = TwoFactorEnrolment.objects.filter(pk=enrolment.pk, completed_at__isnull=True).update(
+            completed_at=timezone.now()
+        )
+        if not spent:
+            raise TwoFactorEnrolmentRefused(
+                "This enrolment was already completed. Ask an admin for a new enrolment link."
+            )
+        device.confirmed = True
+        device.save(update_fields=["confirmed"])
+        replaced, _ = TOTPDevice.objects.filter(user=device.user).exclude(pk=device.pk).delete()
+        _enrolment_audit(action="two_factor.enrol", user=device.user, enrolment=enrolment, replaced_devices=replaced)

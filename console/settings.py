@@ -146,7 +146,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # Falls back to process memory while Redis is unreachable (console/cache.py): logins and
+    # the API keep working, with throttles counted per process until Redis answers again.
+    CACHES = {"default": {"BACKEND": "console.cache.FailSoftRedisCache", "LOCATION": REDIS_URL}}
 elif TESTING:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 else:
@@ -167,8 +169,18 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
-# Login throttling: this many failures per username or per client address in the window.
+# Login throttling, in LOGIN_FAILURE_WINDOW seconds (console/auth.py): this many failures for one
+# user name from one client address pause that pair only, so an attacker elsewhere cannot lock the
+# owner out; one address failing on many names, or one name failing from many addresses, is paused
+# at the higher limits (the latter except from addresses the user logged in from before).
 LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+LOGIN_ADDRESS_FAILURE_LIMIT = env_int("LOGIN_ADDRESS_FAILURE_LIMIT", 20)
+LOGIN_USER_FAILURE_LIMIT = env_int("LOGIN_USER_FAILURE_LIMIT", 50)
+# The TLS proxy in front of the console: a request from one of these networks has its client
+# address taken from this header (right-most address that is not a proxy); from anywhere else
+# the header is ignored (console/http.py client_address).
+TRUSTED_PROXY_NETWORKS = env_list("TRUSTED_PROXY_NETWORKS")
+TRUSTED_PROXY_HEADER = os.environ.get("TRUSTED_PROXY_HEADER", "X-Forwarded-For")
 # How often the SOC dashboard redraws its cards (htmx poll), in seconds.
 DASHBOARD_REFRESH_SECONDS = env_int("DASHBOARD_REFRESH_SECONDS", 30)
 # How often the triage queue asks for new and changed alerts, in milliseconds.
@@ -179,7 +191,13 @@ LOGIN_FAILURE_WINDOW = env_int("LOGIN_FAILURE_WINDOW", 300)
 # On in production; off for the local demo console (DEBUG), so `make run` logs straight in.
 TWO_FACTOR_REQUIRED = env_bool("TWO_FACTOR_REQUIRED", not DEBUG)
 OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "Shieldwall")
+# An authenticator app is enrolled only through a single-use link an admin issues
+# (`manage.py issue_enrolment_link`, the user admin) or from a session that passed a code;
+# the link stops working after this many hours.
+TWO_FACTOR_ENROLMENT_HOURS = env_int("TWO_FACTOR_ENROLMENT_HOURS", 24)
 
+# Sessions live in the database, never in the cache: a Redis outage must not log anyone out.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 12 * 3600)  # one shift
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

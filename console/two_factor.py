@@ -1,9 +1,12 @@
 """TOTP two-factor authentication for the roles that can approve and apply mitigations.
 
 After the password, a senior engineer or admin must pass a code from an authenticator
-app before any page of the console answers (``TwoFactorMiddleware``). The first time,
-the page enrols a TOTP device: it shows the secret and the ``otpauth://`` URI as text
-(no QR image, no script: the CSP forbids inline scripts) and a code confirms it.
+app before any page of the console answers (``TwoFactorMiddleware``). A device is enrolled
+only through a single-use link an admin issued (``manage.py issue_enrolment_link``, the
+user admin's action), opened after the password, or from a session that already passed a
+code (a new phone): a stolen password alone never shows a secret. The enrolment page shows
+the secret and the ``otpauth://`` URI as text (no QR image, no script: the CSP forbids
+inline scripts) and a code confirms it.
 
 API tokens are a separate credential and are not asked for a code; see
 ``console.authentication``.
@@ -19,23 +22,31 @@ from urllib.parse import quote
 import django_otp
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.db import transaction
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_POST
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from console import roles
-from console.audit import audit_record
 from console.http import safe_next
+from console.services import (
+    TwoFactorEnrolmentRefused,
+    two_factor_enrolment_claim,
+    two_factor_enrolment_complete,
+    two_factor_enrolment_start_verified,
+    two_factor_enrolment_usable,
+)
 
 # Paths a user who still owes a code may reach: the login and 2FA pages, logout, and the
 # parts of the console that never use a session (health, webhooks, share links, the API,
 # whose sessions are checked by console.authentication.VerifiedSessionAuthentication).
 EXEMPT_PREFIXES = ("/login/", "/logout/", "/healthz", "/ingest/", "/share/", "/static/", "/favicon.ico", "/api/")
 DEVICE_NAME = "Authenticator app"
+# The enrolment link this session claimed (console.models.TwoFactorEnrolment).
+ENROLMENT_SESSION_KEY = "two_factor_enrolment"
 
 
 def role_requires_two_factor(user: Any) -> bool:
@@ -88,29 +99,40 @@ def totp_secret(device: TOTPDevice) -> str:
 @never_cache
 @sensitive_post_parameters("code")
 def two_factor(request: HttpRequest) -> HttpResponse:
-    """Enter a TOTP code; the first time, enrol an authenticator app and confirm it with a code."""
+    """Enter a TOTP code; with a claimed enrolment link (or a code already passed), enrol an authenticator app.
+
+    A user whose role requires two-factor and who holds no device is told to ask an admin
+    for an enrolment link: a password alone never shows a secret.
+    """
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
     next_url = _next_url(request)
-    if not needs_two_factor(request) and request.user.is_verified():
+    enrolment = two_factor_enrolment_usable(user=request.user, enrolment_id=request.session.get(ENROLMENT_SESSION_KEY))
+    if enrolment is None and not needs_two_factor(request):
         return HttpResponseRedirect(next_url)
-    device = TOTPDevice.objects.filter(user=request.user, confirmed=True).order_by("id").first()
-    enrolling = device is None
+    enrolling = enrolment is not None
     if enrolling:
         device = _pending_device(request.user)
+    else:
+        device = TOTPDevice.objects.filter(user=request.user, confirmed=True).order_by("id").first()
+    if device is None:
+        context = {"no_device": True, "next": next_url}
+        return render(request, "registration/two_factor.html", context, status=403)
     error = ""
     status = 200
     if request.method == "POST":
         code = "".join(request.POST.get("code", "").split())
         allowed, _ = device.verify_is_allowed()
         if allowed and code.isdigit() and device.verify_token(code):
-            with transaction.atomic():
+            try:
                 if enrolling:
-                    device.confirmed = True
-                    device.save(update_fields=["confirmed"])
-                    audit_record(action="two_factor.enrol", obj=request.user, object_repr=request.user.get_username())
-                request.session.cycle_key()
-                django_otp.login(request, device)
+                    two_factor_enrolment_complete(enrolment=enrolment, device=device)
+            except TwoFactorEnrolmentRefused as exc:  # the same enrolment confirmed in another tab
+                context = {"no_device": True, "link_error": str(exc), "next": next_url}
+                return render(request, "registration/two_factor.html", context, status=409)
+            request.session.pop(ENROLMENT_SESSION_KEY, None)
+            request.session.cycle_key()
+            django_otp.login(request, device)
             return HttpResponseRedirect(next_url)
         if allowed:
             error = "That code is not valid. Check your authenticator app's clock and try again."
@@ -127,3 +149,29 @@ def two_factor(request: HttpRequest) -> HttpResponse:
         "next": next_url,
     }
     return render(request, "registration/two_factor.html", context, status=status)
+
+
+@never_cache
+def two_factor_enrol(request: HttpRequest, token: str) -> HttpResponse:
+    """The admin-issued enrolment link: after the password, claim it for this session, then enrol."""
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    try:
+        enrolment = two_factor_enrolment_claim(user=request.user, token=token)
+    except TwoFactorEnrolmentRefused as exc:
+        context = {"no_device": True, "link_error": str(exc), "next": _next_url(request)}
+        return render(request, "registration/two_factor.html", context, status=409)
+    request.session[ENROLMENT_SESSION_KEY] = enrolment.pk
+    return HttpResponseRedirect(reverse("two-factor"))
+
+
+@never_cache
+@require_POST
+def two_factor_new_device(request: HttpRequest) -> HttpResponse:
+    """Enrol a new authenticator app (a new phone) from a session that already passed a code."""
+    user = request.user
+    if not user.is_authenticated or not (getattr(user, "is_verified", None) and user.is_verified()):
+        return HttpResponseForbidden("Enter a code from your current authenticator app first.")
+    enrolment = two_factor_enrolment_start_verified(user=user)
+    request.session[ENROLMENT_SESSION_KEY] = enrolment.pk
+    return HttpResponseRedirect(reverse("two-factor"))

@@ -13,6 +13,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from console import roles
+from console.http import client_address
 from console.models import Customer
 from console.permissions import get_visible_or_404
 from console.reports import services
@@ -175,7 +176,8 @@ def report_send(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _client_ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+    # Behind the TLS proxy, the viewer of a share link rather than the proxy.
+    return client_address(request) or None
 
 
 @never_cache

@@ -220,9 +220,17 @@ def totp_code(user) -> str:  # noqa: ANN001
 def login(page, live_server, user, password: str = PASSWORD) -> None:  # noqa: ANN001
     """Log in through the real login form, as a person would, and land on the dashboard.
 
-    A user whose role requires two-factor lands on /login/2fa/ next; the helper enrols or
-    verifies there with the code the authenticator app would show.
+    A user whose role requires two-factor lands on /login/2fa/ next; the helper verifies
+    there with the code the authenticator app would show. A user who never enrolled is
+    given an authenticator app first, as an admin's enrolment link would have
+    (tests/browser/test_two_factor.py walks that link itself).
     """
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from console.two_factor import DEVICE_NAME, role_requires_two_factor
+
+    if role_requires_two_factor(user) and not TOTPDevice.objects.filter(user=user, confirmed=True).exists():
+        TOTPDevice.objects.create(user=user, name=DEVICE_NAME, confirmed=True)
     page.goto(f"{live_server.url}/login/")
     page.fill("#id_username", user.get_username())
     page.fill("#id_password", password)

@@ -339,6 +339,8 @@ def stack(request):
         _run(["psql", admin_url, "-qc", "CREATE DATABASE shieldwall_chaos"], env)
         stack.start_redis()
         _run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], env)
+        # As the image does: with DEBUG=0 a page (the login form) needs the static manifest.
+        _run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], env)
         seeded = _run(
             [
                 sys.executable,

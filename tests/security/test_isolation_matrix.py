@@ -127,6 +127,8 @@ EXEMPT: dict[str, str] = {
     "ingest": "webhook authenticated by the feed's bearer token, not a session (tests/alerts/test_ingest.py)",
     "report-share-view": "public by design; a wrong token must 404 (test_share_links_404_for_a_wrong_token)",
     "report-share-download": "public by design; a wrong token must 404 (test_share_links_404_for_a_wrong_token)",
+    "two-factor-enrol": "a single-use token for its own user only; another user's is refused "
+    "(tests/console/test_two_factor.py test_a_link_works_only_for_its_own_user_and_not_after_it_expired)",
 }
 EXEMPT_NAMESPACES = {
     "admin": "Django admin: staff only, everyone else is sent to the admin login (test_admin_is_staff_only)",

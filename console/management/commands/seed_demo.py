@@ -17,3 +17,7 @@ class Command(BaseCommand):
             "Other demo users (same password): vera (viewer), eli (engineer), sam and sofia (senior engineers),"
         )
         self.stdout.write("harbor-viewer (customer viewer of First Harbor Bank).")
+        self.stdout.write(
+            "With TWO_FACTOR_REQUIRED=1, sam, sofia and admin enrol an authenticator app through a link from "
+            "`manage.py issue_enrolment_link <user>`."
+        )
