@@ -29,6 +29,7 @@ import os
 import queue
 import threading
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +146,12 @@ class _Browser:
     def print(self, html: str, timeout_ms: int) -> bytes:
         done: Future[bytes] = Future()
         self._jobs.put((html, timeout_ms, done))
-        return done.result()
+        # Each step has its own timeout on the browser thread; this bounds a print that hangs
+        # anyway (the reports queue waits behind it) and the reports queued before this one.
+        try:
+            return done.result(timeout=4 * timeout_ms / 1000)
+        except FutureTimeout as exc:
+            raise PdfError(f"no PDF after {4 * timeout_ms / 1000:.0f} s") from exc
 
     def stop(self, timeout: float = 10.0) -> None:
         self._jobs.put(None)
