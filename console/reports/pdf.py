@@ -153,6 +153,10 @@ class _Browser:
         except FutureTimeout as exc:
             raise PdfError(f"no PDF after {4 * timeout_ms / 1000:.0f} s") from exc
 
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def stop(self, timeout: float = 10.0) -> None:
         self._jobs.put(None)
         self._thread.join(timeout)
@@ -244,7 +248,7 @@ def _the_browser() -> _Browser:
     """This process's browser (a forked worker child starts its own: threads do not survive a fork)."""
     global _browser
     with _lock:
-        if _browser is None or _browser.pid != os.getpid():
+        if _browser is None or _browser.pid != os.getpid() or not _browser.alive:
             _browser = _Browser()
         return _browser
 
