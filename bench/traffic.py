@@ -1,12 +1,17 @@
 """Traffic benchmark: Shieldwall's PCAP summary and log comparison beside the peers.
 
-    .venv/bin/python bench/traffic.py [--packets 2000000] [--lines 1000000] [--quick]
+    .venv/bin/python bench/traffic.py [--packets 2000000] [--lines 1000000] [--quick] [--logs-only]
 
 Generates bench/out/mixed_<N>.pcap (SYN flood, DNS/NTP/memcached reflection, normal
-TLS) and bench/out/logpush_<N>.jsonl (baseline requests with a /login bot mixed in) if
-missing, then runs every tool in its own subprocess and prints wall time, rate and
-peak RSS side by side. Each figure is the best of ``--repeat`` runs (the machines are
-shared and noisy; ratios within one run are what to read).
+TLS), bench/out/logpush_<N>.jsonl (baseline requests with a /login bot mixed in) and
+bench/out/logpush_baseline_<N>.jsonl (the same requests without the bot, another seed) if
+missing, then runs every tool in its own subprocess and prints wall time, CPU time
+(user + system, which a busy machine inflates less than wall time), rate and peak RSS
+side by side. The log comparison is the attack file against the baseline file (1 M + 1 M
+lines), beside DuckDB's own top-N over one of them and a plain read of both files' lines;
+these take turns, round after round. Each figure is the best of ``--repeat`` runs, with
+the median beside it (the machines are shared and noisy; ratios within one run are what
+to read).
 
 ``--memory`` instead prints summarize_pcap's peak RSS on the 2 M-packet capture, a ≈ 4 GB
 one (9 M packets) and two spoofed SYN floods (4 M and 16 M packets, a new source address
@@ -26,6 +31,7 @@ import argparse
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -76,13 +82,17 @@ print(n, len(src))
 """
 
 # Both files are parsed in the timed process (every line, nothing cached between runs),
-# the small baseline while the attack is read; only the columns a comparison reads are built.
+# the baseline while the attack is read; only the columns a comparison reads are built.
+# {before} runs the comparison as it was before issue 20 (every header name flattened).
 COMPARE = """
 import sys
 sys.path.insert(0, {repo!r})
 from concurrent.futures import ThreadPoolExecutor
+from traffic.parsers import compare as module
 from traffic.parsers.httplog import read_logpush
 from traffic.parsers.compare import REQUEST_COLUMNS, compare
+if {before}:
+    module._has_by_order = lambda *args: None
 with ThreadPoolExecutor(2) as ex:
     base = ex.submit(read_logpush, {baseline!r}, columns=REQUEST_COLUMNS)
     a = read_logpush({attack!r}, columns=REQUEST_COLUMNS).table
@@ -98,6 +108,26 @@ sys.path.insert(0, {repo!r})
 from traffic.parsers.httplog import read_logpush
 r = read_logpush({attack!r})
 print(r.table.num_rows, len(r.errors))
+"""
+
+# The peer: DuckDB's own top-N (its JSON reader, schema guessed, both cores) over one file.
+DUCKDB_TOPN = """
+import duckdb
+con = duckdb.connect()
+con.execute("SET threads TO 2")
+con.execute("SET enable_progress_bar TO false")
+sql = "SELECT ClientRequestPath, count(*) AS n FROM read_json_auto({attack!r}) GROUP BY 1 ORDER BY n DESC LIMIT 20"
+rows = con.execute(sql).fetchall()
+print(rows[0])
+"""
+
+LINES = """
+n = 0
+for path in {paths!r}:
+    with open(path, "rb") as fh:
+        for _ in fh:
+            n += 1
+print(n)
 """
 
 ORJSON = """
@@ -120,36 +150,39 @@ print(n)
 """
 
 
-def run_once(cmd: list[str] | str, *, shell: bool = False) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS in MB (from /usr/bin/time -v when present) and stdout."""
+def run_once(cmd: list[str] | str, *, shell: bool = False) -> tuple[float, float, str, float]:
+    """Wall seconds, peak RSS in MB (from /usr/bin/time -v when present), stdout and CPU seconds."""
     argv = ["bash", "-c", cmd] if shell else list(cmd)
     has_time = Path("/usr/bin/time").exists()
     if has_time:
         argv = ["/usr/bin/time", "-f", "RSS_KB=%M", *argv]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     p = subprocess.run(argv, capture_output=True, text=True)
     wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if p.returncode != 0:
         raise RuntimeError(f"{cmd!r} failed: {p.stderr[-800:]}")
-    if has_time:
-        rss = int(p.stderr.strip().rsplit("RSS_KB=", 1)[-1]) / 1024
-    else:  # max over all children so far: an upper bound
-        rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return wall, rss, p.stdout.strip()
+    # Without /usr/bin/time: the max over all children so far, an upper bound.
+    rss = int(p.stderr.strip().rsplit("RSS_KB=", 1)[-1]) / 1024 if has_time else after.ru_maxrss / 1024
+    return wall, rss, p.stdout.strip(), cpu
 
 
-def timed(cmd: list[str] | str, *, shell: bool = False, repeat: int = 1) -> tuple[float, float, str]:
+def timed(cmd: list[str] | str, *, shell: bool = False, repeat: int = 1) -> tuple[float, float, str, float, float]:
+    """The best run's wall, RSS, stdout and CPU, and the median wall over the runs."""
     runs = [run_once(cmd, shell=shell) for _ in range(max(1, repeat))]
-    return min(runs, key=lambda r: r[0])
+    best = min(runs, key=lambda r: r[0])
+    return (*best, statistics.median(r[0] for r in runs))
 
 
-def ensure_inputs(packets: int, lines: int) -> tuple[Path, Path, Path]:
+def ensure_inputs(packets: int, lines: int, *, pcap_too: bool = True) -> tuple[Path, Path, Path]:
     sys.path.insert(0, str(REPO))
     from tests.traffic import gen
 
     OUT.mkdir(parents=True, exist_ok=True)
     pcap = OUT / f"mixed_{packets}.pcap"
-    if not pcap.exists():
+    if pcap_too and not pcap.exists():
         t = time.perf_counter()
         gen.write_mixed_capture(pcap, packets)
         print(f"generated {pcap.name} ({pcap.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f} s")
@@ -158,9 +191,11 @@ def ensure_inputs(packets: int, lines: int) -> tuple[Path, Path, Path]:
         t = time.perf_counter()
         gen.write_logpush_bench(attack, lines, APACHE)
         print(f"generated {attack.name} ({attack.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f} s")
-    baseline = OUT / "logpush_baseline.jsonl"
+    baseline = OUT / f"logpush_baseline_{lines}.jsonl"
     if not baseline.exists():
-        gen.write_jsonl(baseline, gen.baseline_records(gen.apache_lines(APACHE)))
+        t = time.perf_counter()
+        gen.write_logpush_bench(baseline, lines, APACHE, seed=5, bot_share=0.0)
+        print(f"generated {baseline.name} ({baseline.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f} s")
     return pcap, attack, baseline
 
 
@@ -217,6 +252,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="100k packets, 100k lines, no tshark fields run")
     ap.add_argument("--repeat", type=int, default=3, help="runs per Shieldwall figure (best is kept)")
     ap.add_argument("--skip-tshark", action="store_true")
+    ap.add_argument("--logs-only", action="store_true", help="only the log comparison and its peers")
     ap.add_argument(
         "--memory", action="store_true", help="only the peak-RSS table of summarize_pcap (writes ≈ 6.5 GB of captures)"
     )
@@ -226,51 +262,77 @@ def main() -> None:
         return
     if args.quick:
         args.packets, args.lines, args.repeat = 100_000, 100_000, 1
-    pcap, attack, baseline = ensure_inputs(args.packets, args.lines)
+    pcap, attack, baseline = ensure_inputs(args.packets, args.lines, pcap_too=not args.logs_only)
     n = args.packets
-    rows: list[tuple[str, float, float, float, str]] = []
+    rows: list[tuple[str, float, float, float, float, float, str]] = []
+    print(f"load average at start: {load()}")
 
     def add(name: str, unit_count: int, cmd, *, shell: bool = False, repeat: int = 1) -> None:
-        wall, rss, out = timed(cmd, shell=shell, repeat=repeat)
-        rows.append((name, wall, unit_count / wall, rss, out.splitlines()[-1][:60] if out else ""))
+        wall, rss, out, cpu, median = timed(cmd, shell=shell, repeat=repeat)
+        rows.append((name, wall, median, cpu, unit_count / wall, rss, out.splitlines()[-1][:60] if out else ""))
         print(f"  {name:44s} {wall:8.2f} s", flush=True)
 
-    print(f"PCAP: {pcap.name}, {n:,} packets, {pcap.stat().st_size / 1e6:.0f} MB")
-    add("shieldwall summarize_pcap", n, [PY, "-c", SUMMARY.format(repo=str(REPO), path=str(pcap))], repeat=args.repeat)
-    target = OUT / f"{pcap.stem}.parquet"
-    upload = UPLOAD.format(repo=str(REPO), path=str(pcap), target=str(target))
-    add("shieldwall upload parse (summary+columns+victim)", n, [PY, "-c", upload], repeat=args.repeat)
-    target.unlink(missing_ok=True)
-    add("dpkt loop (ip.src counter)", n, [PY, "-c", DPKT.format(path=str(pcap))])
-    if shutil.which("tshark") and not args.skip_tshark:
-        add("tshark -q -z conv,ip", n, ["tshark", "-n", "-q", "-r", str(pcap), "-z", "conv,ip"])
-        if not args.quick:
-            add(
-                "tshark -T fields -e ip.src | sort | uniq -c",
-                n,
-                f"tshark -n -r {pcap} -T fields -e ip.src | sort | uniq -c > /dev/null",
-                shell=True,
-            )
-    print(f"LOGS: {attack.name}, {args.lines:,} lines, {attack.stat().st_size / 1e6:.0f} MB (vs 10k baseline)")
-    add(
-        "shieldwall read_logpush x2 + compare",
-        args.lines,
-        [PY, "-c", COMPARE.format(repo=str(REPO), attack=str(attack), baseline=str(baseline))],
-        repeat=args.repeat,
-    )
-    add(
-        "shieldwall read_logpush, all columns",
-        args.lines,
-        [PY, "-c", READ_FULL.format(repo=str(REPO), attack=str(attack))],
-        repeat=args.repeat,
-    )
-    add("orjson + Counter (top-20 of 10 attributes)", args.lines, [PY, "-c", ORJSON.format(attack=str(attack))])
+    if not args.logs_only:
+        print(f"PCAP: {pcap.name}, {n:,} packets, {pcap.stat().st_size / 1e6:.0f} MB")
+        summary = [PY, "-c", SUMMARY.format(repo=str(REPO), path=str(pcap))]
+        add("shieldwall summarize_pcap", n, summary, repeat=args.repeat)
+        target = OUT / f"{pcap.stem}.parquet"
+        upload = UPLOAD.format(repo=str(REPO), path=str(pcap), target=str(target))
+        add("shieldwall upload parse (summary+columns+victim)", n, [PY, "-c", upload], repeat=args.repeat)
+        target.unlink(missing_ok=True)
+        add("dpkt loop (ip.src counter)", n, [PY, "-c", DPKT.format(path=str(pcap))])
+        if shutil.which("tshark") and not args.skip_tshark:
+            add("tshark -q -z conv,ip", n, ["tshark", "-n", "-q", "-r", str(pcap), "-z", "conv,ip"])
+            if not args.quick:
+                add(
+                    "tshark -T fields -e ip.src | sort | uniq -c",
+                    n,
+                    f"tshark -n -r {pcap} -T fields -e ip.src | sort | uniq -c > /dev/null",
+                    shell=True,
+                )
+    size = (attack.stat().st_size + baseline.stat().st_size) / 1e6
+    print(f"LOGS: {attack.name} + {baseline.name}, {args.lines:,} + {args.lines:,} lines, {size:.0f} MB")
+    # The log tools take turns, round after round, so that each sees the same load.
+    both = 2 * args.lines
+    tools = [
+        ("shieldwall read_logpush x2 + compare", both, COMPARE.format(**_logs(attack, baseline), before=False)),
+        ("  the same, has-header flattened (before)", both, COMPARE.format(**_logs(attack, baseline), before=True)),
+        ("DuckDB top-N (read_json_auto, one file)", args.lines, DUCKDB_TOPN.format(attack=str(attack))),
+        ("Python: read the lines of both files", both, LINES.format(paths=[str(attack), str(baseline)])),
+    ]
+    runs: dict[str, list[tuple[float, float, str, float]]] = {name: [] for name, _, _ in tools}
+    for _ in range(max(1, args.repeat)):
+        for name, _, code in tools:
+            runs[name].append(run_once([PY, "-c", code]))
+            print(f"  {name:44s} {runs[name][-1][0]:8.2f} s", flush=True)
+    for name, count, _ in tools:
+        best = min(runs[name], key=lambda r: r[0])
+        median = statistics.median(r[0] for r in runs[name])
+        rows.append((name, best[0], median, best[3], count / best[0], best[1], best[2].splitlines()[-1][:60]))
+    if not args.logs_only:
+        add(
+            "shieldwall read_logpush, all columns",
+            args.lines,
+            [PY, "-c", READ_FULL.format(repo=str(REPO), attack=str(attack))],
+            repeat=args.repeat,
+        )
+        add("orjson + Counter (top-20 of 10 attributes)", args.lines, [PY, "-c", ORJSON.format(attack=str(attack))])
 
     print()
-    print(f"{'tool':46s} {'seconds':>9s} {'units/s':>12s} {'peak RSS MB':>12s}  output")
-    for name, wall, rate, rss, out in rows:
-        print(f"{name:46s} {wall:9.2f} {rate:12,.0f} {rss:12.0f}  {out}")
+    head = f"{'tool':46s} {'best s':>8s} {'median s':>9s} {'CPU s':>7s} {'units/s':>12s} {'peak RSS MB':>12s}"
+    print(f"{head}  output")
+    for name, wall, median, cpu, rate, rss, out in rows:
+        print(f"{name:46s} {wall:8.2f} {median:9.2f} {cpu:7.2f} {rate:12,.0f} {rss:12.0f}  {out}")
     print(f"\n(os.cpu_count() = {os.cpu_count()}; packets/s for PCAP rows, rows/s for log rows)")
+    print(f"load average at end: {load()}")
+
+
+def _logs(attack: Path, baseline: Path) -> dict[str, str]:
+    return {"repo": str(REPO), "attack": str(attack), "baseline": str(baseline)}
+
+
+def load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 if __name__ == "__main__":

@@ -1,99 +1,266 @@
 """Print a report to PDF with Debian's headless Chromium (Playwright), charts as static images.
 
-The page is served to the browser from memory through Playwright's request routing: the
-report HTML at a fake origin, plotly.js and the print script from the static files. Any
-other request is refused, so rendering needs no server and never reaches the network.
-The print script draws each chart, swaps it for a PNG of itself and marks the body
-ready; then Chromium prints.
+One browser per process, kept warm: it starts with the process's first PDF (the reports
+worker's first report) and is reused by every report after it. It holds a chart page with
+plotly.js loaded: compiling plotly.min.js is most of a cold start (1.5 s on an idle
+2-core machine, 6 s on a busy one), so it is paid once per process, not once per report.
+For each report:
+
+1. the print page (``reports/print.html``, no script of its own) is opened from memory at
+   a fake origin; any other request is refused, so printing needs no server and never
+   reaches the network;
+2. each chart's width is measured there and its figure (its ``json_script``) read;
+3. the chart page draws each figure once and hands back a PNG of it;
+4. the PNGs take the charts' places in the print page, and Chromium prints it.
+
+Playwright's sync API belongs to the thread that started it (and refuses a thread whose
+asyncio loop is running: a test's browser, an ASGI worker), so the browser lives on a
+thread of its own and reports are handed to it one at a time. A browser that died (crash,
+OOM kill) is replaced by the next report, and a report it died under is printed once
+more in the new one.
 """
 
 from __future__ import annotations
 
-import mimetypes
+import atexit
+import contextlib
+import logging
+import os
+import queue
 import threading
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.contrib.staticfiles import finders
 
+log = logging.getLogger(__name__)
+
 ORIGIN = "http://report.shieldwall.invalid"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"]
+VIEWPORT = {"width": 1100, "height": 1400}
+PDF_OPTIONS: dict[str, Any] = {
+    "format": "A4",
+    "print_background": True,
+    "margin": {"top": "14mm", "bottom": "16mm", "left": "12mm", "right": "12mm"},
+    "display_header_footer": True,
+    "header_template": "<span></span>",
+    "footer_template": (
+        '<div style="font-size:8px;width:100%;text-align:center;color:#666">'
+        'Page <span class="pageNumber"></span> of <span class="totalPages"></span></div>'
+    ),
+}
+CHART_PAGE = b'<!doctype html><meta charset="utf-8"><body><script src="/static/plotly/plotly.min.js"></script>'
+
+# In the print page: each chart placeholder's id, measured width and figure.
+_READ_CHARTS = """() => [...document.querySelectorAll("[data-chart]")].flatMap((el) => {
+  const source = document.getElementById(el.dataset.chart);
+  return source ? [{id: el.dataset.chart, width: el.clientWidth || 900, figure: JSON.parse(source.textContent)}] : [];
+})"""
+
+# In the chart page: every figure drawn once, as a PNG (data URL), in print colours. The
+# result is left on window for wait_for_function, so a chart that never draws times out.
+_DRAW_CHARTS = """(charts) => {
+  window.__charts = undefined;
+  const draw = async (c) => {
+    const fig = c.figure, width = c.width, height = (fig.layout && fig.layout.height) || 320;
+    const layout = Object.assign({}, fig.layout || {}, {
+      width: width, height: height, paper_bgcolor: "#ffffff", plot_bgcolor: "#ffffff",
+      font: {color: "#1f2933", size: 12}, margin: {l: 70, r: 70, t: 40, b: 50},
+    });
+    const el = document.createElement("div");
+    document.body.appendChild(el);
+    try {
+      const gd = await Plotly.newPlot(el, fig.data || [], layout, {staticPlot: true});
+      return [c.id, await Plotly.toImage(gd, {format: "png", width: width, height: height, scale: 2})];
+    } finally {
+      Plotly.purge(el);
+      el.remove();
+    }
+  };
+  if (!window.Plotly) { window.__charts = {error: "plotly.js did not load"}; return; }
+  Promise.all(charts.map(draw)).then(
+    (pairs) => { window.__charts = {images: Object.fromEntries(pairs)}; },
+    (error) => { window.__charts = {error: String((error && error.message) || error)}; },
+  );
+}"""
+
+# In the print page: each placeholder replaced by its image, as the page would have drawn it.
+_PLACE_IMAGES = """async ({charts, images}) => {
+  const loads = charts.map((c) => {
+    const el = document.querySelector(`[data-chart="${CSS.escape(c.id)}"]`);
+    const fig = c.figure;
+    const img = new Image();
+    img.alt = (fig.layout && fig.layout.title && fig.layout.title.text) || "chart";
+    img.className = "chart-image";
+    img.style.width = c.width + "px";
+    img.src = images[c.id];
+    el.innerHTML = "";
+    el.appendChild(img);
+    return img.decode();
+  });
+  await Promise.all(loads);
+}"""
 
 
 class PdfError(RuntimeError):
     """The PDF could not be printed (no Chromium, a chart that never rendered, a timeout)."""
 
 
-def _static(path: str) -> tuple[bytes, str] | None:
+def _static(path: str) -> str | None:
     found = finders.find(path)
-    if not found:
-        return None
-    content_type = mimetypes.guess_type(found)[0] or "application/octet-stream"
-    return Path(found).read_bytes(), content_type
+    return str(found) if found else None
 
 
-def _render(html: str, timeout_ms: int, result: dict[str, Any]) -> None:
-    from playwright.sync_api import sync_playwright
+def _refuse_all_but(page, pages: dict[str, bytes]) -> None:  # noqa: ANN001
+    """Serve ``pages`` (path -> HTML) and plotly.js at ORIGIN; refuse every other request."""
+    plotly = _static("plotly/plotly.min.js")
 
     def route(r) -> None:  # noqa: ANN001
         url = r.request.url
-        if url in (f"{ORIGIN}/", f"{ORIGIN}/report"):
-            r.fulfill(status=200, body=html.encode(), content_type="text/html; charset=utf-8")
-            return
-        if url.startswith(f"{ORIGIN}/static/"):
-            found = _static(url[len(f"{ORIGIN}/static/") :].split("?")[0])
-            if found:
-                r.fulfill(status=200, body=found[0], content_type=found[1])
-                return
-        if url.startswith("data:") or url.startswith("blob:"):
+        path = url[len(ORIGIN) :] if url.startswith(ORIGIN + "/") else None
+        if path in pages:
+            r.fulfill(status=200, body=pages[path], content_type="text/html; charset=utf-8")
+        elif path == "/static/plotly/plotly.min.js" and plotly:
+            r.fulfill(status=200, path=plotly, content_type="text/javascript")  # read by the driver, not Python
+        elif url.startswith(("data:", "blob:")):
             r.continue_()
-            return
-        r.abort()
+        else:
+            r.abort()
 
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=settings.REPORT_CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page(viewport={"width": 1100, "height": 1400})
-                errors: list[str] = []
-                page.on("pageerror", lambda e: errors.append(str(e)))
-                page.route("**/*", route)
-                page.goto(f"{ORIGIN}/report", wait_until="load", timeout=timeout_ms)
-                page.wait_for_selector("body[data-charts-ready]", state="attached", timeout=timeout_ms)
-                failed = page.get_attribute("body", "data-charts-error")
-                if failed or errors:
-                    raise PdfError(f"charts did not render: {failed or '; '.join(errors)}")
-                result["pdf"] = page.pdf(
-                    format="A4",
-                    print_background=True,
-                    margin={"top": "14mm", "bottom": "16mm", "left": "12mm", "right": "12mm"},
-                    display_header_footer=True,
-                    header_template="<span></span>",
-                    footer_template=(
-                        '<div style="font-size:8px;width:100%;text-align:center;color:#666">'
-                        'Page <span class="pageNumber"></span> of <span class="totalPages"></span></div>'
-                    ),
-                )
-            finally:
+    page.route("**/*", route)
+
+
+class _Browser:
+    """The process's Chromium and its chart page, owned by one thread (see the module doc)."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.launches = 0
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name="report-pdf", daemon=True)
+        self._thread.start()
+
+    def print(self, html: str, timeout_ms: int) -> bytes:
+        done: Future[bytes] = Future()
+        self._jobs.put((html, timeout_ms, done))
+        # Each step has its own timeout on the browser thread; this bounds a print that hangs
+        # anyway (the reports queue waits behind it) and the reports queued before this one.
+        try:
+            return done.result(timeout=4 * timeout_ms / 1000)
+        except FutureTimeout as exc:
+            raise PdfError(f"no PDF after {4 * timeout_ms / 1000:.0f} s") from exc
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._jobs.put(None)
+        self._thread.join(timeout)
+
+    # ----------------------------------------------------------------- on the browser thread
+
+    def _serve(self) -> None:
+        from playwright.sync_api import Error, TimeoutError, sync_playwright
+
+        playwright = browser = charts = None
+        try:
+            while (job := self._jobs.get()) is not None:
+                html, timeout_ms, done = job
+                for attempt in (1, 2):
+                    try:
+                        if playwright is None:
+                            playwright = sync_playwright().start()
+                        if browser is None or not browser.is_connected() or charts.is_closed():
+                            browser, charts = self._launch(playwright, browser, timeout_ms)
+                        done.set_result(_print(browser, charts, html, timeout_ms))
+                        break
+                    except PdfError as exc:
+                        done.set_exception(exc)
+                        break
+                    except Error as exc:
+                        # Whatever state the browser is in, the next report gets a new one.
+                        died = not browser or not browser.is_connected() or charts.is_closed()
+                        browser = self._close(browser)
+                        if attempt == 1 and died and not isinstance(exc, TimeoutError):
+                            log.warning("report PDF: Chromium died (%s); starting a new one", exc)
+                            continue
+                        done.set_exception(PdfError(str(exc)))
+                        break
+                    except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                        done.set_exception(exc)
+                        break
+        finally:
+            self._close(browser)
+            if playwright is not None:
+                playwright.stop()
+
+    def _launch(self, playwright, old, timeout_ms: int):  # noqa: ANN001, ANN202
+        self._close(old)
+        self.launches += 1
+        browser = playwright.chromium.launch(
+            executable_path=settings.REPORT_CHROMIUM, headless=True, args=CHROMIUM_ARGS, timeout=timeout_ms
+        )
+        charts = browser.new_page()
+        charts.set_default_timeout(timeout_ms)
+        _refuse_all_but(charts, {"/charts": CHART_PAGE})
+        charts.goto(f"{ORIGIN}/charts", wait_until="load")
+        return browser, charts
+
+    @staticmethod
+    def _close(browser) -> None:  # noqa: ANN001
+        if browser is not None:
+            with contextlib.suppress(Exception):  # already gone
                 browser.close()
-    except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-        result["error"] = exc
+
+
+def _print(browser, charts, html: str, timeout_ms: int) -> bytes:  # noqa: ANN001
+    page = browser.new_page(viewport=VIEWPORT)
+    try:
+        page.set_default_timeout(timeout_ms)
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        _refuse_all_but(page, {"/report": html.encode()})
+        page.goto(f"{ORIGIN}/report", wait_until="load")
+        wanted = page.evaluate(_READ_CHARTS)
+        if wanted:
+            charts.evaluate(_DRAW_CHARTS, wanted)
+            charts.wait_for_function("() => window.__charts !== undefined")
+            drawn = charts.evaluate("() => window.__charts")
+            if drawn.get("error"):
+                raise PdfError(f"charts did not render: {drawn['error']}")
+            page.evaluate(_PLACE_IMAGES, {"charts": wanted, "images": drawn["images"]})
+        if errors:
+            raise PdfError(f"charts did not render: {'; '.join(errors)}")
+        return page.pdf(**PDF_OPTIONS)
+    finally:
+        page.close()
+
+
+_browser: _Browser | None = None
+_lock = threading.Lock()
+
+
+def _the_browser() -> _Browser:
+    """This process's browser (a forked worker child starts its own: threads do not survive a fork)."""
+    global _browser
+    with _lock:
+        if _browser is None or _browser.pid != os.getpid() or not _browser.alive:
+            _browser = _Browser()
+        return _browser
+
+
+@atexit.register
+def _stop() -> None:
+    if _browser is not None and _browser.pid == os.getpid():
+        _browser.stop()
 
 
 def render_pdf(html: str, *, timeout_ms: int = 60_000) -> bytes:
-    """The PDF of a complete print page (``reports/print.html``).
-
-    Runs in a thread of its own: Playwright's sync API refuses a thread whose asyncio
-    loop is running (a test's browser, an ASGI worker).
-    """
+    """The PDF of a complete print page (``reports/print.html``), by this process's warm Chromium."""
     if not Path(settings.REPORT_CHROMIUM).exists():
         raise PdfError(f"no Chromium at {settings.REPORT_CHROMIUM} (set REPORT_CHROMIUM)")
-    result: dict[str, Any] = {}
-    thread = threading.Thread(target=_render, args=(html, timeout_ms, result), name="report-pdf")
-    thread.start()
-    thread.join()
-    if "error" in result:
-        error = result["error"]
-        raise error if isinstance(error, PdfError) else PdfError(str(error)) from error
-    return result["pdf"]
+    return _the_browser().print(html, timeout_ms)

@@ -496,8 +496,10 @@ def write_jsonl(path: str | Path, records: Iterable[dict]) -> int:
     return n
 
 
-def write_logpush_bench(path: str | Path, lines: int, apache_log: str | Path, *, seed: int = 3) -> int:
-    """1 M-line bench file: the baseline records recycled with a bot mixed in (20 %)."""
+def write_logpush_bench(
+    path: str | Path, lines: int, apache_log: str | Path, *, seed: int = 3, bot_share: float = 0.2
+) -> int:
+    """1 M-line bench file: the baseline records recycled with a bot mixed in (20 %; none for a baseline)."""
     src = apache_lines(apache_log)
     base = [orjson.dumps(r) for r in baseline_records(src, seed=seed)]
     bot = [orjson.dumps(r) for r in attack_records(src, 2000, seed=seed)]
@@ -506,7 +508,7 @@ def write_logpush_bench(path: str | Path, lines: int, apache_log: str | Path, *,
     with open(path, "wb") as fh:
         out = []
         for _ in range(lines):
-            out.append(bot[rng.randrange(len(bot))] if rng.random() < 0.2 else base[rng.randrange(len(base))])
+            out.append(bot[rng.randrange(len(bot))] if rng.random() < bot_share else base[rng.randrange(len(base))])
             n += 1
             if len(out) >= 50000:
                 fh.write(b"\n".join(out) + b"\n")

@@ -251,25 +251,27 @@ def compare(
     jobs = [(name, a_col, b_attrs[name], field) for name, a_col, field in a_attrs if name in b_attrs]
 
     # Deriving and dictionary-encoding the attributes is most of the work; it runs in
-    # Arrow with the GIL released, so it is spread over the cores, the header-name
-    # matrices (the largest jobs) first. Results are taken in attribute order.
+    # Arrow with the GIL released, so it is spread over the cores. Results are taken in
+    # attribute order; the "has header" masks come from the header orders once encoded.
     names_col = "http.request.headers.names"
     with ThreadPoolExecutor(max_workers=_workers()) as ex:
-        has = None
-        if names_col in attack_table.column_names and attack_table.column(names_col).null_count < na:
-            has = (
-                ex.submit(_has_matrix, attack_table.column(names_col)),
-                ex.submit(_has_matrix, baseline_table.column(names_col)),
-            )
         coded = [ex.submit(lambda j: _codes(j[1](), j[2]()), j) for j in jobs]
         attributes = []
         pool: list[_Pred] = []
+        orders = None
         for (name, _, _, field), codes in zip(jobs, coded, strict=True):
             attribute, preds = _attribute(name, field, codes.result(), na, nb, top, sa, sb)
             attributes.append(attribute)
             pool += preds
-        if has is not None:
-            attribute, preds = _header_preds(has[0].result(), has[1].result(), na, nb, sa, sb)
+            if name == "header order":
+                orders = codes.result()
+        if names_col in attack_table.column_names and attack_table.column(names_col).null_count < na:
+            # From the header orders when they stand for the names (_has_by_order), else flattened.
+            sides = [(attack_table.column(names_col), 0), (baseline_table.column(names_col), 1)]
+            has = [_has_by_order(col, orders[i], orders[2]) if orders is not None else None for col, i in sides]
+            flat = [ex.submit(_has_matrix, col) if h is None else None for (col, _), h in zip(sides, has, strict=True)]
+            has_a, has_b = (h if f is None else f.result() for h, f in zip(has, flat, strict=True))
+            attribute, preds = _header_preds(has_a, has_b, na, nb, sa, sb)
             if attribute is not None:
                 attributes.append(attribute)
             pool += preds
@@ -462,6 +464,29 @@ def _header_preds(has_a: dict, has_b: dict, na: int, nb: int, sa, sb) -> tuple[d
     sep = max(abs(r["attack_share"] - r["baseline_share"]) for r in rows)
     rows.sort(key=lambda r: -abs(r["attack_share"] - r["baseline_share"]))
     return {"attribute": "has header", "field": col, "separation": round(sep, 6), "values": rows}, preds
+
+
+def _has_by_order(col: Column, codes: np.ndarray, orders: list) -> dict[str, np.ndarray] | None:
+    """The "has header" masks from the distinct header orders (a few hundred, already
+    encoded for the "header order" attribute) instead of every row's names (six per row).
+
+    An order is its names joined by "|", so it splits back into them exactly unless a name
+    holds "|" or is empty; then a row has fewer names than its order splits into (or one
+    more, for a lone empty name), and None is returned: the caller flattens the names."""
+    if codes.size and codes.min() < 0:
+        return None
+    names_of = [o.split("|") if o else [] for o in orders]
+    expected = np.array([len(n) for n in names_of] or [0], np.int64)
+    lengths = pc.fill_null(pc.list_value_length(col), 0).to_numpy(zero_copy_only=False)
+    if codes.size and not np.array_equal(expected[codes], lengths):
+        return None
+    present = np.unique(codes).tolist()
+    names = sorted({name for i in present for name in names_of[i]})
+    index = {name: k for k, name in enumerate(names)}
+    small = np.zeros((len(names), max(len(orders), 1)), bool)
+    for i in present:
+        small[[index[name] for name in names_of[i]], i] = True
+    return dict(zip(names, small[:, codes], strict=True))
 
 
 def _has_matrix(col: pa.ChunkedArray) -> dict[str, np.ndarray]:

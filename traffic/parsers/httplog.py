@@ -90,19 +90,19 @@ CASE WHEN regexp_full_match(EdgeStartTimestamp, '[0-9]+(\\.[0-9]+)?') THEN
 ELSE epoch(TRY_CAST(EdgeStartTimestamp AS TIMESTAMPTZ)) END
 """
 
-# Each JSON object is parsed once per row: its keys (names in the order sent), the four
-# header values the table needs (one multi-path extract) and, only for the rows that have
-# keys, all values in key order ('$.*'); the output columns are built from those. A
-# duplicated key is kept twice, as the client sent it.
+# Each JSON object is parsed once per row: its keys (names in the order sent), the header
+# values the wanted columns need (cookie, and referer if asked: one multi-path extract)
+# and, only for the rows that have keys, all values in key order ('$.*'); the output
+# columns are built from those. A duplicated key is kept twice, as the client sent it.
 _PARSED = """
 WITH r AS (
     SELECT *,
         json_keys(RequestHeaders) AS _hk,
-        json_extract_string(RequestHeaders, ['$.referer', '$.Referer', '$.cookie', '$.Cookie']) AS _hx,
+        json_extract_string(RequestHeaders, [{header_paths}]) AS _hx,
         json_keys(Cookies) AS _ck
     FROM src
 ), c AS (
-    SELECT *, COALESCE(_hx[3], _hx[4], '') AS _cookie_hdr FROM r
+    SELECT *, COALESCE(_hx[1], _hx[2], '') AS _cookie_hdr FROM r
 )
 """
 
@@ -121,7 +121,7 @@ _COLUMN_SQL = {
     ),
     "http.request.version": "ClientRequestProtocol",
     "http.user_agent": "COALESCE(ClientRequestUserAgent, '')",
-    "http.referer": "COALESCE(ClientRequestReferer, _hx[1], _hx[2], '')",
+    "http.referer": "COALESCE(ClientRequestReferer, _hx[3], _hx[4], '')",
     "http.cookie": (
         "CASE WHEN len(_ck) > 0 THEN array_to_string(list_transform(json_extract_string(Cookies, '$.*'),"
         " lambda v, i: _ck[i] || '=' || v), '; ') ELSE _cookie_hdr END"
@@ -146,7 +146,11 @@ def _select_sql(columns: Collection[str]) -> str:
     """The query for the wanted columns only: DuckDB then reads, from each line, just the
     Logpush fields those columns are made from."""
     exprs = ",\n    ".join(f'{_COLUMN_SQL[name]} AS "{name}"' for name in LOG_SCHEMA.names if name in columns)
-    return f"{_PARSED}SELECT\n    {exprs or 'NULL AS _none'}\nFROM c\n"
+    # The referer paths only when asked for (a comparison does not): fewer values per row.
+    paths = (
+        "'$.cookie', '$.Cookie', '$.referer', '$.Referer'" if "http.referer" in columns else "'$.cookie', '$.Cookie'"
+    )
+    return f"{_PARSED.format(header_paths=paths)}SELECT\n    {exprs or 'NULL AS _none'}\nFROM c\n"
 
 
 class LogError(ValueError):
