@@ -369,15 +369,17 @@ class Alert(models.Model):
             models.Index(fields=["customer", "-last_seen"], name="alert_customer_idx"),
             # The triage queue's first page: open alerts in urgency order, read straight off these
             # partial indexes (LIMIT 200) instead of sorting every open alert; its exact
-            # "n in view" count is an index-only scan of the same few rows. The second serves the
-            # queue filtered to one customer.
+            # "n in view" count, also by severity or layer (INCLUDE, PostgreSQL only), is an index-only
+            # scan of the open alerts. The second serves the queue filtered to one customer.
             models.Index(
                 fields=["-urgency", "-last_seen", "-id"],
+                include=["severity", "layer"],
                 condition=models.Q(status__in=["new", "acknowledged"]),
                 name="alert_queue_open_idx",
             ),
             models.Index(
                 fields=["customer", "-urgency", "-last_seen", "-id"],
+                include=["severity", "layer"],
                 condition=models.Q(status__in=["new", "acknowledged"]),
                 name="alert_queue_customer_idx",
             ),
