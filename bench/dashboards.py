@@ -27,7 +27,9 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/shieldwall_dash_bench"
-TARGET_MS = 200.0
+TARGET_MS = 200.0  # every page
+# Issue 20: the queue's first page and the SOC overview under 100 ms of server time at 1 M alerts.
+FAST_TARGET_MS = 100.0
 
 
 def ensure_database(url: str, reset: bool) -> None:
@@ -213,7 +215,9 @@ def seed(n_alerts: int, n_attacks: int) -> None:
     _seed_alerts(n_alerts, n_attacks, attack_ids, feeds)
     _seed_tickets_and_mitigations(customers, attack_ids, rng, now)
     with connection.cursor() as cur:
-        cur.execute("ANALYZE")
+        # What autovacuum does to a settled table: statistics, and the visibility map that lets the
+        # queue's count be an index-only scan.
+        cur.execute("VACUUM ANALYZE")
     print(f"  seeded in {time.perf_counter() - t0:.1f}s")
 
 
@@ -441,27 +445,30 @@ def main() -> int:
     customer_viewer.force_login(viewer)
     in_queue = Alert.objects.in_queue().count()
     pages = [
-        (f"alert queue, first page ({in_queue:,} in queue)", engineer, "/alerts/", {}),
-        ("alert queue, one customer", engineer, f"/alerts/?customer={busiest}", {}),
-        ("SOC overview /", engineer, "/", {}),
-        ("SOC overview fragment (htmx poll)", engineer, "/?fragment=1", {"HTTP_HX_REQUEST": "true"}),
-        (f"customer dashboard ({busiest})", engineer, f"/customers/{busiest}/dashboard/", {}),
-        (f"attack page ({attack.alert_count:,} alerts)", engineer, attack.get_absolute_url(), {}),
-        (f"ticket page ({ticket.number})", engineer, ticket.get_absolute_url(), {}),
-        ("report list (engineer)", engineer, "/reports/", {}),
-        ("report list (customer viewer)", customer_viewer, "/reports/", {}),
-        ("report page (customer viewer)", customer_viewer, report.get_absolute_url(), {}),
+        (f"alert queue, first page ({in_queue:,} in queue)", engineer, "/alerts/", {}, FAST_TARGET_MS),
+        ("alert queue, one customer", engineer, f"/alerts/?customer={busiest}", {}, TARGET_MS),
+        ("SOC overview /", engineer, "/", {}, FAST_TARGET_MS),
+        ("SOC overview fragment (htmx poll)", engineer, "/?fragment=1", {"HTTP_HX_REQUEST": "true"}, FAST_TARGET_MS),
+        (f"customer dashboard ({busiest})", engineer, f"/customers/{busiest}/dashboard/", {}, TARGET_MS),
+        (f"attack page ({attack.alert_count:,} alerts)", engineer, attack.get_absolute_url(), {}, TARGET_MS),
+        (f"ticket page ({ticket.number})", engineer, ticket.get_absolute_url(), {}, TARGET_MS),
+        ("report list (engineer)", engineer, "/reports/", {}, TARGET_MS),
+        ("report list (customer viewer)", customer_viewer, "/reports/", {}, TARGET_MS),
+        ("report page (customer viewer)", customer_viewer, report.get_absolute_url(), {}, TARGET_MS),
     ]
-    print(f"\n{'page':44} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}   (N={args.n}, target p95 <= {TARGET_MS:.0f} ms)")
-    worst = 0.0
-    for label, client, path, headers in pages:
+    print(f"\nload average {os.getloadavg()[0]:.1f}")
+    print(f"{'page':44} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'target':>7}   (N={args.n}, server time)")
+    over = []
+    for label, client, path, headers, target in pages:
         times = sorted(timed(client, path, args.n, **headers))
         p50 = statistics.median(times)
         p95 = times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
-        worst = max(worst, p95)
-        print(f"{label:44} {p50:8.1f} {p95:8.1f} {times[-1]:8.1f}", flush=True)
-    print("\nPASS" if worst <= TARGET_MS else f"\nOVER TARGET: worst p95 {worst:.1f} ms")
-    return 0 if worst <= TARGET_MS else 1
+        if p95 > target:
+            over.append(label)
+        print(f"{label:44} {p50:8.1f} {p95:8.1f} {times[-1]:8.1f} {target:7.0f}", flush=True)
+    print(f"load average {os.getloadavg()[0]:.1f}")
+    print("\nPASS" if not over else f"\nOVER TARGET (p95): {', '.join(over)}")
+    return 0 if not over else 1
 
 
 if __name__ == "__main__":
