@@ -7,13 +7,16 @@ from django.db.models import Q
 
 from alerts.models import Alert, Attack, Delivery, Feed, Layer, Severity, Silence
 from console.filters import UtcIsoDateTimeFilter
+from console.models import Customer
 
 
 class AlertFilterSet(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Search")
     customer = django_filters.CharFilter(method="by_customer", label="Customer slug ('unassigned' for none)")
-    status = django_filters.MultipleChoiceFilter(choices=Alert.Status.choices)
-    severity = django_filters.MultipleChoiceFilter(choices=Severity.choices)
+    # No DISTINCT (django-filter's default for multiple choices): these are columns of the alert
+    # itself, so no row can repeat, and a DISTINCT makes PostgreSQL sort the whole queue.
+    status = django_filters.MultipleChoiceFilter(choices=Alert.Status.choices, distinct=False)
+    severity = django_filters.MultipleChoiceFilter(choices=Severity.choices, distinct=False)
     layer = django_filters.ChoiceFilter(choices=Layer.choices)
     vector = django_filters.CharFilter(field_name="vector")
     feed = django_filters.CharFilter(field_name="feed__slug")
@@ -38,9 +41,12 @@ class AlertFilterSet(django_filters.FilterSet):
         )
 
     def by_customer(self, queryset, name, value):  # noqa: ANN001, ANN201
-        return (
-            queryset.filter(customer__isnull=True) if value == "unassigned" else queryset.filter(customer__slug=value)
-        )
+        if value == "unassigned":
+            return queryset.filter(customer__isnull=True)
+        # The id, not a join on the slug: with a literal customer_id the planner walks that
+        # customer's part of the queue index (alert_queue_customer_idx) instead of the whole queue.
+        customer_id = Customer.objects.filter(slug=value).values_list("pk", flat=True).first()
+        return queryset.filter(customer_id=customer_id) if customer_id is not None else queryset.none()
 
     def in_queue(self, queryset, name, value):  # noqa: ANN001, ANN201
         return queryset.in_queue() if value else queryset

@@ -33,6 +33,31 @@ from console.permissions import get_visible_or_404
 from console.views import htmx_partial, paginate, require_internal
 
 QUEUE_SIZE = 200
+# What a queue row shows (alerts/templatetags/queue.py): the raw payload and the source lists stay in the
+# database, so a page of 200 rows neither ships nor decodes them.
+QUEUE_COLUMNS = (
+    "id",
+    "attack_id",
+    "urgency",
+    "urgency_reasons",
+    "severity",
+    "title",
+    "layer",
+    "target_ip",
+    "target_port",
+    "target_host",
+    "zone",
+    "vector",
+    "bps",
+    "pps",
+    "rps",
+    "count",
+    "last_seen",
+    "status",
+    "feed__slug",
+    "customer__name",
+    "assignee__username",
+)
 INGEST_HEADERS = (
     "content-type",
     "user-agent",
@@ -109,7 +134,9 @@ def _queue_queryset(request: HttpRequest):  # noqa: ANN202
     if not any(k in params for k in ("status", "queue")):
         params["queue"] = "true"
     filterset = AlertFilterSet(params, queryset=Alert.objects.visible_to(request.user))
-    return filterset, filterset.qs.select_related("customer", "feed", "assignee", "attack").order_by(*QUEUE_ORDER)
+    return filterset, filterset.qs.select_related("customer", "feed", "assignee").only(*QUEUE_COLUMNS).order_by(
+        *QUEUE_ORDER
+    )
 
 
 def _grouped(alerts: list[Alert]) -> list[Alert]:

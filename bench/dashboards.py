@@ -27,7 +27,9 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/shieldwall_dash_bench"
-TARGET_MS = 200.0
+TARGET_MS = 200.0  # every page
+# Issue 20: the queue's first page and the SOC overview under 100 ms of server time at 1 M alerts.
+FAST_TARGET_MS = 100.0
 
 
 def ensure_database(url: str, reset: bool) -> None:
@@ -209,77 +211,68 @@ def seed(n_alerts: int, n_attacks: int) -> None:
 
     copy_rows(Attack, attack_cols, attacks())
     attack_ids = list(Attack.objects.order_by("id").values_list("id", flat=True))[-n_attacks:]
-    print(f"  COPY {n_alerts:,} alerts", flush=True)
-    alert_cols = [
-        "feed_id",
-        "customer_id",
-        "attack_id",
-        "fingerprint",
-        "title",
-        "layer",
-        "vector",
-        "severity",
-        "target_ip",
-        "bps",
-        "pps",
-        "packets",
-        "bytes",
-        "source_ips",
-        "source_asns",
-        "source_countries",
-        "labels",
-        "raw",
-        "event_time",
-        "first_seen",
-        "last_seen",
-        "count",
-        "status",
-        "resolved_at",
-        "updated_at",
-    ]
-    extra = field_defaults(Alert, set(alert_cols))
-    alert_cols += list(extra)
-
-    def alerts():
-        for i in range(n_alerts):
-            k = i % n_attacks
-            customer, start, vs, ongoing = plan[k]
-            at = start + timedelta(seconds=30 * (i // n_attacks))
-            bps = rng.uniform(1e8, 5e11)
-            yield [
-                feeds[i % 3],
-                customer,
-                attack_ids[k],
-                f"bench-{i}",
-                f"{vs[0]} bench alert",
-                "L7" if vs[0] == "http_flood" else "L4",
-                vs[i % len(vs)],
-                severities[i % 5],
-                f"203.0.{k % 250}.{k % 200}",
-                bps,
-                bps / 800,
-                1000,
-                1_000_000,
-                json.dumps([f"198.51.{i % 200}.{i % 250}"]),
-                json.dumps([64500 + i % 50]),
-                json.dumps([["CN", "US", "BR", "RU", "DE"][i % 5]]),
-                "{}",
-                "{}",
-                at.isoformat(),
-                at.isoformat(),
-                at.isoformat(),
-                1 + i % 3,
-                "new" if ongoing else "resolved",
-                None if ongoing else at.isoformat(),
-                at.isoformat(),
-                *extra.values(),
-            ]
-
-    copy_rows(Alert, alert_cols, alerts())
+    print(f"  INSERT {n_alerts:,} alerts (generate_series)", flush=True)
+    _seed_alerts(n_alerts, n_attacks, attack_ids, feeds)
     _seed_tickets_and_mitigations(customers, attack_ids, rng, now)
     with connection.cursor() as cur:
-        cur.execute("ANALYZE")
+        # What autovacuum does to a settled table: statistics, and the visibility map that lets the
+        # queue's count be an index-only scan.
+        cur.execute("VACUUM ANALYZE")
     print(f"  seeded in {time.perf_counter() - t0:.1f}s")
+
+
+def _seed_alerts(n_alerts: int, n_attacks: int, attack_ids: list[int], feeds: list[int]) -> None:
+    """The alerts in one INSERT … SELECT over generate_series: a million rows in seconds, not minutes.
+
+    Alert i belongs to attack i mod n_attacks, 30 s after the previous alert of that attack. The alerts
+    of ongoing attacks are open (new or acknowledged); so are 5 % of the others, left untriaged, which
+    is what makes the queue large (about 50,000 rows at 1 M alerts) as on a busy day.
+    """
+    from django.db import connection
+
+    from alerts.models import Alert
+
+    given = {
+        "feed_id", "customer_id", "attack_id", "fingerprint", "title", "layer", "vector", "severity",
+        "target_ip", "bps", "pps", "packets", "bytes", "source_ips", "source_asns", "source_countries",
+        "labels", "raw", "event_time", "first_seen", "last_seen", "count", "status", "resolved_at",
+        "updated_at", "urgency",
+    }  # fmt: skip
+    extra = field_defaults(Alert, given)
+    extra_cols = "".join(f', "{c}"' for c in extra)
+    extra_vals = "".join(", %s" for _ in extra)
+    table = Alert._meta.db_table
+    sql = f"""
+        WITH a AS (
+            SELECT id, customer_id, started_at, ongoing, target, vectors,
+                   (row_number() OVER (ORDER BY id)) - 1 AS k
+            FROM alerts_attack WHERE id = ANY(%s)
+        ), s AS (
+            SELECT i, a.*, a.started_at + (i / %s) * interval '30 seconds' AS at,
+                   a.vectors ->> (i %% jsonb_array_length(a.vectors)) AS vector,
+                   (hashint4(i) & 2147483647) %% 1000 AS r
+            FROM generate_series(0, %s - 1) AS i JOIN a ON a.k = i %% %s
+        )
+        INSERT INTO "{table}" (
+            feed_id, customer_id, attack_id, fingerprint, title, layer, vector, severity, target_ip,
+            bps, pps, packets, bytes, source_ips, source_asns, source_countries, labels, raw,
+            event_time, first_seen, last_seen, count, status, resolved_at, updated_at, urgency{extra_cols})
+        SELECT (%s::int[])[1 + i %% 3], customer_id, id, 'bench-' || i, (vectors ->> 0) || ' bench alert',
+               CASE WHEN vectors ->> 0 = 'http_flood' THEN 'L7' ELSE 'L4' END, vector,
+               (ARRAY['critical', 'high', 'medium', 'low', 'info'])[1 + i %% 5], target::inet,
+               1e8 + r * 5e8, (1e8 + r * 5e8) / 800, 1000, 1000000,
+               jsonb_build_array('198.51.' || (i %% 200) || '.' || (i %% 250)),
+               jsonb_build_array(64500 + i %% 50),
+               jsonb_build_array((ARRAY['CN', 'US', 'BR', 'RU', 'DE'])[1 + i %% 5]),
+               '{{}}'::jsonb, '{{}}'::jsonb, at, at, at, 1 + i %% 3,
+               CASE WHEN ongoing OR r < 50 THEN (CASE WHEN r %% 4 = 0 THEN 'acknowledged' ELSE 'new' END)
+                    ELSE 'resolved' END,
+               CASE WHEN ongoing OR r < 50 THEN NULL ELSE at END,
+               at, 10 + (r * 7) %% 90{extra_vals}
+        FROM s
+    """
+    with connection.cursor() as cur:
+        cur.execute(sql, [attack_ids, n_attacks, n_alerts, n_attacks, feeds, *extra.values()])
 
 
 def _seed_tickets_and_mitigations(
@@ -330,17 +323,73 @@ def _seed_tickets_and_mitigations(
         )
 
 
-def timed(client, path: str, n: int, **headers) -> list[float]:  # noqa: ANN001
+def _subjects(customer_slug: str):  # noqa: ANN202
+    """The attack, ticket and customer-viewer report the per-object pages are timed on (made once, kept)."""
+    from django.db.models import Count
+
+    from alerts.models import Attack
+    from console import roles
+    from console.models import Customer
+    from console.reports import services as reports
+    from console.reports.models import Report
+    from tests.factories import UserFactory
+    from tickets.models import Ticket
+
+    customer = Customer.objects.get(slug=customer_slug)
+    attack = (
+        Attack.objects.ongoing().annotate(n=Count("alerts")).order_by("-n", "-id").first()
+    )  # the most alerts: the heaviest attack page
+    ticket = Ticket.objects.filter(number="SW-BENCH-ATTACK").first()
+    if ticket is None:
+        ticket = Ticket.objects.create(
+            number="SW-BENCH-ATTACK", customer=attack.customer, title=f"bench: {attack}", event_at=attack.started_at
+        )
+        ticket.attacks.add(attack)
+        ticket.alerts.add(*attack.alerts.values_list("id", flat=True))
+    viewer = UserFactory(username="bench-viewer", role=roles.CUSTOMER_VIEWER, customer=customer)
+    reports_of = Report.objects.filter(customer=customer, status=Report.Status.DONE)
+    if not reports_of.exists():
+        engineer = UserFactory(username="bench-engineer")
+        subject = Attack.objects.filter(customer=customer).order_by("-alert_count", "-id").first()
+        first = reports.report_request(user=engineer, attack=subject, enqueue=False)
+        reports.report_generate(report_id=first.pk, pdf=False)
+        first.refresh_from_db()
+        # 40 more ready reports of the same customer: a list page of real length.
+        Report.objects.bulk_create(
+            [
+                Report(
+                    customer=customer,
+                    kind=first.kind,
+                    title=f"{first.title} ({i})",
+                    parameters=first.parameters,
+                    period_start=first.period_start,
+                    period_end=first.period_end,
+                    status=Report.Status.DONE,
+                    html=first.html,
+                    figures=first.figures,
+                    generated_at=first.generated_at,
+                    created_by=engineer,
+                )
+                for i in range(40)
+            ]
+        )
+    return attack, ticket, viewer, reports_of.order_by("-id").first()
+
+
+def timed(client, path: str, n: int, **headers) -> tuple[list[float], list[float]]:  # noqa: ANN001
+    """Wall milliseconds per request, and the web process's own CPU milliseconds (what a shared,
+    busy machine inflates least; PostgreSQL's share is in the wall time only)."""
     for _ in range(2):
         response = client.get(path, **headers)
         assert response.status_code == 200, f"{path}: {response.status_code}"
-    times = []
+    times, cpu = [], []
     for _ in range(n):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         response = client.get(path, **headers)
         times.append((time.perf_counter() - t) * 1000)
+        cpu.append((time.process_time() - c) * 1000)
         assert response.status_code == 200
-    return times
+    return times, cpu
 
 
 def main() -> int:
@@ -392,24 +441,44 @@ def main() -> int:
     )
 
     busiest = Attack.objects.values("customer__slug").annotate(n=Count("id")).order_by("-n").first()["customer__slug"]
-    client = Client(HTTP_HOST="127.0.0.1")
-    client.force_login(get_user_model().objects.get(username="bench-engineer"))
+    attack, ticket, viewer, report = _subjects(busiest)
+    engineer = Client(HTTP_HOST="127.0.0.1")
+    engineer.force_login(get_user_model().objects.get(username="bench-engineer"))
+    customer_viewer = Client(HTTP_HOST="127.0.0.1")
+    customer_viewer.force_login(viewer)
+    in_queue = Alert.objects.in_queue().count()
     pages = [
-        ("SOC overview /", "/", {}),
-        ("SOC overview fragment (htmx poll)", "/?fragment=1", {"HTTP_HX_REQUEST": "true"}),
-        (f"customer dashboard ({busiest})", f"/customers/{busiest}/dashboard/", {}),
-        ("report list", "/reports/", {}),
+        (f"alert queue, first page ({in_queue:,} in queue)", engineer, "/alerts/", {}, FAST_TARGET_MS),
+        ("alert queue, one customer", engineer, f"/alerts/?customer={busiest}", {}, TARGET_MS),
+        ("SOC overview /", engineer, "/", {}, FAST_TARGET_MS),
+        ("SOC overview fragment (htmx poll)", engineer, "/?fragment=1", {"HTTP_HX_REQUEST": "true"}, FAST_TARGET_MS),
+        (f"customer dashboard ({busiest})", engineer, f"/customers/{busiest}/dashboard/", {}, TARGET_MS),
+        (f"attack page ({attack.alert_count:,} alerts)", engineer, attack.get_absolute_url(), {}, TARGET_MS),
+        (f"ticket page ({ticket.number})", engineer, ticket.get_absolute_url(), {}, TARGET_MS),
+        ("report list (engineer)", engineer, "/reports/", {}, TARGET_MS),
+        ("report list (customer viewer)", customer_viewer, "/reports/", {}, TARGET_MS),
+        ("report page (customer viewer)", customer_viewer, report.get_absolute_url(), {}, TARGET_MS),
     ]
-    print(f"\n{'page':44} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}   (N={args.n}, target p95 <= {TARGET_MS:.0f} ms)")
-    worst = 0.0
-    for label, path, headers in pages:
-        times = sorted(timed(client, path, args.n, **headers))
+    print(f"\nload average {os.getloadavg()[0]:.1f}")
+    print(
+        f"{'page':44} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'cpu p50':>8} {'target':>7}"
+        f"   (N={args.n}, server time)"
+    )
+    over = []
+    for label, client, path, headers, target in pages:
+        times, cpu = timed(client, path, args.n, **headers)
+        times.sort()
         p50 = statistics.median(times)
         p95 = times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
-        worst = max(worst, p95)
-        print(f"{label:44} {p50:8.1f} {p95:8.1f} {times[-1]:8.1f}")
-    print("\nPASS" if worst <= TARGET_MS else f"\nOVER TARGET: worst p95 {worst:.1f} ms")
-    return 0 if worst <= TARGET_MS else 1
+        if p95 > target:
+            over.append(label)
+        print(
+            f"{label:44} {p50:8.1f} {p95:8.1f} {times[-1]:8.1f} {statistics.median(cpu):8.1f} {target:7.0f}",
+            flush=True,
+        )
+    print(f"load average {os.getloadavg()[0]:.1f}")
+    print("\nPASS" if not over else f"\nOVER TARGET (p95): {', '.join(over)}")
+    return 0 if not over else 1
 
 
 if __name__ == "__main__":

@@ -166,17 +166,17 @@ def alert_rate(*, now: datetime, customer: Customer | None = None, hours: int = 
     for row in rollups.values("bucket", "layer").annotate(n=Sum("alerts")).order_by():
         by_layer[row["layer"]][row["bucket"].isoformat()] = row["n"]
     slug = customer.slug if customer else None
+    # One link per bar (severities x 24 hours): reverse the queue's URL once, not per bar.
+    queue = url("alert-list")
 
     def link(field: str) -> Any:
         def make(key: str, bucket: str) -> str:
+            if not queue:
+                return ""
             start = datetime.fromisoformat(bucket)
-            return url(
-                "alert-list",
-                **{field: key},
-                customer=slug,
-                since=start.isoformat(),
-                until=(start + timedelta(hours=1)).isoformat(),
-            )
+            query = {field: key, "customer": slug, "since": start.isoformat()}
+            query["until"] = (start + timedelta(hours=1)).isoformat()
+            return f"{queue}?{urlencode({k: v for k, v in query.items() if v not in (None, '')}, doseq=True)}"
 
         return make
 

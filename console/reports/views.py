@@ -33,7 +33,8 @@ def _report(request: HttpRequest, pk: int) -> Report:
 
 @login_required
 def report_list(request: HttpRequest) -> HttpResponse:
-    reports = Report.objects.visible_to(request.user).select_related("customer", "created_by")
+    # The list never shows a report's body or figures: leave those (often hundreds of kB each) in the database.
+    reports = Report.objects.visible_to(request.user).select_related("customer").defer("html", "figures")
     customer = request.GET.get("customer")
     if customer:
         reports = reports.filter(customer__slug=customer)
