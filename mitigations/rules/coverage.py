@@ -35,7 +35,7 @@ from .fields import FIELD_FAMILY, FIELD_PROTOCOL, PACKET_RANGES
 from .parser import Rule, parse
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-MAX_ROWS = 200_000  # beyond this many witness packets the rule is left to the simulation
+MAX_ROWS = 50_000  # beyond this many witness packets the rule is left to the simulation
 PROTOCOLS = {"TCP": 6, "UDP": 17, "ICMP": 1}  # ICMP is protocol 58 over IPv6
 INT_FIELDS = {"ip.len", "ip.ttl", "ip.hdr_len", "icmp.type", "icmp.code", "tcp.srcport", "tcp.dstport"}
 INT_FIELDS |= {"udp.srcport", "udp.dstport", "tcp.flags"}

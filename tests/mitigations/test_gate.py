@@ -97,7 +97,7 @@ def test_unknown_collateral_counts_as_high(simulated, engineer, senior, admin_us
 
 def test_a_protocol_the_baseline_never_carries_is_unknown_collateral(simulated, customer_a):
     expression = services.scoped_expression(customer_a, 'ip.proto eq "udp"')
-    mitigation = simulated(None, expression=expression)  # no baseline: the logic alone decides
+    mitigation = simulated(baseline_with(0, udp=False), expression=expression)
     assert "no protocol 17 traffic in the baseline" in mitigation.simulation["baseline"]["missing"]
     assert mitigation.blast_radius == "high"
 
