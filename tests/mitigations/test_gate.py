@@ -20,6 +20,7 @@ from mitigations import services
 from mitigations.backends import BackendError
 from mitigations.backends.nftables import NftablesBackend
 from mitigations.models import Mitigation
+from mitigations.rules import RuleError
 from mitigations.services import MitigationError
 from tests.factories import AssetFactory
 from tests.mitigations.conftest import traffic
@@ -508,3 +509,11 @@ def test_a_rule_that_only_excludes_web_ports_is_not_called_all_traffic(simulated
     expression = services.scoped_expression(customer_a, "ip.proto eq 6 and not tcp.dstport in {80 443}")
     mitigation = simulated(clean_baseline, expression=expression)
     assert not any("every" in reason for reason in mitigation.approval_reasons)
+
+
+def test_out_of_range_values_are_refused_when_written_never_at_the_target(draft):
+    with pytest.raises(RuleError, match="tcp.dstport is a port number, 0 to 65535: 65536 is out of range"):
+        draft(expression=SCOPE + "tcp.dstport eq 65536")
+    with pytest.raises(MitigationError, match="an AS number is 0 to 4294967295"):
+        draft(kind="ip_access", value="AS4294967296", expression="")
+    assert not Mitigation.objects.exists()
