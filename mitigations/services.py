@@ -1104,7 +1104,8 @@ def mitigation_override_safety(*, mitigation: Mitigation, user: Any, reason: str
     _require(mitigation.state in (State.DRAFT, State.PROPOSED), "only a draft or a proposal can be overridden")
     problems = safety_problems(mitigation)
     unroutable = unroutable_problems(mitigation)
-    _require(bool(problems) or not unroutable, "no admin override covers this: " + "; ".join(unroutable))
+    # Pointless while a problem no override covers remains: the rule could never go live.
+    _require(not unroutable, "no admin override covers this: " + "; ".join(unroutable))
     _require(bool(problems), "the safety check finds nothing to override")
     before = {"safety_override": mitigation.safety_override}
     mitigation.safety_override = {
