@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from alerts.models import Alert
+from console.chart_text import figure
 
 METRICS = (("bps", "bits/s"), ("pps", "packets/s"), ("rps", "requests/s"))
 
@@ -38,4 +39,4 @@ def attack_timeline(alerts: Sequence[Alert]) -> dict[str, Any]:
         "legend": {"orientation": "h"},
         "height": 320,
     }
-    return {"data": traces, "layout": layout}
+    return figure(traces, layout)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from console.chart_text import figure
+
 SEVERITY_COLORS = {
     "critical": "#e5484d",
     "high": "#f76b15",
@@ -24,7 +26,7 @@ PALETTE = ["#0090ff", "#e5484d", "#46a758", "#f76b15", "#8e4ec6", "#12a594", "#f
 
 
 def _figure(data: list[dict[str, Any]], layout: dict[str, Any]) -> dict[str, Any]:
-    return {"data": data, "layout": {"legend": {"orientation": "h"}, **layout}}
+    return figure(data, {"legend": {"orientation": "h"}, **layout})
 
 
 def count_axis(title: str, values: Sequence[float | None] = ()) -> dict[str, Any]:
@@ -61,7 +63,7 @@ def stacked_rate(
                 "y": [per.get(b, 0) for b in buckets],
                 "marker": {"color": colors.get(key)},
                 "customdata": [link(key, b) for b in buckets],
-                "hovertemplate": f"{key}: %{{y}} alerts<extra>%{{x}}</extra>",
+                "hovertemplate": "%{fullData.name}: %{y} alerts<extra>%{x}</extra>",
             }
         )
     return _figure(
@@ -229,7 +231,8 @@ def traffic_timeline(
                 "yaxis": axes[s["metric"]],
                 "line": {"color": PALETTE[i % len(PALETTE)], "width": 2},
                 "connectgaps": False,
-                "hovertemplate": f"%{{y:.3s}} {METRIC_LABELS[s['metric']]}<extra>{name}</extra>",
+                # The name through %{fullData.name}: the escaped one (a series can be named after a capture).
+                "hovertemplate": f"%{{y:.3s}} {METRIC_LABELS[s['metric']]}<extra>%{{fullData.name}}</extra>",
             }
         )
     layout: dict[str, Any] = {

@@ -416,6 +416,9 @@ MITIGATION_BLAST_RADIUS = {
     "low": float(os.environ.get("MITIGATION_BLAST_LOW", "0.001")),
     "medium": float(os.environ.get("MITIGATION_BLAST_MEDIUM", "0.01")),
     "ceiling": float(os.environ.get("MITIGATION_BLAST_CEILING", "0.05")),
+    # A rule that matches this share of the traffic (by its logic, or of the simulated baseline)
+    # matches "everything": refused (every packet) or an admin's (every packet of a protocol).
+    "all": float(os.environ.get("MITIGATION_BLAST_ALL", "0.99")),
 }
 MITIGATION_DEFAULT_TTL = env_int("MITIGATION_DEFAULT_TTL", 3600)
 MITIGATION_MAX_TTL = env_int("MITIGATION_MAX_TTL", 30 * 86400)

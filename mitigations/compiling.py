@@ -27,6 +27,7 @@ from mitigations.rules import (
     parse,
 )
 from mitigations.rules.cloudflare_plans import plan_problems
+from mitigations.rules.fields import VALUE_RANGES
 
 PACKET_ACTIONS = {"block": "drop", "allow": "accept"}
 WAF_ACTIONS = {"block": "block", "allow": "skip", "challenge": "challenge", "managed_challenge": "managed_challenge"}
@@ -46,6 +47,9 @@ def access_target(value: str) -> tuple[str, Any]:
     """("ip", network) | ("asn", 64500) | ("country", "CN") for an IP access rule's value."""
     value = value.strip()
     if m := ASN.fullmatch(value):
+        asn = VALUE_RANGES["ip.src.asnum"]
+        if not asn.low <= int(m.group(2)) <= asn.high:
+            raise CompileError("ip access", value, f"an AS number is {asn}: {m.group(2)} is out of range")
         return "asn", int(m.group(2))
     if COUNTRY.fullmatch(value):
         return "country", value.upper()

@@ -59,8 +59,9 @@ from mitigations.models import (
     MitigationList,
 )
 from mitigations.rules import CompileError, Rule, RuleError, evaluate, parse
-from mitigations.rules.ast import IP, Compare, FieldRef, Logical, Not, to_text, walk
+from mitigations.rules.ast import IP, Compare, FieldRef, IPRange, ListRef, Logical, Not, ip_text, walk
 from mitigations.rules.baseline import missing_traffic
+from mitigations.rules.coverage import coverage, possible_values
 
 log = logging.getLogger(__name__)
 
@@ -765,12 +766,13 @@ def broad_reasons(mitigation: Mitigation) -> list[str]:
     return reasons
 
 
-def _source_networks(rule: Rule) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+def _source_networks(rule: Rule, name: str = "ip.src") -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     """The addresses and networks the rule compares ``ip.src`` with (not ``ip.dst``: that is the victim).
 
     Comparisons under a ``not`` are exclusions (``not ip.src in {allowlist}``), not targets.
+    ``name`` = "ip.dst" gives the destinations it names instead.
     """
-    out = []
+    out: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
 
     def visit(node: Any, negated: bool) -> None:
         if isinstance(node, Not):
@@ -781,11 +783,15 @@ def _source_networks(rule: Rule) -> list[ipaddress.IPv4Network | ipaddress.IPv6N
         elif (
             isinstance(node, Compare)
             and isinstance(node.left, FieldRef)
-            and node.left.name == "ip.src"
+            and node.left.name == name
             and not negated
             and node.op != "ne"
         ):
-            out.extend(n.value for n in walk(node.right) if isinstance(n, IP))
+            for lit in walk(node.right):
+                if isinstance(lit, IP):
+                    out.append(lit.value)
+                elif isinstance(lit, IPRange):
+                    out.extend(lit.networks())
 
     visit(rule.ast, False)
     return out
@@ -839,9 +845,12 @@ def blast_radius(mitigation: Mitigation) -> tuple[str, list[str]]:
     country, an ASN, a /16, a negation) is at least medium.
     """
     levels = settings.MITIGATION_BLAST_RADIUS
+    everything = matches_everything(mitigation)
+    if everything is not None and everything[0] == BlastRadius.REFUSED:
+        return everything[0], [everything[1]]
     simulation = mitigation.simulation or {}
     baseline = simulation.get("baseline")
-    reasons = []
+    reasons = [everything[1]] if everything is not None else []
     if not mitigation.simulation or simulation.get("unavailable"):
         level = BlastRadius.HIGH
         reasons.append("collateral unknown: not simulated" + (f" ({simulation['unavailable']})" if simulation else ""))
@@ -870,7 +879,37 @@ def blast_radius(mitigation: Mitigation) -> tuple[str, list[str]]:
     broad = broad_reasons(mitigation)
     if broad and level == BlastRadius.LOW:
         level = BlastRadius.MEDIUM
+    if everything is not None:
+        level = BlastRadius.HIGH
     return level, reasons + broad
+
+
+def matches_everything(mitigation: Mitigation) -> tuple[str, str] | None:
+    """Refused or high, and why, when the rule matches all traffic rather than the attack; None otherwise.
+
+    Decided by its logic first (``ip.ttl ge 0`` matches every packet whatever a baseline
+    holds, and a baseline without TTLs would only say "unknown"), then by the simulation: a
+    rule that matches ``MITIGATION_BLAST_RADIUS["all"]`` of the customer's baseline matches
+    practically all of it. Every packet toward the customer is refused; every packet of one
+    protocol (``tcp.dstport le 65535``: all of its TCP) needs an admin.
+    """
+    share_all = settings.MITIGATION_BLAST_RADIUS.get("all", 0.99)
+    rule = mitigation_rule(mitigation)
+    customer = mitigation.customer
+    victims = [] if _zone_scoped(mitigation) else customer_networks(customer, mitigation.attack)
+    where = f"to {customer.name}" if victims else "of the zone" if _zone_scoped(mitigation) else ""
+    found = coverage(rule, victims=victims, lists=_rule_lists_for_check(mitigation, rule), threshold=share_all)
+    if found is not None and found.all_traffic:
+        return BlastRadius.REFUSED, found.describe(where) + " (a mitigation must single out the attack)"
+    share = collateral(mitigation)
+    if share is not None and share >= share_all:
+        return BlastRadius.REFUSED, (
+            f"it matches {share:.2%} of {customer.name}'s baseline traffic: practically all of it "
+            "(a mitigation must single out the attack)"
+        )
+    if found is not None and found.every:
+        return BlastRadius.HIGH, found.describe(where)
+    return None
 
 
 APPROVALS_BY_LEVEL = {BlastRadius.LOW: 1, BlastRadius.MEDIUM: 2, BlastRadius.HIGH: 1, BlastRadius.REFUSED: 0}
@@ -973,14 +1012,86 @@ def safety_problems(mitigation: Mitigation) -> list[str]:
                 f"it could {mitigation.action} traffic from protected sources: {_listing(found)}; "
                 "exclude them (not ip.src in {...}) or name the attacking sources"
             )
+    problems += provider_problems(mitigation)
     return list(dict.fromkeys(problems))
+
+
+# Addresses no packet from the Internet carries: a rule that names them is a mistake (or hides
+# one), whatever it does.
+UNROUTABLE = (
+    ("127.0.0.0/8", "loopback"),
+    ("::1/128", "loopback"),
+    ("::ffff:127.0.0.0/104", "loopback (IPv4-mapped)"),
+    ("0.0.0.0/8", "the unspecified network"),
+    ("::/128", "the unspecified address"),
+    ("169.254.0.0/16", "link-local"),
+    ("fe80::/10", "link-local"),
+)
+
+
+def unroutable_problems(mitigation: Mitigation) -> list[str]:
+    """Why the rule names a source or destination no packet from the network carries: loopback, unspecified,
+    link-local. No admin override covers these (a log-only rule is let through)."""
+    if mitigation.action == Mitigation.Action.LOG:
+        return []
+    special = [(ipaddress.ip_network(net), why) for net, why in UNROUTABLE]
+    return [
+        f"it matches {shown} as the {role}: that is {why} ({bad}), which no packet from the network carries; "
+        "no admin override covers this"
+        for shown, role, bad, why in _named_special(mitigation, special)
+    ]
+
+
+def provider_problems(mitigation: Mitigation) -> list[str]:
+    """Why the rule names the provider's own ranges (``PROVIDER_NETWORKS``) as a source or destination.
+
+    A safety problem an admin may override with a reason (a compromised edge node is blocked so).
+    """
+    special = [(ipaddress.ip_network(v, strict=False), "") for v in settings.PROVIDER_NETWORKS]
+    return [
+        f"it matches {shown} as the {role}: that is the provider's own range {bad}"
+        for shown, role, bad, _ in _named_special(mitigation, special)
+    ]
+
+
+def _named_special(mitigation: Mitigation, special: list[tuple[Network, str]]) -> list[tuple[str, str, Network, str]]:
+    """(what the rule names, source/destination, the special network, why) for each special network it names.
+
+    A named network that overlaps one counts when some packet with an address there could
+    match the rule (three-valued: the rule's other clauses unknown).
+    """
+    rule = mitigation_rule(mitigation)
+    lists = _rule_lists_for_check(mitigation, rule)
+    out = []
+    for name, role in (("ip.src", "source"), ("ip.dst", "destination")):
+        named = _source_networks(rule, name)
+        for node in walk(rule.ast):
+            if isinstance(node, Compare) and isinstance(node.left, FieldRef) and node.left.name == name:
+                for ref in walk(node.right):
+                    if isinstance(ref, ListRef):
+                        values = lists.get(ref.name, ())
+                        named += [ipaddress.ip_network(v, strict=False) for v in values if _is_network(v)]
+        hits = []
+        for net in dict.fromkeys(named):
+            for bad, why in special:
+                if net.version == bad.version and net.overlaps(bad):
+                    inside = net if net.subnet_of(bad) else bad
+                    hits.append((str(inside.network_address), net, bad, why))
+        if not hits:
+            continue
+        table = pa.table({name: pa.array([h[0] for h in hits], pa.string())})
+        for hit, (_, net, bad, why) in zip(_possibly(rule.ast, table, lists), hits, strict=True):
+            if hit:
+                shown = ip_text(net) if net.subnet_of(bad) else f"{ip_text(net)}, which holds {bad},"
+                out.append((shown, role, bad, why))
+    return list(dict.fromkeys(out))
 
 
 def _safety_gate(mitigation: Mitigation) -> list[str]:
     """The safety problems no admin override covers (empty: it may go on)."""
     problems = safety_problems(mitigation)
     overridden = set((mitigation.safety_override or {}).get("problems", []))
-    return [p for p in problems if p not in overridden]
+    return [p for p in problems if p not in overridden] + unroutable_problems(mitigation)
 
 
 def mitigation_override_safety(*, mitigation: Mitigation, user: Any, reason: str) -> Mitigation:
@@ -992,6 +1103,9 @@ def mitigation_override_safety(*, mitigation: Mitigation, user: Any, reason: str
     _require(bool(reason.strip()), "say why the safety check is overridden")
     _require(mitigation.state in (State.DRAFT, State.PROPOSED), "only a draft or a proposal can be overridden")
     problems = safety_problems(mitigation)
+    unroutable = unroutable_problems(mitigation)
+    # Pointless while a problem no override covers remains: the rule could never go live.
+    _require(not unroutable, "no admin override covers this: " + "; ".join(unroutable))
     _require(bool(problems), "the safety check finds nothing to override")
     before = {"safety_override": mitigation.safety_override}
     mitigation.safety_override = {
@@ -1018,37 +1132,8 @@ def mitigation_override_safety(*, mitigation: Mitigation, user: Any, reason: str
 
 def _possibly(node: Any, table: pa.Table, lists: Mapping[str, Sequence]) -> Any:
     """Rows for which some value of the fields not in ``table`` makes ``node`` true (three-valued logic)."""
-    can_true, _ = _three_valued(node, table, lists)
+    can_true, _ = possible_values(node, table, lists)
     return can_true
-
-
-def _three_valued(node: Any, table: pa.Table, lists: Mapping[str, Sequence]) -> tuple[Any, Any]:
-    import numpy as np
-
-    n = table.num_rows
-    if isinstance(node, Not):
-        t, f = _three_valued(node.operand, table, lists)
-        return f, t
-    if isinstance(node, Logical):
-        parts = [_three_valued(item, table, lists) for item in node.items]
-        if node.op == "and":
-            return np.logical_and.reduce([p[0] for p in parts]), np.logical_or.reduce([p[1] for p in parts])
-        if node.op == "or":
-            return np.logical_or.reduce([p[0] for p in parts]), np.logical_and.reduce([p[1] for p in parts])
-        t, f = parts[0]
-        for t2, f2 in parts[1:]:
-            t, f = (t & f2) | (f & t2), (t & t2) | (f & f2)
-        return t, f
-    if (
-        isinstance(node, Compare)
-        and isinstance(node.left, FieldRef)
-        and node.left.name in table.column_names
-        and node.left.key is None
-        and node.left.index is None
-    ):
-        value = np.asarray(evaluate(parse(to_text(node)), table, lists), dtype=bool)
-        return value, ~value
-    return np.ones(n, bool), np.ones(n, bool)
 
 
 def mitigation_propose(*, mitigation: Mitigation, user: Any) -> Mitigation:

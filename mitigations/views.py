@@ -90,7 +90,9 @@ def _detail_context(request: HttpRequest, mitigation: Mitigation) -> dict:
         "collateral": services.collateral(mitigation),
         "threshold": services.settings.MITIGATION_BLAST_RADIUS["low"],
         "needs": services.approvers_wanted(mitigation.blast_radius) if mitigation.blast_radius else "",
-        "safety": services.safety_problems(mitigation) if mitigation.state in ("draft", "proposed") else [],
+        "safety": services.safety_problems(mitigation) + services.unroutable_problems(mitigation)
+        if mitigation.state in ("draft", "proposed")
+        else [],
         "can_override": roles.is_admin(user),
     }
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from console.chart_text import figure
+
 
 def _time(t: float | int | str) -> str:
     if isinstance(t, int | float):
@@ -27,14 +29,14 @@ def _bar(title: str, labels: list[str], values: list[float], *, horizontal: bool
         layout["yaxis"] = {"automargin": True, "autorange": "reversed", "type": "category"}
     else:
         layout["xaxis"] = {"type": "category"}
-    return {"data": [trace], "layout": layout}
+    return figure([trace], layout)
 
 
 def pcap_charts(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
     per_second = summary.get("per_second") or []
     charts = {
-        "rate": {
-            "data": [
+        "rate": figure(
+            [
                 {
                     "type": "scatter",
                     "mode": "lines",
@@ -51,14 +53,14 @@ def pcap_charts(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
                     "yaxis": "y2",
                 },
             ],
-            "layout": {
+            {
                 "title": {"text": "Packets and bits per second"},
                 "height": 300,
                 "xaxis": {"type": "date"},
                 "yaxis2": {"overlaying": "y", "side": "right"},
                 "legend": {"orientation": "h"},
             },
-        },
+        ),
         "protocols": _bar(
             "Protocol mix (packets)", list(summary.get("protocols", {})), list(summary.get("protocols", {}).values())
         ),
@@ -80,8 +82,8 @@ def pcap_charts(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def log_charts(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
     per_second = summary.get("requests_per_second") or summary.get("per_second") or []
     charts: dict[str, dict[str, Any]] = {
-        "rate": {
-            "data": [
+        "rate": figure(
+            [
                 {
                     "type": "scatter",
                     "mode": "lines",
@@ -90,8 +92,8 @@ def log_charts(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
                     "y": [p.get("requests", p.get("count", 0)) for p in per_second],
                 }
             ],
-            "layout": {"title": {"text": "Requests per second"}, "height": 300, "xaxis": {"type": "date"}},
-        }
+            {"title": {"text": "Requests per second"}, "height": 300, "xaxis": {"type": "date"}},
+        )
     }
     for key, title in (
         ("top_ips", "Top client IPs"),
@@ -124,12 +126,12 @@ def comparison_chart(comparison: dict[str, Any], top: int = 12) -> dict[str, Any
                 )
             )
     labels = [r[0] for r in rows]
-    return {
-        "data": [
+    return figure(
+        [
             {"type": "bar", "orientation": "h", "name": "attack", "y": labels, "x": [r[1] for r in rows]},
             {"type": "bar", "orientation": "h", "name": "baseline", "y": labels, "x": [r[2] for r in rows]},
         ],
-        "layout": {
+        {
             "title": {"text": "Share of records: attack vs baseline"},
             "barmode": "group",
             "height": 420,
@@ -137,4 +139,4 @@ def comparison_chart(comparison: dict[str, Any], top: int = 12) -> dict[str, Any
             "xaxis": {"tickformat": ".0%"},
             "legend": {"orientation": "h"},
         },
-    }
+    )

@@ -98,6 +98,49 @@ for _flag in TCP_FLAG_BITS:
 
 FIELDS: dict[str, FieldSpec] = {name: FieldSpec(name, type_, layer) for name, type_, layer in _SPECS}
 
+
+# The values an Integer field can hold (both ends included): a literal outside them is refused at
+# parse, so `tcp.dstport eq 65536` never reaches nft (which rejects it) or Cloudflare.
+# ``what`` names the value in the parser's message.
+@dataclass(frozen=True)
+class ValueRange:
+    low: int
+    high: int
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.low} to {self.high}"
+
+
+_PORT = ValueRange(0, 65535, "a port number")
+_SCORE = ValueRange(0, 100, "a score")
+VALUE_RANGES: dict[str, ValueRange] = {
+    "ip.proto": ValueRange(0, 255, "an IP protocol number"),
+    "ip.len": ValueRange(0, 65535, "a packet length in bytes"),
+    "ip.ttl": ValueRange(0, 255, "a time to live"),
+    "ip.hdr_len": ValueRange(0, 60, "an IPv4 header length in bytes"),
+    "ip.src.asnum": ValueRange(0, 2**32 - 1, "an AS number"),
+    "ip.geoip.asnum": ValueRange(0, 2**32 - 1, "an AS number"),
+    "icmp.type": ValueRange(0, 255, "an ICMP type"),
+    "icmp.code": ValueRange(0, 255, "an ICMP code"),
+    "tcp.srcport": _PORT,
+    "tcp.dstport": _PORT,
+    "udp.srcport": _PORT,
+    "udp.dstport": _PORT,
+    "tcp.flags": ValueRange(0, 255, "the TCP flags byte"),
+    "cf.bot_management.score": _SCORE,
+    "cf.threat_score": _SCORE,
+    "cf.waf.score": _SCORE,
+}
+# The values real packets carry, where narrower than what a literal may say: the coverage
+# analysis (coverage.py) weighs a rule over these (an IPv4 packet is at least 20 bytes, and
+# practically never above a 1,500-byte MTU).
+PACKET_RANGES: dict[str, ValueRange] = {
+    **VALUE_RANGES,
+    "ip.len": ValueRange(20, 1500, "a packet length in bytes"),
+    "ip.hdr_len": ValueRange(20, 60, "an IPv4 header length in bytes"),
+}
+
 # Cloudflare's Magic Firewall spells ip.proto as a name ("tcp"); Wireshark as a number.
 # Both are accepted; the evaluator and packet-filter compilers map names to numbers.
 PROTOCOL_NUMBERS = {

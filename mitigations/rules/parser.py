@@ -13,6 +13,7 @@ checked at parse time.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import ipaddress
 import re
@@ -49,6 +50,7 @@ from .fields import (
     MAP_ARRAY_STR,
     PROTOCOL_NUMBERS,
     STR,
+    VALUE_RANGES,
     article,
 )
 from .fields import IP as IP_T
@@ -544,6 +546,18 @@ class _Parser:
                 if "host bits set" in str(exc):
                     fixed = ipaddress.ip_network(token, strict=False)
                     raise self.error(f"{token} has host bits set: did you mean {fixed}?", pos) from None
+                address, slash, bits = token.partition("/")
+                longest = 0
+                if slash and bits.isdigit():
+                    with contextlib.suppress(ValueError):  # RuleError is a ValueError: raised outside
+                        longest = ipaddress.ip_address(address).max_prefixlen
+                if longest and int(bits) > longest:
+                    family = "IPv4" if longest == 32 else "IPv6"
+                    raise self.error(
+                        f"{token[:60]}: a prefix length is /0 to /{longest} for an {family} network, "
+                        f"/{bits[:5]} is out of range",
+                        pos,
+                    ) from None
                 raise self.error(f"expected an IP address or CIDR network, found '{token[:50]}'", pos) from None
         raise self.error(f"expected a value (a \"string\", a number or an IP address), found '{token[:30]}'", pos)
 
@@ -640,6 +654,7 @@ class _Parser:
                 ok = True
             if not ok:
                 raise self.error(f"{desc} is {article(type_name)}, cannot compare with {article(vtype)}", value.pos)
+            self.check_range(left, value)
             if isinstance(value, IP) and op in ("eq", "ne") and value.value.prefixlen != value.value.max_prefixlen:
                 raise self.error(
                     f"eq/ne compare with one address; use 'in' for a network: {desc} in {{{value.value}}}", value.pos
@@ -658,6 +673,18 @@ class _Parser:
                 re.compile(pattern)
             except (re.error, OverflowError, RecursionError) as exc:
                 raise self.error(f"expected a valid regular expression: {exc}", right.pos) from None
+
+    def check_range(self, left: Node, value: Node) -> None:
+        """A number outside what the field can hold is refused here, before any compiler sees it."""
+        allowed = VALUE_RANGES.get(left.name) if isinstance(left, FieldRef) else None
+        if allowed is None:
+            return
+        numbers = [value.value] if isinstance(value, Int) else [value.lo, value.hi] if isinstance(value, Range) else []
+        for number in numbers:
+            if not allowed.low <= number <= allowed.high:
+                raise self.error(
+                    f"{left.name} is {allowed.what}, {allowed}: {number} is out of range", getattr(value, "pos", 0)
+                )
 
 
 def _literal_type(value: Node) -> str:

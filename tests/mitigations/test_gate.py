@@ -20,6 +20,7 @@ from mitigations import services
 from mitigations.backends import BackendError
 from mitigations.backends.nftables import NftablesBackend
 from mitigations.models import Mitigation
+from mitigations.rules import RuleError
 from mitigations.services import MitigationError
 from tests.factories import AssetFactory
 from tests.mitigations.conftest import traffic
@@ -378,3 +379,147 @@ def test_withdraw_is_refused_once_approved(api_as, simulated, engineer, senior):
     assert response.status_code == 400 and "only a proposal can be withdrawn" in response.data["detail"]
     mitigation.refresh_from_db()
     assert mitigation.state == State.APPROVED and mitigation.approvals.count() == 1
+
+
+# --------------------------------------------------------------------------- what a rule matches, not its addresses
+
+
+def with_ports(table, srcport: int = 40000):
+    """The table with the UDP source port every UDP row of a client's traffic carries (others have none)."""
+    import pyarrow as pa
+
+    ports = [srcport if proto == 17 else None for proto in table["ip.proto"].to_pylist()]
+    return table.append_column("udp.srcport", pa.array(ports, pa.int64()))
+
+
+def test_a_rule_that_matches_every_packet_is_refused_saying_why_on_the_page(
+    simulated, engineer, admin_user, client, customer_a
+):
+    # The reviewer's rule, on a baseline without TTLs (the simulation alone could only say "unknown").
+    mitigation = simulated(baseline_with(0), expression=services.scoped_expression(customer_a, "ip.ttl ge 0"))
+    assert mitigation.simulation["baseline"]["missing"] == ["no ip.ttl in the baseline"]
+    assert mitigation.blast_radius == "refused"
+    refused = "refused by its blast radius: it matches practically every packet to Acme Corp"
+    with pytest.raises(MitigationError, match=refused) as info:
+        services.mitigation_propose(mitigation=mitigation, user=admin_user)
+    assert "ip.ttl is always ≥ 0" in str(info.value)
+    mitigation.refresh_from_db()
+    assert mitigation.state == State.DRAFT
+    client.force_login(engineer)
+    page = client.get(mitigation.get_absolute_url()).content.decode()
+    assert "it matches practically every packet to Acme Corp: " in page
+    assert "ip.ttl is always ≥ 0" in page
+
+
+@pytest.mark.parametrize(
+    ("clause", "why"),
+    [
+        ("ip.len gt 0", "ip.len is always > 0"),
+        ("tcp.flags.syn or not tcp.flags.syn", "every packet to Acme Corp"),
+        ("not ip.src eq 1.2.3.4", "`not ip.src eq 1.2.3.4` holds for all but a tiny fraction of ip.src addresses"),
+    ],
+)
+def test_other_rules_that_match_all_traffic_are_refused(simulated, engineer, clean_baseline, customer_a, clause, why):
+    mitigation = simulated(clean_baseline, expression=services.scoped_expression(customer_a, clause))
+    with pytest.raises(MitigationError, match="refused by its blast radius") as info:
+        services.mitigation_propose(mitigation=mitigation, user=engineer)
+    assert why in str(info.value)
+
+
+def test_a_rule_that_matches_every_packet_of_a_protocol_needs_an_admin_and_says_so(
+    simulated, engineer, senior, admin_user, client, customer_a
+):
+    expression = services.scoped_expression(customer_a, "tcp.dstport le 65535")
+    mitigation = simulated(None, expression=expression)  # no baseline: the logic alone decides
+    services.mitigation_propose(mitigation=mitigation, user=engineer)
+    assert mitigation.blast_radius == "high"
+    reason = "it matches practically every TCP packet to Acme Corp: "
+    assert mitigation.approval_reasons[0].startswith(reason)
+    assert "tcp.dstport is always ≤ 65535" in mitigation.approval_reasons[0]
+    client.force_login(senior)
+    assert reason in client.get(reverse("mitigation-approval", args=[mitigation.pk])).content.decode()
+    with pytest.raises(MitigationError, match="an admin"):
+        services.mitigation_approve(mitigation=mitigation, user=senior)
+    services.mitigation_approve(mitigation=mitigation, user=admin_user)
+    assert mitigation.state == State.APPROVED
+
+
+def test_a_rule_that_hits_practically_all_of_the_simulated_baseline_is_refused_whatever_the_ceiling(
+    simulated, engineer, settings, customer_a
+):
+    # A country says nothing to the logic; the baseline (all from the US) shows it hits everything.
+    settings.MITIGATION_BLAST_RADIUS = {"low": 0.001, "medium": 0.01, "ceiling": 1.0, "all": 0.99}
+    expression = services.scoped_expression(customer_a, 'ip.src.country eq "US"')
+    mitigation = simulated(baseline_with(0), expression=expression)
+    with pytest.raises(MitigationError, match="it matches 100.00% of Acme Corp's baseline traffic: practically all"):
+        services.mitigation_propose(mitigation=mitigation, user=engineer)
+
+
+@pytest.mark.parametrize(
+    ("clause", "named"),
+    [
+        ("ip.src eq 127.0.0.1", "127.0.0.1 as the source: that is loopback (127.0.0.0/8)"),
+        ("ip.src eq ::1", "::1 as the source: that is loopback (::1/128)"),
+        ("ip.src in {169.254.0.0/16} and udp.dstport eq 53", "169.254.0.0/16 as the source: that is link-local"),
+        ("ip.src in {0.0.0.0/0} and udp.dstport eq 53", "0.0.0.0/0, which holds 0.0.0.0/8, as the source"),
+        ("ip.src in {127.0.0.1..127.0.0.9}", "as the source: that is loopback"),
+    ],
+)
+def test_a_rule_naming_loopback_unspecified_or_link_local_is_refused_and_no_admin_can_override_it(
+    simulated, engineer, admin_user, clean_baseline, client, clause, named
+):
+    mitigation = simulated(clean_baseline, expression=SCOPE + clause)
+    with pytest.raises(MitigationError, match="refused by the safety check") as info:
+        services.mitigation_propose(mitigation=mitigation, user=admin_user)
+    assert named in str(info.value)
+    with pytest.raises(MitigationError, match="no admin override covers this"):
+        services.mitigation_override_safety(mitigation=mitigation, user=admin_user, reason="trust me")
+    client.force_login(engineer)
+    assert named in client.get(mitigation.get_absolute_url()).content.decode()
+
+
+def test_an_ip_access_rule_on_a_loopback_address_is_refused(draft, engineer):
+    mitigation = draft(kind="ip_access", value="127.0.0.1", expression="")
+    with pytest.raises(MitigationError, match="loopback"):
+        services.mitigation_propose(mitigation=mitigation, user=engineer)
+
+
+def test_a_rule_naming_the_providers_own_range_is_a_safety_problem_an_admin_may_override(
+    simulated, engineer, admin_user, clean_baseline
+):
+    mitigation = simulated(clean_baseline, expression=SCOPE + "ip.src eq 104.16.0.9 and udp.dstport eq 53")
+    with pytest.raises(MitigationError, match=r"104\.16\.0\.9 as the source: that is the provider's own range"):
+        services.mitigation_propose(mitigation=mitigation, user=engineer)
+    services.mitigation_override_safety(mitigation=mitigation, user=admin_user, reason="edge node 104.16.0.9 owned")
+    services.mitigation_propose(mitigation=mitigation, user=engineer)
+    assert mitigation.state == State.PROPOSED
+
+
+def test_a_scoped_legitimate_rule_still_needs_only_its_normal_approval(
+    simulated, engineer, senior, clean_baseline, customer_a
+):
+    # NTP reflection toward Acme: UDP from source port 123, nothing in the customer's baseline.
+    mitigation = simulated(
+        with_ports(clean_baseline), expression=services.scoped_expression(customer_a, "udp.srcport eq 123")
+    )
+    assert mitigation.simulation["baseline"]["missing"] == []
+    services.mitigation_propose(mitigation=mitigation, user=engineer)
+    assert (mitigation.blast_radius, mitigation.required_approvals) == ("low", 1)
+    assert not any("every" in reason for reason in mitigation.approval_reasons)
+    services.mitigation_approve(mitigation=mitigation, user=senior)
+    assert mitigation.state == State.APPROVED
+
+
+def test_a_rule_that_only_excludes_web_ports_is_not_called_all_traffic(simulated, clean_baseline, customer_a):
+    # Ports are not spread evenly: "all TCP but 80 and 443" is most of nothing for a web customer.
+    expression = services.scoped_expression(customer_a, "ip.proto eq 6 and not tcp.dstport in {80 443}")
+    mitigation = simulated(clean_baseline, expression=expression)
+    assert not any("every" in reason for reason in mitigation.approval_reasons)
+
+
+def test_out_of_range_values_are_refused_when_written_never_at_the_target(draft):
+    with pytest.raises(RuleError, match="tcp.dstport is a port number, 0 to 65535: 65536 is out of range"):
+        draft(expression=SCOPE + "tcp.dstport eq 65536")
+    with pytest.raises(MitigationError, match="an AS number is 0 to 4294967295"):
+        draft(kind="ip_access", value="AS4294967296", expression="")
+    assert not Mitigation.objects.exists()

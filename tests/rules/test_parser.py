@@ -185,3 +185,39 @@ def test_nesting_depth_is_limited_with_a_clear_error():
 def test_length_is_limited():
     with pytest.raises(RuleError, match="longer than"):
         parse("tcp.flags.syn or " * 2000 + "tcp.flags.syn")
+
+
+@pytest.mark.parametrize(
+    ("text", "position", "message"),
+    [
+        ("tcp.dstport eq 65536", 15, "tcp.dstport is a port number, 0 to 65535: 65536 is out of range"),
+        ("udp.srcport in {53 1024..65536}", 19, "udp.srcport is a port number, 0 to 65535: 65536 is out of range"),
+        ("ip.ttl gt 256", 10, "ip.ttl is a time to live, 0 to 255: 256 is out of range"),
+        ("ip.len eq 65536", 10, "ip.len is a packet length in bytes, 0 to 65535: 65536 is out of range"),
+        ("tcp.flags eq 0x100", 13, "tcp.flags is the TCP flags byte, 0 to 255: 256 is out of range"),
+        ("icmp.type eq 300", 13, "icmp.type is an ICMP type, 0 to 255: 300 is out of range"),
+        ("icmp.code in {0 256}", 16, "icmp.code is an ICMP code, 0 to 255: 256 is out of range"),
+        ("ip.proto eq 256", 12, "ip.proto is an IP protocol number, 0 to 255: 256 is out of range"),
+        ("ip.src.asnum eq 4294967296", 16, "ip.src.asnum is an AS number, 0 to 4294967295"),
+        ("ip.src in {10.0.0.0/33}", 11, "a prefix length is /0 to /32 for an IPv4 network, /33 is out of range"),
+        ("ip.dst in {2001:db8::/129}", 11, "a prefix length is /0 to /128 for an IPv6 network, /129 is out of range"),
+    ],
+)
+def test_values_outside_what_the_field_holds_are_refused_naming_field_value_and_range(text, position, message):
+    with pytest.raises(RuleError) as info:
+        parse(text)
+    assert info.value.position == position, str(info.value)
+    assert message in info.value.message
+
+
+def test_the_ends_of_each_range_are_accepted():
+    for text in ("tcp.dstport in {0 65535}", "ip.ttl in {0..255}", "tcp.flags eq 0xff", "ip.src in {0.0.0.0/0}"):
+        assert parse(text).to_text()
+
+
+def test_an_out_of_range_port_never_reaches_a_compiler():
+    from mitigations.rules import compile
+
+    for target in ("nftables", "iptables", "cloudflare"):
+        with pytest.raises(RuleError, match="65536 is out of range"):
+            compile("ip.dst in {203.0.113.0/24} and tcp.dstport eq 65536", target)

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from mitigations.rules import RuleError, parse
 from mitigations.rules.ast import IP, Call, Compare, FieldRef, Int, ListRef, Logical, Not, Range, SetLit, Str, to_text
-from mitigations.rules.fields import FIELDS
+from mitigations.rules.fields import FIELDS, VALUE_RANGES
 
 INT_FIELDS = sorted(n for n, s in FIELDS.items() if s.type == "Integer")
 STR_FIELDS = sorted(n for n, s in FIELDS.items() if s.type == "String")
@@ -23,7 +23,6 @@ ipv6 = st.builds(
 )
 networks = st.one_of(ipv4, ipv6).map(IP)
 addresses = st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6)).map(lambda a: IP(ipaddress.ip_network(a)))
-ranges = st.tuples(st.integers(0, 65535), st.integers(0, 65535)).map(lambda t: Range(min(t), max(t)))
 list_refs = st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True).map(ListRef)
 
 
@@ -35,14 +34,35 @@ def field(names):
     return st.sampled_from(names).map(FieldRef)
 
 
-int_compare = st.one_of(
-    st.builds(Compare, field(INT_FIELDS), st.sampled_from(["eq", "ne", "lt", "le", "gt", "ge"]), ints),
-    st.builds(
-        Compare,
-        field(INT_FIELDS),
-        st.just("in"),
-        st.one_of(st.lists(st.one_of(ints, ranges), min_size=1, max_size=4).map(lambda i: SetLit(tuple(i))), list_refs),
-    ),
+def field_ints(name: str):
+    """Numbers the field can hold: the parser refuses the others (tcp.dstport eq 65536)."""
+    allowed = VALUE_RANGES.get(name)
+    return ints if allowed is None else st.integers(allowed.low, allowed.high).map(Int)
+
+
+def field_ranges(name: str):
+    allowed = VALUE_RANGES.get(name)
+    high = 65535 if allowed is None else allowed.high
+    return st.tuples(st.integers(0, high), st.integers(0, high)).map(lambda t: Range(min(t), max(t)))
+
+
+int_compare = st.sampled_from(INT_FIELDS).flatmap(
+    lambda name: st.one_of(
+        st.builds(
+            Compare, st.just(FieldRef(name)), st.sampled_from(["eq", "ne", "lt", "le", "gt", "ge"]), field_ints(name)
+        ),
+        st.builds(
+            Compare,
+            st.just(FieldRef(name)),
+            st.just("in"),
+            st.one_of(
+                st.lists(st.one_of(field_ints(name), field_ranges(name)), min_size=1, max_size=4).map(
+                    lambda i: SetLit(tuple(i))
+                ),
+                list_refs,
+            ),
+        ),
+    )
 )
 ip_compare = st.one_of(
     st.builds(Compare, field(IP_FIELDS), st.sampled_from(["eq", "ne"]), addresses),
