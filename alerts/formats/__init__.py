@@ -28,13 +28,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import alertmanager, cloudflare, crowdsec, fastnetmon, generic, pagerduty, suricata, wazuh
-from .base import ParsedAlert, ParseError, ParseResult, make_fingerprint, storable
+from .base import ParsedAlert, ParseError, ParseResult, RecordRefused, make_fingerprint, storable
+from .limits import DEFAULT_MAX_JSON_DEPTH, depth_error
 
 __all__ = [
     "FORMATS",
     "ParseError",
     "ParseResult",
     "ParsedAlert",
+    "RecordRefused",
     "make_fingerprint",
     "parse_delivery",
 ]
@@ -77,10 +79,17 @@ def parse_delivery(format: str, body: bytes, options: Mapping[str, Any] | None =
         raise ParseError(f"the delivery body must be bytes, got {type(body).__name__}")
     if body.startswith(GZIP_MAGIC):
         body = _gunzip(body, _max_size(options))
+    problem = depth_error(body, _max_depth(options)) if format != "fastnetmon" or body.lstrip()[:1] in b"[{" else ""
+    if problem:
+        raise ParseError(problem)
     try:
         result = parser(body, options)
         if _MAY_HOLD_UNSTORABLE_TEXT.search(body):
-            result.alerts = [_storable(alert) for alert in result.alerts]
+            result.alerts = _storable_alerts(result)
+        if result.refused and not result.alerts and not result.skipped:
+            reasons = "; ".join(f"{r['record']}: {r['reason']}" for r in result.refused[:5])
+            more = f" (and {len(result.refused) - 5} more)" if len(result.refused) > 5 else ""
+            raise ParseError(f"every record was refused: {reasons}{more}", refused=result.refused)
         return result
     except ParseError:
         raise
@@ -105,6 +114,52 @@ def _storable(alert: ParsedAlert) -> ParsedAlert:
     """The alert with NUL characters and lone surrogates gone from every text, raw payload included."""
     changes = {f.name: storable(getattr(alert, f.name)) for f in dataclasses.fields(alert)}
     return dataclasses.replace(alert, **changes)
+
+
+def _storable_alerts(result: ParseResult) -> list[ParsedAlert]:
+    """NUL characters dropped from every alert; an alert with a lone UTF-16 surrogate is refused.
+
+    A lone surrogate is not text at all (no UTF-8 for it): the record is reported as refused,
+    naming where, and the rest of the batch is kept.
+    """
+    kept = []
+    for number, alert in enumerate(result.alerts, 1):
+        where = _surrogate_at(dataclasses.asdict(alert))
+        if where:
+            reason = f"`{where}` is not valid Unicode (a lone UTF-16 surrogate)"
+            result.refuse(alert.record or f"alert {number}", reason)
+            continue
+        kept.append(_storable(alert))
+    return kept
+
+
+def _surrogate_at(value: Any) -> str:
+    """The path of the first text holding a lone surrogate in ``value``, or ''. Iterative: no recursion."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return path or "text"
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                key_text = str(key)
+                if _SURROGATE.search(key_text):
+                    return f"{path}.{key_text.encode('utf-8', 'replace').decode()}".lstrip(".")
+                stack.append((f"{path}.{key_text}".lstrip("."), child))
+        elif isinstance(item, list | tuple):
+            stack.extend((f"{path}[{i}]", child) for i, child in enumerate(item))
+    return ""
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _max_depth(options: Mapping[str, Any]) -> int:
+    value = options.get("max_json_depth", DEFAULT_MAX_JSON_DEPTH)
+    if isinstance(value, bool) or not isinstance(value, int):
+        return DEFAULT_MAX_JSON_DEPTH
+    return value
 
 
 def _max_size(options: Mapping[str, Any]) -> int:

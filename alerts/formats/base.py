@@ -16,7 +16,18 @@ SEVERITIES = ("critical", "high", "medium", "low", "info")
 
 
 class ParseError(ValueError):
-    """The delivery cannot be read as this format. The message is shown to engineers."""
+    """The delivery cannot be read as this format. The message is shown to engineers.
+
+    ``refused`` lists the records refused on the way, when every record of a batch was.
+    """
+
+    def __init__(self, message: str, refused: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.refused = refused or []
+
+
+class RecordRefused(ParseError):
+    """One record of a batch cannot be read: it is refused and reported, the others are kept."""
 
 
 @dataclass
@@ -70,6 +81,8 @@ class ParsedAlert:
     owner_ids: dict[str, str] = field(default_factory=dict)
     # The sender acknowledged it (PagerDuty ``acknowledge``): the open alert becomes acknowledged.
     acknowledged: bool = False
+    # Which record of the delivery it came from ("alerts[2]", "line 7"), to name it when refused.
+    record: str = ""
 
 
 @dataclass
@@ -79,6 +92,11 @@ class ParseResult:
     alerts: list[ParsedAlert] = field(default_factory=list)
     # e.g. {"flow": 120, "stats": 3} for Suricata events that are counted, not alerted
     skipped: dict[str, int] = field(default_factory=dict)
+    # Records of the batch that were refused while the others were kept: {"record", "reason"}.
+    refused: list[dict[str, str]] = field(default_factory=list)
+
+    def refuse(self, record: str, reason: str) -> None:
+        self.refused.append({"record": record, "reason": reason[:500]})
 
 
 def make_fingerprint(*parts: object) -> str:
