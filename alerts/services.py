@@ -24,7 +24,9 @@ from django.db.models.functions import Coalesce, Greatest, RowNumber
 from django.utils import timezone
 
 from alerts import urgency
-from alerts.formats import ParsedAlert, ParseError, parse_delivery
+from alerts.formats import ParsedAlert, ParseError, parse_delivery, refused_records
+from alerts.formats._common import loads as json_loads
+from alerts.formats.limits import depth_error
 from alerts.mapping import CustomerMapper
 from alerts.models import (
     ENDED_BY_SENDER_LABEL,
@@ -155,33 +157,57 @@ def feed_rate_check(feed: Feed) -> None:
         raise IngestRefused(429, f"rate limit of {feed.rate_limit_per_minute} deliveries a minute exceeded")
 
 
-def wellformed_error(feed_format: str, body: bytes) -> str:
-    """A quick check that the body is JSON where the format is JSON; '' when it is."""
+def delivery_check_limits(*, body: bytes) -> None:
+    """Refuse (400, nothing stored) a body nested deeper than INGEST_MAX_JSON_DEPTH, before any parse.
+
+    The size is checked before this, by the webhook (413). The scan counts brackets outside
+    strings, so a 1,000-level record costs no recursion here, nor later in the worker.
+    """
     if body[:2] == b"\x1f\x8b":
-        return ""  # compressed: the parser decides
+        return  # compressed: the parser checks the depth after decompressing
+    problem = depth_error(body, settings.INGEST_MAX_JSON_DEPTH)
+    if problem:
+        raise IngestRefused(400, f"refused: {problem}; nothing was stored")
+
+
+@dataclass
+class Precheck:
+    """What the webhook can tell at once: the body is not well-formed (error), or records the parser will refuse."""
+
+    error: str = ""
+    refused: list[dict[str, str]] = field(default_factory=list)
+
+
+def delivery_precheck(feed_format: str, body: bytes) -> Precheck:
+    """A quick check that the body is JSON where the format is JSON, and which of its records will be refused."""
+    if body[:2] == b"\x1f\x8b":
+        return Precheck()  # compressed: the parser decides
     stripped = body.strip()
     if not stripped:
-        return "empty body"
+        return Precheck("empty body")
     if feed_format in JSON_FORMATS or (feed_format == "fastnetmon" and stripped[:1] in (b"{", b"[")):
         try:
-            orjson.loads(stripped)
+            payload = json_loads(stripped)
         except orjson.JSONDecodeError as exc:
             if feed_format == "generic" and b"\n" in stripped:
-                return ""  # JSON lines: the parser names the bad line
-            return f"malformed JSON: {exc}"
+                return Precheck()  # JSON lines: the parser names the bad line
+            return Precheck(f"malformed JSON: {exc}")
+        return Precheck(refused=refused_records(feed_format, payload))
     if feed_format == "suricata":
         first = stripped.split(b"\n", 1)[0]
         try:
-            orjson.loads(first if b"\n" in stripped else stripped)
+            json_loads(first if b"\n" in stripped else stripped)
         except orjson.JSONDecodeError as exc:
-            return f"line 1: malformed JSON: {exc}"
-    return ""
+            return Precheck(f"line 1: malformed JSON: {exc}")
+    return Precheck()
 
 
 @dataclass
 class Received:
     delivery: Delivery
     created: bool
+    # Records of the batch its parser will refuse (the others are kept): for the webhook's answer.
+    refused: list[dict[str, str]] = field(default_factory=list)
 
 
 def delivery_receive(
@@ -233,7 +259,8 @@ def _delivery_receive(
     existing = Delivery.objects.filter(feed=feed, body_sha256=digest).only("id", "status").first()
     if existing:
         return Received(existing, False)
-    problem = wellformed_error(feed.format, body)
+    precheck = delivery_precheck(feed.format, body)
+    problem = precheck.error
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -263,7 +290,7 @@ def _delivery_receive(
     except IntegrityError:
         # Two copies raced; the other one won and is the delivery.
         return Received(Delivery.objects.get(feed=feed, body_sha256=digest), False)
-    return Received(delivery, True)
+    return Received(delivery, True, precheck.refused)
 
 
 def _enqueue_processing(delivery_id: int) -> bool:

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import alertmanager, cloudflare, crowdsec, fastnetmon, generic, pagerduty, suricata, wazuh
-from .base import ParsedAlert, ParseError, ParseResult, RecordRefused, make_fingerprint, storable
+from .base import ParsedAlert, ParseError, ParseResult, RecordRefused, make_fingerprint, storable, surrogate_at
 from .limits import DEFAULT_MAX_JSON_DEPTH, depth_error
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "RecordRefused",
     "make_fingerprint",
     "parse_delivery",
+    "refused_records",
 ]
 
 Parser = Callable[[bytes, Mapping[str, Any]], ParseResult]
@@ -124,7 +125,7 @@ def _storable_alerts(result: ParseResult) -> list[ParsedAlert]:
     """
     kept = []
     for number, alert in enumerate(result.alerts, 1):
-        where = _surrogate_at(dataclasses.asdict(alert))
+        where = surrogate_at(dataclasses.asdict(alert))
         if where:
             reason = f"`{where}` is not valid Unicode (a lone UTF-16 surrogate)"
             result.refuse(alert.record or f"alert {number}", reason)
@@ -133,26 +134,16 @@ def _storable_alerts(result: ParseResult) -> list[ParsedAlert]:
     return kept
 
 
-def _surrogate_at(value: Any) -> str:
-    """The path of the first text holding a lone surrogate in ``value``, or ''. Iterative: no recursion."""
-    stack: list[tuple[str, Any]] = [("", value)]
-    while stack:
-        path, item = stack.pop()
-        if isinstance(item, str):
-            if _SURROGATE.search(item):
-                return path or "text"
-        elif isinstance(item, dict):
-            for key, child in item.items():
-                key_text = str(key)
-                if _SURROGATE.search(key_text):
-                    return f"{path}.{key_text.encode('utf-8', 'replace').decode()}".lstrip(".")
-                stack.append((f"{path}.{key_text}".lstrip("."), child))
-        elif isinstance(item, list | tuple):
-            stack.extend((f"{path}[{i}]", child) for i, child in enumerate(item))
-    return ""
+def refused_records(format: str, payload: Any) -> list[dict[str, str]]:
+    """Records of an already decoded delivery that its parser will refuse, found without parsing it.
 
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
+    For the webhook's 202 answer, so that a sender learns at once which records were
+    refused and why; the parser's own list (on the delivery page) is the authority.
+    Formats without a cheap check answer [].
+    """
+    if format == "alertmanager" and isinstance(payload, dict):
+        return alertmanager.refused_entries(payload)
+    return []
 
 
 def _max_depth(options: Mapping[str, Any]) -> int:

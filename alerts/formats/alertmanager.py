@@ -39,7 +39,7 @@ from ._common import (
     severity_word,
     type_name,
 )
-from .base import ParsedAlert, ParseError, ParseResult, RecordRefused, make_fingerprint
+from .base import ParsedAlert, ParseError, ParseResult, RecordRefused, make_fingerprint, surrogate_at
 from .labels import resolve
 
 STATUSES = ("firing", "resolved")
@@ -73,6 +73,28 @@ def parse(body: bytes, options: Mapping[str, Any]) -> ParseResult:
         alert.record = record
         result.alerts.append(alert)
     return result
+
+
+def refused_entries(payload: dict[str, Any]) -> list[dict[str, str]]:
+    """The entries of a decoded notification that ``parse`` refuses, and why, by the same checks."""
+    entries = payload.get("alerts")
+    if not isinstance(entries, list):
+        return []
+    group_status = clean(payload.get("status"), 20).lower()
+    result = ParseResult()
+    for index, entry in enumerate(entries):
+        try:
+            if not isinstance(entry, dict):
+                raise RecordRefused(f"expected an object, got {type_name(entry)}")
+            _status(entry, group_status)
+            _time(entry, "startsAt")
+            _time(entry, "endsAt")
+            where = surrogate_at(entry)
+            if where:
+                raise RecordRefused(f"`{where}` is not valid Unicode (a lone UTF-16 surrogate)")
+        except RecordRefused as exc:
+            result.refuse(f"alerts[{index}]", str(exc))
+    return result.refused
 
 
 def _status(entry: dict[str, Any], group_status: str) -> str:

@@ -7,6 +7,7 @@ ingest service maps them to customers and upserts them on (feed, fingerprint).
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -125,3 +126,26 @@ def storable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [storable(v) for v in value]
     return value
+
+
+SURROGATE = re.compile("[\\ud800-\\udfff]")
+
+
+def surrogate_at(value: Any) -> str:
+    """The path of the first text holding a lone surrogate in ``value``, or ''. Iterative: no recursion."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            if SURROGATE.search(item):
+                return path or "text"
+        elif isinstance(item, dict):
+            # Pushed in reverse, popped in order: the first bad text as the payload lists it.
+            for key, child in reversed(item.items()):
+                key_text = str(key)
+                if SURROGATE.search(key_text):
+                    return f"{path}.{key_text.encode('utf-8', 'replace').decode()}".lstrip(".")
+                stack.append((f"{path}.{key_text}".lstrip("."), child))
+        elif isinstance(item, list | tuple):
+            stack.extend((f"{path}[{i}]", child) for i, child in reversed(list(enumerate(item))))
+    return ""
