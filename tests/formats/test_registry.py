@@ -135,3 +135,19 @@ def test_value_helpers_refuse_garbage():
     assert to_ip(" 2001:DB8::1 ") == "2001:db8::1"
     assert to_ip("AA.BB.CC.66") == ""
     assert clean("a\x00b" + "c" * 600, 500) == "ab" + "c" * 497 + "…"
+
+
+@pytest.mark.parametrize(
+    ("body", "depth"),
+    [
+        (b'{"a": [1, {"b": "[[[[ {{{{"}]}', 3),
+        (b'["a \\\\", [["x"]]]', 3),  # an escaped backslash ends before the closing quote
+        (b'["\\\\\\" [[[ \\"", []]', 2),  # escaped backslash, then an escaped quote: still in the string
+        (b'{"event": 1}\n[[[2]]]\n', 3),  # JSON lines: the deepest line
+        (b"[" * 1_000 + b"]" * 1_000, 1_000),
+    ],
+)
+def test_json_depth_counts_brackets_outside_strings_only(body, depth):
+    from alerts.formats.limits import json_depth
+
+    assert json_depth(body) == depth
