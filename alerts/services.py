@@ -192,7 +192,7 @@ def delivery_precheck(feed_format: str, body: bytes) -> Precheck:
             if feed_format == "generic" and b"\n" in stripped:
                 return Precheck()  # JSON lines: the parser names the bad line
             return Precheck(f"malformed JSON: {exc}")
-        return Precheck(refused=refused_records(feed_format, payload))
+        return Precheck(refused=refused_records(feed_format, payload, stripped))
     if feed_format == "suricata":
         first = stripped.split(b"\n", 1)[0]
         try:

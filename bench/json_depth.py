@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import orjson  # noqa: E402
 
-from alerts.formats import examples, parse_delivery  # noqa: E402
+from alerts.formats import examples, parse_delivery, refused_records  # noqa: E402
 from alerts.formats.limits import DEFAULT_MAX_JSON_DEPTH, depth_error, json_depth  # noqa: E402
 
 
@@ -46,11 +46,13 @@ def main() -> None:
     ]
     body = examples.body(examples.alertmanager_notification(*alerts))
     assert json_depth(body) < DEFAULT_MAX_JSON_DEPTH
+    payload = orjson.loads(body)
     bomb = b"[" * (1 << 19) + b"]" * (1 << 19)
     strings = b"[" + b",".join([b'"[{x}]"'] * (1 << 17)) + b"]"
     rows = [
         (f"depth scan, {args.alerts}-alert delivery", len(body), lambda: depth_error(body, DEFAULT_MAX_JSON_DEPTH)),
         ("orjson.loads of it (the webhook's JSON check)", len(body), lambda: orjson.loads(body)),
+        ("its refused-alerts check (the webhook)", len(body), lambda: refused_records("alertmanager", payload, body)),
         ("full Alertmanager parse (the worker)", len(body), lambda: parse_delivery("alertmanager", body)),
         ("depth scan, 1 MiB bracket bomb", len(bomb), lambda: depth_error(bomb, DEFAULT_MAX_JSON_DEPTH)),
         ("depth scan, 1 MiB of short strings", len(strings), lambda: depth_error(strings, DEFAULT_MAX_JSON_DEPTH)),
@@ -60,7 +62,7 @@ def main() -> None:
     for name, size, step in rows:
         results[name] = median_ms(step, args.runs if size < 2_000_000 else 20)
         print(f"{name:<48} {size:>10,} {results[name]:>10.3f}")
-    scan, parse = results[rows[0][0]], results[rows[2][0]]
+    scan, parse = results[rows[0][0]], results[rows[3][0]]
     print(f"depth scan / full parse: {scan / parse:.1%}; depth scan / orjson.loads: {scan / results[rows[1][0]]:.1%}")
 
 

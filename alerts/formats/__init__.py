@@ -85,7 +85,7 @@ def parse_delivery(format: str, body: bytes, options: Mapping[str, Any] | None =
         raise ParseError(problem)
     try:
         result = parser(body, options)
-        if _MAY_HOLD_UNSTORABLE_TEXT.search(body):
+        if _may_hold_unstorable_text(body):
             result.alerts = _storable_alerts(result)
         if result.refused and not result.alerts and not result.skipped:
             reasons = "; ".join(f"{r['record']}: {r['reason']}" for r in result.refused[:5])
@@ -111,6 +111,11 @@ def parse_delivery(format: str, body: bytes, options: Mapping[str, Any] | None =
 _MAY_HOLD_UNSTORABLE_TEXT = re.compile(rb"\x00|\\u0000|\\u[dD][89a-fA-F]")
 
 
+def _may_hold_unstorable_text(body: bytes) -> bool:
+    # bytes.find first: the alternation alone costs ~20 ms on a 300 kB body, the finds a few µs.
+    return b"\x00" in body or (b"\\u" in body and _MAY_HOLD_UNSTORABLE_TEXT.search(body) is not None)
+
+
 def _storable(alert: ParsedAlert) -> ParsedAlert:
     """The alert with NUL characters and lone surrogates gone from every text, raw payload included."""
     changes = {f.name: storable(getattr(alert, f.name)) for f in dataclasses.fields(alert)}
@@ -134,15 +139,16 @@ def _storable_alerts(result: ParseResult) -> list[ParsedAlert]:
     return kept
 
 
-def refused_records(format: str, payload: Any) -> list[dict[str, str]]:
+def refused_records(format: str, payload: Any, body: bytes = b"") -> list[dict[str, str]]:
     """Records of an already decoded delivery that its parser will refuse, found without parsing it.
 
     For the webhook's 202 answer, so that a sender learns at once which records were
     refused and why; the parser's own list (on the delivery page) is the authority.
-    Formats without a cheap check answer [].
+    Formats without a cheap check answer []. Texts are walked for lone surrogates only when
+    ``body`` has the escape of one.
     """
     if format == "alertmanager" and isinstance(payload, dict):
-        return alertmanager.refused_entries(payload)
+        return alertmanager.refused_entries(payload, surrogates=_may_hold_unstorable_text(body))
     return []
 
 

@@ -21,6 +21,7 @@ listed in ``ParseResult.refused`` with why; the group's other alerts are kept.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -43,6 +44,10 @@ from .base import ParsedAlert, ParseError, ParseResult, RecordRefused, make_fing
 from .labels import resolve
 
 STATUSES = ("firing", "resolved")
+RFC3339 = re.compile(
+    r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,9})?"
+    r"(Z|[+-]([01]\d|2[0-3]):[0-5]\d)"
+)
 # What Go writes for an unset time.Time: Alertmanager's endsAt of a firing alert it got no end for.
 GO_ZERO_TIME = "0001-01-01T00:00:00"
 
@@ -75,8 +80,11 @@ def parse(body: bytes, options: Mapping[str, Any]) -> ParseResult:
     return result
 
 
-def refused_entries(payload: dict[str, Any]) -> list[dict[str, str]]:
-    """The entries of a decoded notification that ``parse`` refuses, and why, by the same checks."""
+def refused_entries(payload: dict[str, Any], *, surrogates: bool = True) -> list[dict[str, str]]:
+    """The entries of a decoded notification that ``parse`` refuses, and why, by the same checks.
+
+    ``surrogates=False`` skips the walk for lone surrogates (the body has no escape of one).
+    """
     entries = payload.get("alerts")
     if not isinstance(entries, list):
         return []
@@ -87,9 +95,14 @@ def refused_entries(payload: dict[str, Any]) -> list[dict[str, str]]:
             if not isinstance(entry, dict):
                 raise RecordRefused(f"expected an object, got {type_name(entry)}")
             _status(entry, group_status)
-            _time(entry, "startsAt")
-            _time(entry, "endsAt")
-            where = surrogate_at(entry)
+            for key in ("startsAt", "endsAt"):
+                value = entry.get(key)
+                # Go's RFC 3339 shape passes at the cost of a regular expression; anything else
+                # is judged by the parser's own reading (an impossible date of that shape, say
+                # 30 February, is refused by the parser only).
+                if not (isinstance(value, str) and RFC3339.fullmatch(value)):
+                    _time(entry, key)
+            where = surrogate_at(entry) if surrogates else ""
             if where:
                 raise RecordRefused(f"`{where}` is not valid Unicode (a lone UTF-16 surrogate)")
         except RecordRefused as exc:
