@@ -1,6 +1,7 @@
 """Poison deliveries: refused at the webhook, dead letters after bounded attempts, one re-queue per staleness,
 and a batch that keeps its good records when one is broken."""
 
+import hashlib
 from collections import Counter
 from datetime import timedelta
 
@@ -26,7 +27,8 @@ def _nested(depth: int) -> bytes:
 
 def _store_directly(feed: Feed, body: bytes, **fields) -> Delivery:
     """A delivery as an older release stored it: pending, never looked at by today's webhook."""
-    return Delivery.objects.create(feed=feed, body=body, body_sha256=f"{len(body)}-{fields}", **fields)
+    digest = hashlib.sha256(body + repr(fields).encode()).hexdigest()
+    return Delivery.objects.create(feed=feed, body=body, body_sha256=digest, **fields)
 
 
 def _make_stale(*deliveries: Delivery) -> None:
