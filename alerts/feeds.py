@@ -223,7 +223,10 @@ def feed_replay(*, feed: Feed, user: Any, delivery_ids: Iterable[int] | None = N
                 attack_summarize(attack_id=attack_id)
         ids = rejected_ids + unmapped_ids
         if ids:
-            Delivery.objects.filter(pk__in=ids).update(status=Delivery.Status.PENDING, error="")
+            # Attempts start again: a dead letter replayed after a fix gets INGEST_MAX_ATTEMPTS more.
+            Delivery.objects.filter(pk__in=ids).update(
+                status=Delivery.Status.PENDING, error="", attempts=0, refused=[], queued_at=timezone.now()
+            )
             audit_record(
                 action="feed.replay",
                 obj=feed,

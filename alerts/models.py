@@ -113,6 +113,7 @@ class Feed(models.Model):
         """What the parser of this feed's format is given: its options and its label mapping."""
         options = dict(self.options or {})
         options["label_mapping"] = self.label_mapping
+        options["max_json_depth"] = settings.INGEST_MAX_JSON_DEPTH
         if lenient:
             options["lenient"] = True
         return options
@@ -171,13 +172,21 @@ class Delivery(models.Model):
     headers = models.JSONField(default=dict, blank=True)
     source = models.CharField(max_length=20, default="push")  # push, pull, import
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    # The last error: why it was rejected, or why its last attempt failed while still pending.
     error = models.TextField(blank=True)
+    # Attempts at processing it since it arrived or was last reprocessed: INGEST_MAX_ATTEMPTS
+    # failed ones make it a rejected dead letter instead of a message re-queued for ever.
     attempts = models.PositiveIntegerField(default=0)
+    # When a message to process it was last published (null: on arrival). The sweeper claims
+    # a stale delivery by moving this forward, so it queues each one once per staleness.
+    queued_at = models.DateTimeField(null=True, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
     alerts_created = models.PositiveIntegerField(default=0)
     alerts_updated = models.PositiveIntegerField(default=0)
     alerts_resolved = models.PositiveIntegerField(default=0)
     skipped = models.JSONField(default=dict, blank=True)
+    # Records of the batch that were refused while the others were kept: [{"record", "reason"}].
+    refused = models.JSONField(default=list, blank=True)
 
     objects = DeliveryQuerySet.as_manager()
 

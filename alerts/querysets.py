@@ -35,8 +35,9 @@ class DeliveryQuerySet(InternalOnlyQuerySet):
         return self.filter(status="pending")
 
     def stale_pending(self, older_than_seconds: int = 60) -> DeliveryQuerySet:
+        """Pending deliveries whose last message was published longer ago than that: lost, or long waiting."""
         cutoff = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
-        return self.pending().filter(received_at__lt=cutoff)
+        return self.pending().filter(Q(queued_at__lt=cutoff) | Q(queued_at__isnull=True, received_at__lt=cutoff))
 
 
 class AlertQuerySet(CustomerScopedQuerySet):

@@ -18,13 +18,15 @@ from typing import Any
 import orjson
 from django.conf import settings
 from django.core.cache import cache
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Count, DateTimeField, Exists, F, Max, Min, OuterRef, Q, Value, Window
 from django.db.models.functions import Coalesce, Greatest, RowNumber
 from django.utils import timezone
 
 from alerts import urgency
-from alerts.formats import ParsedAlert, ParseError, parse_delivery
+from alerts.formats import ParsedAlert, ParseError, parse_delivery, refused_records
+from alerts.formats._common import loads as json_loads
+from alerts.formats.limits import depth_error
 from alerts.mapping import CustomerMapper
 from alerts.models import (
     ENDED_BY_SENDER_LABEL,
@@ -155,33 +157,57 @@ def feed_rate_check(feed: Feed) -> None:
         raise IngestRefused(429, f"rate limit of {feed.rate_limit_per_minute} deliveries a minute exceeded")
 
 
-def wellformed_error(feed_format: str, body: bytes) -> str:
-    """A quick check that the body is JSON where the format is JSON; '' when it is."""
+def delivery_check_limits(*, body: bytes) -> None:
+    """Refuse (400, nothing stored) a body nested deeper than INGEST_MAX_JSON_DEPTH, before any parse.
+
+    The size is checked before this, by the webhook (413). The scan counts brackets outside
+    strings, so a 1,000-level record costs no recursion here, nor later in the worker.
+    """
     if body[:2] == b"\x1f\x8b":
-        return ""  # compressed: the parser decides
+        return  # compressed: the parser checks the depth after decompressing
+    problem = depth_error(body, settings.INGEST_MAX_JSON_DEPTH)
+    if problem:
+        raise IngestRefused(400, f"refused: {problem}; nothing was stored")
+
+
+@dataclass
+class Precheck:
+    """What the webhook can tell at once: the body is not well-formed (error), or records the parser will refuse."""
+
+    error: str = ""
+    refused: list[dict[str, str]] = field(default_factory=list)
+
+
+def delivery_precheck(feed_format: str, body: bytes) -> Precheck:
+    """A quick check that the body is JSON where the format is JSON, and which of its records will be refused."""
+    if body[:2] == b"\x1f\x8b":
+        return Precheck()  # compressed: the parser decides
     stripped = body.strip()
     if not stripped:
-        return "empty body"
+        return Precheck("empty body")
     if feed_format in JSON_FORMATS or (feed_format == "fastnetmon" and stripped[:1] in (b"{", b"[")):
         try:
-            orjson.loads(stripped)
+            payload = json_loads(stripped)
         except orjson.JSONDecodeError as exc:
             if feed_format == "generic" and b"\n" in stripped:
-                return ""  # JSON lines: the parser names the bad line
-            return f"malformed JSON: {exc}"
+                return Precheck()  # JSON lines: the parser names the bad line
+            return Precheck(f"malformed JSON: {exc}")
+        return Precheck(refused=refused_records(feed_format, payload, stripped))
     if feed_format == "suricata":
         first = stripped.split(b"\n", 1)[0]
         try:
-            orjson.loads(first if b"\n" in stripped else stripped)
+            json_loads(first if b"\n" in stripped else stripped)
         except orjson.JSONDecodeError as exc:
-            return f"line 1: malformed JSON: {exc}"
-    return ""
+            return Precheck(f"line 1: malformed JSON: {exc}")
+    return Precheck()
 
 
 @dataclass
 class Received:
     delivery: Delivery
     created: bool
+    # Records of the batch its parser will refuse (the others are kept): for the webhook's answer.
+    refused: list[dict[str, str]] = field(default_factory=list)
 
 
 def delivery_receive(
@@ -233,7 +259,8 @@ def _delivery_receive(
     existing = Delivery.objects.filter(feed=feed, body_sha256=digest).only("id", "status").first()
     if existing:
         return Received(existing, False)
-    problem = wellformed_error(feed.format, body)
+    precheck = delivery_precheck(feed.format, body)
+    problem = precheck.error
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -263,7 +290,7 @@ def _delivery_receive(
     except IntegrityError:
         # Two copies raced; the other one won and is the delivery.
         return Received(Delivery.objects.get(feed=feed, body_sha256=digest), False)
-    return Received(delivery, True)
+    return Received(delivery, True, precheck.refused)
 
 
 def _enqueue_processing(delivery_id: int) -> bool:
@@ -291,12 +318,85 @@ class UpsertResult:
     attack_ids: set[int] = field(default_factory=set)
 
 
+# Errors of the database connection itself: the task retries them and they cost no attempt.
+TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError)
+
+
 def delivery_process(*, delivery_id: int) -> Delivery | None:
     """Parse a pending delivery and upsert its alerts, all in one transaction.
 
     Idempotent: a delivery that is no longer pending is left alone, and a worker that dies
     half-way leaves the transaction rolled back and the delivery pending for a retry.
+
+    Each attempt is counted first, in a transaction of its own, so that an attempt that
+    crashes (a bug, a time limit, a killed worker) is still counted: after
+    INGEST_MAX_ATTEMPTS the delivery becomes a rejected dead letter with its last error,
+    never a message re-queued for ever. A lost database connection costs no attempt.
     """
+    attempt = _delivery_attempt_begin(delivery_id)
+    if attempt is None:
+        return None
+    if attempt > settings.INGEST_MAX_ATTEMPTS:
+        # The earlier attempts ended without recording an outcome: the worker died in them.
+        return _delivery_attempt_failed(
+            delivery_id, attempt - 1, "the worker stopped while processing it (killed, or over its time limit)"
+        )
+    try:
+        return _delivery_process(delivery_id)
+    except TRANSIENT_DB_ERRORS:
+        with contextlib.suppress(DatabaseError):  # the database may be the thing that is down
+            Delivery.objects.filter(pk=delivery_id, attempts=attempt).update(attempts=F("attempts") - 1)
+        raise
+    except Exception as exc:  # noqa: BLE001 - a crash must count towards the dead letter, not loop
+        logger.exception("processing delivery %s failed (attempt %s)", delivery_id, attempt)
+        return _delivery_attempt_failed(delivery_id, attempt, f"{type(exc).__name__}: {str(exc)[:2000]}")
+
+
+def _delivery_attempt_begin(delivery_id: int) -> int | None:
+    """Count one more attempt at a pending delivery, committed at once; its number, or None when not pending."""
+    with transaction.atomic():
+        claimed = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.PENDING).update(
+            attempts=F("attempts") + 1
+        )
+        if not claimed:
+            return None
+        return Delivery.objects.filter(pk=delivery_id).values_list("attempts", flat=True).first()
+
+
+def _delivery_attempt_failed(delivery_id: int, attempt: int, error: str) -> Delivery | None:
+    """Record an attempt's error; the last allowed attempt makes the delivery a rejected dead letter."""
+    now = timezone.now()
+    give_up = attempt >= settings.INGEST_MAX_ATTEMPTS
+    with transaction.atomic():
+        delivery = (
+            Delivery.objects.select_for_update()
+            .select_related("feed")
+            .filter(pk=delivery_id, status=Delivery.Status.PENDING)
+            .first()
+        )
+        if delivery is None:
+            return None
+        first_time = delivery.processed_at is None
+        delivery.attempts = attempt
+        if give_up:
+            delivery.status = Delivery.Status.REJECTED
+            delivery.error = f"gave up after {attempt} attempts; the last one failed: {error}"[:5000]
+            delivery.processed_at = now
+            delivery.save(update_fields=["status", "error", "attempts", "processed_at"])
+            Feed.objects.filter(pk=delivery.feed_id).update(
+                error_count=F("error_count") + 1,
+                last_error=delivery.error[:2000],
+                last_error_at=now,
+                **(_feed_seen(delivery) if first_time else {}),
+            )
+        else:
+            # Still pending: the sweeper queues it again once it is stale.
+            delivery.error = f"attempt {attempt} of {settings.INGEST_MAX_ATTEMPTS} failed: {error}"[:5000]
+            delivery.save(update_fields=["error", "attempts"])
+    return delivery
+
+
+def _delivery_process(delivery_id: int) -> Delivery | None:
     with transaction.atomic():
         delivery = (
             Delivery.objects.select_for_update()
@@ -307,7 +407,7 @@ def delivery_process(*, delivery_id: int) -> Delivery | None:
         if delivery is None:
             return None
         feed = delivery.feed
-        delivery.attempts += 1
+        first_time = delivery.processed_at is None
         now = timezone.now()
         try:
             # A bulk file: count a malformed line instead of refusing its whole chunk.
@@ -317,12 +417,13 @@ def delivery_process(*, delivery_id: int) -> Delivery | None:
             delivery.status = Delivery.Status.REJECTED
             delivery.error = str(exc)[:5000]
             delivery.processed_at = now
-            delivery.save(update_fields=["status", "error", "processed_at", "attempts"])
+            delivery.refused = getattr(exc, "refused", [])
+            delivery.save(update_fields=["status", "error", "processed_at", "refused"])
             Feed.objects.filter(pk=feed.pk).update(
                 error_count=F("error_count") + 1,
                 last_error=delivery.error[:2000],
                 last_error_at=now,
-                **_feed_seen(delivery),
+                **(_feed_seen(delivery) if first_time else {}),
             )
             return delivery
         result = alerts_upsert(feed=feed, delivery=delivery, parsed=parsed.alerts)
@@ -333,19 +434,21 @@ def delivery_process(*, delivery_id: int) -> Delivery | None:
         delivery.alerts_updated = result.updated
         delivery.alerts_resolved = result.resolved
         delivery.skipped = {**parsed.skipped, **({STALE_SKIP: result.stale} if result.stale else {})}
+        delivery.refused = parsed.refused
         delivery.save(
             update_fields=[
                 "status",
                 "error",
                 "processed_at",
-                "attempts",
                 "alerts_created",
                 "alerts_updated",
                 "alerts_resolved",
                 "skipped",
+                "refused",
             ]
         )
-        Feed.objects.filter(pk=feed.pk).update(**_feed_seen(delivery))
+        if first_time:
+            Feed.objects.filter(pk=feed.pk).update(**_feed_seen(delivery))
         for attack_id in result.attack_ids:
             transaction.on_commit(lambda attack_id=attack_id: attack_schedule_summary(attack_id=attack_id))
     return delivery
@@ -353,8 +456,6 @@ def delivery_process(*, delivery_id: int) -> Delivery | None:
 
 def _feed_seen(delivery: Delivery) -> dict[str, Any]:
     """Feed health counters for a delivery processed for the first time."""
-    if delivery.attempts > 1:
-        return {}
     received = delivery.received_at
     return {
         "delivery_count": F("delivery_count") + 1,
@@ -366,11 +467,21 @@ def _feed_seen(delivery: Delivery) -> dict[str, Any]:
 
 
 def delivery_reprocess(*, delivery: Delivery) -> Delivery:
-    """Put a rejected (or processed) delivery back in the queue, e.g. after a parser fix."""
-    before = {"status": delivery.status, "error": delivery.error}
-    Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.PENDING, error="")
+    """Put a rejected (or processed) delivery back in the queue, e.g. after a parser fix.
+
+    A dead letter gets its attempts back: INGEST_MAX_ATTEMPTS more tries from now.
+    """
+    before = {"status": delivery.status, "error": delivery.error, "attempts": delivery.attempts}
+    Delivery.objects.filter(pk=delivery.pk).update(
+        status=Delivery.Status.PENDING, error="", attempts=0, refused=[], queued_at=timezone.now()
+    )
     delivery.refresh_from_db()
-    audit_record(action="delivery.reprocess", obj=delivery, before=before, after={"status": delivery.status})
+    audit_record(
+        action="delivery.reprocess",
+        obj=delivery,
+        before=before,
+        after={"status": delivery.status, "attempts": delivery.attempts},
+    )
     transaction.on_commit(lambda: _enqueue_processing(delivery.pk))
     return delivery
 
@@ -1307,15 +1418,37 @@ def silences_release_expired() -> int:
     )
 
 
-def deliveries_requeue_stale(*, older_than_seconds: int | None = None) -> int:
-    """Beat's sweeper: a delivery still pending after INGEST_STALE_SECONDS lost its message; enqueue it again."""
+def deliveries_requeue_stale(*, older_than_seconds: int | None = None, batch: int | None = None) -> int:
+    """Beat's sweeper: a delivery pending INGEST_STALE_SECONDS after its last message lost it; enqueue it again.
+
+    Each stale delivery is claimed by moving its ``queued_at`` forward in one conditional
+    UPDATE (compare-and-set on "still pending and still stale"), and only the deliveries
+    that this pass claimed are published: a second pass, or a sweeper running at the same
+    time, finds them fresh and leaves them alone until they are stale again. At most
+    ``batch`` (INGEST_SWEEP_BATCH) a pass, oldest first, so a backlog drains over several
+    passes instead of flooding the broker.
+    """
     if older_than_seconds is None:
         older_than_seconds = settings.INGEST_STALE_SECONDS
-    ids = list(Delivery.objects.stale_pending(older_than_seconds).values_list("pk", flat=True)[:5000])
+    if batch is None:
+        batch = settings.INGEST_SWEEP_BATCH
+    stale = Delivery.objects.stale_pending(older_than_seconds)
+    candidates = list(stale.order_by("received_at", "id").values_list("pk", flat=True)[:batch])
+    if not candidates:
+        return 0
+    # This pass's own mark: the rows that carry it afterwards are the ones it won.
+    mark = timezone.now()
+    while Delivery.objects.filter(queued_at=mark).exists():  # pragma: no cover - same microsecond
+        mark += timedelta(microseconds=1)
+    stale.filter(pk__in=candidates).update(queued_at=mark)
+    won = Delivery.objects.filter(pk__in=candidates, queued_at=mark)
+    claimed = list(won.order_by("received_at", "id").values_list("pk", flat=True))
     enqueued = 0
-    for delivery_id in ids:
+    for delivery_id in claimed:
         if not _enqueue_processing(delivery_id):
-            break  # the broker is down again: the next sweep tries
+            # The broker is down again: what was not published is stale at once for the next pass.
+            Delivery.objects.filter(pk__in=claimed[enqueued:], queued_at=mark).update(queued_at=None)
+            break
         enqueued += 1
     return enqueued
 

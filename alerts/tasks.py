@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from celery import shared_task
-from django.db import InterfaceError, OperationalError
 
 from alerts import services
 from console.context import acting_as
 
-TRANSIENT = (OperationalError, InterfaceError)
+TRANSIENT = services.TRANSIENT_DB_ERRORS
 
 
 @shared_task(
@@ -23,6 +22,8 @@ TRANSIENT = (OperationalError, InterfaceError)
     time_limit=300,
 )
 def process_delivery(self, delivery_id: int) -> None:
+    """Parse one delivery. Its own failures are counted on the delivery (a dead letter after
+    INGEST_MAX_ATTEMPTS), so only a lost database connection is retried here."""
     with acting_as("celery:process_delivery"):
         services.delivery_process(delivery_id=delivery_id)
 
@@ -38,7 +39,7 @@ def summarize_attack(attack_id: int) -> None:
 
 @shared_task(ignore_result=True)
 def sweep_pending_deliveries() -> int:
-    """Deliveries left pending (broker was down, worker killed) are enqueued again."""
+    """Deliveries left pending (broker was down, worker killed) are enqueued again, once per staleness."""
     return services.deliveries_requeue_stale()
 
 

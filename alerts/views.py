@@ -102,6 +102,7 @@ def ingest(request: HttpRequest, slug: str) -> JsonResponse:
     try:
         nonce = services.feed_authenticate(feed=feed, headers=headers, body=body)
         services.feed_rate_check(feed)
+        services.delivery_check_limits(body=body)
     except services.IngestRefused as refused:
         response = JsonResponse({"error": refused.message}, status=refused.status)
         if refused.status == 401:
@@ -121,9 +122,11 @@ def ingest(request: HttpRequest, slug: str) -> JsonResponse:
     delivery = received.delivery
     if delivery.status == Delivery.Status.REJECTED and received.created:
         return JsonResponse({"delivery": delivery.pk, "status": "rejected", "error": delivery.error}, status=400)
-    return JsonResponse(
-        {"delivery": delivery.pk, "status": delivery.status, "duplicate": not received.created}, status=202
-    )
+    answer = {"delivery": delivery.pk, "status": delivery.status, "duplicate": not received.created}
+    if received.refused:
+        # Alertmanager does not retry a 4xx: the good alerts are kept, the broken ones named.
+        answer["refused"] = received.refused
+    return JsonResponse(answer, status=202)
 
 
 # --------------------------------------------------------------------------- triage queue
@@ -440,7 +443,12 @@ def delivery_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "alerts/delivery_detail.html",
-        {"delivery": delivery, "body": delivery.body_text(), "alerts": delivery.alerts.all()[:100]},
+        {
+            "delivery": delivery,
+            "body": delivery.body_text(),
+            "alerts": delivery.alerts.all()[:100],
+            "max_attempts": settings.INGEST_MAX_ATTEMPTS,
+        },
     )
 
 

@@ -378,10 +378,20 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "schedule-reports": {"task": "console.tasks.schedule_reports", "schedule": timedelta(hours=1)},
 }
 ATTACK_GAP_MINUTES = env_int("ATTACK_GAP_MINUTES", 15)
-# A delivery still pending this long after it arrived lost its message (broker restarted,
-# worker killed): the sweeper enqueues it again. Processing is idempotent, so a delivery
-# merely waiting in a long queue and enqueued twice is handled once.
+# A delivery still pending this long after its message was last published lost it (broker
+# restarted, worker killed): the sweeper enqueues it again, once per such period. Processing
+# is idempotent, so a delivery merely waiting in a long queue and enqueued twice is handled once.
 INGEST_STALE_SECONDS = env_int("INGEST_STALE_SECONDS", 60)
+# Deepest nesting of arrays and objects a JSON delivery may have: the webhook refuses a deeper
+# body (400) before answering 202, and the parser refuses one already stored. Real senders
+# nest under 10 levels; recursive code downstream (orjson.dumps, jsonb) breaks at a few hundred.
+INGEST_MAX_JSON_DEPTH = env_int("INGEST_MAX_JSON_DEPTH", 64)
+# Attempts at processing a delivery (a worker crash, a bug, a time limit) before it becomes
+# a rejected dead letter with its last error, instead of being re-queued for ever.
+INGEST_MAX_ATTEMPTS = env_int("INGEST_MAX_ATTEMPTS", 3)
+# Most stale deliveries the sweeper re-queues in one pass: a backlog drains over several
+# passes instead of flooding the broker at once.
+INGEST_SWEEP_BATCH = env_int("INGEST_SWEEP_BATCH", 500)
 # Extra sections of /healthz, each a function returning a dict.
 HEALTH_EXTRAS = ["alerts.health.ingest_status"]
 # Retention, in days: raw deliveries, resolved alerts and parsed traffic files are pruned.

@@ -174,6 +174,8 @@ class DeliverySerializer(serializers.ModelSerializer):
             "alerts_updated",
             "alerts_resolved",
             "skipped",
+            "refused",
+            "queued_at",
             "headers",
         ]
         read_only_fields = fields

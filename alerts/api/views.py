@@ -159,7 +159,7 @@ class DeliveryViewSet(ActorMixin, viewsets.ReadOnlyModelViewSet):
     @extend_schema(request=None, responses={202: s.DeliverySerializer})
     @action(detail=True, methods=["post"])
     def reprocess(self, request, pk=None):  # noqa: ANN001, ANN201
-        """Queue a delivery for parsing again, e.g. after a parser fix."""
+        """Queue a delivery for parsing again, e.g. a dead letter after a parser fix: its attempts start again."""
         delivery = self.get_object()
         delivery = services.delivery_reprocess(delivery=delivery)
         return Response(s.DeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)

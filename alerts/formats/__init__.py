@@ -28,15 +28,18 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import alertmanager, cloudflare, crowdsec, fastnetmon, generic, pagerduty, suricata, wazuh
-from .base import ParsedAlert, ParseError, ParseResult, make_fingerprint, storable
+from .base import ParsedAlert, ParseError, ParseResult, RecordRefused, make_fingerprint, storable, surrogate_at
+from .limits import DEFAULT_MAX_JSON_DEPTH, depth_error
 
 __all__ = [
     "FORMATS",
     "ParseError",
     "ParseResult",
     "ParsedAlert",
+    "RecordRefused",
     "make_fingerprint",
     "parse_delivery",
+    "refused_records",
 ]
 
 Parser = Callable[[bytes, Mapping[str, Any]], ParseResult]
@@ -77,10 +80,17 @@ def parse_delivery(format: str, body: bytes, options: Mapping[str, Any] | None =
         raise ParseError(f"the delivery body must be bytes, got {type(body).__name__}")
     if body.startswith(GZIP_MAGIC):
         body = _gunzip(body, _max_size(options))
+    problem = depth_error(body, _max_depth(options)) if format != "fastnetmon" or body.lstrip()[:1] in b"[{" else ""
+    if problem:
+        raise ParseError(problem)
     try:
         result = parser(body, options)
-        if _MAY_HOLD_UNSTORABLE_TEXT.search(body):
-            result.alerts = [_storable(alert) for alert in result.alerts]
+        if _may_hold_unstorable_text(body):
+            result.alerts = _storable_alerts(result)
+        if result.refused and not result.alerts and not result.skipped:
+            reasons = "; ".join(f"{r['record']}: {r['reason']}" for r in result.refused[:5])
+            more = f" (and {len(result.refused) - 5} more)" if len(result.refused) > 5 else ""
+            raise ParseError(f"every record was refused: {reasons}{more}", refused=result.refused)
         return result
     except ParseError:
         raise
@@ -101,10 +111,52 @@ def parse_delivery(format: str, body: bytes, options: Mapping[str, Any] | None =
 _MAY_HOLD_UNSTORABLE_TEXT = re.compile(rb"\x00|\\u0000|\\u[dD][89a-fA-F]")
 
 
+def _may_hold_unstorable_text(body: bytes) -> bool:
+    # bytes.find first: the alternation alone costs ~20 ms on a 300 kB body, the finds a few µs.
+    return b"\x00" in body or (b"\\u" in body and _MAY_HOLD_UNSTORABLE_TEXT.search(body) is not None)
+
+
 def _storable(alert: ParsedAlert) -> ParsedAlert:
     """The alert with NUL characters and lone surrogates gone from every text, raw payload included."""
     changes = {f.name: storable(getattr(alert, f.name)) for f in dataclasses.fields(alert)}
     return dataclasses.replace(alert, **changes)
+
+
+def _storable_alerts(result: ParseResult) -> list[ParsedAlert]:
+    """NUL characters dropped from every alert; an alert with a lone UTF-16 surrogate is refused.
+
+    A lone surrogate is not text at all (no UTF-8 for it): the record is reported as refused,
+    naming where, and the rest of the batch is kept.
+    """
+    kept = []
+    for number, alert in enumerate(result.alerts, 1):
+        where = surrogate_at(dataclasses.asdict(alert))
+        if where:
+            reason = f"`{where}` is not valid Unicode (a lone UTF-16 surrogate)"
+            result.refuse(alert.record or f"alert {number}", reason)
+            continue
+        kept.append(_storable(alert))
+    return kept
+
+
+def refused_records(format: str, payload: Any, body: bytes = b"") -> list[dict[str, str]]:
+    """Records of an already decoded delivery that its parser will refuse, found without parsing it.
+
+    For the webhook's 202 answer, so that a sender learns at once which records were
+    refused and why; the parser's own list (on the delivery page) is the authority.
+    Formats without a cheap check answer []. Texts are walked for lone surrogates only when
+    ``body`` has the escape of one.
+    """
+    if format == "alertmanager" and isinstance(payload, dict):
+        return alertmanager.refused_entries(payload, surrogates=_may_hold_unstorable_text(body))
+    return []
+
+
+def _max_depth(options: Mapping[str, Any]) -> int:
+    value = options.get("max_json_depth", DEFAULT_MAX_JSON_DEPTH)
+    if isinstance(value, bool) or not isinstance(value, int):
+        return DEFAULT_MAX_JSON_DEPTH
+    return value
 
 
 def _max_size(options: Mapping[str, Any]) -> int:

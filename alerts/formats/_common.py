@@ -8,9 +8,10 @@ that leaves this module is ``ParseError`` with a message an engineer can act on.
 from __future__ import annotations
 
 import ipaddress
+import json
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,6 +45,24 @@ def decode_text(body: bytes) -> str:
     return text.removeprefix("\ufeff")
 
 
+def loads(text: str | bytes) -> Any:
+    """``orjson.loads``, except that a lone UTF-16 surrogate (``"\\ud800"``) does not refuse the document.
+
+    orjson refuses the whole document for one such escape; senders write them (an attacker's
+    user agent, a truncated emoji). Python's json reads them, and the record that holds one
+    is refused alone (``parse_delivery``) while the rest of the batch is kept.
+    """
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        if "surrogate" not in str(exc):
+            raise
+        try:
+            return json.loads(text)
+        except (ValueError, RecursionError):
+            raise exc from None
+
+
 def _json_error(exc: orjson.JSONDecodeError, where: str = "") -> ParseError:
     prefix = f"{where}: " if where else ""
     position = f" (line {exc.lineno}, column {exc.colno})" if not where else f" (column {exc.colno})"
@@ -56,7 +75,7 @@ def load_json(body: bytes) -> Any:
     if not text.strip():
         raise ParseError("the delivery is empty: expected a JSON document")
     try:
-        return orjson.loads(text)
+        return loads(text)
     except orjson.JSONDecodeError as exc:
         raise _json_error(exc) from None
 
@@ -70,14 +89,19 @@ def load_json_object(body: bytes, what: str) -> dict[str, Any]:
 
 
 def iter_json_records(
-    body: bytes, *, lenient: bool = False, skipped: dict[str, int] | None = None
+    body: bytes,
+    *,
+    lenient: bool = False,
+    skipped: dict[str, int] | None = None,
+    refuse: Callable[[str, str], None] | None = None,
 ) -> Iterator[tuple[str, Any]]:
     """Records of a body that is a JSON array, a single JSON value, or JSON lines.
 
     Yields ``(where, value)`` where ``where`` names the record for error messages
     ("item 3", "line 17", "body"). Blank lines are ignored. A line that is not JSON is
     a ParseError naming the line, unless ``lenient`` is set: then it is counted under
-    ``skipped["malformed"]`` (bulk file imports keep going past one torn line).
+    ``skipped["malformed"]`` (bulk file imports keep going past one torn line), or
+    ``refuse(where, reason)`` is given: then that line is refused and the others read.
     """
     text = decode_text(body)
     stripped = text.strip()
@@ -85,7 +109,7 @@ def iter_json_records(
         raise ParseError("the delivery is empty: expected JSON (an object, an array or JSON lines)")
     if stripped[0] == "[":
         try:
-            value = orjson.loads(stripped)
+            value = loads(stripped)
         except orjson.JSONDecodeError as exc:
             raise _json_error(exc) from None
         if not isinstance(value, list):  # pragma: no cover - a "[" document is a list
@@ -95,7 +119,7 @@ def iter_json_records(
         return
     if "\n" not in stripped:
         try:
-            value = orjson.loads(stripped)
+            value = loads(stripped)
         except orjson.JSONDecodeError as exc:
             if not lenient:
                 raise _json_error(exc, "line 1") from None
@@ -108,7 +132,7 @@ def iter_json_records(
         # A pretty-printed single object spans many lines; JSON lines fail here at line 2
         # after parsing only the first record, which is cheap.
         try:
-            value = orjson.loads(stripped)
+            value = loads(stripped)
         except orjson.JSONDecodeError:
             pass
         else:
@@ -121,11 +145,14 @@ def iter_json_records(
         if not line:
             continue
         try:
-            value = orjson.loads(line)
+            value = loads(line)
         except orjson.JSONDecodeError as exc:
             if lenient:
                 if skipped is not None:
                     bump(skipped, "malformed")
+                continue
+            if refuse is not None:
+                refuse(f"line {number}", str(_json_error(exc)))
                 continue
             raise _json_error(exc, f"line {number}") from None
         yield f"line {number}", value

@@ -7,6 +7,7 @@ ingest service maps them to customers and upserts them on (feed, fingerprint).
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -16,7 +17,18 @@ SEVERITIES = ("critical", "high", "medium", "low", "info")
 
 
 class ParseError(ValueError):
-    """The delivery cannot be read as this format. The message is shown to engineers."""
+    """The delivery cannot be read as this format. The message is shown to engineers.
+
+    ``refused`` lists the records refused on the way, when every record of a batch was.
+    """
+
+    def __init__(self, message: str, refused: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.refused = refused or []
+
+
+class RecordRefused(ParseError):
+    """One record of a batch cannot be read: it is refused and reported, the others are kept."""
 
 
 @dataclass
@@ -70,6 +82,8 @@ class ParsedAlert:
     owner_ids: dict[str, str] = field(default_factory=dict)
     # The sender acknowledged it (PagerDuty ``acknowledge``): the open alert becomes acknowledged.
     acknowledged: bool = False
+    # Which record of the delivery it came from ("alerts[2]", "line 7"), to name it when refused.
+    record: str = ""
 
 
 @dataclass
@@ -79,6 +93,11 @@ class ParseResult:
     alerts: list[ParsedAlert] = field(default_factory=list)
     # e.g. {"flow": 120, "stats": 3} for Suricata events that are counted, not alerted
     skipped: dict[str, int] = field(default_factory=dict)
+    # Records of the batch that were refused while the others were kept: {"record", "reason"}.
+    refused: list[dict[str, str]] = field(default_factory=list)
+
+    def refuse(self, record: str, reason: str) -> None:
+        self.refused.append({"record": record, "reason": reason[:500]})
 
 
 def make_fingerprint(*parts: object) -> str:
@@ -107,3 +126,26 @@ def storable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [storable(v) for v in value]
     return value
+
+
+SURROGATE = re.compile("[\\ud800-\\udfff]")
+
+
+def surrogate_at(value: Any) -> str:
+    """The path of the first text holding a lone surrogate in ``value``, or ''. Iterative: no recursion."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            if SURROGATE.search(item):
+                return path or "text"
+        elif isinstance(item, dict):
+            # Pushed in reverse, popped in order: the first bad text as the payload lists it.
+            for key, child in reversed(item.items()):
+                key_text = str(key)
+                if SURROGATE.search(key_text):
+                    return f"{path}.{key_text.encode('utf-8', 'replace').decode()}".lstrip(".")
+                stack.append((f"{path}.{key_text}".lstrip("."), child))
+        elif isinstance(item, list | tuple):
+            stack.extend((f"{path}[{i}]", child) for i, child in reversed(list(enumerate(item))))
+    return ""

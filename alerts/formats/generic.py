@@ -22,7 +22,8 @@ each field lives, as dotted paths into one record::
 
 Fields the mapping does not name are looked up under common names (``title``,
 ``message``, ``severity``, ``timestamp``, ``src_ip``, ``dest_ip`` ...). A record with
-no title is a ParseError naming its index, so a broken mapping is noticed on the first
+no title is refused, naming its index, and the batch's other records are kept; when no
+record has one the delivery is rejected, so a broken mapping is noticed on the first
 delivery instead of filling the queue with empty alerts.
 """
 
@@ -53,7 +54,7 @@ from ._common import (
     type_name,
     unique,
 )
-from .base import SEVERITIES, ParsedAlert, ParseError, ParseResult, make_fingerprint
+from .base import SEVERITIES, ParsedAlert, ParseError, ParseResult, RecordRefused, make_fingerprint
 from .labels import resolve
 
 # Where a field is looked for when the feed's mapping does not say.
@@ -99,7 +100,9 @@ def parse(body: bytes, options: Mapping[str, Any]) -> ParseResult:
 
     result = ParseResult()
     index = 0
-    for where, value in iter_json_records(body, lenient=bool(options.get("lenient", False)), skipped=result.skipped):
+    for where, value in iter_json_records(
+        body, lenient=bool(options.get("lenient", False)), skipped=result.skipped, refuse=result.refuse
+    ):
         if records_path:
             found = lookup(value, str(records_path))
             if found is None:
@@ -107,12 +110,18 @@ def parse(body: bytes, options: Mapping[str, Any]) -> ParseResult:
             value = found
         records = value if isinstance(value, list) else [value]
         for record in records:
-            if not isinstance(record, dict):
-                raise ParseError(f"record {index}: expected a JSON object, got {type_name(record)}")
-            result.alerts.append(
-                _parse_record(record, index, mapping, severity_map, defaults, options.get("label_mapping"))
-            )
+            # A record that cannot be read is refused and reported; the batch's others are kept.
+            name = f"record {index}"
             index += 1
+            try:
+                if not isinstance(record, dict):
+                    raise RecordRefused(f"expected a JSON object, got {type_name(record)}")
+                alert = _parse_record(record, index - 1, mapping, severity_map, defaults, options.get("label_mapping"))
+            except RecordRefused as exc:
+                result.refuse(name, str(exc))
+                continue
+            alert.record = name
+            result.alerts.append(alert)
     return result
 
 
@@ -173,7 +182,7 @@ def _parse_record(
     if not title:
         path = mapping.get("title")
         where = f"`{path}`" if isinstance(path, str) else "any of " + ", ".join(DEFAULT_PATHS["title"])
-        raise ParseError(f"record {index}: no title (looked at {where})")
+        raise RecordRefused(f"no title (looked at {where})")
 
     raw_severity = get("severity")
     severity = None

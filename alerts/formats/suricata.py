@@ -35,7 +35,7 @@ from ._common import (
     to_port,
     type_name,
 )
-from .base import ParsedAlert, ParseError, ParseResult, make_fingerprint
+from .base import ParsedAlert, ParseResult, make_fingerprint
 
 APP_LAYER_PROTOCOLS = {
     "http",
@@ -83,12 +83,14 @@ def parse(body: bytes, options: Mapping[str, Any]) -> ParseResult:
     """Read EVE JSON events; alerts become ParsedAlerts, other events are counted."""
     lenient = bool(options.get("lenient", False))
     result = ParseResult()
-    for where, record in iter_json_records(body, lenient=lenient, skipped=result.skipped):
+    # A webhook's batch of events: a broken line is refused and reported, the others kept.
+    for where, record in iter_json_records(body, lenient=lenient, skipped=result.skipped, refuse=result.refuse):
         if not isinstance(record, dict):
             if lenient:
                 bump(result.skipped, "malformed")
                 continue
-            raise ParseError(f"{where}: expected an EVE JSON object, got {type_name(record)}")
+            result.refuse(where, f"expected an EVE JSON object, got {type_name(record)}")
+            continue
         event_type = clean(record.get("event_type"), 40)
         if event_type != "alert":
             bump(result.skipped, event_type or "unknown")
@@ -98,8 +100,11 @@ def parse(body: bytes, options: Mapping[str, Any]) -> ParseResult:
             if lenient:
                 bump(result.skipped, "malformed")
                 continue
-            raise ParseError(f"{where}: event_type is alert but the `alert` object is missing")
-        result.alerts.append(_parse_alert(record, alert))
+            result.refuse(where, "event_type is alert but the `alert` object is missing")
+            continue
+        parsed = _parse_alert(record, alert)
+        parsed.record = where
+        result.alerts.append(parsed)
     return result
 
 

@@ -86,5 +86,52 @@ def test_wrong_shapes_are_named():
         parse({"version": "4"})
     with pytest.raises(ParseError, match="`alerts` must be an array"):
         parse({"alerts": {"a": 1}})
-    with pytest.raises(ParseError, match=r"alerts\[1\]: expected an object"):
-        parse({"alerts": [payloads.alertmanager_alert(), "oops"]})
+    with pytest.raises(ParseError, match=r"every record was refused: alerts\[0\]: expected an object"):
+        parse({"alerts": ["oops"]})
+
+
+def _group_with_one_broken(broken: dict) -> bytes:
+    good = [payloads.alertmanager_alert(target_ip=f"203.0.113.{n}", fingerprint=f"f{n}") for n in (1, 2, 3)]
+    notification = payloads.alertmanager_notification(*good)
+    notification["alerts"].insert(1, broken)
+    return payloads.body(notification)
+
+
+def _broken(**changes) -> dict:
+    entry = payloads.alertmanager_alert(target_ip="203.0.113.99", fingerprint="bad")
+    entry.update(changes)
+    return entry
+
+
+@pytest.mark.parametrize(
+    ("broken", "reason"),
+    [
+        (_broken(status="exploded"), "status 'exploded' is neither firing nor resolved"),
+        (_broken(startsAt="yesterday at noon"), "startsAt 'yesterday at noon' is not an RFC 3339 time"),
+        (_broken(status="resolved", endsAt="2025-13-45T99:00:00Z"), "endsAt '2025-13-45T99:00:00Z' is not"),
+        ("not an alert", "expected an object, got a string"),
+    ],
+)
+def test_one_broken_alert_of_a_group_is_refused_and_the_others_kept(broken, reason):
+    result = parse_delivery("alertmanager", _group_with_one_broken(broken))
+    assert sorted(a.target_ip for a in result.alerts) == ["203.0.113.1", "203.0.113.2", "203.0.113.3"]
+    assert [r["record"] for r in result.refused] == ["alerts[1]"]
+    assert reason in result.refused[0]["reason"]
+
+
+def test_a_lone_surrogate_in_a_label_refuses_that_alert_only():
+    """orjson refuses the whole document for one ``\\udc80``; only the alert holding it is refused."""
+    broken = _broken()
+    broken["labels"]["instance"] = "MARK-edge"
+    body = _group_with_one_broken(broken).replace(b"MARK-edge", b"\\udc80edge")
+    result = parse_delivery("alertmanager", body)
+    assert len(result.alerts) == 3
+    assert [r["record"] for r in result.refused] == ["alerts[1]"]
+    assert "instance" in result.refused[0]["reason"] and "surrogate" in result.refused[0]["reason"]
+
+
+def test_go_zero_end_time_of_a_firing_alert_is_unset_not_refused():
+    entry = payloads.alertmanager_alert()
+    entry["endsAt"] = "0001-01-01T00:00:00Z"
+    result = parse_delivery("alertmanager", payloads.body(payloads.alertmanager_notification(entry)))
+    assert result.refused == [] and result.alerts[0].ended_at is None

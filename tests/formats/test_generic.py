@@ -71,9 +71,15 @@ def test_common_names_without_a_mapping():
     assert alert.event_time == payloads.DEFAULT_TIME
 
 
-def test_missing_title_names_the_record_index():
-    with pytest.raises(ParseError, match=r"record 1: no title \(looked at `msg`\)"):
-        parse_delivery("generic", payloads.body([RECORD, {"level": 3}]), OPTIONS)
+def test_missing_title_refuses_that_record_naming_its_index():
+    result = parse_delivery("generic", payloads.body([RECORD, {"level": 3}, "text", RECORD]), OPTIONS)
+    assert len(result.alerts) == 2
+    assert result.refused == [
+        {"record": "record 1", "reason": "no title (looked at `msg`)"},
+        {"record": "record 2", "reason": "expected a JSON object, got a string"},
+    ]
+    with pytest.raises(ParseError, match=r"every record was refused: record 0: no title \(looked at `msg`\)"):
+        parse_delivery("generic", payloads.body([{"level": 3}]), OPTIONS)
 
 
 def test_bad_options_are_parse_errors():

@@ -37,10 +37,14 @@ def test_malformed_json_names_line_and_column(fmt):
         parse_delivery(fmt, b'[{"a": 1},\n {"b": }]')
 
 
-def test_json_lines_error_names_the_line_number():
+def test_json_lines_error_names_the_line_number_and_keeps_the_other_lines():
     body = b"\n".join([payloads.body(payloads.suricata_alert())] * 16 + [b'{"event_type": "alert", oops}'])
-    with pytest.raises(ParseError, match=r"^line 17: not valid JSON: "):
-        parse_delivery("suricata", body)
+    result = parse_delivery("suricata", body)
+    assert len(result.alerts) == 16
+    assert [r["record"] for r in result.refused] == ["line 17"]
+    assert result.refused[0]["reason"].startswith("not valid JSON: ")
+    with pytest.raises(ParseError, match=r"^every record was refused: line 1: not valid JSON: "):
+        parse_delivery("suricata", b'{"event_type": "alert", oops}\n{"torn"')
 
 
 @pytest.mark.parametrize("fmt", ["cloudflare", "alertmanager", "crowdsec"])
@@ -67,8 +71,31 @@ def test_corrupt_gzip_is_a_parse_error():
 
 
 def test_deep_nesting_is_a_parse_error():
-    with pytest.raises(ParseError, match="not valid JSON"):
+    with pytest.raises(ParseError, match="nested 100000 levels deep; the limit is 64"):
         parse_delivery("generic", b"[" * 100_000 + b"]" * 100_000)
+
+
+def _nested_alertmanager(depth: int) -> bytes:
+    """An Alertmanager notification whose alert carries an annotation nested ``depth`` levels in all."""
+    body = payloads.body(payloads.alertmanager_notification())
+    # The notification itself is 3 levels deep at an alert's annotations: {"alerts": [{"annotations": ...
+    inner = b'{"x":' * (depth - 4) + b"1" + b"}" * (depth - 4)
+    return body.replace(b'"annotations":{', b'"annotations":{"deep":' + inner + b",", 1)
+
+
+@pytest.mark.parametrize("fmt", ["alertmanager", "generic"])
+def test_a_record_nested_deeper_than_the_limit_is_refused_with_the_depth(fmt):
+    body = _nested_alertmanager(1_000)
+    with pytest.raises(ParseError, match="JSON nested 1000 levels deep; the limit is 64"):
+        parse_delivery(fmt, body)
+    with pytest.raises(ParseError, match="nested 1000 levels deep; the limit is 500"):
+        parse_delivery(fmt, body, {"max_json_depth": 500})
+    assert len(parse_delivery("alertmanager", _nested_alertmanager(64)).alerts) == 1
+
+
+def test_brackets_inside_strings_do_not_count_as_depth():
+    entry = payloads.alertmanager_alert(summary="[[[[{{{{" * 100 + '\\"]]]]')
+    assert len(parse_delivery("alertmanager", payloads.body(payloads.alertmanager_notification(entry))).alerts) == 1
 
 
 def test_body_must_be_bytes_and_options_a_mapping():
@@ -108,3 +135,19 @@ def test_value_helpers_refuse_garbage():
     assert to_ip(" 2001:DB8::1 ") == "2001:db8::1"
     assert to_ip("AA.BB.CC.66") == ""
     assert clean("a\x00b" + "c" * 600, 500) == "ab" + "c" * 497 + "…"
+
+
+@pytest.mark.parametrize(
+    ("body", "depth"),
+    [
+        (b'{"a": [1, {"b": "[[[[ {{{{"}]}', 3),
+        (b'["a \\\\", [["x"]]]', 3),  # an escaped backslash ends before the closing quote
+        (b'["\\\\\\" [[[ \\"", []]', 2),  # escaped backslash, then an escaped quote: still in the string
+        (b'{"event": 1}\n[[[2]]]\n', 3),  # JSON lines: the deepest line
+        (b"[" * 1_000 + b"]" * 1_000, 1_000),
+    ],
+)
+def test_json_depth_counts_brackets_outside_strings_only(body, depth):
+    from alerts.formats.limits import json_depth
+
+    assert json_depth(body) == depth
