@@ -3,7 +3,8 @@
     .venv/bin/python bench/startup.py [--repeat 5] [--project DIR] [--pcap FILE]
 
 Each row runs in its own process, ``--repeat`` times; the table shows the best and the median
-wall time. The peers run in the same loop, one after the other, so the machine's load hits
+wall time, and for the commands the median CPU seconds (user + system), which a loaded machine
+inflates much less than the wall time. The peers run in the same loop, one after the other, so the machine's load hits
 them alike:
 
 - ``bare Django``: a generated project with the same INSTALLED_APPS third-party apps and
@@ -21,8 +22,9 @@ them alike:
 The project's sources are byte-compiled first (``compileall``), as the image does at build
 time: with ``PYTHONDONTWRITEBYTECODE=1`` (this machine's environment and the image's) Python
 would otherwise compile every module of ours again in every process, about 0.6 s of CPU.
-``--project`` measures another checkout with this script, e.g. ``git archive main | tar -x -C
-/tmp/main`` for a before/after in one run. The load average is printed at the start and the end.
+``--project`` measures another checkout with this script; ``--compare DIR`` adds a second one
+to the same loop, e.g. ``git archive main | tar -x -C /tmp/main`` for a before/after in one run.
+The load average is printed at the start and the end.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import argparse
 import compileall
 import http.client
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -96,13 +99,19 @@ def loadavg() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def timed(argv: list[str], *, cwd: Path, env: dict[str, str]) -> float:
-    start = time.perf_counter()
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(argv: list[str], *, cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system) of one run of ``argv``."""
+    cpu, start = _children_cpu(), time.perf_counter()
     done = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stderr.decode(errors='replace')}")
-    return elapsed
+    return elapsed, _children_cpu() - cpu
 
 
 def _get(port: int, path: str) -> tuple[int, bytes]:
@@ -154,12 +163,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--project", type=Path, default=REPO, help="checkout to measure (default: this one)")
+    parser.add_argument("--compare", type=Path, help="another checkout measured in the same loop (e.g. main)")
     parser.add_argument("--pcap", type=Path, default=TINY_PCAP)
     args = parser.parse_args()
     project = args.project.resolve()
+    checkouts = [("shieldwall", project)]
+    if args.compare:
+        checkouts.append((f"shieldwall at {args.compare}", args.compare.resolve()))
 
-    for name in PROJECT_DIRS:
-        compileall.compile_dir(project / name, quiet=1)
+    for _, checkout in checkouts:
+        for name in PROJECT_DIRS:
+            compileall.compile_dir(checkout / name, quiet=1)
     print(f"load average at start: {loadavg()}   project: {project}   pcap: {args.pcap} ({args.pcap.stat().st_size} B)")
 
     with tempfile.TemporaryDirectory(prefix="startup-") as tmp:
@@ -188,33 +202,38 @@ def main() -> None:
         commands: list[tuple[str, list[str], Path, dict[str, str]]] = [
             ("python -c 'import django'", [PY, "-c", "import django"], bare, bare_env),
             ("bare Django: django-admin check", [PY, "-m", "django", "check"], bare, bare_env),
-            ("shieldwall: manage.py check", [PY, "manage.py", "check"], project, ours),
-            ("shieldwall: manage.py analyze_pcap", [PY, "manage.py", "analyze_pcap", str(args.pcap)], project, ours),
         ]
+        for name, checkout in checkouts:
+            commands.append((f"{name}: manage.py check", [PY, "manage.py", "check"], checkout, ours))
+            analyze = [PY, "manage.py", "analyze_pcap", str(args.pcap)]
+            commands.append((f"{name}: manage.py analyze_pcap", analyze, checkout, ours))
         tshark = shutil.which("tshark")
         if tshark:
             commands.append(("tshark -r (same capture)", [tshark, "-r", str(args.pcap)], project, base))
         times: dict[str, list[float]] = {label: [] for label, *_ in commands}
-        web: dict[str, dict[str, list[float]]] = {"bare Django": {}, "shieldwall": {}}
+        cpu: dict[str, list[float]] = {label: [] for label, *_ in commands}
+        servers = [("bare Django", bare, bare_env, "bare_wsgi")]
+        servers += [(name, checkout, ours, "console.wsgi") for name, checkout in checkouts]
+        web: dict[str, dict[str, list[float]]] = {name: {} for name, *_ in servers}
         for _ in range(args.repeat):
             for label, argv, cwd, env in commands:
-                times[label].append(timed(argv, cwd=cwd, env=env))
-            for label, cwd, env, app, ready_path in (
-                ("bare Django", bare, bare_env, "bare_wsgi", "/api/"),
-                ("shieldwall", project, ours, "console.wsgi", "/api/"),
-            ):
-                figures = gunicorn_run(cwd=cwd, env=env, app=app, ready_path=ready_path, schema_path="/api/schema/")
+                wall, used = timed(argv, cwd=cwd, env=env)
+                times[label].append(wall)
+                cpu[label].append(used)
+            for label, cwd, env, app in servers:
+                figures = gunicorn_run(cwd=cwd, env=env, app=app, ready_path="/api/", schema_path="/api/schema/")
                 for key, value in figures.items():
                     web[label].setdefault(key, []).append(value)
 
-    def row(label: str, values: list[float]) -> str:
-        return f"| {label} | {min(values):.3f} | {statistics.median(values):.3f} |"
+    def row(label: str, values: list[float], used: list[float] | None = None) -> str:
+        cpu_s = f"{statistics.median(used):.3f}" if used else ""
+        return f"| {label} | {min(values):.3f} | {statistics.median(values):.3f} | {cpu_s} |"
 
     print()
-    print(f"| command (best of {args.repeat}) | best s | median s |")
-    print("|---|---|---|")
+    print(f"| command ({args.repeat} runs) | best s | median s | median CPU s |")
+    print("|---|---|---|---|")
     for label, values in times.items():
-        print(row(label, values))
+        print(row(label, values, cpu[label]))
     for label, figures in web.items():
         print(row(f"{label}: gunicorn spawn → first page answered", figures["ready"]))
     for label, figures in web.items():
@@ -225,9 +244,11 @@ def main() -> None:
     ready = statistics.median(web["shieldwall"]["ready"])
     bare_ready = statistics.median(web["bare Django"]["ready"])
     print()
+    check_cpu = statistics.median(cpu["shieldwall: manage.py check"])
+    bare_cpu = statistics.median(cpu["bare Django: django-admin check"])
     print(
-        f"beyond bare Django (medians): manage.py check +{check - bare_check:.3f} s, "
-        f"gunicorn ready +{ready - bare_ready:.3f} s"
+        f"beyond bare Django (medians): manage.py check +{check - bare_check:.3f} s "
+        f"(+{check_cpu - bare_cpu:.3f} CPU s), gunicorn ready +{ready - bare_ready:.3f} s"
     )
     print(f"load average at end: {loadavg()}")
 
