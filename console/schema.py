@@ -3,10 +3,10 @@
 import threading
 from typing import ClassVar
 
+from django.http import HttpResponse
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.views import SpectacularAPIView
-from rest_framework.response import Response
 
 
 class ApiTokenScheme(OpenApiAuthenticationExtension):
@@ -81,24 +81,47 @@ def add_error_responses(result: dict, generator, request, public) -> dict:  # no
 
 
 class CachedSchemaView(SpectacularAPIView):
-    """The OpenAPI schema, generated once per process: the URLconf and serializers do not change
-    while it runs, and building it took seconds per request (Swagger waited 6.5 s)."""
+    """The OpenAPI schema, generated once per process and kept rendered: the URLconf and the
+    serializers do not change while it runs, and building it took seconds per request
+    (Swagger UI waited 6.5 s); rendering it as YAML took another tenth of a second.
 
-    _cache: ClassVar[dict[tuple[str | None, bool], dict]] = {}
+    The schema is public (drf-spectacular's SERVE_PUBLIC): the same for every user, so one copy
+    per process is right. A view that filters it by the user's permissions (serve_public off)
+    is built per request and never shared.
+    """
+
+    _cache: ClassVar[dict[str | None, dict]] = {}  # version -> schema
+    _rendered: ClassVar[dict[tuple, bytes]] = {}  # (version, renderer, media type) -> body
     _lock = threading.Lock()
 
+    @classmethod
+    def forget(cls) -> None:
+        """Drop the kept schema (tests that change the URLconf or the settings)."""
+        with cls._lock:
+            cls._cache.clear()
+            cls._rendered.clear()
+
     def _get_schema_response(self, request):  # noqa: ANN001, ANN202 - drf-spectacular's hook
+        if not self.serve_public:
+            return super()._get_schema_response(request)
         version = self.api_version or request.version or self._get_version_parameter(request)
-        key = (version, bool(self.serve_public))
-        schema = self._cache.get(key)
-        if schema is None:
+        renderer, media_type = request.accepted_renderer, request.accepted_media_type
+        key = (version, type(renderer), media_type)
+        body = self._rendered.get(key)
+        if body is None:
             with self._lock:
-                schema = self._cache.get(key)
-                if schema is None:
-                    generator = self.generator_class(urlconf=self.urlconf, api_version=version, patterns=self.patterns)
-                    schema = generator.get_schema(request=request, public=self.serve_public)
-                    self._cache[key] = schema
-        return Response(
-            data=schema,
-            headers={"Content-Disposition": f'inline; filename="{self._get_filename(request, version)}"'},
-        )
+                body = self._rendered.get(key)
+                if body is None:
+                    schema = self._cache.get(version)
+                    if schema is None:
+                        generator = self.generator_class(
+                            urlconf=self.urlconf, api_version=version, patterns=self.patterns
+                        )
+                        schema = self._cache[version] = generator.get_schema(request=request, public=True)
+                    body = renderer.render(schema, media_type, self.get_renderer_context())
+                    self._rendered[key] = body
+        # As DRF's Response sets it: the renderer's media type, with its charset if it has one.
+        content_type = f"{renderer.media_type}; charset={renderer.charset}" if renderer.charset else renderer.media_type
+        response = HttpResponse(body, content_type=content_type)
+        response["Content-Disposition"] = f'inline; filename="{self._get_filename(request, version)}"'
+        return response

@@ -34,7 +34,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-import pyarrow as pa
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
@@ -43,6 +42,7 @@ from django.utils import timezone
 from console import errors, roles
 from console.audit import audit_record, snapshot
 from console.context import current_system_actor
+from console.lazy import lazy_module
 from console.models import Asset, Customer
 from mitigations import compiling, ledger
 from mitigations.backends import BACKENDS, Backend, BackendError, Spec, get_backend
@@ -64,6 +64,9 @@ from mitigations.rules.baseline import missing_traffic
 from mitigations.rules.coverage import coverage, possible_values
 
 log = logging.getLogger(__name__)
+# Imported on first use (a simulation or a collateral check), not by every process that loads
+# the URLconf: see console/lazy.py.
+pa = lazy_module("pyarrow")
 
 State = Mitigation.State
 AUDITED = ["state", "kind", "expression", "value", "action", "targets", "ttl_seconds", "expires_at", "error"]

@@ -8,10 +8,6 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from django.conf import settings
 from django.core.files import File
 from django.db import transaction
@@ -20,14 +16,17 @@ from django.utils import timezone
 
 from alerts.formats.base import storable
 from console.audit import audit_record
+from console.lazy import lazy_module
 from traffic import geo
 from traffic.models import TrafficSample
 from traffic.parsers.bounded import Limits
-from traffic.parsers.compare import compare
-from traffic.parsers.eveflow import read_eve_flows, summarize_flows
-from traffic.parsers.httplog import LogError, read_log, summarize_log
-from traffic.parsers.pcap import PcapError, iter_batches
-from traffic.parsers.summary import summarize_pcap
+
+# Imported on first use: only parsing, comparing and simulating need them, not every process
+# that loads the URLconf (console/lazy.py). The parsers are imported inside the functions.
+np = lazy_module("numpy")
+pa = lazy_module("pyarrow")
+pc = lazy_module("pyarrow.compute")
+pq = lazy_module("pyarrow.parquet")
 
 if TYPE_CHECKING:
     from mitigations.rules import Rule
@@ -117,6 +116,10 @@ def sample_parse(*, sample_id: int) -> TrafficSample | None:
     )
     if not claimed:
         return TrafficSample.objects.filter(pk=sample_id).first()
+    from traffic.parsers.eveflow import read_eve_flows, summarize_flows
+    from traffic.parsers.httplog import LogError
+    from traffic.parsers.pcap import PcapError
+
     sample = TrafficSample.objects.get(pk=sample_id)
     source = Path(sample.original.path)
     target = columnar_dir() / f"sample-{sample.pk}.parquet"
@@ -220,6 +223,8 @@ def _parse_pcap(
     sample_id: int, source: Path, target: Path, networks: list | None = None
 ) -> tuple[dict, list[str], int]:
     from traffic.parsers.analysis import CaptureAnalyser
+    from traffic.parsers.pcap import iter_batches
+    from traffic.parsers.summary import summarize_pcap
 
     summary = summarize_pcap(
         source, progress=lambda done, total: _set_progress(sample_id, int(50 * done / max(total, 1)))
@@ -302,6 +307,7 @@ def customer_networks(customer) -> list[ipaddress.IPv4Network | ipaddress.IPv6Ne
 def capture_analyse(summary: dict, source: Path, networks: list) -> None:
     """Victim, direction, vectors and source countries of a capture whose summary is known."""
     from traffic.parsers.analysis import CaptureAnalyser
+    from traffic.parsers.pcap import iter_batches
 
     analyser = CaptureAnalyser(summary, networks)
     for batch in iter_batches(source):
@@ -342,6 +348,8 @@ def _breakdown(rows: list[dict], key, top: int = 10) -> list[dict]:  # noqa: ANN
 
 
 def _parse_log(sample: TrafficSample, source: Path, target: Path) -> tuple[dict, list[str], int]:
+    from traffic.parsers.httplog import read_log, summarize_log
+
     result = read_log(source, fmt=sample.kind, limits=upload_limits())
     _set_progress(sample.pk, 70)
     pq.write_table(result.table, target, compression="zstd")
@@ -351,8 +359,6 @@ def _parse_log(sample: TrafficSample, source: Path, target: Path) -> tuple[dict,
 
 def _jsonable(value: Any) -> Any:
     """Summaries go into a JSON column: numpy scalars and datetimes become plain values."""
-    import numpy as np
-
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -462,6 +468,8 @@ def samples_compare(*, attack: TrafficSample, baseline: TrafficSample | None = N
     by side, ranked attributes, candidate rules. For a capture with a known victim only
     the traffic toward the victim is compared (in the baseline too) and every signature
     carries the victim scope; the victim's own packets count as collateral in the search."""
+    from traffic.parsers.compare import compare
+
     base_table, base_info = sample_baseline(attack=attack, baseline=baseline)
     table = sample_table(attack)
     parts = _victim_masks(attack, table)

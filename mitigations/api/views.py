@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-import pyarrow as pa
 from django.db.models import Count, Prefetch
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
@@ -15,12 +14,15 @@ from rest_framework.response import Response
 from alerts.models import Attack
 from console import errors, roles
 from console.api.base import ActorMixin
+from console.lazy import lazy_module
 from console.models import Customer
 from mitigations import services
 from mitigations.api import serializers as s
 from mitigations.filters import MitigationFilterSet, MitigationListFilterSet
 from mitigations.models import Approval, EnforcementTarget, GlobalAllowlistEntry, Mitigation, MitigationList
 from mitigations.rules import RuleError
+
+pa = lazy_module("pyarrow")  # only the simulate action reads rows into a table (console/lazy.py)
 
 
 @contextmanager

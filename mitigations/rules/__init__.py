@@ -19,12 +19,22 @@ from .cloudflare import (
     compile_waf_rule,
 )
 from .errors import CompileError, RuleError
-from .evaluator import evaluate
 from .iptables import IptablesScript, compile_iptables, compile_iptables_ip_list
 from .nftables import compile_nftables, compile_nftables_ip_list
 from .parser import Rule, parse
 
 TARGETS = ("nftables", "iptables", "cloudflare")
+
+
+def evaluate(rule: Rule | str, table, lists: Mapping[str, Sequence] | None = None):  # noqa: ANN001, ANN201
+    """Which rows of ``table`` the rule matches (a boolean numpy array): see ``evaluator.evaluate``.
+
+    The evaluator is imported here, on the first simulation, because it brings numpy and
+    pyarrow: parsing and compiling a rule (forms, the API, every process's URLconf) need neither.
+    """
+    from .evaluator import evaluate as evaluate_rows
+
+    return evaluate_rows(rule, table, lists)
 
 
 def compile(rule: Rule | str, target: str, **opts) -> str | IptablesScript | CloudflareRequest:  # noqa: A001

@@ -7,10 +7,13 @@ One answer for the approval gate (mitigations) and the simulation on a sample pa
 
 from __future__ import annotations
 
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
 from .ast import Compare, FieldRef, Int, Str, walk
 from .parser import Rule
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17, "gre": 47, "esp": 50, "icmpv6": 58, "sctp": 132}
 # Fields every packet or request has (or that the scope adds): their absence says nothing about the rule.

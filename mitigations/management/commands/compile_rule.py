@@ -12,6 +12,9 @@ from mitigations.rules.cloudflare import compile_cloudflare
 
 class Command(BaseCommand):
     help = "Compile an expression of the rules language for nftables, iptables or Cloudflare and print it."
+    # A file in, text out: no database, no URL, so not the system checks either (loading the
+    # URLconf for them is most of what the engineer would wait for before the work starts).
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser) -> None:  # noqa: ANN001
         parser.add_argument("expression")

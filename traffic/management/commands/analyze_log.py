@@ -12,6 +12,9 @@ from traffic.parsers.httplog import LogError, read_log, summarize_log
 
 class Command(BaseCommand):
     help = "Analyse a Logpush (JSON lines) or combined-format log; --baseline FILE compares them."
+    # A file in, text out: no database, no URL, so not the system checks either (loading the
+    # URLconf for them is most of what the engineer would wait for before the work starts).
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser) -> None:  # noqa: ANN001
         parser.add_argument("file")

@@ -12,6 +12,9 @@ from traffic.parsers.summary import summarize_pcap
 
 class Command(BaseCommand):
     help = "Analyse a PCAP/PCAPNG file; --json prints the summary as JSON."
+    # A file in, text out: no database, no URL, so not the system checks either (loading the
+    # URLconf for them is most of what the engineer would wait for before the work starts).
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser) -> None:  # noqa: ANN001
         parser.add_argument("file")
