@@ -61,12 +61,13 @@ from mitigations.models import (
 from mitigations.rules import CompileError, Rule, RuleError, evaluate, parse
 from mitigations.rules.ast import IP, Compare, FieldRef, IPRange, ListRef, Logical, Not, ip_text, walk
 from mitigations.rules.baseline import missing_traffic
-from mitigations.rules.coverage import coverage, possible_values
 
 log = logging.getLogger(__name__)
 # Imported on first use (a simulation or a collateral check), not by every process that loads
 # the URLconf: see console/lazy.py.
 pa = lazy_module("pyarrow")
+# The gate's logic over the rule evaluates sample packets with the evaluator (numpy, pyarrow).
+rule_coverage = lazy_module("mitigations.rules.coverage")
 
 State = Mitigation.State
 AUDITED = ["state", "kind", "expression", "value", "action", "targets", "ttl_seconds", "expires_at", "error"]
@@ -901,7 +902,9 @@ def matches_everything(mitigation: Mitigation) -> tuple[str, str] | None:
     customer = mitigation.customer
     victims = [] if _zone_scoped(mitigation) else customer_networks(customer, mitigation.attack)
     where = f"to {customer.name}" if victims else "of the zone" if _zone_scoped(mitigation) else ""
-    found = coverage(rule, victims=victims, lists=_rule_lists_for_check(mitigation, rule), threshold=share_all)
+    found = rule_coverage.coverage(
+        rule, victims=victims, lists=_rule_lists_for_check(mitigation, rule), threshold=share_all
+    )
     if found is not None and found.all_traffic:
         return BlastRadius.REFUSED, found.describe(where) + " (a mitigation must single out the attack)"
     share = collateral(mitigation)
@@ -1135,7 +1138,7 @@ def mitigation_override_safety(*, mitigation: Mitigation, user: Any, reason: str
 
 def _possibly(node: Any, table: pa.Table, lists: Mapping[str, Sequence]) -> Any:
     """Rows for which some value of the fields not in ``table`` makes ``node`` true (three-valued logic)."""
-    can_true, _ = possible_values(node, table, lists)
+    can_true, _ = rule_coverage.possible_values(node, table, lists)
     return can_true
 
 

@@ -10,8 +10,6 @@ No recursion, no Python loop per byte.
 
 from __future__ import annotations
 
-import numpy as np
-
 # Every byte that is neither a quote nor a bracket is deleted before counting.
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'"[]{}')
 
@@ -26,6 +24,8 @@ def json_depth(body: bytes, *, stop_above: int | None = None) -> int:
     ``stop_above`` is a shortcut: a body with no more brackets than that cannot nest
     deeper, and answers its bracket count's bound without scanning.
     """
+    import numpy as np  # here, not at start-up: every console process imports the formats
+
     opening = body.count(b"[") + body.count(b"{")
     if stop_above is not None and opening <= stop_above:
         return opening
