@@ -17,7 +17,6 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from rest_framework.test import APIClient
 
@@ -25,7 +24,7 @@ from console import roles
 from console.models import AuditEvent, Customer
 from mitigations.models import Mitigation
 from tests.factories import UserFactory
-from tests.security.builders import World, build_world
+from tests.security.builders import World
 from tests.shared import report_figures
 
 # URL name -> the kwargs of customer B's object (``w`` is B's world).
@@ -172,22 +171,6 @@ def test_every_object_url_is_in_the_matrix_or_exempt():
     assert not unknown, f"URLs with an object argument the isolation matrix cannot build: {unknown}"
     stale = sorted(set(BUILDERS) - set(urls))
     assert not stale, f"the matrix builds URLs that no longer exist: {stale}"
-
-
-@pytest.fixture
-def worlds(customer_a, customer_b, engineer):
-    from mitigations.models import GlobalAllowlistEntry
-    from tickets.models import TicketTemplate
-
-    a = build_world(customer_a, engineer)
-    b = build_world(customer_b, engineer)
-    template = TicketTemplate.objects.order_by("pk").first()
-    assert template is not None, "reference data has ticket templates"
-    b.objects["template"] = template
-    b.objects["allowlist_entry"] = GlobalAllowlistEntry.objects.order_by("pk").first() or (
-        GlobalAllowlistEntry.objects.create(value="192.0.2.53", reason="resolver")
-    )
-    return a, b
 
 
 def _is_api(name: str) -> bool:
