@@ -611,7 +611,7 @@ def test_role_matrix(worlds, customer_viewer, outsider, viewer, engineer, senior
                     f"{who}: {method.upper()} {url} ({name}, least role {ROLE_TABLE.get(key)}) -> {status}, "
                     f"expected {sorted(_expected(key, who, bool(kwargs)))}"
                 )
-        table.append(f"{method.upper():6} {route}: {' '.join(row)}")
+        table.append(f"{method.upper():6} {_schema_path(route)}: {' '.join(row)}")
     report_figures(
         "isolation matrix (role matrix)",
         f"role matrix: {len(table)} write endpoints x {len(users)} roles = {len(table) * len(users)} requests\n"
