@@ -5,7 +5,7 @@ from django.core.exceptions import PermissionDenied
 from django.utils.html import format_html
 
 from console.models import ApiToken, Asset, AuditEvent, Customer, Profile
-from console.services import api_token_revoke, two_factor_enrolment_issue
+from console.services import api_token_revoke, customer_delete, two_factor_enrolment_issue
 
 
 class AssetInline(admin.TabularInline):
@@ -15,11 +15,20 @@ class AssetInline(admin.TabularInline):
 
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "plan", "timezone"]
+    list_display = ["name", "slug", "plan", "timezone", "archived_at"]
     list_filter = ["plan"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
+    readonly_fields = ["archived_at"]
     inlines = [AssetInline]
+
+    # The same guard as the API: a customer with live mitigations or open tickets is not deleted (409).
+    def delete_model(self, request, obj: Customer) -> None:  # noqa: ANN001
+        customer_delete(customer=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset) -> None:  # noqa: ANN001
+        for customer in queryset:
+            customer_delete(customer=customer, actor=request.user)
 
 
 @admin.register(Profile)

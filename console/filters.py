@@ -29,10 +29,30 @@ class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
 class CustomerFilterSet(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Search")
     plan = django_filters.ChoiceFilter(choices=Customer.Plan.choices)
+    archived = django_filters.ChoiceFilter(
+        choices=[("exclude", "Current customers"), ("only", "Archived only"), ("include", "Current and archived")],
+        method="filter_archived",
+        empty_label=None,
+        label="Archived",
+    )
 
     class Meta:
         model = Customer
-        fields = ["plan"]
+        fields = ["plan", "archived"]
+
+    def __init__(self, data=None, *args, **kwargs) -> None:  # noqa: ANN001, ANN002, ANN003
+        # A former customer is not in today's lists unless the archive is asked for.
+        data = data.copy() if data is not None else {}
+        if not data.get("archived"):
+            data["archived"] = "exclude"
+        super().__init__(data, *args, **kwargs)
+
+    def filter_archived(self, queryset, name, value):  # noqa: ANN001, ANN201
+        if value == "only":
+            return queryset.filter(archived_at__isnull=False)
+        if value == "include":
+            return queryset
+        return queryset.current()
 
     def search(self, queryset, name, value):  # noqa: ANN001, ANN201
         return queryset.filter(

@@ -31,6 +31,10 @@ class CustomerQuerySet(models.QuerySet):
         customer_id = roles.bound_customer_id(user)
         return self.filter(pk=customer_id) if customer_id else self.none()
 
+    def current(self) -> CustomerQuerySet:
+        """Customers not archived: what the lists show unless asked for the archive."""
+        return self.filter(archived_at__isnull=True)
+
 
 class Customer(models.Model):
     """A customer of the protection service, from a free-plan blog to an enterprise bank."""
@@ -52,6 +56,9 @@ class Customer(models.Model):
     )
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # A former customer is archived, not deleted: their attacks, tickets and mitigations stay on
+    # record, and they leave the default lists. Set and cleared by customer_archive / customer_unarchive.
+    archived_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = CustomerQuerySet.as_manager()
 
@@ -65,6 +72,10 @@ class Customer(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("customer-detail", args=[self.slug])
+
+    @property
+    def is_archived(self) -> bool:
+        return self.archived_at is not None
 
     @property
     def report_emails(self) -> list[str]:

@@ -55,3 +55,21 @@ class IsInternal(BasePermission):
         if not (request.user and request.user.is_authenticated):
             return False
         return roles.is_internal(request.user) or _refuse(view)
+
+
+class IsAdminToWrite(BasePermission):
+    """Customers and their assets: every console user reads what they may see, only an admin writes.
+
+    Deleting a customer, changing who receives their reports or which addresses are theirs decides
+    what the console protects and tells; an engineer's job does not need it (403, or 404 out of scope).
+    """
+
+    message = "Only an admin may add, change, archive or delete customers and their assets."
+
+    def has_permission(self, request, view) -> bool:  # noqa: ANN001
+        user = request.user
+        if not user or not user.is_authenticated:
+            return False
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return True
+        return roles.is_admin(user) or _refuse(view)

@@ -1,4 +1,4 @@
-"""Console services: API tokens and two-factor enrolment.
+"""Console services: customers (delete, archive), API tokens and two-factor enrolment.
 
 Views, the API and management commands call these; each writes the audit log.
 """
@@ -12,14 +12,14 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import models, transaction
 from django.urls import reverse
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from console import roles
-from console.audit import audit_record
-from console.models import ApiToken, TwoFactorEnrolment
+from console.audit import audit_record, snapshot
+from console.models import ApiToken, Customer, TwoFactorEnrolment
 
 # Touch last_used_at at most this often, so a busy script does not write on every request.
 LAST_USED_RESOLUTION = datetime.timedelta(minutes=1)
@@ -218,3 +218,87 @@ def two_factor_enrolment_complete(*, enrolment: TwoFactorEnrolment, device: TOTP
         device.save(update_fields=["confirmed"])
         replaced, _ = TOTPDevice.objects.filter(user=device.user).exclude(pk=device.pk).delete()
         _enrolment_audit(action="two_factor.enrol", user=device.user, enrolment=enrolment, replaced_devices=replaced)
+
+
+# --------------------------------------------------------------------------- customers
+
+
+def customer_delete_blockers(customer: Customer) -> list[str]:
+    """What still holds a customer: mitigations that may be installed on a target, and open tickets.
+
+    Read through the reverse relations the domain apps declare (``mitigations``, ``tickets``), so
+    console core imports none of them; an app that is not installed blocks nothing.
+    """
+    blockers = []
+    mitigations = getattr(customer, "mitigations", None)
+    if mitigations is not None and (live := mitigations.live().count()):
+        blockers.append(f"{live} mitigation{'s' if live != 1 else ''} applied or possibly installed (roll back first)")
+    tickets = getattr(customer, "tickets", None)
+    if tickets is not None and (open_ := tickets.open().count()):
+        blockers.append(f"{open_} open ticket{'s' if open_ != 1 else ''} (close them first)")
+    return blockers
+
+
+def customer_delete(*, customer: Customer, actor: Any = None) -> None:
+    """Delete a customer and everything of theirs, if nothing still depends on them; else 409.
+
+    A customer with a live mitigation (a rule on a firewall would lose its record and never be
+    rolled back) or an open ticket cannot be deleted: archive them instead. Audited with the
+    customer as it was.
+    """
+    # Not at the top: console.authentication imports this module while DRF, which errors imports, loads.
+    from console.errors import StateConflict
+
+    with transaction.atomic():
+        locked = Customer.objects.select_for_update().get(pk=customer.pk)
+        blockers = customer_delete_blockers(locked)
+        if blockers:
+            reasons = "; ".join(blockers)
+            raise StateConflict(f"{locked.name} cannot be deleted: {reasons}. Archive the customer instead.")
+        before = snapshot(locked)
+        try:
+            locked.delete()
+        except models.ProtectedError as exc:
+            # Closed tickets keep their customer (on_delete=PROTECT): the history stays, so does the customer.
+            kinds = sorted({str(o._meta.verbose_name_plural) for o in exc.protected_objects})
+            raise StateConflict(
+                f"{locked.name} cannot be deleted: their {', '.join(kinds)} are kept on record. "
+                "Archive the customer instead."
+            ) from exc
+        audit_record(
+            action="customer.delete",
+            object_type=Customer._meta.label_lower,
+            object_id=str(before["id"]),
+            object_repr=locked.name,
+            customer=before["id"],
+            before=before,
+            actor=actor,
+        )
+
+
+def customer_archive(*, customer: Customer, actor: Any = None) -> Customer:
+    """Archive a customer: off the default lists, shown as archived, everything of theirs kept."""
+    return _customer_set_archived(customer=customer, archived=True, actor=actor)
+
+
+def customer_unarchive(*, customer: Customer, actor: Any = None) -> Customer:
+    """Bring an archived customer back to the lists."""
+    return _customer_set_archived(customer=customer, archived=False, actor=actor)
+
+
+def _customer_set_archived(*, customer: Customer, archived: bool, actor: Any) -> Customer:
+    with transaction.atomic():
+        locked = Customer.objects.select_for_update().get(pk=customer.pk)
+        if locked.is_archived != archived:  # archiving twice is harmless and writes nothing
+            before = snapshot(locked, ["archived_at"])
+            locked.archived_at = timezone.now() if archived else None
+            locked.save(update_fields=["archived_at"])
+            audit_record(
+                action="customer.archive" if archived else "customer.unarchive",
+                obj=locked,
+                before=before,
+                after=snapshot(locked, ["archived_at"]),
+                actor=actor,
+            )
+    customer.archived_at = locked.archived_at
+    return customer

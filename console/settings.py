@@ -101,6 +101,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "console.middleware.RequestContextMiddleware",
+    "console.middleware.PrivateResponseMiddleware",
     "console.middleware.LoginRequiredMiddleware",
     "console.two_factor.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -283,6 +284,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Alerts, attacks, tickets, mitigations, traffic and reports of the Shieldwall console.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its Swagger page map every endpoint: for logged-in users (session or API key) only.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

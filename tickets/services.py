@@ -770,13 +770,26 @@ CONTACT_CHANNELS = ("phone", "chat", "email", "meeting")
 
 
 def ticket_log_contact(
-    *, ticket: Ticket, channel: str, summary: str, user: Any, contact: str = "", direction: str = "outbound"
+    *,
+    ticket: Ticket,
+    channel: str,
+    summary: str,
+    user: Any,
+    contact: str = "",
+    direction: str = "outbound",
+    visibility: str = TimelineEntry.Visibility.INTERNAL,
 ) -> TimelineEntry:
-    """A call or chat with the customer, written down by hand; it counts as a customer update."""
+    """A call or chat with the customer, written down by hand; it counts as a customer update.
+
+    Internal unless the engineer chooses to show it to the customer (in their reports): what was
+    said on a call is often written for colleagues, not for the customer to read back.
+    """
     if channel not in CONTACT_CHANNELS:
         raise TicketError(f"unknown channel {channel!r}; one of {', '.join(CONTACT_CHANNELS)}")
     if direction not in ("inbound", "outbound"):
         raise TicketError("direction is inbound or outbound")
+    if visibility not in TimelineEntry.Visibility.values:
+        raise TicketError("visibility is internal or customer")
     if not summary.strip():
         raise TicketError("write down what was said")
     now = timezone.now()
@@ -788,7 +801,7 @@ def ticket_log_contact(
             user=user,
             body=summary.strip(),
             data={"channel": channel, "contact": contact, "direction": direction},
-            visibility=TimelineEntry.Visibility.CUSTOMER,
+            visibility=visibility,
             at=now,
         )
         if direction == "outbound":
@@ -796,7 +809,7 @@ def ticket_log_contact(
         audit_record(
             action="ticket.contact_log",
             obj=ticket,
-            after={"timeline_entry": entry.pk, "channel": channel, "direction": direction},
+            after={"timeline_entry": entry.pk, "channel": channel, "direction": direction, "visibility": visibility},
             actor=_user(user),
         )
     return entry

@@ -253,6 +253,8 @@ def ticket_contact(request: HttpRequest, number: str) -> HttpResponse:
             contact=request.POST.get("contact", "")[:200],
             direction=request.POST.get("direction", "outbound"),
             summary=request.POST.get("summary", ""),
+            # Only a ticked box shows it to the customer; anything else keeps it internal.
+            visibility="customer" if request.POST.get("visibility") == "customer" else "internal",
             user=request.user,
         ),
         "Contact logged.",

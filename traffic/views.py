@@ -5,10 +5,10 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from console import roles
+from console.http import safe_next
 from console.permissions import get_visible_or_404
 from console.views import paginate, require_internal
 from mitigations.rules import RuleError
@@ -51,10 +51,8 @@ def sample_upload(request: HttpRequest) -> HttpResponse:
         user=request.user,
     )
     messages.success(request, f"{sample.name} uploaded; parsing.")
-    back = request.POST.get("next", "")
-    if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=False):
-        return redirect(back)  # the attack page the upload came from
-    return redirect(sample.get_absolute_url())
+    # Back to the attack page the upload came from, if it is on this site.
+    return redirect(safe_next(request, sample.get_absolute_url()))
 
 
 @login_required

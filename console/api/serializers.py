@@ -21,11 +21,24 @@ class AssetSerializer(serializers.ModelSerializer):
 
 class CustomerSerializer(serializers.ModelSerializer):
     assets = AssetSerializer(many=True, read_only=True)
+    archived = serializers.BooleanField(source="is_archived", read_only=True)
 
     class Meta:
         model = Customer
-        fields = ["id", "name", "slug", "plan", "timezone", "contacts", "notes", "assets", "created_at"]
-        read_only_fields = ["created_at"]
+        fields = [
+            "id",
+            "name",
+            "slug",
+            "plan",
+            "timezone",
+            "contacts",
+            "notes",
+            "assets",
+            "created_at",
+            "archived",
+            "archived_at",
+        ]
+        read_only_fields = ["created_at", "archived_at"]
 
 
 class UserSerializer(serializers.ModelSerializer):

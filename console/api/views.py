@@ -1,13 +1,17 @@
 from django.contrib.auth import get_user_model
 from django.db.models import Prefetch
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
 
-from console import roles
+from console import roles, services
 from console.api.base import ActorMixin
 from console.api.serializers import AssetSerializer, AuditEventSerializer, CustomerSerializer, UserSerializer
 from console.audit import audit_record, snapshot
 from console.filters import AssetFilterSet, AuditEventFilterSet, CustomerFilterSet
 from console.models import Asset, AuditEvent, Customer
+from console.permissions import IsAdminToWrite
 
 
 class AuditedModelViewSet(ActorMixin, viewsets.ModelViewSet):
@@ -28,8 +32,15 @@ class AuditedModelViewSet(ActorMixin, viewsets.ModelViewSet):
 
 
 class CustomerViewSet(AuditedModelViewSet):
+    """Customers: everyone reads what they may see; only an admin adds, changes, archives or deletes.
+
+    The list leaves archived customers out unless ``?archived=only`` or ``?archived=include``; one
+    customer is found by slug whether archived or not.
+    """
+
     serializer_class = CustomerSerializer
     filterset_class = CustomerFilterSet
+    permission_classes = [IsAdminToWrite]
     lookup_field = "slug"
     ordering_fields = ["name", "plan", "created_at"]
 
@@ -38,9 +49,33 @@ class CustomerViewSet(AuditedModelViewSet):
             Prefetch("assets", queryset=Asset.objects.order_by("kind", "value"))
         )
 
+    def filter_queryset(self, queryset):  # noqa: ANN001, ANN201
+        # The list's filters (archived left out by default) are not a way to hide one customer.
+        return queryset if self.detail else super().filter_queryset(queryset)
+
+    def perform_destroy(self, instance: Customer) -> None:
+        services.customer_delete(customer=instance, actor=self.request.user)
+
+    @extend_schema(request=None, responses=CustomerSerializer)
+    @action(detail=True, methods=["post"])
+    def archive(self, request, slug=None):  # noqa: ANN001, ANN201
+        """Archive the customer instead of deleting them: off the lists, their history kept."""
+        customer = services.customer_archive(customer=self.get_object(), actor=request.user)
+        return Response(self.get_serializer(customer).data)
+
+    @extend_schema(request=None, responses=CustomerSerializer)
+    @action(detail=True, methods=["post"])
+    def unarchive(self, request, slug=None):  # noqa: ANN001, ANN201
+        """Bring an archived customer back to the lists."""
+        customer = services.customer_unarchive(customer=self.get_object(), actor=request.user)
+        return Response(self.get_serializer(customer).data)
+
 
 class AssetViewSet(AuditedModelViewSet):
+    """What a customer owns decides what may be blocked on their behalf: only an admin changes it."""
+
     serializer_class = AssetSerializer
+    permission_classes = [IsAdminToWrite]
     filterset_class = AssetFilterSet
     ordering_fields = ["value", "kind"]
 

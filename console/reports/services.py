@@ -414,7 +414,7 @@ def reports_schedule(*, now: datetime | None = None) -> list[Report]:
     """
     now = now or timezone.now()
     created = []
-    for customer in Customer.objects.order_by("pk"):
+    for customer in Customer.objects.current().order_by("pk"):  # a former (archived) customer gets no more mail
         if not customer.report_emails:
             continue
         today = now.astimezone(selectors.zone_of(customer)).date()

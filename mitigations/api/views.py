@@ -207,6 +207,9 @@ class MitigationViewSet(ActorMixin, mixins.ListModelMixin, mixins.RetrieveModelM
         """Approve several at once: each goes through the same gate, one answer per mitigation."""
         data = s.BulkApproveSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        if not roles.can_approve(request.user):
+            # A role that may approve none of them is refused as a whole (403), not item by item (200).
+            raise errors.RoleRefused("only a senior engineer or an admin may approve")
         found = {m.pk: m for m in self.get_queryset().filter(pk__in=data.validated_data["ids"])}
         results = []
         for pk in data.validated_data["ids"]:

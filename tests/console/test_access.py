@@ -71,20 +71,20 @@ def test_viewer_reads_but_cannot_write(api_as, viewer, customer_a):
     assert response.status_code == 403
 
 
-def test_engineer_changes_customer_and_audit_records_before_and_after(api_as, engineer, customer_a):
-    api = api_as(engineer)
+def test_admin_changes_customer_and_audit_records_before_and_after(api_as, admin_user, customer_a):
+    api = api_as(admin_user)
     response = api.patch(f"/api/customers/{customer_a.slug}/", {"plan": "business"}, format="json")
     assert response.status_code == 200
     events = api.get("/api/audit/", {"customer": "acme"}).json()["results"]
     assert events[0]["action"] == "customer.update"
-    assert events[0]["actor_name"] == "eli"
+    assert events[0]["actor_name"] == "root-admin"
     assert events[0]["before"]["plan"] == "enterprise"
     assert events[0]["after"]["plan"] == "business"
     assert events[0]["request_id"]
 
 
-def test_asset_prefix_must_be_a_real_cidr(api_as, engineer, customer_a):
-    api = api_as(engineer)
+def test_asset_prefix_must_be_a_real_cidr(api_as, admin_user, customer_a):
+    api = api_as(admin_user)
     bad = api.post("/api/assets/", {"customer": "acme", "kind": "prefix", "value": "203.0.113.7/24"}, format="json")
     assert bad.status_code == 400
     assert "CIDR" in str(bad.json())

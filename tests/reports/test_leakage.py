@@ -40,6 +40,23 @@ def test_internal_ticket_notes_never_reach_html_csv_json_or_the_share_view(incid
     assert CUSTOMER_MESSAGE in outputs["html snapshot"] and CUSTOMER_MESSAGE in outputs["share view"]
 
 
+def test_a_contact_logged_without_choosing_stays_out_of_the_customers_report(
+    incident, build_report, engineer_client, customer_viewer, client
+):
+    ticket = incident["ticket"]
+    contact = reverse("ticket-contact", args=[ticket.number])
+    engineer_client.post(contact, {"channel": "phone", "summary": "Their CTO blamed the intern"})
+    told = {"channel": "phone", "summary": "Confirmed the site is back", "visibility": "customer"}
+    engineer_client.post(contact, told)
+    report = build_report(ticket=ticket)
+    client.force_login(customer_viewer)
+    page = client.get(report.get_absolute_url())
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "Confirmed the site is back" in body
+    assert "blamed the intern" not in body and "blamed the intern" not in json.dumps(report.figures)
+
+
 def test_a_ticket_report_shows_only_its_customer_facing_timeline(incident, build_report):
     report = build_report(ticket=incident["ticket"])
 

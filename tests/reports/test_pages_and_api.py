@@ -155,6 +155,14 @@ def test_schedule_creates_weekly_and_monthly_reports_once_and_emails_them(
     assert all(m.to == ["sre@acme.example"] for m in mail.outbox)
 
 
+def test_an_archived_customer_gets_no_scheduled_report(incident, customer_a, admin_user):
+    from console.services import customer_archive
+
+    customer_archive(customer=customer_a, actor=admin_user)
+    assert services.reports_schedule(now=datetime(2026, 4, 1, 12, 0, tzinfo=UTC)) == []
+    assert not Report.objects.exists() and mail.outbox == []
+
+
 # --------------------------------------------------------------------------- API
 
 

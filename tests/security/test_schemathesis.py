@@ -51,6 +51,8 @@ def _path_parameters(a, b) -> dict[str, dict]:  # noqa: ANN001
             "/api/attacks/{id}/": {"id": a.attack.pk},
             "/api/audit/{id}/": {"id": a.audit_event.pk},
             "/api/customers/{slug}/": {"slug": b.customer.slug},
+            "/api/customers/{slug}/archive/": {"slug": b.customer.slug},
+            "/api/customers/{slug}/unarchive/": {"slug": b.customer.slug},
             "/api/deliveries/{id}/": {"id": a.delivery.pk},
             "/api/deliveries/{id}/reprocess/": {"id": a.delivery.pk},
             "/api/feeds/{slug}/": {"slug": a.feed.slug},

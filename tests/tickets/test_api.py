@@ -71,7 +71,11 @@ def test_assign_escalate_note_contact_actions(api_as, engineer, senior, ticket):
     note = client.post(f"{base}/add_note/", {"body": "internal detail"}, format="json")
     assert note.status_code == 201 and note.json()["visibility"] == "internal"
     contact = client.post(f"{base}/log_contact/", {"channel": "chat", "summary": "Chatted"}, format="json")
-    assert contact.status_code == 201 and contact.json()["visibility"] == "customer"
+    assert contact.status_code == 201 and contact.json()["visibility"] == "internal"
+    told = {"channel": "phone", "summary": "Told them it is over", "visibility": "customer"}
+    assert client.post(f"{base}/log_contact/", told, format="json").json()["visibility"] == "customer"
+    bad = {"channel": "phone", "summary": "x", "visibility": "everyone"}
+    assert client.post(f"{base}/log_contact/", bad, format="json").status_code == 400
     kinds = [e["kind"] for e in client.get(f"{base}/timeline/").json()]
     assert {"assignment", "escalation", "note", "contact_log"} <= set(kinds)
 

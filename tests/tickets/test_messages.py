@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core import mail
 
+from console.models import AuditEvent
 from tickets import services
 from tickets.messages import format_bps, format_pps, render_text
 from tickets.models import TicketTemplate, TimelineEntry
@@ -91,14 +92,22 @@ def test_plain_text_rendering_does_not_escape_but_cannot_include_files():
         render_text('{% include "base.html" %}', {})
 
 
-def test_contact_log_is_customer_facing_and_audited(ticket, engineer):
+def test_contact_log_is_internal_unless_chosen_and_audited(ticket, engineer):
     entry = services.ticket_log_contact(
         ticket=ticket, channel="phone", contact="Alicia", summary="Confirmed impact on login", user=engineer
     )
-    assert entry.kind == "contact_log" and entry.visibility == "customer"
+    assert entry.kind == "contact_log" and entry.visibility == "internal"
     assert entry.data == {"channel": "phone", "contact": "Alicia", "direction": "outbound"}
+    shown = services.ticket_log_contact(
+        ticket=ticket, channel="chat", summary="Sent the status page link", user=engineer, visibility="customer"
+    )
+    assert shown.visibility == "customer"
+    audited = AuditEvent.objects.filter(action="ticket.contact_log").order_by("id")
+    assert [e.after["visibility"] for e in audited] == ["internal", "customer"]
     with pytest.raises(services.TicketError):
         services.ticket_log_contact(ticket=ticket, channel="pigeon", summary="x", user=engineer)
+    with pytest.raises(services.TicketError):
+        services.ticket_log_contact(ticket=ticket, channel="phone", summary="x", user=engineer, visibility="public")
 
 
 def test_mitigation_events_land_on_the_timeline(ticket, engineer):

@@ -87,6 +87,10 @@ def test_page_actions(engineer_client, ticket, senior):
     engineer_client.post(reverse("ticket-handoff", args=[n]), {"level": "engineering", "reason": "Edge saturated"})
     engineer_client.post(reverse("ticket-note", args=[n]), {"body": "checked BGP"})
     engineer_client.post(reverse("ticket-contact", args=[n]), {"channel": "phone", "summary": "Called NOC"})
+    told = {"channel": "chat", "summary": "Shared the status page", "visibility": "customer"}
+    engineer_client.post(reverse("ticket-contact", args=[n]), told)
+    contacts = dict(ticket.timeline.filter(kind="contact_log").values_list("body", "visibility"))
+    assert contacts == {"Called NOC": "internal", "Shared the status page": "customer"}
     ticket.refresh_from_db()
     assert ticket.status == "investigating" and ticket.assignee == senior and ticket.escalation_level == "engineering"
     kinds = set(ticket.timeline.values_list("kind", flat=True))

@@ -256,3 +256,18 @@ def test_suricata_eve_flow_file_becomes_a_flow_sample(customer_a, tmp_path):
     result = rule_simulate(expression="udp.dstport eq 53", attack=sample_table(sample), baseline=None)
     dns = sum(1 for f in flows if f.get("proto") == "UDP" and f.get("dest_port") == 53)
     assert result["attack"]["matched"] == dns
+
+
+@pytest.mark.parametrize(
+    ("next_url", "lands_on"),
+    [("/alerts/", "/alerts/"), ("https://evil.example/phish", None), ("//evil.example/phish", None)],
+)
+def test_upload_returns_to_a_next_on_this_site_only(client, engineer, customer_a, next_url, lands_on):
+    client.force_login(engineer)
+    with shared_file("pcap/benign/chrissanders_dns_axfr.pcapng").open("rb") as fh:
+        response = client.post(
+            reverse("traffic-upload"), {"customer": customer_a.slug, "label": "attack", "file": fh, "next": next_url}
+        )
+    assert response.status_code == 302
+    sample = TrafficSample.objects.get(customer=customer_a)
+    assert response["Location"] == (lands_on or sample.get_absolute_url())

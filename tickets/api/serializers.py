@@ -154,6 +154,11 @@ class ContactSerializer(serializers.Serializer):
     direction = serializers.ChoiceField(choices=["outbound", "inbound"], default="outbound")
     contact = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
     summary = serializers.CharField()
+    visibility = serializers.ChoiceField(
+        choices=["internal", "customer"],
+        default="internal",
+        help_text="internal (the default) or customer: shown in the customer's reports",
+    )
 
 
 class TimelineEntrySerializer(serializers.ModelSerializer):
