@@ -1,5 +1,6 @@
 """Customer mail that can be answered: a per-ticket Reply-To, threading headers, and reading
-the replies that the mail provider's inbound-parse webhook posts back.
+the replies that the mail provider's inbound-parse webhook posts back or that the IMAP
+poller (tickets/imap.py) fetches as raw messages.
 
 The reply address carries the ticket number and an HMAC of it, so a reply lands on its
 ticket and a forged address (another ticket's number, guessed) lands nowhere.

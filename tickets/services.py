@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -19,6 +20,7 @@ from console import errors
 from console.audit import audit_record, snapshot
 from console.context import current_system_actor
 from console.models import Customer
+from tickets import imap
 from tickets.mail import (
     THREAD_KINDS,
     ReceivedMail,
@@ -1067,6 +1069,19 @@ def inbound_mail_receive_raw(*, raw: bytes, channel: str) -> InboundMail:
         logger.warning("inbound mail %s unreadable: %s", key, exc)
         return row
     return inbound_mail_receive(mail=received, channel=channel)
+
+
+def inbound_mailbox_poll() -> dict[str, int]:
+    """The customer-reply mailbox (INBOUND_IMAP_URL) read once: each unseen message onto its ticket,
+    or kept as unmatched or unreadable; marked seen only once that is committed."""
+    if not settings.INBOUND_IMAP_URL:
+        return {}
+    mailbox = imap.mailbox_from_url(settings.INBOUND_IMAP_URL, ca_file=settings.INBOUND_IMAP_CA_FILE)
+    return dict(
+        imap.mailbox_poll(
+            mailbox, receive=lambda raw: inbound_mail_receive_raw(raw=raw, channel=InboundMail.Channel.IMAP).status
+        )
+    )
 
 
 def ticket_record_report_sent(
