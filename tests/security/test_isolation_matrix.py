@@ -37,6 +37,7 @@ BUILDERS: dict[str, Callable[[World], dict[str, Any]]] = {
     "report-share-revoke": lambda w: {"pk": w.report.pk, "link_id": w.share_link.pk},
     "report-send": lambda w: {"pk": w.report.pk},
     "alert-detail": lambda w: {"pk": w.alert.pk},
+    "alert-pane": lambda w: {"pk": w.alert.pk},
     "attack-detail": lambda w: {"pk": w.attack.pk},
     "feed-detail": lambda w: {"slug": w.feed.slug},
     "feed-rotate": lambda w: {"slug": w.feed.slug},
@@ -328,6 +329,7 @@ PERSONAL = {"api-token-revoke"}
 # page of the matrix is an action, refused by role.
 READ_ONLY_PAGES = {
     "alert-detail",
+    "alert-pane",
     "attack-detail",
     "customer-dashboard",
     "customer-detail",
