@@ -5,7 +5,7 @@
 (function () {
   "use strict";
   var table, rows, cursorId = null, pollTimer, newCount = 0;
-  var pane, paneId = null, paneSeq = 0, paneTimer;
+  var pane, paneId = null, paneSeq = 0, paneTimer, paneLoading = null;
 
   function allRows() { return Array.prototype.slice.call(rows.querySelectorAll("tr[data-id]")); }
   function visibleRows() { return allRows().filter(function (tr) { return !tr.hidden; }); }
@@ -57,7 +57,7 @@
     window.clearTimeout(paneTimer);
     paneTimer = window.setTimeout(function () {
       var url = pane.dataset.paneUrl.replace("/0/", "/" + encodeURIComponent(id) + "/");
-      fetch(url, { headers: { "HX-Request": "true" }, credentials: "same-origin" })
+      paneLoading = fetch(url, { headers: { "HX-Request": "true" }, credentials: "same-origin" })
         .then(function (response) {
           if (response.status === 401) { window.location.reload(); return null; }
           return response.ok ? response.text() : "";
@@ -76,8 +76,15 @@
           pane.dataset.alert = id;
           pane.dataset.loads = String(Number(pane.dataset.loads || 0) + 1);
         })
-        .catch(function () { /* the next selection or poll asks again */ });
+        .catch(function () { /* the next selection or poll asks again */ })
+        .then(function () { if (seq === paneSeq) paneLoading = null; });
     }, refresh ? 0 : 80);
+  }
+  // Leaving the page from the keyboard (a, e, s, Enter): a pane not yet asked for is not needed,
+  // one on its way is let finish (a few ms) rather than cut off by the navigation.
+  function thenLeave(go) {
+    window.clearTimeout(paneTimer);
+    (paneLoading || Promise.resolve()).then(go, go);
   }
   function current() { return cursorId ? document.getElementById("alert-" + cursorId) : null; }
   function submitAction(action) {
@@ -88,7 +95,7 @@
       var tr = current();
       if (tr) { box(tr).checked = true; tickGroup(tr); }
     }
-    if (selectedCount()) button.click();
+    if (selectedCount()) thenLeave(function () { button.click(); });
   }
   // A folded group acts as one: ticking its lead ticks the alerts under it.
   function tickGroup(tr) {
@@ -273,7 +280,10 @@
     keys.a = function () { submitAction("acknowledge"); };
     keys.e = function () { submitAction("escalate"); };
     keys.s = function () { submitAction("silence"); };
-    keys.Enter = function () { var tr = current(); if (tr) window.location.assign(tr.dataset.url); };
+    keys.Enter = function () {
+      var tr = current();
+      if (tr) thenLeave(function () { window.location.assign(tr.dataset.url); });
+    };
   });
   window.addEventListener("beforeunload", function () { if (pollTimer) window.clearInterval(pollTimer); });
 })();
