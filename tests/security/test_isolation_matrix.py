@@ -56,6 +56,7 @@ BUILDERS: dict[str, Callable[[World], dict[str, Any]]] = {
     "ticket-note": lambda w: {"number": w.ticket.number},
     "ticket-message": lambda w: {"number": w.ticket.number},
     "ticket-contact": lambda w: {"number": w.ticket.number},
+    "ticket-undo": lambda w: {"number": w.ticket.number, "entry_id": w.ticket.timeline.order_by("id").first().pk},
     "traffic-detail": lambda w: {"pk": w.traffic_sample.pk},
     "traffic-compare": lambda w: {"pk": w.traffic_sample.pk},
     "traffic-attack-suggestions": lambda w: {"attack_id": w.attack.pk},
