@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export PORT ?= 8000
 
 # Debian packages the console and its tests use (installed when missing and run as root).
-DEB_PACKAGES := chromium tshark nftables iptables ipset prometheus-alertmanager poppler-utils iproute2 rabbitmq-server
+DEB_PACKAGES := chromium tshark nftables iptables ipset prometheus-alertmanager poppler-utils iproute2 rabbitmq-server dovecot-imapd
 
 .PHONY: venv run test lint format deps check bench clean
 

@@ -8,6 +8,7 @@ urlpatterns = [
     path("alerts/bulk/", views.alert_bulk, name="alert-bulk"),
     path("alerts/views/", views.saved_view_create, name="alert-saved-view"),
     path("alerts/<int:pk>/", views.alert_detail, name="alert-detail"),
+    path("alerts/<int:pk>/pane/", views.alert_pane, name="alert-pane"),
     path("attacks/", views.attack_list, name="attack-list"),
     path("attacks/<int:pk>/", views.attack_detail, name="attack-detail"),
     path("feeds/", views.feed_list, name="feed-list"),

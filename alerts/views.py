@@ -243,24 +243,32 @@ def saved_view_create(request: HttpRequest) -> HttpResponse:
     return redirect(f"{reverse('alert-list')}?{request.POST.get('query', '')}")
 
 
-@login_required
-def alert_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def _alert_for_page(request: HttpRequest, pk: int) -> tuple[Alert, str]:
+    """The alert with what its page and the queue's pane show, and its raw payload as JSON text."""
     require_internal(request)
     alert = get_visible_or_404(
         Alert.objects.select_related("customer", "feed", "attack", "asset", "assignee", "delivery", "silence"),
         request.user,
         pk=pk,
     )
+    return alert, json.dumps(alert.raw, indent=2, ensure_ascii=False, default=str)
+
+
+@login_required
+def alert_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    alert, raw = _alert_for_page(request, pk)
     related = Alert.objects.none()
     if alert.attack_id:
         related = Alert.objects.filter(attack_id=alert.attack_id).exclude(pk=alert.pk).select_related("feed")[:50]
-    context = {
-        "alert": alert,
-        "raw": json.dumps(alert.raw, indent=2, ensure_ascii=False, default=str),
-        "related": related,
-        "outcomes": Alert.Outcome.choices,
-    }
+    context = {"alert": alert, "raw": raw, "related": related, "outcomes": Alert.Outcome.choices}
     return render(request, "alerts/alert_detail.html", context)
+
+
+@login_required
+def alert_pane(request: HttpRequest, pk: int) -> HttpResponse:
+    """The queue's detail pane (an htmx fragment): the alert under the cursor, without leaving the queue."""
+    alert, raw = _alert_for_page(request, pk)
+    return render(request, "alerts/_alert_pane.html", {"alert": alert, "raw": raw})
 
 
 # --------------------------------------------------------------------------- attacks

@@ -378,6 +378,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": timedelta(seconds=30),
     },
     "sla-check": {"task": "tickets.tasks.sla_check", "schedule": timedelta(seconds=30)},
+    "poll-inbound-mailbox": {
+        "task": "tickets.tasks.poll_inbound_mailbox",
+        "schedule": timedelta(seconds=env_int("INBOUND_IMAP_POLL_SECONDS", 60)),
+    },
     "refresh-rollups": {"task": "console.tasks.refresh_rollups", "schedule": timedelta(minutes=1)},
     "schedule-reports": {"task": "console.tasks.schedule_reports", "schedule": timedelta(hours=1)},
 }
@@ -468,6 +472,11 @@ TICKET_REPLY_DOMAIN = os.environ.get("TICKET_REPLY_DOMAIN", "reply.shieldwall.in
 TICKET_REPLY_LOCALPART = os.environ.get("TICKET_REPLY_LOCALPART", "soc")
 INBOUND_MAIL_SECRET = os.environ.get("INBOUND_MAIL_SECRET", "")
 INBOUND_MAIL_MAX_AGE = env_int("INBOUND_MAIL_MAX_AGE", 900)  # seconds a signed post stays valid
+# Or the replies are read from a mailbox: imaps://user:password@host:993/INBOX (imap:// uses
+# STARTTLS), polled every INBOUND_IMAP_POLL_SECONDS (CELERY_BEAT_SCHEDULE); "" = no mailbox. The CA file verifies a
+# server whose certificate the system's store does not know.
+INBOUND_IMAP_URL = os.environ.get("INBOUND_IMAP_URL", "")
+INBOUND_IMAP_CA_FILE = os.environ.get("INBOUND_IMAP_CA_FILE", "")
 
 # Customer attack reports: PDF through Debian's Chromium, share links, scheduled delivery.
 REPORT_PDF = env_bool("REPORT_PDF", True)

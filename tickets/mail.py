@@ -1,5 +1,6 @@
 """Customer mail that can be answered: a per-ticket Reply-To, threading headers, and reading
-the replies that the mail provider's inbound-parse webhook posts back.
+the replies that the mail provider's inbound-parse webhook posts back or that the IMAP
+poller (tickets/imap.py) fetches as raw messages.
 
 The reply address carries the ticket number and an HMAC of it, so a reply lands on its
 ticket and a forged address (another ticket's number, guessed) lands nowhere.
@@ -10,11 +11,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from dataclasses import dataclass
+from email import policy as email_policy
+from email.parser import BytesParser
 from email.utils import getaddresses, make_msgid
 from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMessage
+from django.utils.html import strip_tags
 
 from tickets.models import Ticket, TimelineEntry
 
@@ -92,3 +97,71 @@ def header_value(raw_headers: str, name: str) -> str:
     pattern = re.compile(rf"^{re.escape(name)}:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
     match = pattern.search(raw_headers or "")
     return " ".join(match.group(1).split()) if match else ""
+
+
+class UnreadableMail(ValueError):
+    """A message we cannot read (broken MIME, unknown charset): kept with this error for staff."""
+
+
+@dataclass(frozen=True)
+class ReceivedMail:
+    """What routing and the timeline need of a customer's mail, whichever way it came in."""
+
+    recipients: list[str]
+    sender: str
+    subject: str
+    text: str
+    message_id: str
+    in_reply_to: str  # In-Reply-To and References ids, space-separated
+
+    @property
+    def key(self) -> str:
+        """The Message-ID, or a digest of what was received when the sender set none."""
+        if self.message_id:
+            return self.message_id[:300]
+        content = "\x00".join([self.sender, *self.recipients, self.subject, self.text])
+        return "sha256:" + hashlib.sha256(content.encode("utf-8", "replace")).hexdigest()
+
+
+# Headers a delivered message names its recipient in: the visible ones and the envelope's.
+_RECIPIENT_HEADERS = ("To", "Cc", "Delivered-To", "X-Original-To", "Envelope-To")
+# "On Mon, 2 Mar 2026 at 14:05, SOC wrote:" and everything quoted after it.
+_QUOTE_INTRO = re.compile(r"^\s*(On .{0,200}wrote:|-{2,}\s*Original Message\s*-{2,})\s*$", re.IGNORECASE)
+
+
+def _without_quoted_tail(text: str) -> str:
+    """The customer's own words: the quoted thread below them is already on the timeline."""
+    lines = text.splitlines()
+    end = len(lines)
+    while end and (not lines[end - 1].strip() or lines[end - 1].lstrip().startswith(">")):
+        end -= 1
+    if end and _QUOTE_INTRO.match(lines[end - 1]) and end < len(lines):
+        end -= 1
+    return "\n".join(lines[:end]).rstrip() or text.strip()
+
+
+def parse_mail(raw: bytes) -> ReceivedMail:
+    """A raw RFC 5322 message (as an IMAP FETCH returns it) read for routing and the timeline."""
+    try:
+        message = BytesParser(policy=email_policy.default).parsebytes(raw)
+        recipients = [str(v) for name in _RECIPIENT_HEADERS for v in (message.get_all(name) or [])]
+        in_reply_to = " ".join(str(message.get(name, "")) for name in ("In-Reply-To", "References")).split()
+        body = message.get_body(preferencelist=("plain", "html"))
+        if body is None:
+            text = ""
+        else:
+            text = body.get_content()
+            if body.get_content_subtype() == "html":
+                text = strip_tags(text)
+        return ReceivedMail(
+            recipients=recipients,
+            sender=" ".join(str(message.get("From", "")).split()),
+            subject=" ".join(str(message.get("Subject", "")).split()),
+            text=_without_quoted_tail(text),
+            message_id=str(message.get("Message-ID", "")).strip(),
+            in_reply_to=" ".join(in_reply_to),
+        )
+    except LookupError as exc:  # a charset Python does not know
+        raise UnreadableMail(f"unknown character set: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 -- the stdlib parser has many ways to fail on hostile input
+        raise UnreadableMail(f"cannot read the message: {type(exc).__name__}: {exc}") from exc

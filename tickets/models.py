@@ -391,3 +391,43 @@ def clock_dict(clock: SlaClock) -> dict[str, Any]:
         "running": clock.running,
         "stopped_at": clock.stopped_at,
     }
+
+
+class InboundMail(models.Model):
+    """A customer mail received (inbound-parse webhook or the IMAP mailbox), once per Message-ID.
+
+    Every mail read is kept here, so a redelivery or a re-read after a crash is recognised,
+    and a mail that names no ticket, or that could not be read, stays visible to staff.
+    """
+
+    class Status(models.TextChoices):
+        ATTACHED = "attached", "On its ticket"
+        UNMATCHED = "unmatched", "No ticket"
+        UNREADABLE = "unreadable", "Could not be read"
+
+    class Channel(models.TextChoices):
+        WEBHOOK = "webhook", "Inbound-parse webhook"
+        IMAP = "imap", "IMAP mailbox"
+
+    # The Message-ID, or a digest of the message when it has none: what makes a re-read a no-op.
+    message_key = models.CharField(max_length=300, unique=True)
+    message_id = models.CharField(max_length=300, blank=True)
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, db_index=True)
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+    sender = models.CharField(max_length=300, blank=True)
+    recipients = models.CharField(max_length=1000, blank=True)
+    subject = models.CharField(max_length=300, blank=True)
+    body = models.TextField(blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    ticket = models.ForeignKey(Ticket, null=True, blank=True, on_delete=models.SET_NULL, related_name="inbound_mail")
+    timeline_entry = models.ForeignKey(
+        TimelineEntry, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        verbose_name_plural = "inbound mail"
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.message_key} {self.status}"

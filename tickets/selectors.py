@@ -11,12 +11,21 @@ from django.utils import timezone
 
 from alerts import charts
 from alerts.models import Alert
-from tickets.models import SlaPolicy, Ticket, TimelineEntry, clock_dict
+from console import roles
+from tickets.models import InboundMail, SlaPolicy, Ticket, TimelineEntry, clock_dict
 from tickets.services import sla_policy_for
 
 
 def ticket_list_queryset(user: Any) -> QuerySet[Ticket]:
     return Ticket.objects.visible_to(user).select_related("customer", "assignee").order_by("-created_at", "-id")
+
+
+def inbound_mail_without_ticket(user: Any) -> QuerySet[InboundMail]:
+    """Customer mail no ticket took (no reply address or thread of ours, or unreadable): staff only,
+    since such a mail has no customer to scope it by."""
+    if not roles.is_internal(user):
+        return InboundMail.objects.none()
+    return InboundMail.objects.exclude(status=InboundMail.Status.ATTACHED).order_by("-received_at", "-id")
 
 
 def ticket_timeline(ticket: Ticket, user: Any) -> QuerySet[TimelineEntry]:

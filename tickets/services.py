@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -18,9 +20,28 @@ from console import errors
 from console.audit import audit_record, snapshot
 from console.context import current_system_actor
 from console.models import Customer
-from tickets.mail import THREAD_KINDS, customer_email, reply_address, ticket_number_from_addresses
+from tickets import imap
+from tickets.mail import (
+    THREAD_KINDS,
+    ReceivedMail,
+    UnreadableMail,
+    customer_email,
+    parse_mail,
+    reply_address,
+    ticket_number_from_addresses,
+)
+from tickets.mail import header_value as mail_header_value
 from tickets.messages import format_bps, format_pps, format_rps, render_template
-from tickets.models import EscalationTeam, SlaNotice, SlaPolicy, Ticket, TicketCounter, TicketTemplate, TimelineEntry
+from tickets.models import (
+    EscalationTeam,
+    InboundMail,
+    SlaNotice,
+    SlaPolicy,
+    Ticket,
+    TicketCounter,
+    TicketTemplate,
+    TimelineEntry,
+)
 from tickets.notifications import ticket_notify, ticket_notify_escalation
 
 logger = logging.getLogger(__name__)
@@ -941,38 +962,139 @@ def ticket_receive_customer_reply(
 ) -> TimelineEntry | None:
     """A customer's answer, posted by the inbound-parse webhook: on its ticket's timeline.
 
-    The ticket is the one the signed reply address names, else the one whose thread the
-    In-Reply-To/References ids belong to. A redelivery (same Message-ID) is a no-op.
+    See ``inbound_mail_receive``: the same routing for the webhook and the IMAP mailbox.
     """
-    number = ticket_number_from_addresses(*recipients)
+    received = ReceivedMail(
+        recipients=list(recipients),
+        sender=sender,
+        subject=subject,
+        text=text,
+        message_id=message_id.strip(),
+        in_reply_to=in_reply_to,
+    )
+    return inbound_mail_receive(mail=received, channel=InboundMail.Channel.WEBHOOK).timeline_entry
+
+
+def _ticket_replied_to(mail: ReceivedMail) -> Ticket | None:
+    """The ticket the signed reply address names, else the one whose thread the
+    In-Reply-To/References ids belong to."""
+    number = ticket_number_from_addresses(*mail.recipients)
     ticket = Ticket.objects.filter(number=number).first() if number else None
-    if ticket is None:
-        for mid in in_reply_to.split():
-            entry = (
-                TimelineEntry.objects.filter(kind__in=THREAD_KINDS, data__message_id=mid.strip())
-                .select_related("ticket")
-                .first()
-            )
-            if entry:
-                ticket = entry.ticket
-                break
-    if ticket is None:
-        return None
-    if message_id and ticket.timeline.filter(kind=TimelineEntry.Kind.CUSTOMER_REPLY, data__message_id=message_id):
-        return ticket.timeline.filter(kind=TimelineEntry.Kind.CUSTOMER_REPLY, data__message_id=message_id).first()
-    with transaction.atomic():
-        entry = TimelineEntry.objects.create(
-            ticket=ticket,
-            at=timezone.now(),
-            actor_name=sender[:150] or "customer",
-            kind=TimelineEntry.Kind.CUSTOMER_REPLY,
-            body=text[:20000],
-            data={"subject": subject[:300], "from": sender[:300], "message_id": message_id[:300], "channel": "email"},
+    if ticket is not None:
+        return ticket
+    for mid in mail.in_reply_to.split():
+        entry = (
+            TimelineEntry.objects.filter(kind__in=THREAD_KINDS, data__message_id=mid.strip())
+            .select_related("ticket")
+            .first()
         )
-        _touch(ticket, [])
-        audit_record(action="ticket.customer_reply", obj=ticket, after={"timeline_entry": entry.pk, "from": sender})
-        ticket_notify(ticket=ticket, event=f"customer replied: {' '.join(subject.split())[:120]}")
-    return entry
+        if entry:
+            return entry.ticket
+    return None
+
+
+def inbound_mail_receive(*, mail: ReceivedMail, channel: str) -> InboundMail:
+    """A customer's mail, from the webhook or the IMAP mailbox: onto its ticket's timeline.
+
+    Each message is received once (by Message-ID, else a digest): a redelivery, or a mailbox
+    re-read after a crash between this commit and marking the message seen, returns the row
+    already there. A mail that names no ticket is kept as unmatched, for staff to see.
+    """
+    existing = InboundMail.objects.filter(message_key=mail.key).select_related("timeline_entry").first()
+    if existing is not None:
+        return existing
+    ticket = _ticket_replied_to(mail)
+    if ticket is not None and mail.message_id:
+        earlier = ticket.timeline.filter(kind=TimelineEntry.Kind.CUSTOMER_REPLY, data__message_id=mail.message_id)
+        if earlier.exists():  # received before each mail had its row
+            row, _ = InboundMail.objects.get_or_create(
+                message_key=mail.key,
+                defaults={
+                    "channel": channel,
+                    "status": InboundMail.Status.ATTACHED,
+                    "ticket": ticket,
+                    "timeline_entry": earlier.first(),
+                    "message_id": mail.message_id[:300],
+                },
+            )
+            return row
+    row = InboundMail(
+        message_key=mail.key,
+        message_id=mail.message_id[:300],
+        channel=channel,
+        sender=mail.sender[:300],
+        recipients=", ".join(r for r in mail.recipients if r)[:1000],
+        subject=mail.subject[:300],
+        body=mail.text[:20000],
+        ticket=ticket,
+        status=InboundMail.Status.ATTACHED if ticket else InboundMail.Status.UNMATCHED,
+    )
+    try:
+        with transaction.atomic():
+            row.save()
+            if ticket is None:
+                logger.info("inbound mail %s from %s names no ticket", mail.key, mail.sender)
+                return row
+            row.timeline_entry = TimelineEntry.objects.create(
+                ticket=ticket,
+                at=timezone.now(),
+                actor_name=mail.sender[:150] or "customer",
+                kind=TimelineEntry.Kind.CUSTOMER_REPLY,
+                body=mail.text[:20000],
+                data={
+                    "subject": mail.subject[:300],
+                    "from": mail.sender[:300],
+                    "message_id": mail.message_id[:300],
+                    "channel": "email",
+                },
+            )
+            row.save(update_fields=["timeline_entry"])
+            _touch(ticket, [])
+            audit_record(
+                action="ticket.customer_reply",
+                obj=ticket,
+                after={"timeline_entry": row.timeline_entry.pk, "from": mail.sender, "channel": channel},
+            )
+            ticket_notify(ticket=ticket, event=f"customer replied: {' '.join(mail.subject.split())[:120]}")
+    except IntegrityError:  # another poll or delivery of the same message got there first
+        return InboundMail.objects.select_related("timeline_entry").get(message_key=mail.key)
+    return row
+
+
+def inbound_mail_receive_raw(*, raw: bytes, channel: str) -> InboundMail:
+    """A raw message from the mailbox; one that cannot be read is kept, with why, for staff."""
+    try:
+        received = parse_mail(raw)
+    except UnreadableMail as exc:
+        key = "sha256:" + hashlib.sha256(raw).hexdigest()
+        head = raw[:4000].decode("utf-8", "replace")
+        row, _ = InboundMail.objects.get_or_create(
+            message_key=key,
+            defaults={
+                "channel": channel,
+                "status": InboundMail.Status.UNREADABLE,
+                "error": str(exc)[:500],
+                "body": head,
+                "subject": mail_header_value(head, "Subject")[:300],
+                "sender": mail_header_value(head, "From")[:300],
+            },
+        )
+        logger.warning("inbound mail %s unreadable: %s", key, exc)
+        return row
+    return inbound_mail_receive(mail=received, channel=channel)
+
+
+def inbound_mailbox_poll() -> dict[str, int]:
+    """The customer-reply mailbox (INBOUND_IMAP_URL) read once: each unseen message onto its ticket,
+    or kept as unmatched or unreadable; marked seen only once that is committed."""
+    if not settings.INBOUND_IMAP_URL:
+        return {}
+    mailbox = imap.mailbox_from_url(settings.INBOUND_IMAP_URL, ca_file=settings.INBOUND_IMAP_CA_FILE)
+    return dict(
+        imap.mailbox_poll(
+            mailbox, receive=lambda raw: inbound_mail_receive_raw(raw=raw, channel=InboundMail.Channel.IMAP).status
+        )
+    )
 
 
 def ticket_record_report_sent(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import imaplib
 import json
 import logging
 import smtplib
+import ssl
 
 from celery import shared_task
 from django.core.mail import send_mail
@@ -12,7 +14,7 @@ from django.db import InterfaceError, OperationalError
 
 from console import outbound
 from console.context import acting_as
-from tickets import services
+from tickets import imap, services
 
 logger = logging.getLogger(__name__)
 TRANSIENT = (OperationalError, InterfaceError)
@@ -86,3 +88,31 @@ def post_webhook(url: str, payload: dict) -> int:
     if response.status >= 400:
         logger.warning("webhook %s answered %s; not retried", url, response.status)
     return response.status
+
+
+@shared_task(
+    ignore_result=True,
+    acks_late=True,
+    autoretry_for=(*TRANSIENT, imaplib.IMAP4.abort, ConnectionError, TimeoutError),
+    retry_backoff=10,
+    retry_backoff_max=120,
+    retry_jitter=True,
+    max_retries=3,
+    soft_time_limit=240,
+    time_limit=300,
+)
+def poll_inbound_mailbox() -> int:
+    """Customer replies from the IMAP mailbox onto their tickets. Safe to run twice at once: each
+    message is received once by its Message-ID. A refused login or a bad URL is not retried."""
+    with acting_as("celery:poll_inbound_mailbox"):
+        try:
+            outcome = services.inbound_mailbox_poll()
+        except (imap.MailboxMisconfigured, ssl.SSLCertVerificationError) as exc:
+            logger.error("inbound mailbox not read: %s", exc)
+            return 0
+        except imaplib.IMAP4.error as exc:
+            if isinstance(exc, imaplib.IMAP4.abort):
+                raise
+            logger.error("inbound mailbox refused us: %s", exc)  # wrong password, no such folder
+            return 0
+        return sum(outcome.values())

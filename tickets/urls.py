@@ -5,6 +5,7 @@ from tickets import views
 urlpatterns = [
     path("tickets/", views.ticket_list, name="ticket-list"),
     path("inbound/mail/", views.inbound_mail, name="inbound-mail"),
+    path("tickets/inbound/", views.inbound_mail_list, name="ticket-inbound-mail"),
     path("tickets/new/", views.ticket_new, name="ticket-new"),
     path("tickets/escalate/", views.ticket_escalate, name="ticket-escalate"),
     path("tickets/service-levels/", views.service_levels, name="ticket-service-levels"),

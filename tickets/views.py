@@ -57,8 +57,18 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
         clocks = ticket.sla_clocks(services.sla_policy_for(ticket, policies))
         rows.append({"ticket": ticket, "clocks": clocks, "sla": Ticket.worst_state(clocks)})
     context = {"filter": filterset, "page": page, "rows": rows, "query": params.urlencode()}
+    if not request.htmx:
+        context["mail_without_ticket"] = selectors.inbound_mail_without_ticket(request.user).count()
     template = "tickets/_rows.html" if request.htmx else "tickets/list.html"
     return render(request, template, context)
+
+
+@login_required
+def inbound_mail_list(request: HttpRequest) -> HttpResponse:
+    """Customer mail that reached no ticket, newest first, so that none is lost unseen."""
+    require_internal(request)
+    page = paginate(request, selectors.inbound_mail_without_ticket(request.user))
+    return render(request, "tickets/inbound.html", {"page": page})
 
 
 @login_required

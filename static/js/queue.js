@@ -1,9 +1,11 @@
 // The live triage queue: new and changed alerts are placed where their urgency puts them,
 // without losing the j/k cursor or the selection; alerts of one attack fold under the most
 // urgent one (o expands); "select all matching" acts on the whole filter, not just the page.
+// The alert under the cursor is shown in the detail pane beside the rows, which polls leave alone.
 (function () {
   "use strict";
   var table, rows, cursorId = null, pollTimer, newCount = 0;
+  var pane, paneId = null, paneSeq = 0, paneTimer, paneLoading = null;
 
   function allRows() { return Array.prototype.slice.call(rows.querySelectorAll("tr[data-id]")); }
   function visibleRows() { return allRows().filter(function (tr) { return !tr.hidden; }); }
@@ -43,6 +45,46 @@
     cursorId = list[index].dataset.id;
     paintCursor();
     list[index].scrollIntoView({ block: "nearest" });
+    showPane(cursorId, false);
+  }
+
+  // The pane is a server-rendered fragment (escaped there). A quick j j j asks once, for the
+  // last row: the answer to an earlier selection that arrives late is dropped.
+  function showPane(id, refresh) {
+    if (!pane || !id || (id === paneId && !refresh)) return;
+    paneId = id;
+    var seq = ++paneSeq;
+    window.clearTimeout(paneTimer);
+    paneTimer = window.setTimeout(function () {
+      var url = pane.dataset.paneUrl.replace("/0/", "/" + encodeURIComponent(id) + "/");
+      paneLoading = fetch(url, { headers: { "HX-Request": "true" }, credentials: "same-origin" })
+        .then(function (response) {
+          if (response.status === 401) { window.location.reload(); return null; }
+          return response.ok ? response.text() : "";
+        })
+        .then(function (html) {
+          if (html === null || seq !== paneSeq) return;
+          if (html) {
+            pane.innerHTML = html;
+          } else {
+            pane.textContent = "";
+            var note = document.createElement("p");
+            note.className = "muted";
+            note.textContent = "This alert is no longer available.";
+            pane.appendChild(note);
+          }
+          pane.dataset.alert = id;
+          pane.dataset.loads = String(Number(pane.dataset.loads || 0) + 1);
+        })
+        .catch(function () { /* the next selection or poll asks again */ })
+        .then(function () { if (seq === paneSeq) paneLoading = null; });
+    }, refresh ? 0 : 80);
+  }
+  // Leaving the page from the keyboard (a, e, s, Enter): a pane not yet asked for is not needed,
+  // one on its way is let finish (a few ms) rather than cut off by the navigation.
+  function thenLeave(go) {
+    window.clearTimeout(paneTimer);
+    (paneLoading || Promise.resolve()).then(go, go);
   }
   function current() { return cursorId ? document.getElementById("alert-" + cursorId) : null; }
   function submitAction(action) {
@@ -53,7 +95,7 @@
       var tr = current();
       if (tr) { box(tr).checked = true; tickGroup(tr); }
     }
-    if (selectedCount()) button.click();
+    if (selectedCount()) thenLeave(function () { button.click(); });
   }
   // A folded group acts as one: ticking its lead ticks the alerts under it.
   function tickGroup(tr) {
@@ -143,6 +185,8 @@
         if (!body) return;
         table.dataset.cursor = body.dataset.cursor || table.dataset.cursor;
         var incoming = Array.prototype.slice.call(body.querySelectorAll("tr[data-id]"));
+        // The alert in the pane changed (a repeat, acknowledged, resolved): show it as it is now.
+        if (paneId && body.querySelector('tr[data-id="' + paneId + '"]')) showPane(paneId, true);
         incoming.forEach(function (fresh) {
           var old = document.getElementById(fresh.id);
           var wasChecked = old && box(old) && box(old).checked;
@@ -183,9 +227,16 @@
       if (event.target.name === "ids" && !event.target.checked) clearAllMatching();
       selectedCount();
     });
+    pane = document.getElementById("queue-pane");
     rows.addEventListener("click", function (event) {
       var button = event.target.closest("[data-expand]");
-      if (button) toggleGroup(document.getElementById("alert-" + button.dataset.expand));
+      if (button) { toggleGroup(document.getElementById("alert-" + button.dataset.expand)); return; }
+      var tr = event.target.closest("tr[data-id]");
+      // A click on the row selects it for the pane; its link, checkbox and buttons keep their own job.
+      if (!tr || event.target.closest("a, input, button, label, select")) return;
+      cursorId = tr.dataset.id;
+      paintCursor();
+      showPane(cursorId, false);
     });
     var page = document.getElementById("select-page");
     var everything = document.getElementById("select-all-matching");
@@ -229,7 +280,10 @@
     keys.a = function () { submitAction("acknowledge"); };
     keys.e = function () { submitAction("escalate"); };
     keys.s = function () { submitAction("silence"); };
-    keys.Enter = function () { var tr = current(); if (tr) window.location.assign(tr.dataset.url); };
+    keys.Enter = function () {
+      var tr = current();
+      if (tr) thenLeave(function () { window.location.assign(tr.dataset.url); });
+    };
   });
   window.addEventListener("beforeunload", function () { if (pollTimer) window.clearInterval(pollTimer); });
 })();

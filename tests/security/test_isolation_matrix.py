@@ -40,6 +40,7 @@ BUILDERS: dict[str, Callable[[World], dict[str, Any]]] = {
     "report-share-revoke": lambda w: {"pk": w.report.pk, "link_id": w.share_link.pk},
     "report-send": lambda w: {"pk": w.report.pk},
     "alert-detail": lambda w: {"pk": w.alert.pk},
+    "alert-pane": lambda w: {"pk": w.alert.pk},
     "attack-detail": lambda w: {"pk": w.attack.pk},
     "feed-detail": lambda w: {"slug": w.feed.slug},
     "feed-rotate": lambda w: {"slug": w.feed.slug},
@@ -58,6 +59,7 @@ BUILDERS: dict[str, Callable[[World], dict[str, Any]]] = {
     "ticket-note": lambda w: {"number": w.ticket.number},
     "ticket-message": lambda w: {"number": w.ticket.number},
     "ticket-contact": lambda w: {"number": w.ticket.number},
+    "ticket-undo": lambda w: {"number": w.ticket.number, "entry_id": w.ticket.timeline.order_by("id").first().pk},
     "traffic-detail": lambda w: {"pk": w.traffic_sample.pk},
     "traffic-compare": lambda w: {"pk": w.traffic_sample.pk},
     "traffic-attack-suggestions": lambda w: {"attack_id": w.attack.pk},
@@ -317,6 +319,7 @@ PERSONAL = {"api-token-revoke"}
 # page of the matrix is an action, refused by role.
 READ_ONLY_PAGES = {
     "alert-detail",
+    "alert-pane",
     "attack-detail",
     "customer-dashboard",
     "customer-detail",
