@@ -35,7 +35,8 @@ MARKERS_JS = "() => Object.keys(window).filter(k => k.startsWith('__pwned'))"
 # Chromium's own refusal of a download is not a page problem.
 DOWNLOAD = "Download is starting"
 # Not pages: the webhook (POST with a bearer token), the session's own exits, and the schema download.
-NOT_PAGES = {"ingest", "logout", "login", "two-factor", "api-schema"}
+# Login steps (the enrolment link is single-use, tested in tests/browser/test_two_factor.py).
+NOT_PAGES = {"ingest", "logout", "login", "two-factor", "two-factor-enrol", "two-factor-new-device", "api-schema"}
 # URL kwargs the isolation matrix's builders do not give: the public share pages take a token,
 # and a waf rule has no packet-filter export (the matrix asks for nftables).
 SWEEP_BUILDERS = {
