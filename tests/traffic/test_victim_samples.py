@@ -170,9 +170,12 @@ def test_an_l7_rule_on_a_capture_says_it_cannot_answer_instead_of_zero(customer_
     sample = parsed(customer_a, tmp_path, syn_capture())
     result = sample_simulate(expression='http.user_agent contains "curl"', attack=sample, baseline=None)
     assert result["attack"]["matched"] is None and result["attack"]["share"] is None
-    assert result["attack"]["unknown"] == "unknown — this capture has no http.user_agent"
+    assert (
+        result["attack"]["unknown"]
+        == "unknown — this capture has no HTTP requests: http.user_agent cannot be evaluated"
+    )
     client.force_login(engineer)
     page = client.get(
         reverse("traffic-simulate"), {"expression": 'http.user_agent contains "curl"', "attack": sample.pk}
     )
-    assert "unknown — this capture has no http.user_agent" in page.content.decode()
+    assert "unknown — this capture has no HTTP requests: http.user_agent cannot be evaluated" in page.content.decode()

@@ -347,3 +347,60 @@ def empty_columns(n: int) -> dict[str, pa.Array]:
     import pyarrow as pa
 
     return {f.name: pa.nulls(n, f.type) for f in schema()}
+
+
+# ---------------------------------------------------------------------------------------
+# what a capture can answer
+
+_TLS_FIELDS = ("cf.bot_management.ja3_hash", "cf.bot_management.ja4", "tls.")
+_KINDS = {"http": ("http.request.method", "HTTP requests"), "tls": ("tls.handshake.ja3_full", "TLS ClientHellos")}
+
+
+def field_kind(name: str) -> str:
+    """ "tls" or "http" for the L7 fields a capture carries, "" for the others."""
+    if name.startswith(_TLS_FIELDS):
+        return "tls"
+    if name.startswith(("http.", "cookie.")):
+        return "http"
+    return ""
+
+
+def capture_rows(table: pa.Table, fields) -> tuple[np.ndarray | None, str]:  # noqa: ANN001
+    """The packets of a capture an L7 rule can be judged on, or why there are none.
+
+    (None, "") when the rule reads no L7 field (every packet counts). Else a mask of the
+    packets that carry what the rule reads (HTTP requests for ``http.*``, ClientHellos
+    for JA3/JA4) and "" — or an empty mask and the reason: "this capture has no HTTP
+    requests: http.user_agent cannot be evaluated", never a silent 0 matched.
+    """
+    import pyarrow.compute as pc
+
+    kinds = sorted({field_kind(f) for f in fields} - {""})
+    if not kinds:
+        return None, ""
+    mask = np.ones(table.num_rows, bool)
+    for kind in kinds:
+        column, _ = _KINDS[kind]
+        if column in table.column_names:
+            mask &= pc.is_valid(table.column(column)).to_numpy(zero_copy_only=False)
+        else:
+            mask[:] = False
+    if mask.any():
+        return mask, ""
+    named = ", ".join(sorted(f for f in fields if field_kind(f)))
+    if len(kinds) == 2 and all(_KINDS[k][0] in table.column_names for k in kinds):
+        reason = "HTTP request fields and TLS fingerprints are never on the same packet of a capture"
+    else:
+        missing = [
+            k
+            for k in kinds
+            if not (_KINDS[k][0] in table.column_names and table[_KINDS[k][0]].null_count < table.num_rows)
+        ]
+        reason = "this capture has no " + " and no ".join(_KINDS[k][1] for k in missing or kinds)
+    return mask, f"{reason}: {named} cannot be evaluated"
+
+
+def capture_counted(fields) -> str:  # noqa: ANN001
+    """What the records of an L7 simulation on a capture are ("HTTP requests")."""
+    kinds = sorted({field_kind(f) for f in fields} - {""})
+    return " and ".join(_KINDS[k][1] for k in kinds)
