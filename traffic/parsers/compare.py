@@ -345,7 +345,7 @@ def compare(
         # traffic a short baseline did not show: at the same coverage, a rule on ports
         # or flags ranks first.
         score = sig["attack_coverage"] - (sig["baseline_collateral"] or 0.0) - rev_share
-        return (fails, -round(score, 2), sig["broad_predicates"], sig["size"], sig["predicates"], sig["expression"])
+        return (fails, -round(score, 2), sig["broad_predicates"], sig["size"], sig["predicates"])
 
     out_sigs.sort(key=rank)
     out_sigs = out_sigs[:5]
