@@ -623,11 +623,21 @@ def simulate_tables(
         if table is None:
             out[label] = None
             continue
+        unknown = ""
+        if "frame.number" in table.column_names:
+            # A capture answers an L7 rule on its requests / ClientHellos only, or not at all.
+            from traffic.parsers.l7 import capture_rows
+
+            l7_rows, unknown = capture_rows(table, rule.fields)
+            if l7_rows is not None:
+                table = table.filter(pa.array(l7_rows))
         matched = evaluate(rule, table, lists)
         rows, hits = table.num_rows, int(matched.sum())
         out[label] = {"rows": rows, "matched": hits, "share": (hits / rows) if rows else 0.0}
+        if unknown:
+            out[label].update(matched=None, share=None, unknown=f"unknown — {unknown}")
         if label == "baseline":
-            out[label]["missing"] = missing_traffic(rule, table)
+            out[label]["missing"] = missing_traffic(rule, table) + ([unknown] if unknown else [])
         shown = [f for f in rule.fields if f in table.column_names]
         if label == "attack":
             picked = table.filter(pa.array(matched)).select(shown) if hits else None
@@ -721,10 +731,16 @@ def mitigation_simulate(
         user=user,
         action="simulate",
         message="simulated: "
-        + (f"{attack['share']:.1%} of attack matched" if attack else "no attack traffic")
-        + (f", {baseline['share']:.2%} of baseline matched" if baseline else ", no baseline"),
+        + (_share_words(attack, "attack", ".1%") if attack else "no attack traffic")
+        + (", " + _share_words(baseline, "baseline", ".2%") if baseline else ", no baseline"),
     )
     return mitigation
+
+
+def _share_words(part: dict, name: str, fmt: str) -> str:
+    if part.get("share") is None:
+        return f"{name}: {part.get('unknown') or 'unknown'}"
+    return f"{part['share']:{fmt}} of {name} matched"
 
 
 def collateral(mitigation: Mitigation) -> float | None:

@@ -481,13 +481,33 @@ def samples_compare(*, attack: TrafficSample, baseline: TrafficSample | None = N
         if base_parts is not None:
             base_table = base_table.filter(pa.array(base_parts[0]))
         result = compare(table.filter(pa.array(toward)), base_table, scope=scope, reverse=table.filter(pa.array(back)))
+        table = table.filter(pa.array(toward))
+    if attack.kind == TrafficSample.Kind.PCAP:
+        result["l7"] = _compare_l7(table, base_table, parts[2] if parts else "")
     result["baseline"] = base_info
     return _jsonable(result)
+
+
+def _compare_l7(attack: pa.Table, baseline: pa.Table, scope: str) -> dict:
+    """The HTTP requests and ClientHellos of a capture against the baseline's, on their L7
+    values (user agent, path, JA3, JA4): what the packet comparison cannot see."""
+    from traffic.parsers.compare import compare
+    from traffic.parsers.l7 import capture_rows
+
+    fields = ("http.request.method", "tls.handshake.ja3_full")
+    picked = []
+    for t in (attack, baseline):
+        masks = [capture_rows(t, (f,))[0] for f in fields]
+        picked.append(t.filter(pa.array(masks[0] | masks[1])) if t.num_rows else t)
+    if picked[0].num_rows == 0:
+        return {"unknown": "this capture has no HTTP requests and no TLS ClientHellos", "signatures": []}
+    return compare(picked[0], picked[1], scope=scope, l7=True)
 
 
 def rule_simulate(*, expression: str, attack: pa.Table | None, baseline: pa.Table | None, examples: int = 10) -> dict:
     """A rule evaluated over attack and baseline records: what it catches and what it costs."""
     from mitigations.rules import evaluate, parse
+    from traffic.parsers.l7 import capture_counted, capture_rows
 
     rule = parse(expression)
     result: dict[str, Any] = {"expression": rule.to_text(), "layer": rule.layer}
@@ -507,6 +527,23 @@ def rule_simulate(*, expression: str, attack: pa.Table | None, baseline: pa.Tabl
                 "missing_fields": missing,
             }
             continue
+        counted = ""
+        if "frame.number" in table.column_names:
+            # An L7 rule on a capture is judged on the packets carrying requests or
+            # ClientHellos; with none, it cannot be judged at all.
+            rows, why = capture_rows(table, rule.fields)
+            if why:
+                result[name] = {
+                    "records": table.num_rows,
+                    "matched": None,
+                    "share": None,
+                    "top_matched": {},
+                    "unknown": f"unknown — {why}",
+                }
+                continue
+            if rows is not None:
+                table = table.filter(pa.array(rows))
+                counted = capture_counted(rule.fields)
         mask = evaluate(rule, table)
         matched = int(mask.sum())
         result[name] = {
@@ -515,6 +552,8 @@ def rule_simulate(*, expression: str, attack: pa.Table | None, baseline: pa.Tabl
             "share": matched / table.num_rows if table.num_rows else None,
             "top_matched": _top_matched(table.filter(pa.array(mask)), rule.fields),
         }
+        if counted:
+            result[name]["counted"] = counted
         if name == "baseline":
             unknown = _unknown_collateral(rule, table)
             if unknown:

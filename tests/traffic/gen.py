@@ -94,6 +94,54 @@ def icmp(typ: int, code: int = 0, payload: bytes = b"") -> bytes:
 
 SYN, ACK, RST, PSH, FIN = 0x02, 0x10, 0x04, 0x08, 0x01
 
+# Chrome's ClientHello offer as FoxIO's JA4 README shows it (t13d1516h2_8daaf6152771_e5627efa2ab1).
+CHROME_CIPHERS = [0x1301, 0x1302, 0x1303, 0xC02B, 0xC02F, 0xC02C, 0xC030, 0xCCA9, 0xCCA8, 0xC013, 0xC014]
+CHROME_CIPHERS += [0x009C, 0x009D, 0x002F, 0x0035]
+CHROME_EXTENSIONS = [0x0000, 0x0017, 0xFF01, 0x000A, 0x000B, 0x0023, 0x0010, 0x0005, 0x000D, 0x0012, 0x0033]
+CHROME_EXTENSIONS += [0x002D, 0x002B, 0x001B, 0x0015, 0x4469]
+CHROME_SIGALGS = [0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601]
+
+
+def client_hello(
+    ciphers: list[int],
+    extensions: list[int],
+    *,
+    sni: str = "",
+    alpn: list[bytes] = (),
+    groups: list[int] = (0x001D, 0x0017, 0x0018),
+    sig_algs: list[int] = (),
+    versions: list[int] = (),
+    legacy_version: int = 0x0303,
+) -> bytes:
+    """A TLS record holding a ClientHello (RFC 8446 §4.1.2) with the extensions named, in
+    order; the ones a fingerprint reads get their real contents, the others are empty."""
+
+    def u16s(values) -> bytes:
+        return b"".join(struct.pack("!H", v) for v in values)
+
+    def vec16(body: bytes) -> bytes:
+        return struct.pack("!H", len(body)) + body
+
+    body = {
+        0x0000: vec16(b"\x00" + vec16(sni.encode())),
+        0x000A: vec16(u16s(groups)),
+        0x000B: b"\x01\x00",
+        0x000D: vec16(u16s(sig_algs)),
+        0x0010: vec16(b"".join(bytes([len(a)]) + a for a in alpn)),
+        0x002B: bytes([2 * len(versions)]) + u16s(versions),
+    }
+    exts = b"".join(struct.pack("!H", e) + vec16(body.get(e, b"")) for e in extensions)
+    hello = struct.pack("!H", legacy_version) + bytes(32) + b"\x20" + bytes(32) + vec16(u16s(ciphers)) + b"\x01\x00"
+    hello += vec16(exts)
+    hs = b"\x01" + len(hello).to_bytes(3, "big") + hello
+    return b"\x16\x03\x01" + struct.pack("!H", len(hs)) + hs
+
+
+def http_request(method: str, path: str, headers: list[tuple[str, str]], version: str = "HTTP/1.1") -> bytes:
+    head = f"{method} {path} {version}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers)
+    return (head + "\r\n").encode()
+
+
 # --------------------------------------------------------------------------- writers
 
 

@@ -170,9 +170,29 @@ def test_an_l7_rule_on_a_capture_says_it_cannot_answer_instead_of_zero(customer_
     sample = parsed(customer_a, tmp_path, syn_capture())
     result = sample_simulate(expression='http.user_agent contains "curl"', attack=sample, baseline=None)
     assert result["attack"]["matched"] is None and result["attack"]["share"] is None
-    assert result["attack"]["unknown"] == "unknown — this capture has no http.user_agent"
+    assert (
+        result["attack"]["unknown"]
+        == "unknown — this capture has no HTTP requests: http.user_agent cannot be evaluated"
+    )
     client.force_login(engineer)
     page = client.get(
         reverse("traffic-simulate"), {"expression": 'http.user_agent contains "curl"', "attack": sample.pk}
     )
-    assert "unknown — this capture has no http.user_agent" in page.content.decode()
+    assert "unknown — this capture has no HTTP requests: http.user_agent cannot be evaluated" in page.content.decode()
+
+
+def test_capture_comparison_mines_the_bots_ja3_set_from_the_handshakes(customer_a, tmp_path):
+    from tests.traffic.test_l7_mining import BOTS, BROWSERS, hellos
+    from traffic.services import samples_compare
+
+    rng = random.Random(5)
+    parsed(customer_a, tmp_path, hellos(BROWSERS, 300, rng, net="81.2"), name="base.pcap", label="baseline")
+    sample = parsed(customer_a, tmp_path, hellos(BOTS, 300, rng, net="45.9"), name="bots.pcap")
+    l7 = samples_compare(attack=sample)["l7"]
+    best = l7["signatures"][0]
+    assert (
+        best["expression"].startswith("ip.dst in {10.10.10.10")
+        and "cf.bot_management.ja3_hash in {" in best["expression"]
+    )
+    assert (best["attack_coverage"], best["baseline_collateral"], best["size"]) == (1.0, 0.0, 3)
+    assert l7["attack_rows"] == 300  # the ClientHellos, not the 600 packets

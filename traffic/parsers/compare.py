@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -143,7 +144,7 @@ def _len_bucket(col: pa.ChunkedArray) -> pa.Array:
     return pa.array(np.where(v < 0, None, labels[idx]), pa.string())
 
 
-def _attributes(t: pa.Table) -> list[tuple[str, Callable[[], Column], str | None]]:
+def _attributes(t: pa.Table, l7: bool = False) -> list[tuple[str, Callable[[], Column], str | None]]:
     """(attribute name, a function giving its per-row values, rule field usable with ``eq``
     or None). The values are computed lazily so that the attributes of both tables can be
     derived and encoded on all cores at once (Arrow compute releases the GIL)."""
@@ -156,7 +157,14 @@ def _attributes(t: pa.Table) -> list[tuple[str, Callable[[], Column], str | None
         if name in cols:
             out.append((name, lambda: t.column(name), field))
 
-    if "http.request.uri.path" in cols:
+    if l7:
+        # The HTTP requests and ClientHellos of a capture: their L7 values, and who sent them.
+        for name in (*_VALUE_FIELDS, "tls.handshake.extensions_server_name"):
+            if name in cols and t.column(name).null_count < t.num_rows:
+                add(name, name if name != "tls.handshake.extensions_server_name" else None)
+        if "ip.src" in cols:
+            out.append(("ip.src /24", lambda: _prefix_col(t.column("ip.src")), None))
+    elif "http.request.uri.path" in cols and "frame.number" not in cols:
         for name in _VALUE_FIELDS:
             add(name, name)
         add("http.response.code")
@@ -222,6 +230,7 @@ def compare(
     top: int = _TOP_VALUES,
     scope: str = "",
     reverse: pa.Table | None = None,
+    l7: bool = False,
 ) -> dict:
     """Every attribute's values side by side (attack vs baseline), attributes ranked by how
     well they separate the two, and candidate rule expressions with measured coverage and
@@ -235,6 +244,15 @@ def compare(
     peers send it in normal traffic, so a predicate that matches its mirrored replies
     (``ip.len lt 45`` or ``tcp.dstport eq 80`` on a SYN flood at a web server) would hit
     legitimate traffic toward it. Each signature shows ``reverse_matched`` apart.
+
+    ``l7=True`` compares the HTTP requests and ClientHellos of captures (the rows that
+    carry them) on their L7 values: user agent, path, host, JA3, JA4, SNI.
+
+    Signatures are conjunctions of predicates (a value, ``x in {…}`` over the top values,
+    presence, a length threshold), behind the scope; when two of them each catch a
+    different part of the attack (two vectors), their OR is a candidate too. Ranked by
+    coverage minus collateral (a rule above 1 % collateral last), then by ``size``: the
+    number of values the rule names (``ja3 in {3 hashes}`` is 3), fewer first.
     """
     n_real_baseline = baseline_table.num_rows
     if reverse is not None and reverse.num_rows:
@@ -244,8 +262,8 @@ def compare(
     else:
         reverse = None
     na, nb = attack_table.num_rows, baseline_table.num_rows
-    a_attrs = _attributes(attack_table)
-    b_attrs = {name: col for name, col, _ in _attributes(baseline_table)}
+    a_attrs = _attributes(attack_table, l7)
+    b_attrs = {name: col for name, col, _ in _attributes(baseline_table, l7)}
     rng = np.random.default_rng(0)
     sa, sb = _sample(na, rng), _sample(nb, rng)
     jobs = [(name, a_col, b_attrs[name], field) for name, a_col, field in a_attrs if name in b_attrs]
@@ -279,20 +297,25 @@ def compare(
     pool += _length_preds(attack_table, baseline_table, sa, sb)
     attributes.sort(key=lambda d: (-d["separation"], d["attribute"]))
 
-    signatures = _search(pool)
+    signatures = [[preds] for preds in _search(pool)[:8]]
+    signatures += _either(signatures)
     kinds = _baseline_kinds(baseline_table.slice(0, n_real_baseline))
     # Exact figures on the full tables for what we show.
     out_sigs = []
-    for preds in signatures[:8]:
-        expr = " and ".join(([scope] if scope else []) + [p.expr for p in preds])
-        ma = np.logical_and.reduce([p.a_full for p in preds])
-        mb = np.logical_and.reduce([p.b_full for p in preds])
+    for terms in signatures:
+        preds = [p for term in terms for p in term]
+        ma = np.logical_or.reduce([np.logical_and.reduce([p.a_full for p in term]) for term in terms])
+        mb = np.logical_or.reduce([np.logical_and.reduce([p.b_full for p in term]) for term in terms])
+        body = " and ".join(p.expr for p in terms[0])
+        if len(terms) > 1:
+            body = "(" + " or ".join(" and ".join(p.expr for p in term) for term in terms) + ")"
+        expr = " and ".join(([scope] if scope else []) + [body])
         mb_real, mb_rev = mb[:n_real_baseline], mb[n_real_baseline:]
         cov = float(ma.mean()) if na else 0.0
         col: float | None = float(mb_real.mean()) if n_real_baseline else None
         matched: int | None = int(mb_real.sum())
         unknown = ""
-        kind = _rule_kind(preds)
+        kind = _rule_kind(preds) if len(terms) == 1 else ""
         if kind and kinds.get(kind, 0) == 0:
             # Nothing of the rule's kind to hit in the baseline: its collateral is not known, not 0.
             col, matched = None, None
@@ -304,6 +327,8 @@ def compare(
             {
                 "expression": expr,
                 "predicates": len(preds) + (1 if scope else 0),
+                "size": sum(_size(p.expr) for p in preds),
+                "vectors": len(terms),
                 "attack_coverage": round(cov, 6),
                 "baseline_collateral": None if col is None else round(col, 6),
                 "collateral_unknown": unknown,
@@ -321,7 +346,8 @@ def compare(
         # Length thresholds and whole protocols are the predicates most likely to hit
         # traffic a short baseline did not show: at the same coverage, a rule on ports
         # or flags ranks first.
-        return (fails, -round(sig["attack_coverage"], 2), sig["broad_predicates"], sig["predicates"])
+        score = sig["attack_coverage"] - (sig["baseline_collateral"] or 0.0) - rev_share
+        return (fails, -round(score, 2), sig["broad_predicates"], sig["size"], sig["predicates"])
 
     out_sigs.sort(key=rank)
     out_sigs = out_sigs[:5]
@@ -410,9 +436,13 @@ def _attribute(
         # A set of the top values that each give the attack away (JA3 hashes, reflector
         # ports): one rule where single values each cover a part.
         good = [i for i in order[:8].tolist() if diff[i] > 0.02 and _literal(field, values[i]) is not None]
-        if len(good) >= 2:
-            lits = " ".join(_literal(field, values[i]) for i in good)
-            pool.append(_P(f"{field} in {{{lits}}}", np.isin(ia, good), np.isin(ib, good), sa, sb))
+        # ... and the set of those never (or almost never) seen in the baseline: the bots'
+        # three JA3 hashes, not the browser hash they share with real users.
+        clean = [i for i in good if sb_[i] <= MAX_COLLATERAL / len(good)]
+        for chosen in {tuple(good), tuple(clean)}:
+            if len(chosen) >= 2:
+                lits = " ".join(_literal(field, values[i]) for i in chosen)
+                pool.append(_P(f"{field} in {{{lits}}}", np.isin(ia, chosen), np.isin(ib, chosen), sa, sb))
     elif name == "cookie present":
         for i, v in enumerate(values):
             if v is None or abs(diff[i]) < 0.05 or diff[i] <= 0:
@@ -526,6 +556,40 @@ def _length_preds(at: pa.Table, bt: pa.Table, sa, sb) -> list[_Pred]:
         t = int(np.percentile(va_ok, q)) + 1
         preds.append(_P(f"ip.len lt {t}", (va >= 0) & (va < t), (vb >= 0) & (vb < t), sa, sb))
     return preds
+
+
+def _size(expr: str) -> int:
+    """Values a predicate names: one, or each member of ``x in {…}``."""
+    if " in {" in expr:
+        inner = expr[expr.index(" in {") + 5 : expr.rindex("}")]
+        return max(1, len(_SET_ITEM.findall(inner)))
+    return 1
+
+
+_SET_ITEM = re.compile(r'"(?:[^"\\]|\\.)*"|[^\s"]+')
+
+
+def _either(found: list[list[list[_Pred]]]) -> list[list[list[_Pred]]]:
+    """ORs of two clean signatures that catch different parts of the attack (two vectors:
+    a SYN flood and an NTP reflection at once), when together they cover clearly more."""
+    clean = []
+    for terms in found:
+        (term,) = terms
+        a = np.logical_and.reduce([p.a for p in term])
+        b = np.logical_and.reduce([p.b for p in term])
+        if a.size and (not b.size or b.mean() <= MAX_COLLATERAL):
+            clean.append((term, a, b))
+    out = []
+    for i, (t1, a1, b1) in enumerate(clean):
+        for t2, a2, b2 in clean[i + 1 :]:
+            if len(t1) == len(t2) == 1 and t1[0].expr.split(" ", 1)[0] == t2[0].expr.split(" ", 1)[0]:
+                continue  # two values of one field: that is the field's set predicate
+            both = a1 | a2
+            col = (b1 | b2).mean() if b1.size else 0.0
+            if both.mean() >= max(a1.mean(), a2.mean()) + 0.05 and col <= MAX_COLLATERAL:
+                out.append((-both.mean(), [t1, t2]))
+    out.sort(key=lambda x: x[0])
+    return [terms for _, terms in out[:3]]
 
 
 def _search(pool: list[_Pred]) -> list[list[_Pred]]:

@@ -34,6 +34,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .l7 import columns as l7_columns
+from .l7 import select_payloads
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
@@ -129,6 +132,10 @@ class PacketBatch:
     inner: PacketBatch | None = None
     tunnel_index: np.ndarray | None = None
     tunnel_kind: np.ndarray | None = None
+    # HTTP requests and TLS ClientHellos (see ``l7``): their rows and raw bytes, parsed
+    # only when the batch becomes a table.
+    l7_rows: np.ndarray | None = None
+    l7_payloads: list[bytes] | None = None
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
@@ -329,6 +336,20 @@ def _decode(
         icmp_type[ic] = v.u8[l4[ic]]
 
     inner = tunnel_index = tunnel_kind = None
+    l7_rows = l7_payloads = None
+    if depth == 0 and t.size:
+        # TCP segments with payload only; their first bytes decide (see l7.select_payloads).
+        lt4 = l4[t]
+        pay = lt4 + ((v.u8[lt4 + 12] >> 4).astype(np.int64) << 2)
+        pend = np.minimum(end[t], l3[t] + ip_len[t])
+        has = np.flatnonzero(pend - pay >= 4)
+        if has.size:
+            rows = t[has]
+            ports = (sport[rows].astype(np.uint64) << np.uint64(16)) | dport[rows].astype(np.uint64)
+            flow = _flow_key(src4[rows], dst4[rows], src6[rows], dst6[rows], ports)
+            picked = select_payloads(v, rows, pay[has], pend[has], v.u32be[lt4[has] + 4], flow)
+            if picked is not None:
+                l7_rows, l7_payloads = picked
     if depth == 0:
         tun = has_l4 & (np.isin(proto, (4, 41, 47)) | ((proto == 17) & np.isin(dport, _TUNNEL_UDP_PORTS)))
         if tun.any():
@@ -358,7 +379,18 @@ def _decode(
         inner=inner,
         tunnel_index=tunnel_index,
         tunnel_kind=tunnel_kind,
+        l7_rows=l7_rows,
+        l7_payloads=l7_payloads,
     )
+
+
+def _flow_key(src4, dst4, src6, dst6, ports) -> np.ndarray:  # noqa: ANN001
+    # One uint64 per direction of a connection (a hash: l7 also checks sequence numbers).
+    z = (src4.astype(np.uint64) << np.uint64(32)) | dst4.astype(np.uint64)
+    for col in (src6[:, 0], src6[:, 1], dst6[:, 0], dst6[:, 1], ports):
+        z = (z ^ col) * np.uint64(0x9E3779B97F4A7C15)
+        z ^= z >> np.uint64(29)
+    return z
 
 
 # Tunnel kinds, as coded in ``PacketBatch.tunnel_kind``.
@@ -488,6 +520,7 @@ def _batch_to_table(b: PacketBatch) -> pa.Table:
     cols["udp.srcport"] = _nullable(b.sport, udp, pa.int32())
     cols["udp.dstport"] = _nullable(b.dport, udp, pa.int32())
     cols["icmp.type"] = _nullable(b.icmp_type.astype(np.int32), b.icmp_type >= 0, pa.int32())
+    cols.update(l7_columns(len(b), b.l7_rows, b.l7_payloads))
     return pa.table(cols)
 
 
