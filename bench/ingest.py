@@ -14,7 +14,11 @@ push feed, then starts gunicorn (``console.wsgi``, DEBUG=0) and a Celery worker
 (b) single: M one-alert deliveries posted one after the other; the webhook's response latency
     as the client sees it (connect + request + 202), p50/p95/p99, and the time until all are
     processed;
-(c) baseline: the same N alert rows written by a plain single-row INSERT loop, one INSERT and
+(c) the limits: the same N alert rows COPYed (one transaction per delivery) into a scratch
+    table shaped like alerts_alert, and COPYed into a temp staging table followed by one
+    INSERT ... SELECT ... ON CONFLICT per delivery: what the database itself can write, printed
+    above the end-to-end figure;
+(d) baseline: the same N alert rows written by a plain single-row INSERT loop, one INSERT and
     one commit per alert (psycopg2, autocommit), into a scratch table of the same shape
     (``LIKE alerts_alert INCLUDING ALL``: same columns, indexes, partial unique key).
 
@@ -262,6 +266,55 @@ def run_baseline(url: str, rows: list[tuple]) -> float:
     return seconds
 
 
+BASELINE_COLUMNS = [c.strip() for c in BASELINE_SQL.split("(", 1)[1].split(")", 1)[0].split(",")]
+
+
+def run_write_limits(url: str, rows: list[tuple], batch: int) -> tuple[float, float]:
+    """The database's own write limits for the same rows, one transaction per delivery of ``batch``.
+
+    (i) COPY straight into a scratch table shaped like alerts_alert (its indexes and partial
+    unique key included); (ii) COPY into a temp staging table and one INSERT ... SELECT ...
+    ON CONFLICT into the scratch table, the statement pair the write path runs per delivery.
+    Returns the seconds of each.
+    """
+    import psycopg2
+
+    from alerts.pgcopy import copy_text
+
+    columns = ", ".join(BASELINE_COLUMNS)
+    connection = psycopg2.connect(url)
+    timings = []
+    with connection.cursor() as cursor:
+        for staged in (False, True):
+            cursor.execute("DROP TABLE IF EXISTS bench_alert_limit")
+            cursor.execute("CREATE TABLE bench_alert_limit (LIKE alerts_alert INCLUDING ALL)")
+            cursor.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS bench_alert_staging ON COMMIT DELETE ROWS AS "
+                f"SELECT {columns} FROM alerts_alert WITH NO DATA"
+            )
+            connection.commit()
+            started = time.perf_counter()
+            for index in range(0, len(rows), batch):
+                payload = copy_text(rows[index : index + batch])
+                if not staged:
+                    cursor.copy_expert(f"COPY bench_alert_limit ({columns}) FROM STDIN", payload)
+                else:
+                    cursor.copy_expert(f"COPY bench_alert_staging ({columns}) FROM STDIN", payload)
+                    cursor.execute(
+                        f"INSERT INTO bench_alert_limit AS a ({columns}) SELECT {columns} FROM bench_alert_staging "
+                        "ON CONFLICT (feed_id, fingerprint) WHERE resolved_at IS NULL DO UPDATE SET "
+                        "count = a.count + excluded.count, last_seen = GREATEST(a.last_seen, excluded.last_seen), "
+                        "updated_at = excluded.updated_at RETURNING id, count, fingerprint, attack_id"
+                    )
+                    cursor.fetchall()
+                connection.commit()
+            timings.append(time.perf_counter() - started)
+            cursor.execute("SELECT count(*) FROM bench_alert_limit")
+            assert cursor.fetchone()[0] == len(rows)
+    connection.close()
+    return timings[0], timings[1]
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -295,7 +348,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=2, help="concurrent senders in the batched run")
     parser.add_argument("--web-workers", type=int, default=3, help="gunicorn workers")
     parser.add_argument("--concurrency", type=int, default=2, help="celery worker processes")
-    parser.add_argument("--skip-baseline", action="store_true", help="leave out (c), the INSERT loop")
+    parser.add_argument("--skip-baseline", action="store_true", help="leave out (d), the INSERT loop")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB))
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS))
     parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for a run to be processed")
@@ -416,10 +469,15 @@ def main() -> None:
         for service in services:
             service.stop()
 
-    # (c) baseline, with the web server and worker stopped (it gets the whole machine).
+    # (c) the database's own limits and the baseline, with the web server and worker stopped
+    # (they get the whole machine).
+    rows = baseline_rows(batched, probe.feed_id(batch_slug), customers)
+    print(f"(c) COPY limit and upsert limit, {len(rows):,} rows in transactions of {args.batch} ...", flush=True)
+    copy_s, upsert_s = run_write_limits(args.database_url, rows, args.batch)
+    results.insert(0, Row(f"limit: COPY into alerts_alert's shape ({args.batch}/tx)", len(rows), copy_s))
+    results.insert(1, Row(f"limit: COPY staging + INSERT..ON CONFLICT ({args.batch}/tx)", len(rows), upsert_s))
     if not args.skip_baseline:
-        print(f"(c) single-row INSERT loop, {args.alerts:,} rows, one commit each ...", flush=True)
-        rows = baseline_rows(batched, probe.feed_id(batch_slug), customers)
+        print(f"(d) single-row INSERT loop, {args.alerts:,} rows, one commit each ...", flush=True)
         seconds = run_baseline(args.database_url, rows)
         results.append(Row("baseline: INSERT + commit per alert (psycopg2)", len(rows), seconds))
     probe.close()
