@@ -7,6 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
@@ -102,7 +103,7 @@ def report_progress(request: HttpRequest, pk: int) -> HttpResponse:
     return response
 
 
-def _file(report: Report, kind: str) -> HttpResponse:
+def _file(report: Report, kind: str) -> HttpResponseBase:
     if not report.is_ready:
         raise Http404("This report is not ready")
     if kind == "pdf":
@@ -121,7 +122,7 @@ def _file(report: Report, kind: str) -> HttpResponse:
 
 @login_required
 @require_GET
-def report_download(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
+def report_download(request: HttpRequest, pk: int, kind: str) -> HttpResponseBase:
     return _file(_report(request, pk), kind)
 
 
@@ -203,7 +204,7 @@ def share_view(request: HttpRequest, token: str) -> HttpResponse:
 
 @never_cache
 @require_GET
-def share_download(request: HttpRequest, token: str, kind: str) -> HttpResponse:
+def share_download(request: HttpRequest, token: str, kind: str) -> HttpResponseBase:
     link = services.share_link_open(
         token=token, ip=_client_ip(request), user_agent=request.headers.get("User-Agent", ""), what=kind
     )
