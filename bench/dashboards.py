@@ -278,49 +278,47 @@ def _seed_alerts(n_alerts: int, n_attacks: int, attack_ids: list[int], feeds: li
 def _seed_tickets_and_mitigations(
     customers: list[int], attack_ids: list[int], rng: random.Random, now: datetime
 ) -> None:
-    from django.apps import apps
     from django.contrib.auth import get_user_model
 
+    from mitigations.models import Mitigation
+    from tickets.models import Ticket
+
     engineer = get_user_model().objects.get(username="bench-engineer")
-    if apps.is_installed("tickets"):
-        Ticket = apps.get_model("tickets", "Ticket")
-        statuses = ["new", "investigating", "mitigating", "monitoring", "waiting_on_customer", "resolved", "closed"]
-        Ticket.objects.bulk_create(
-            [
-                Ticket(
-                    number=f"SW-BENCH-{i:05d}",
-                    customer_id=customers[i % len(customers)],
-                    title=f"bench ticket {i}",
-                    status=statuses[i % len(statuses)],
-                    sla_state=["ok", "at_risk", "breached"][i % 3],
-                    created_at=now - timedelta(hours=i % 2000),
-                )
-                for i in range(5000)
-            ],
-            batch_size=1000,
-            ignore_conflicts=True,
-        )
-    if apps.is_installed("mitigations"):
-        Mitigation = apps.get_model("mitigations", "Mitigation")
-        Mitigation.objects.bulk_create(
-            [
-                Mitigation(
-                    customer_id=customers[i % len(customers)],
-                    attack_id=attack_ids[-1 - i % 500],
-                    title=f"bench rule {i}",
-                    kind="ip_access",
-                    value=f"198.51.100.{i % 250}",
-                    action="block",
-                    targets=["export"],
-                    state="active" if i % 2 else "expired",
-                    author=engineer,
-                    applied_at=now - timedelta(minutes=i % 600),
-                    expires_at=now + timedelta(minutes=i % 300),
-                )
-                for i in range(2000)
-            ],
-            batch_size=1000,
-        )
+    statuses = ["new", "investigating", "mitigating", "monitoring", "waiting_on_customer", "resolved", "closed"]
+    Ticket.objects.bulk_create(
+        [
+            Ticket(
+                number=f"SW-BENCH-{i:05d}",
+                customer_id=customers[i % len(customers)],
+                title=f"bench ticket {i}",
+                status=statuses[i % len(statuses)],
+                sla_state=["ok", "at_risk", "breached"][i % 3],
+                created_at=now - timedelta(hours=i % 2000),
+            )
+            for i in range(5000)
+        ],
+        batch_size=1000,
+        ignore_conflicts=True,
+    )
+    Mitigation.objects.bulk_create(
+        [
+            Mitigation(
+                customer_id=customers[i % len(customers)],
+                attack_id=attack_ids[-1 - i % 500],
+                title=f"bench rule {i}",
+                kind="ip_access",
+                value=f"198.51.100.{i % 250}",
+                action="block",
+                targets=["export"],
+                state="active" if i % 2 else "expired",
+                author=engineer,
+                applied_at=now - timedelta(minutes=i % 600),
+                expires_at=now + timedelta(minutes=i % 300),
+            )
+            for i in range(2000)
+        ],
+        batch_size=1000,
+    )
 
 
 def _subjects(customer_slug: str):  # noqa: ANN202

@@ -18,7 +18,7 @@ from console.api.base import ActorMixin
 from console.models import Customer
 from console.reports import services
 from console.reports.models import Report, ShareLink
-from console.reports.selectors import optional_model
+from tickets import selectors as ticket_selectors
 
 
 def _choices_field(choices: type, help_text: str) -> serializers.CharField:
@@ -170,8 +170,7 @@ class ReportViewSet(
                     raise NotFound("no such attack")
                 report = services.report_request(user=user, attack=attack)
             elif v.get("ticket"):
-                model = optional_model("tickets.Ticket")
-                ticket = model.objects.visible_to(user).filter(number=v["ticket"]).first() if model else None
+                ticket = ticket_selectors.ticket_by_number(v["ticket"], user=user)
                 if ticket is None:
                     raise NotFound("no such ticket")
                 report = services.report_request(user=user, ticket=ticket)

@@ -23,6 +23,7 @@ from console.audit import audit_record
 from console.models import Customer
 from console.reports import selectors
 from console.reports.models import Report, ShareAccess, ShareLink, hash_token
+from tickets import selectors as ticket_selectors
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +129,7 @@ def report_figures(report: Report) -> dict[str, Any]:
             raise ReportError(f"attack {params['attack']} no longer exists")
         return selectors.attack_report_data(attack, tz=tz)
     if "ticket" in params:
-        model = selectors.optional_model("tickets.Ticket")
-        ticket = model.objects.filter(number=params["ticket"], customer=report.customer).first() if model else None
+        ticket = ticket_selectors.ticket_by_number(params["ticket"], customer=report.customer)
         if ticket is None:
             raise ReportError(f"ticket {params['ticket']} no longer exists")
         return selectors.ticket_report_data(ticket, tz=tz)
@@ -381,14 +381,12 @@ def report_send(*, report: Report, user: Any, recipients: list[str] | None = Non
 
 def _report_tickets(report: Report) -> list[Any]:
     """The tickets a report is about: its own ticket, or the tickets of its attack."""
-    model = selectors.optional_model("tickets.Ticket")
     params = report.parameters or {}
-    if model is None:
-        return []
     if "ticket" in params:
-        return list(model.objects.filter(number=params["ticket"], customer=report.customer)[:1])
+        ticket = ticket_selectors.ticket_by_number(params["ticket"], customer=report.customer)
+        return [ticket] if ticket else []
     if "attack" in params:
-        return list(model.objects.filter(attacks=params["attack"], customer=report.customer).order_by("created_at")[:5])
+        return ticket_selectors.tickets_for_attacks([params["attack"]], customer=report.customer, limit=5)
     return []
 
 
