@@ -328,8 +328,8 @@ def _subjects(customer_slug: str):  # noqa: ANN202
     from alerts.models import Attack
     from console import roles
     from console.models import Customer
-    from console.reports import services as reports
-    from console.reports.models import Report
+    from reports import services as reports
+    from reports.models import Report
     from tests.factories import UserFactory
     from tickets.models import Ticket
 
@@ -419,8 +419,8 @@ def main() -> int:
     from django.db.models import Count
 
     from alerts.models import Alert, Attack
-    from console import dashboards
-    from console.models import AlertRollup, AttackRollup, RollupWatermark
+    from reports import dashboards
+    from reports.models import AlertRollup, AttackRollup, RollupWatermark
 
     RollupWatermark.objects.all().delete()
     t = time.perf_counter()

@@ -134,7 +134,7 @@ def seed_demo(*, stdout=None) -> dict:  # noqa: ANN001
     customers = seed_customers()
     seed_users(password)
     summary = {"customers": len(customers), "password": password, "generated": generated}
-    for app in ("alerts", "tickets", "traffic", "mitigations", "console.reports"):
+    for app in ("alerts", "tickets", "traffic", "mitigations", "reports"):
         try:
             module = import_module(f"{app}.demo")
         except ModuleNotFoundError as exc:

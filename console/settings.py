@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "tickets",
     "traffic",
     "mitigations",
+    "reports",
 ]
 
 MIDDLEWARE = [

@@ -352,7 +352,7 @@ def test_hostile_corpus_runs_no_script_anywhere(
     else:
         tally.failures.append(f"report {pdf_report.pk} has no PDF: {pdf_report.pdf_error}")
     # The print page the PDF is made from, opened with no CSP at all: escaping alone must hold.
-    from console.reports.services import render_print
+    from reports.services import render_print
 
     print_html = render_print(pdf_report, pdf_report.html)
     page.route(f"{base}/__print__", lambda route: route.fulfill(body=print_html, content_type="text/html"))

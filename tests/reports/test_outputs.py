@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from console.reports import services
+from reports import services
 from tests.reports.conftest import MARKER, SUMMARY
 from tests.reports.pngread import colored_pixels
 

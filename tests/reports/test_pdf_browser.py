@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from console.reports import pdf
+from reports import pdf
 from tests.reports.test_outputs import needs_pdf_tools, pdf_pages, squash
 
 pytestmark = pytest.mark.django_db

@@ -18,11 +18,11 @@ from django.utils import timezone
 from alerts.models import Alert, AlertImport, Attack, Delivery, Feed, Silence
 from console import roles
 from console.models import Asset, AuditEvent, Customer
-from console.reports import services as report_services
-from console.reports.models import Report
 from console.services import api_token_create
 from mitigations import services as mitigation_services
 from mitigations.models import ListItem, MitigationList
+from reports import services as report_services
+from reports.models import Report
 from tests.factories import UserFactory
 from tickets import services as ticket_services
 from traffic.models import TrafficSample

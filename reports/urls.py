@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from console.reports import api, views
+from reports import api, views
 
 router = SimpleRouter()
 router.register("reports", api.ReportViewSet, basename="report-api")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -14,12 +15,13 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from console import roles
-from console.http import client_address
+from console.http import HtmxHttpRequest, client_address
 from console.models import Customer
 from console.permissions import get_visible_or_404
-from console.reports import services
-from console.reports.forms import ReportRequestForm, ShareForm
-from console.reports.models import Report, ShareLink
+from console.selectors import dashboard_overview
+from reports import dashboards, services
+from reports.forms import ReportRequestForm, ShareForm
+from reports.models import Report, ShareLink
 
 
 def require_actor(request: HttpRequest) -> None:
@@ -211,3 +213,39 @@ def share_download(request: HttpRequest, token: str, kind: str) -> HttpResponseB
     if link is None:
         raise Http404("This link is unknown, expired or revoked")
     return _file(link.report, kind)
+
+
+# --------------------------------------------------------------------------- dashboards
+
+
+@login_required
+def dashboard(request: HtmxHttpRequest) -> HttpResponse:
+    """The SOC overview; its cards refresh themselves every 30 s (htmx polls ``?fragment=1``)."""
+    if not roles.is_internal(request.user):
+        customer_id = roles.bound_customer_id(request.user)
+        if customer_id is None:
+            return render(request, "console/no_access.html", status=200)
+        customer = get_visible_or_404(Customer.objects.all(), request.user, pk=customer_id)
+        return render(
+            request, "reports/customer_dashboard.html", dashboards.customer_overview(customer, internal=False)
+        )
+    context = {
+        **dashboard_overview(),
+        **dashboards.soc_overview(),
+        "refresh_seconds": settings.DASHBOARD_REFRESH_SECONDS,
+    }
+    if request.GET.get("fragment") and request.htmx:
+        return render(request, "reports/_soc_overview.html", context)
+    return render(request, "console/dashboard.html", context)
+
+
+@login_required
+def customer_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
+    """One customer's attacks over time, vectors, largest peaks, tickets, mitigations and assets."""
+    # A customer viewer sees their own customer's (scope makes any other a 404), without the staff's parts.
+    customer = get_visible_or_404(Customer.objects.all(), request.user, slug=slug)
+    internal = roles.is_internal(request.user)
+    if not internal and roles.bound_customer_id(request.user) != customer.pk:
+        raise Http404("No such page")
+    overview = dashboards.customer_overview(customer, internal=internal)
+    return render(request, "reports/customer_dashboard.html", overview)

@@ -16,8 +16,8 @@ from alerts.models import Attack
 from console import roles
 from console.api.base import ActorMixin
 from console.models import Customer
-from console.reports import services
-from console.reports.models import Report, ShareLink
+from reports import services
+from reports.models import Report, ShareLink
 from tickets import selectors as ticket_selectors
 
 

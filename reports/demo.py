@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from alerts.models import Attack
 from console.models import Customer
-from console.reports import services
-from console.reports.models import Report
+from reports import services
+from reports.models import Report
 
 
 def seed(stdout=None) -> dict:  # noqa: ANN001

@@ -21,11 +21,11 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from alerts.models import Alert, Attack, Feed
-from console import charts
-from console.models import AlertRollup, Asset, AttackRollup, Customer, RollupWatermark
-from console.reports.models import Report
-from console.reports.text import si, vector_title
+from console.models import Asset, Customer
 from mitigations import selectors as mitigation_selectors
+from reports import charts
+from reports.models import AlertRollup, AttackRollup, Report, RollupWatermark
+from reports.text import si, vector_title
 from tickets import selectors as ticket_selectors
 
 # Rows whose change committed late (a long transaction) are still caught: each run

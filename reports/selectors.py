@@ -19,10 +19,9 @@ from django.db.models import Count, Max, Min, Q, Sum
 from django.utils import timezone
 
 from alerts.models import Alert, Attack
-from console import charts
 from console.models import Asset, Customer
-from console.reports import text
 from mitigations import selectors as mitigation_selectors
+from reports import charts, text
 from tickets import selectors as ticket_selectors
 from traffic import selectors as traffic_selectors
 

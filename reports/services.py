@@ -21,8 +21,8 @@ from django.utils.safestring import mark_safe
 from alerts.models import Attack
 from console.audit import audit_record
 from console.models import Customer
-from console.reports import selectors
-from console.reports.models import Report, ShareAccess, ShareLink, hash_token
+from reports import selectors
+from reports.models import Report, ShareAccess, ShareLink, hash_token
 from tickets import selectors as ticket_selectors
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def report_request(
 
 
 def report_enqueue(*, report: Report, send: bool = False) -> None:
-    from console.tasks import REPORTS_QUEUE, generate_report
+    from reports.tasks import REPORTS_QUEUE, generate_report
 
     transaction.on_commit(lambda: generate_report.apply_async((report.pk, send), queue=REPORTS_QUEUE))
 
@@ -168,7 +168,7 @@ def report_generate(*, report_id: int, pdf: bool | None = None, send: bool = Fal
         _progress(report, 55)
         report.pdf_error = ""
         if pdf if pdf is not None else settings.REPORT_PDF:
-            from console.reports.pdf import PdfError, render_pdf
+            from reports.pdf import PdfError, render_pdf
 
             try:
                 content = render_pdf(render_print(report, body))
