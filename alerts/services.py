@@ -148,7 +148,7 @@ def feed_rate_check(feed: Feed) -> None:
     except ValueError:
         cache.set(key, 1, 70)
         return
-    except Exception:  # noqa: BLE001 - cache (Redis) down
+    except Exception:  # cache (Redis) down
         # The limit protects the console from a runaway sender; refusing every delivery
         # while Redis is down would lose alerts instead. Accept, and say so in the log.
         logger.warning("rate limit of feed %s not checked: cache unavailable", feed.slug)
@@ -299,7 +299,7 @@ def _enqueue_processing(delivery_id: int) -> bool:
 
     try:
         process_delivery.delay(delivery_id)
-    except Exception:  # noqa: BLE001 - broker down: the sweeper re-enqueues pending deliveries
+    except Exception:  # broker down: the sweeper re-enqueues pending deliveries
         logger.warning("broker unavailable; delivery %s stays pending for the sweeper", delivery_id)
         return False
     return True
@@ -347,7 +347,7 @@ def delivery_process(*, delivery_id: int) -> Delivery | None:
         with contextlib.suppress(DatabaseError):  # the database may be the thing that is down
             Delivery.objects.filter(pk=delivery_id, attempts=attempt).update(attempts=F("attempts") - 1)
         raise
-    except Exception as exc:  # noqa: BLE001 - a crash must count towards the dead letter, not loop
+    except Exception as exc:  # a crash must count towards the dead letter, not loop
         logger.exception("processing delivery %s failed (attempt %s)", delivery_id, attempt)
         return _delivery_attempt_failed(delivery_id, attempt, f"{type(exc).__name__}: {str(exc)[:2000]}")
 
@@ -939,7 +939,7 @@ def _matching_silence(
     return next((s for s in silences if s.matches(values)), None)
 
 
-def _resolve_ended(feed: Feed, delivery: Delivery | None, resolved: list[ParsedAlert], mapped, now) -> int:  # noqa: ANN001
+def _resolve_ended(feed: Feed, delivery: Delivery | None, resolved: list[ParsedAlert], mapped, now) -> int:
     """END / resolved events close the open alert; an END never seen open is kept as resolved."""
     count = 0
     for alert in resolved:
@@ -1073,7 +1073,7 @@ def attack_schedule_summary(*, attack_id: int, delay: int = 15) -> None:
     try:
         if cache.add(key, 1, delay):
             summarize_attack.apply_async((attack_id,), countdown=delay)
-    except Exception:  # noqa: BLE001 - Redis down: the next delivery of the attack schedules it
+    except Exception:  # Redis down: the next delivery of the attack schedules it
         logger.warning("summary of attack %s not scheduled: cache or broker unavailable", attack_id)
         with contextlib.suppress(Exception):
             cache.delete(key)  # not left claimed by a summary that was never queued
@@ -1170,7 +1170,7 @@ def _attack_summarize_locked(attack: Attack, now: datetime) -> Attack:
     return attack
 
 
-def _top_sources(alerts) -> list[dict[str, Any]]:  # noqa: ANN001
+def _top_sources(alerts) -> list[dict[str, Any]]:
     counter: dict[str, int] = defaultdict(int)
     for ips in alerts.values_list("source_ips", flat=True)[:2000]:
         for ip in ips or []:
@@ -1235,7 +1235,7 @@ def alerts_auto_resolve(*, now: datetime | None = None) -> int:
 # --------------------------------------------------------------------------- triage
 
 
-def _transition(alerts: Iterable[Alert], status: str, action: str, user, **changes: Any) -> int:  # noqa: ANN001
+def _transition(alerts: Iterable[Alert], status: str, action: str, user, **changes: Any) -> int:
     done = 0
     now = timezone.now()
     for alert in alerts:
@@ -1256,7 +1256,7 @@ def _transition(alerts: Iterable[Alert], status: str, action: str, user, **chang
     return done
 
 
-def alerts_acknowledge(*, alerts: Iterable[Alert], user) -> int:  # noqa: ANN001
+def alerts_acknowledge(*, alerts: Iterable[Alert], user) -> int:
     """The engineer has seen these alerts and is on them."""
     return _transition(
         [a for a in alerts if a.status == Alert.Status.NEW],
@@ -1268,7 +1268,7 @@ def alerts_acknowledge(*, alerts: Iterable[Alert], user) -> int:  # noqa: ANN001
     )
 
 
-def alerts_assign(*, alerts: Iterable[Alert], assignee, user) -> int:  # noqa: ANN001
+def alerts_assign(*, alerts: Iterable[Alert], assignee, user) -> int:
     done = 0
     for alert in alerts:
         before = snapshot(alert, ["assignee_id"])
@@ -1281,7 +1281,7 @@ def alerts_assign(*, alerts: Iterable[Alert], assignee, user) -> int:  # noqa: A
     return done
 
 
-def alerts_resolve(*, alerts: Iterable[Alert], outcome: str, user) -> int:  # noqa: ANN001
+def alerts_resolve(*, alerts: Iterable[Alert], outcome: str, user) -> int:
     if outcome not in Alert.Outcome.values:
         raise ValueError(f"unknown outcome {outcome!r}")
     attack_ids = {a.attack_id for a in alerts if a.attack_id}
@@ -1293,7 +1293,7 @@ def alerts_resolve(*, alerts: Iterable[Alert], outcome: str, user) -> int:  # no
     return done
 
 
-def alerts_mark_escalated(*, alerts: Iterable[Alert], user) -> int:  # noqa: ANN001
+def alerts_mark_escalated(*, alerts: Iterable[Alert], user) -> int:
     """Called by the tickets app when alerts are handed to a ticket."""
     return _transition(alerts, Alert.Status.ESCALATED, "alert.escalate", user)
 
@@ -1380,7 +1380,7 @@ def silence_preview(*, matchers: list[dict[str, Any]], limit: int = 50) -> tuple
     return len(matched), matched[:limit]
 
 
-def silence_create(*, matchers, starts_at, ends_at, comment: str, user) -> Silence:  # noqa: ANN001
+def silence_create(*, matchers, starts_at, ends_at, comment: str, user) -> Silence:
     """Save a silence and take the open alerts it matches out of the queue."""
     if not comment.strip():
         raise ValueError("a silence needs a comment saying why")
@@ -1399,7 +1399,7 @@ def silence_create(*, matchers, starts_at, ends_at, comment: str, user) -> Silen
     return silence
 
 
-def silence_expire(*, silence: Silence, user) -> Silence:  # noqa: ANN001
+def silence_expire(*, silence: Silence, user) -> Silence:
     before = snapshot(silence, ["expired_by_hand_at"])
     silence.expired_by_hand_at = timezone.now()
     silence.save(update_fields=["expired_by_hand_at"])

@@ -50,7 +50,7 @@ def ensure_database(url: str, reset: bool) -> None:
     admin.close()
 
 
-def copy_rows(model, columns: list[str], rows) -> int:  # noqa: ANN001
+def copy_rows(model, columns: list[str], rows) -> int:
     """COPY rows (iterables of values in ``columns`` order) into the model's table, in chunks."""
     from django.db import connection
 
@@ -78,7 +78,7 @@ def copy_rows(model, columns: list[str], rows) -> int:  # noqa: ANN001
     return total
 
 
-def field_defaults(model, given: set[str]) -> dict[str, object]:  # noqa: ANN001
+def field_defaults(model, given: set[str]) -> dict[str, object]:
     """Values for NOT NULL columns the seed does not set itself (fields other engineers may add)."""
     from django.db.models import NOT_PROVIDED
 
@@ -321,7 +321,7 @@ def _seed_tickets_and_mitigations(
     )
 
 
-def _subjects(customer_slug: str):  # noqa: ANN202
+def _subjects(customer_slug: str):
     """The attack, ticket and customer-viewer report the per-object pages are timed on (made once, kept)."""
     from django.db.models import Count
 
@@ -374,7 +374,7 @@ def _subjects(customer_slug: str):  # noqa: ANN202
     return attack, ticket, viewer, reports_of.order_by("-id").first()
 
 
-def timed(client, path: str, n: int, **headers) -> tuple[list[float], list[float]]:  # noqa: ANN001
+def timed(client, path: str, n: int, **headers) -> tuple[list[float], list[float]]:
     """Wall milliseconds per request, and the web process's own CPU milliseconds (what a shared,
     busy machine inflates least; PostgreSQL's share is in the wall time only)."""
     for _ in range(2):

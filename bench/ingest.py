@@ -44,7 +44,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import (  # noqa: E402 - after the path that makes bench importable as a script
+from bench.harness import (  # after the path that makes bench importable as a script
     REPO,
     Probe,
     Service,

@@ -128,7 +128,7 @@ def seed_users(password: str) -> None:
         )
 
 
-def seed_demo(*, stdout=None) -> dict:  # noqa: ANN001
+def seed_demo(*, stdout=None) -> dict:
     """Customers, users in every role, then whatever each domain app adds (feeds, alerts...)."""
     password, generated = demo_password()
     customers = seed_customers()

@@ -216,10 +216,10 @@ class TwoFactorEnrolment(models.Model):
 
 
 class AuditEventQuerySet(CustomerScopedQuerySet):
-    def update(self, **kwargs):  # noqa: ANN201
+    def update(self, **kwargs):
         raise PermissionError("the audit log is append-only")
 
-    def delete(self):  # noqa: ANN201
+    def delete(self):
         raise PermissionError("the audit log is append-only")
 
 
@@ -267,7 +267,7 @@ class AuditEvent(models.Model):
             raise PermissionError("the audit log is append-only")
         super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):  # noqa: ANN201
+    def delete(self, *args, **kwargs):
         raise PermissionError("the audit log is append-only")
 
 

@@ -30,7 +30,7 @@ def htmx_partial(request: HttpRequest) -> bool:
     return bool(request.htmx) and not request.htmx.history_restore_request
 
 
-def paginate(request: HttpRequest, queryset, per_page: int = 50):  # noqa: ANN001, ANN201
+def paginate(request: HttpRequest, queryset, per_page: int = 50):
     return Paginator(queryset, per_page).get_page(request.GET.get("page"))
 
 

@@ -1231,7 +1231,7 @@ def _notify_approvers(mitigation: Mitigation, level: str) -> None:
                 ticket_tasks.post_webhook.delay(
                     url, {"text": text, "mitigation": mitigation.pk, "blast_radius": level, "url": link}
                 )
-        except Exception:  # noqa: BLE001 - a notification never blocks the proposal
+        except Exception:  # a notification never blocks the proposal
             log.warning("could not enqueue approval notifications for %s", mitigation.name, exc_info=True)
 
     transaction.on_commit(enqueue, robust=True)

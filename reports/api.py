@@ -136,13 +136,13 @@ class ReportViewSet(
     filterset_fields = ["kind", "status", "schedule"]
     ordering_fields = ["created_at", "generated_at"]
 
-    def get_queryset(self):  # noqa: ANN201
+    def get_queryset(self):
         qs = Report.objects.visible_to(self.request.user).select_related("customer").order_by("-created_at", "-id")
         if self.action == "retrieve":
             qs = qs.prefetch_related("share_links")
         return qs
 
-    def get_serializer_class(self):  # noqa: ANN201
+    def get_serializer_class(self):
         if self.action == "create":
             return ReportCreateSerializer
         if self.action == "share":

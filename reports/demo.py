@@ -8,7 +8,7 @@ from reports import services
 from reports.models import Report
 
 
-def seed(stdout=None) -> dict:  # noqa: ANN001
+def seed(stdout=None) -> dict:
     bank = Customer.objects.filter(slug="first-harbor-bank").first()
     if bank is None:
         return {"reports": 0}

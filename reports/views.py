@@ -88,7 +88,11 @@ def report_new(request: HttpRequest) -> HttpResponse:
 @login_required
 def report_detail(request: HttpRequest, pk: int) -> HttpResponse:
     report = _report(request, pk)
-    context = {"report": report, "body": mark_safe(report.html), "share_form": ShareForm()}  # noqa: S308 - rendered escaped by our template
+    context = {
+        "report": report,
+        "body": mark_safe(report.html),
+        "share_form": ShareForm(),
+    }  # rendered escaped by our template
     if roles.can_act(request.user):
         context["share_links"] = list(report.share_links.select_related("created_by").order_by("-created_at")[:20])
     return render(request, "reports/report_detail.html", context)
@@ -143,7 +147,7 @@ def report_share(request: HttpRequest, pk: int) -> HttpResponse:
     share_url = request.build_absolute_uri(f"/share/{token}/")
     context = {
         "report": report,
-        "body": mark_safe(report.html),  # noqa: S308
+        "body": mark_safe(report.html),
         "share_form": ShareForm(),
         "share_links": list(report.share_links.select_related("created_by").order_by("-created_at")[:20]),
         "new_share_url": share_url,
@@ -197,7 +201,7 @@ def share_view(request: HttpRequest, token: str) -> HttpResponse:
     response = render(
         request,
         "reports/share.html",
-        {"report": report, "body": mark_safe(report.html), "link": link, "token": token},  # noqa: S308
+        {"report": report, "body": mark_safe(report.html), "link": link, "token": token},
     )
     response["X-Robots-Tag"] = "noindex, nofollow"
     response["Referrer-Policy"] = "no-referrer"

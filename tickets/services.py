@@ -752,7 +752,7 @@ def ticket_send_customer_message(
     try:
         message.send()
         status = TimelineEntry.Delivery.SENT
-    except Exception as exc:  # noqa: BLE001 - any transport failure is recorded on the ticket
+    except Exception as exc:  # any transport failure is recorded on the ticket
         status = TimelineEntry.Delivery.FAILED
         error = str(exc)[:500]
         logger.warning("customer message for %s failed: %s", ticket.number, exc)

@@ -39,7 +39,7 @@ def _ticket(request: HttpRequest, number: str) -> Ticket:
     return get_visible_or_404(Ticket.objects.select_related("customer", "assignee"), request.user, number=number)
 
 
-def _acting_users():  # noqa: ANN202
+def _acting_users():
     return get_user_model().objects.filter(groups__name__in=roles.ACTING_ROLES).distinct().order_by("username")
 
 
@@ -168,7 +168,7 @@ def ticket_escalate(request: HttpRequest) -> HttpResponse:
     return redirect(ticket)
 
 
-def _act(request: HttpRequest, number: str, fn, success: str) -> HttpResponse:  # noqa: ANN001
+def _act(request: HttpRequest, number: str, fn, success: str) -> HttpResponse:
     _require_actor(request)
     ticket = _ticket(request, number)
     try:

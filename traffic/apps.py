@@ -1,7 +1,7 @@
 from django.apps import AppConfig
 
 
-def _warm_geo(**_kwargs) -> None:  # noqa: ANN003
+def _warm_geo(**_kwargs) -> None:
     """Load the GeoIP data (≈ 1 s) when a Celery worker process starts, not on its first upload."""
     import threading
 

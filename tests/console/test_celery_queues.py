@@ -67,17 +67,17 @@ def test_runconsole_worker_consumes_every_queue(monkeypatch, settings, tmp_path)
         pass
 
     class Child:
-        def __init__(self, argv, **kwargs) -> None:  # noqa: ANN001, ANN003
+        def __init__(self, argv, **kwargs) -> None:
             started.append(argv)
             self.pid, self.returncode = 0, 0
 
         def poll(self) -> int:
             raise Stopped  # end the supervision loop at its first look
 
-        def send_signal(self, sig) -> None:  # noqa: ANN001
+        def send_signal(self, sig) -> None:
             pass
 
-        def wait(self, timeout=None) -> int:  # noqa: ANN001
+        def wait(self, timeout=None) -> int:
             return 0
 
     settings.CELERY_BEAT_SCHEDULE_FILENAME = str(tmp_path / "celerybeat-schedule")  # it clears stale ones

@@ -135,7 +135,7 @@ def test_database_gone_between_the_target_write_and_the_ledger_write(approved, t
     mitigation = approved()
     real_filter = ledger.Step.objects.filter
 
-    def filter_failing_on_done(*args: Any, **kwargs: Any):  # noqa: ANN202
+    def filter_failing_on_done(*args: Any, **kwargs: Any):
         qs = real_filter(*args, **kwargs)
 
         class Failing:

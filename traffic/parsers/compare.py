@@ -461,7 +461,7 @@ def _pick(mask: np.ndarray, sel: np.ndarray | None) -> np.ndarray:
     return mask if sel is None else mask[sel]
 
 
-def _P(expr: str, ma: np.ndarray, mb: np.ndarray, sa: np.ndarray | None, sb: np.ndarray | None) -> _Pred:  # noqa: N802
+def _P(expr: str, ma: np.ndarray, mb: np.ndarray, sa: np.ndarray | None, sb: np.ndarray | None) -> _Pred:
     return _Pred(expr, _pick(ma, sa), _pick(mb, sb), ma, mb)
 
 

@@ -384,7 +384,7 @@ def _decode(
     )
 
 
-def _flow_key(src4, dst4, src6, dst6, ports) -> np.ndarray:  # noqa: ANN001
+def _flow_key(src4, dst4, src6, dst6, ports) -> np.ndarray:
     # One uint64 per direction of a connection (a hash: l7 also checks sequence numbers).
     z = (src4.astype(np.uint64) << np.uint64(32)) | dst4.astype(np.uint64)
     for col in (src6[:, 0], src6[:, 1], dst6[:, 0], dst6[:, 1], ports):
