@@ -14,7 +14,7 @@ from console.celery import ANALYSIS, CRITICAL, QUEUES, REPORTS, ROUTES, app
 from tests.shared import REPO
 
 app.loader.import_default_modules()
-OURS = ("alerts.", "tickets.", "mitigations.", "traffic.", "console.")
+OURS = ("alerts.", "tickets.", "mitigations.", "traffic.", "console.", "reports.")
 TASKS = sorted(n for n in app.tasks if n.startswith(OURS))
 
 
