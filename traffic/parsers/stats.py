@@ -37,6 +37,7 @@ __all__ = ["CaptureStatistics", "CONV_CAP"]
 
 CONV_CAP = 200_000  # conversations per table (about 70 bytes each: ≈ 14 MB per full table)
 TOP = 100  # rows of each table kept in the stored summary
+_FILTER_BITS = 22  # 4 MB bitmap for a full table: ≈ 5 % of misses go on to the binary search
 
 _KINDS = ("ip4", "ip6", "l4v4", "l4v6")
 # Link-layer classes for the protocol hierarchy (tshark's names for the common ones).
@@ -65,8 +66,8 @@ def _mix64(x: np.ndarray) -> np.ndarray:
 
 
 class _Conversations:
-    """One bounded conversation table: key → canonical endpoints, A→B and B→A packets/bytes,
-    first and last packet time (file order, as Wireshark's "Rel Start" and "Duration")."""
+    """One bounded table of 5-tuple conversations: key → canonical endpoints (``rep``),
+    A→B and B→A packets/bytes, first and last packet time ("Rel Start" and "Duration")."""
 
     def __init__(self, width: int, cap: int) -> None:
         self.width, self.cap = width, cap
@@ -78,26 +79,66 @@ class _Conversations:
         self.other = np.zeros(4, np.int64)
         self.full = False  # a conversation was refused: some packets are in "other"
         self.exact = True  # False once merged with a side that was full
+        self._filter: np.ndarray | None = None  # see _add_full; rebuilt whenever keys change
 
     def add(self, keys: np.ndarray, rep: np.ndarray, ab: np.ndarray, nbytes: np.ndarray, ts: np.ndarray) -> None:
         if keys.size == 0:
             return
-        order = np.argsort(keys, kind="stable")  # stable: a group's first/last index is file order
+        if self.keys.size >= self.cap:
+            self._add_full(keys, ab, nbytes, ts)
+            return
+        order = np.argsort(keys)
         ks = keys[order]
         start = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
-        end = np.r_[start[1:], ks.size]
-        abo = ab[order]
+        abo = ab[order].astype(np.int64)
         bo = nbytes[order].astype(np.int64)
-        pab = np.add.reduceat(abo.astype(np.int64), start)
-        bab = np.add.reduceat(np.where(abo, bo, 0), start)
-        cols = np.stack([pab, bab, (end - start) - pab, np.add.reduceat(bo, start) - bab], axis=1)
-        self._merge(ks[start], rep[order[start]], cols, ts[order[start]], ts[order[end - 1]])
+        tso = ts[order]
+        pab = np.add.reduceat(abo, start)
+        bab = np.add.reduceat(bo * abo, start)
+        n = np.diff(np.r_[start, ks.size])
+        cols = np.stack([pab, bab, n - pab, np.add.reduceat(bo, start) - bab], axis=1)
+        first, last = np.minimum.reduceat(tso, start), np.maximum.reduceat(tso, start)
+        self._merge(ks[start], rep, order[start], cols, first, last)
 
-    def _merge(self, k: np.ndarray, rep: np.ndarray, cols: np.ndarray, first: np.ndarray, last: np.ndarray) -> None:
-        """Adds sorted unique rows; new keys enter while there is room, the rest go to "other"."""
-        if self.keys.size:
+    def _add_full(self, keys: np.ndarray, ab: np.ndarray, nbytes: np.ndarray, ts: np.ndarray) -> None:
+        """A full table (a spoofed flood: every packet a new conversation): no sort, the
+        packets of listed conversations are added where they stand, the rest are "other"."""
+        size = self.keys.size
+        if self._filter is None:
+            # A bitmap of the listed keys' top bits: most packets of a flood miss it, and one
+            # gather is far cheaper than a binary search of the table per packet.
+            self._filter = np.zeros(1 << _FILTER_BITS, bool)
+            self._filter[self.keys >> np.uint64(64 - _FILTER_BITS)] = True
+        cand = np.flatnonzero(self._filter[keys >> np.uint64(64 - _FILTER_BITS)])
+        hit = np.zeros(keys.size, bool)
+        pos = np.zeros(keys.size, np.intp)
+        if cand.size:
+            p = np.minimum(np.searchsorted(self.keys, keys[cand]), size - 1)
+            pos[cand] = p
+            hit[cand] = self.keys[p] == keys[cand]
+        nb = nbytes.astype(np.int64)
+        miss = ~hit
+        if miss.any():
+            self.full = True
+            ab_m, nb_m = ab[miss], nb[miss]
+            p_ab, b_ab = int(np.count_nonzero(ab_m)), int(nb_m[ab_m].sum())
+            self.other += np.array([p_ab, b_ab, ab_m.size - p_ab, int(nb_m.sum()) - b_ab], np.int64)
+        if hit.any():
+            at, ab_h, nb_h = pos[hit], ab[hit].astype(np.int64), nb[hit]
+            vals = np.stack([ab_h, nb_h * ab_h, 1 - ab_h, nb_h * (1 - ab_h)], axis=1)
+            np.add.at(self.cols, at, vals)
+            np.minimum.at(self.first, at, ts[hit])
+            np.maximum.at(self.last, at, ts[hit])
+
+    def _merge(
+        self, k: np.ndarray, rep: np.ndarray, rep_at: np.ndarray, cols: np.ndarray, first: np.ndarray, last: np.ndarray
+    ) -> None:
+        """Adds sorted unique rows (``rep[rep_at]`` their endpoints); new keys enter while
+        there is room, the rest count in "other"."""
+        size = self.keys.size
+        if size:
             pos = np.searchsorted(self.keys, k)
-            hit = pos < self.keys.size
+            hit = pos < size
             hit[hit] = self.keys[pos[hit]] == k[hit]
             at = pos[hit]
             self.cols[at] += cols[hit]
@@ -105,56 +146,78 @@ class _Conversations:
             self.last[at] = np.maximum(self.last[at], last[hit])
             new = np.flatnonzero(~hit)
         else:
+            pos = np.zeros(k.size, np.intp)
             new = np.arange(k.size)
         if new.size == 0:
             return
-        room = self.cap - self.keys.size
+        room = self.cap - size
         if new.size > room:
             # The heaviest newcomers (by packets) take the room left; the rest are "other".
-            weight = cols[new, 0] + cols[new, 2]
-            keep = np.sort(new[np.argsort(-weight, kind="stable")[: max(room, 0)]])
-            refused = np.setdiff1d(new, keep, assume_unique=True)
-            self.other += cols[refused].sum(axis=0)
             self.full = True
-            new = keep
-        if new.size == 0:
-            return
-        keys = np.concatenate([self.keys, k[new]])
-        order = np.argsort(keys, kind="stable")
-        self.keys = keys[order]
-        self.rep = np.concatenate([self.rep, rep[new]])[order]
-        self.cols = np.concatenate([self.cols, cols[new]])[order]
-        self.first = np.concatenate([self.first, first[new]])[order]
-        self.last = np.concatenate([self.last, last[new]])[order]
+            if room <= 0:
+                self.other += cols[new].sum(axis=0)
+                return
+            weight = cols[new, 0] + cols[new, 2]
+            keep = np.zeros(new.size, bool)
+            keep[np.argpartition(-weight, room - 1)[:room]] = True
+            self.other += cols[new[~keep]].sum(axis=0)
+            new = new[keep]
+        self._filter = None
+        # Both sides sorted and unique: new key j lands at pos + j in the result.
+        total = size + new.size
+        dest = pos[new] + np.arange(new.size)
+        old = np.ones(total, bool)
+        old[dest] = False
+
+        def spread(col: np.ndarray, vals: np.ndarray) -> np.ndarray:
+            out = np.empty((total, *col.shape[1:]), col.dtype)
+            out[old] = col
+            out[dest] = vals
+            return out
+
+        self.keys = spread(self.keys, k[new])
+        self.rep = spread(self.rep, rep[rep_at[new]])
+        self.cols = spread(self.cols, cols[new])
+        self.first = spread(self.first, first[new])
+        self.last = spread(self.last, last[new])
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_filter": None}  # rebuilt on demand: no 4 MB through the pipe
 
     def merge(self, other: _Conversations) -> None:
         if self.full or other.full:
             self.exact = False
         self.exact = self.exact and other.exact
+        self.full = self.full or other.full
         self.other += other.other
-        self._merge(other.keys, other.rep, other.cols, other.first, other.last)
+        self._merge(other.keys, other.rep, np.arange(other.keys.size), other.cols, other.first, other.last)
 
     @property
     def count(self) -> int:
         return int(self.keys.size)
 
 
+_NO_PORTS = np.uint64(1 << 40)  # in a row's ports word: a packet without ports (ICMP, GRE, a fragment)
+
+
 class CaptureStatistics:
-    """The conversation tables and the per-packet counters the summary does not keep."""
+    """The conversation tables and the per-packet counters the summary does not keep.
+
+    One table per IP version keyed on (addresses, protocol, ports); packets without ports
+    have a row of their own per (addresses, protocol). The IP conversations are those rows
+    added up per address pair (``result``): one sort per batch serves both views.
+    """
 
     def __init__(self, cap: int = CONV_CAP) -> None:
         self.conv = {
-            "ip4": _Conversations(1, cap),  # rep: (a << 32 | b)
-            "ip6": _Conversations(4, cap),  # rep: a.hi, a.lo, b.hi, b.lo
-            "l4v4": _Conversations(2, cap),  # rep: (a << 32 | b), (proto << 32 | pa << 16 | pb)
-            "l4v6": _Conversations(5, cap),
+            "v4": _Conversations(2, cap),  # rep: (a << 32 | b), ports word
+            "v6": _Conversations(5, cap),  # rep: a.hi, a.lo, b.hi, b.lo, ports word
         }
         n = len(_LINK_NAMES) * 3 * _NPROTO
         self.layers = np.zeros((2, n), np.int64)  # packets, bytes per (link, IP version, protocol)
         self.truncated = 0
         self.truncated_bytes_lost = 0
         self.zero_window = 0
-        self.links: set[int] = set()
 
     # ------------------------------------------------------------------ feeding
 
@@ -173,7 +236,9 @@ class CaptureStatistics:
             # tshark's tcp.analysis.zero_window: window 0 on a segment that is not SYN, FIN or RST.
             self.zero_window += int(np.count_nonzero((b.tcp_window == 0) & (f >= 0) & ((f & 0x07) == 0)))
         is4 = b.ip_version == 4
-        if is4.any():
+        if is4.all():
+            self._v4(b, slice(None))
+        elif is4.any():
             self._v4(b, np.flatnonzero(is4))
         is6 = b.ip_version == 6
         if is6.any():
@@ -181,11 +246,12 @@ class CaptureStatistics:
 
     def _layers(self, b: PacketBatch) -> None:
         lt = b.linktype
-        lk = np.full(lt.size, 4, np.int64)  # raw IP unless named
-        for code, (_name, idx) in _LINK_CLASS.items():
-            lk[lt == code] = idx
-        for code in np.unique(lt).tolist():
-            self.links.add(int(code))
+        if lt.size and lt[0] == lt[-1] and (lt == lt[0]).all():
+            lk = _LINK_CLASS.get(int(lt[0]), ("raw", 4))[1]
+        else:
+            lk = np.full(lt.size, 4, np.int64)  # raw IP unless named
+            for code, (_name, idx) in _LINK_CLASS.items():
+                lk[lt == code] = idx
         vk = np.where(b.ip_version == 4, 1, np.where(b.ip_version == 6, 2, 0))
         pk = np.clip(b.proto.astype(np.int64) + 1, 0, _NPROTO - 1)
         key = (lk * 3 + vk) * _NPROTO + pk
@@ -193,48 +259,34 @@ class CaptureStatistics:
         self.layers[0] += np.bincount(key, minlength=size)
         self.layers[1] += np.bincount(key, weights=b.wirelen, minlength=size).astype(np.int64)
 
-    def _v4(self, b: PacketBatch, i: np.ndarray) -> None:
-        s, d = b.src4[i].astype(np.uint64), b.dst4[i].astype(np.uint64)
-        wl, ts = b.wirelen[i], b.ts[i]
-        ab = s <= d
-        lo, hi = np.where(ab, s, d), np.where(ab, d, s)
-        pair = (lo << np.uint64(32)) | hi
-        self.conv["ip4"].add(pair, pair[:, None], ab, wl, ts)
+    @staticmethod
+    def _ports(b: PacketBatch, i: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         sp, dp, proto = b.sport[i], b.dport[i], b.proto[i]
-        m = (sp >= 0) & ((proto == 6) | (proto == 17))
-        if not m.any():
-            return
-        s, d, sp, dp = s[m], d[m], sp[m].astype(np.uint64), dp[m].astype(np.uint64)
+        has = (sp >= 0) & ((proto == 6) | (proto == 17))
+        high = (proto.astype(np.uint64) & np.uint64(0xFF)) << np.uint64(32)
+        high = np.where(has, high, high | _NO_PORTS)
+        return np.where(has, sp, 0).astype(np.uint64), np.where(has, dp, 0).astype(np.uint64), high
+
+    def _v4(self, b: PacketBatch, i: np.ndarray | slice) -> None:
+        s, d = b.src4[i].astype(np.uint64), b.dst4[i].astype(np.uint64)
+        sp, dp, high = self._ports(b, i)
         ab = (s < d) | ((s == d) & (sp <= dp))
-        lo, hi = np.where(ab, s, d), np.where(ab, d, s)
-        plo, phi = np.where(ab, sp, dp), np.where(ab, dp, sp)
-        pair = (lo << np.uint64(32)) | hi
-        ports = (proto[m].astype(np.uint64) << np.uint64(32)) | (plo << np.uint64(16)) | phi
+        pair = np.where(ab, (s << np.uint64(32)) | d, (d << np.uint64(32)) | s)
+        ports = high | np.where(ab, (sp << np.uint64(16)) | dp, (dp << np.uint64(16)) | sp)
         key = _mix64(_mix64(pair) ^ ports)
-        self.conv["l4v4"].add(key, np.stack([pair, ports], axis=1), ab, wl[m], ts[m])
+        self.conv["v4"].add(key, np.stack([pair, ports], axis=1), ab, b.wirelen[i], b.ts[i])
 
     def _v6(self, b: PacketBatch, i: np.ndarray) -> None:
         s, d = b.src6[i], b.dst6[i]
-        wl, ts = b.wirelen[i], b.ts[i]
-        ab = (s[:, 0] < d[:, 0]) | ((s[:, 0] == d[:, 0]) & (s[:, 1] <= d[:, 1]))
-        lo, hi = np.where(ab[:, None], s, d), np.where(ab[:, None], d, s)
-        rep = np.concatenate([lo, hi], axis=1)
-        key = _mix64(_mix64(_mix64(_mix64(rep[:, 0]) ^ rep[:, 1]) ^ rep[:, 2]) ^ rep[:, 3])
-        self.conv["ip6"].add(key, rep, ab, wl, ts)
-        sp, dp, proto = b.sport[i], b.dport[i], b.proto[i]
-        m = (sp >= 0) & ((proto == 6) | (proto == 17))
-        if not m.any():
-            return
-        s, d, sp, dp = s[m], d[m], sp[m].astype(np.uint64), dp[m].astype(np.uint64)
+        sp, dp, high = self._ports(b, i)
         same = (s[:, 0] == d[:, 0]) & (s[:, 1] == d[:, 1])
         less = (s[:, 0] < d[:, 0]) | ((s[:, 0] == d[:, 0]) & (s[:, 1] < d[:, 1]))
         ab = less | (same & (sp <= dp))
         lo, hi = np.where(ab[:, None], s, d), np.where(ab[:, None], d, s)
-        plo, phi = np.where(ab, sp, dp), np.where(ab, dp, sp)
-        ports = (proto[m].astype(np.uint64) << np.uint64(32)) | (plo << np.uint64(16)) | phi
+        ports = high | np.where(ab, (sp << np.uint64(16)) | dp, (dp << np.uint64(16)) | sp)
         rep = np.concatenate([lo, hi, ports[:, None]], axis=1)
         key = _mix64(_mix64(_mix64(_mix64(_mix64(rep[:, 0]) ^ rep[:, 1]) ^ rep[:, 2]) ^ rep[:, 3]) ^ ports)
-        self.conv["l4v6"].add(key, rep, ab, wl[m], ts[m])
+        self.conv["v6"].add(key, rep, ab, b.wirelen[i], b.ts[i])
 
     def merge(self, other: CaptureStatistics) -> None:
         """Adds another part of the same capture (in file order after this one)."""
@@ -244,21 +296,19 @@ class CaptureStatistics:
         self.truncated += other.truncated
         self.truncated_bytes_lost += other.truncated_bytes_lost
         self.zero_window += other.zero_window
-        self.links |= other.links
 
     # ------------------------------------------------------------------ result
 
     def result(self, summarizer: Any, start: float | None, top: int = TOP) -> dict:  # noqa: ANN401 - PcapSummarizer
         """The stored ``summary["statistics"]``; ``summarizer`` gives endpoints, flags, series."""
         t0 = start or 0.0
-        conversations = {
-            "ipv4": self._rows("ip4", t0, top, None),
-            "ipv6": self._rows("ip6", t0, top, None),
-            "tcp": self._l4_rows(6, t0, top),
-            "udp": self._l4_rows(17, t0, top),
-        }
         return {
-            "conversations": conversations,
+            "conversations": {
+                "ipv4": self._ip_rows("v4", t0, top),
+                "ipv6": self._ip_rows("v6", t0, top),
+                "tcp": self._l4_rows(6, t0, top),
+                "udp": self._l4_rows(17, t0, top),
+            },
             "endpoints": _endpoints(summarizer, top),
             "protocol_hierarchy": self._hierarchy(),
             "io": _io_graph(summarizer.per_sec),
@@ -266,73 +316,67 @@ class CaptureStatistics:
             "bytes": "frame length",
         }
 
-    def _table_meta(self, name: str) -> dict:
-        t = self.conv[name]
-        return {
-            "count": t.count,
-            "full": t.full,
-            "exact": t.exact,
-            "other": None
-            if not t.other.any()
-            else {
-                "packets_ab": int(t.other[0]),
-                "bytes_ab": int(t.other[1]),
-                "packets_ba": int(t.other[2]),
-                "bytes_ba": int(t.other[3]),
-            },
-        }
+    def _meta(self, t: _Conversations, count: int) -> dict:
+        other = None
+        if t.other.any():
+            other = {
+                k: int(v)
+                for k, v in zip(("packets_ab", "bytes_ab", "packets_ba", "bytes_ba"), t.other.tolist(), strict=True)
+            }
+        # "other" holds the refused packets of every protocol of this IP version.
+        return {"count": count, "full": t.full, "exact": t.exact, "other": other}
 
-    def _rows(self, name: str, t0: float, top: int, sel: np.ndarray | None) -> dict:
+    def _ip_rows(self, name: str, t0: float, top: int) -> dict:
+        """Address pairs: the 5-tuple rows added up per pair."""
         t = self.conv[name]
-        idx = np.arange(t.count) if sel is None else sel
-        total_b = t.cols[idx, 1] + t.cols[idx, 3]
-        total_p = t.cols[idx, 0] + t.cols[idx, 2]
-        order = idx[np.lexsort((-total_p, -total_b))][:top]
+        pairs = t.rep[:, :1] if name == "v4" else t.rep[:, :4]
+        if t.count == 0:
+            return {**self._meta(t, 0), "rows": []}
+        u, inv = np.unique(pairs, axis=0, return_inverse=True)
+        inv = inv.reshape(-1)
+        cols = np.stack([np.bincount(inv, weights=t.cols[:, j], minlength=len(u)) for j in range(4)], axis=1)
+        cols = cols.astype(np.int64)
+        first = np.full(len(u), np.inf)
+        last = np.full(len(u), -np.inf)
+        np.minimum.at(first, inv, t.first)
+        np.maximum.at(last, inv, t.last)
+        # Same address on both ends: at the IP level every packet goes A→B.
+        same = (
+            (u[:, 0] >> np.uint64(32)) == (u[:, 0] & np.uint64(0xFFFFFFFF))
+            if name == "v4"
+            else ((u[:, 0] == u[:, 2]) & (u[:, 1] == u[:, 3]))
+        )
+        cols[same, 0] += cols[same, 2]
+        cols[same, 1] += cols[same, 3]
+        cols[same, 2:] = 0
         rows = []
-        for i in order.tolist():
-            r = t.rep[i]
-            if name == "ip4":
+        for i in _top(cols, np.arange(len(u)), top).tolist():
+            r = u[i]
+            if name == "v4":
                 a, b = str(ipaddress.IPv4Address(int(r[0]) >> 32)), str(ipaddress.IPv4Address(int(r[0]) & 0xFFFFFFFF))
-            elif name == "ip6":
-                a, b = ipv6_string(int(r[0]), int(r[1])), ipv6_string(int(r[2]), int(r[3]))
             else:
-                a, b = _l4_ends(name, r)
-            c = t.cols[i]
-            rows.append(
-                {
-                    "a": a,
-                    "b": b,
-                    "packets_ab": int(c[0]),
-                    "bytes_ab": int(c[1]),
-                    "packets_ba": int(c[2]),
-                    "bytes_ba": int(c[3]),
-                    "start": round(float(t.first[i]) - t0, 6),
-                    "duration": round(float(t.last[i] - t.first[i]), 6),
-                }
-            )
-        meta = self._table_meta(name)
-        if sel is not None:
-            meta["count"] = int(sel.size)
-        return {**meta, "rows": rows}
+                a, b = ipv6_string(int(r[0]), int(r[1])), ipv6_string(int(r[2]), int(r[3]))
+            rows.append(_row(a, b, cols[i], first[i], last[i], t0))
+        return {**self._meta(t, len(u)), "rows": rows}
 
     def _l4_rows(self, proto: int, t0: float, top: int) -> dict:
-        out = {"rows": [], "count": 0, "full": False, "exact": True, "other": None}
-        for name in ("l4v4", "l4v6"):
+        rows: list[dict] = []
+        out = {"count": 0, "full": False, "exact": True, "other": None}
+        for name in ("v4", "v6"):
             t = self.conv[name]
-            ports = t.rep[:, 1] if name == "l4v4" else t.rep[:, 4]
+            ports = t.rep[:, 1] if name == "v4" else t.rep[:, 4]
             sel = np.flatnonzero((ports >> np.uint64(32)) == np.uint64(proto))
-            part = self._rows(name, t0, top, sel)
-            out["rows"] += part["rows"]
-            out["count"] += part["count"]
-            out["full"] |= part["full"]
-            out["exact"] &= part["exact"]
-            if part["other"]:
-                # "other" is per table (TCP and UDP share one): said once, on both.
-                out["other_shared"] = part["other"]
-        out["rows"].sort(key=lambda r: (-(r["bytes_ab"] + r["bytes_ba"]), -(r["packets_ab"] + r["packets_ba"])))
-        out["rows"] = out["rows"][:top]
-        out.pop("other")
-        return out
+            meta = self._meta(t, int(sel.size))
+            out["count"] += meta["count"]
+            out["full"] |= meta["full"]
+            out["exact"] &= meta["exact"]
+            if meta["other"]:
+                out["other"] = meta["other"]
+            for i in _top(t.cols, sel, top).tolist():
+                a, b = _l4_ends(name, t.rep[i])
+                rows.append(_row(a, b, t.cols[i], t.first[i], t.last[i], t0))
+        rows.sort(key=lambda r: (-(r["bytes_ab"] + r["bytes_ba"]), -(r["packets_ab"] + r["packets_ba"])))
+        return {**out, "rows": rows[:top]}
 
     def _hierarchy(self) -> list[dict]:
         """Rows of (depth, protocol, frames, bytes) in tshark ``io,phs`` order (heaviest first)."""
@@ -417,8 +461,28 @@ class CaptureStatistics:
         return out
 
 
+def _top(cols: np.ndarray, idx: np.ndarray, top: int) -> np.ndarray:
+    """The ``top`` rows of ``idx`` by total bytes, then packets (tshark's own order)."""
+    total_b = cols[idx, 1] + cols[idx, 3]
+    total_p = cols[idx, 0] + cols[idx, 2]
+    return idx[np.lexsort((-total_p, -total_b))][:top]
+
+
+def _row(a: str, b: str, c: np.ndarray, first: float, last: float, t0: float) -> dict:
+    return {
+        "a": a,
+        "b": b,
+        "packets_ab": int(c[0]),
+        "bytes_ab": int(c[1]),
+        "packets_ba": int(c[2]),
+        "bytes_ba": int(c[3]),
+        "start": round(float(first) - t0, 6),
+        "duration": round(float(last - first), 6),
+    }
+
+
 def _l4_ends(name: str, r: np.ndarray) -> tuple[str, str]:
-    if name == "l4v4":
+    if name == "v4":
         pair, ports = int(r[0]), int(r[1])
         a, b = str(ipaddress.IPv4Address(pair >> 32)), str(ipaddress.IPv4Address(pair & 0xFFFFFFFF))
         return f"{a}:{(ports >> 16) & 0xFFFF}", f"{b}:{ports & 0xFFFF}"
@@ -430,7 +494,10 @@ def _l4_ends(name: str, r: np.ndarray) -> tuple[str, str]:
 def _endpoints(s: Any, top: int) -> dict:  # noqa: ANN401 - PcapSummarizer
     """Sent (tx) and received (rx) per address, from the summary's own two tallies."""
     src, dst = s.src4.result(), s.dst4.result()
-    keys = np.union1d(src.keys, dst.keys)
+    # Both tallies are key-sorted: a stable sort (timsort) merges the two runs in linear time,
+    # where np.union1d would hash every key again.
+    keys = np.sort(np.concatenate([src.keys, dst.keys]), kind="stable")
+    keys = keys[np.r_[True, keys[1:] != keys[:-1]]] if keys.size else keys
     cols = np.zeros((keys.size, 4), np.int64)
     if src.keys.size:
         at = np.searchsorted(keys, src.keys)
@@ -438,20 +505,21 @@ def _endpoints(s: Any, top: int) -> dict:  # noqa: ANN401 - PcapSummarizer
     if dst.keys.size:
         at = np.searchsorted(keys, dst.keys)
         cols[at, 2], cols[at, 3] = dst.counts, dst.bytes
-    rows = [
-        (int(c[0] + c[2]), int(c[1] + c[3]), str(ipaddress.IPv4Address(int(k))), c)
-        for k, c in zip(keys.tolist(), cols, strict=True)
-    ]
+    packets, nbytes = cols[:, 0] + cols[:, 2], cols[:, 1] + cols[:, 3]
+    # Only the listed rows become Python objects: a spoofed flood has millions of addresses.
+    best = np.lexsort((keys, -nbytes, -packets))[:top]
+    rows = [(int(packets[i]), int(nbytes[i]), str(ipaddress.IPv4Address(int(keys[i]))), cols[i]) for i in best.tolist()]
     six: dict[tuple[int, int], list[int]] = {}
     for key, v in s.src6.store.items():
         six.setdefault(key, [0, 0, 0, 0])[0:2] = v[0], v[1]
     for key, v in s.dst6.store.items():
         six.setdefault(key, [0, 0, 0, 0])[2:4] = v[0], v[1]
     rows += [(c[0] + c[2], c[1] + c[3], ipv6_string(*key), c) for key, c in six.items()]
+    count = int(keys.size) + len(six)
     rows.sort(key=lambda r: (-r[0], -r[1], r[2]))
     estimated = bool(src.bounded or dst.bounded or s.src6.bounded or s.dst6.bounded)
     return {
-        "count": len(rows),
+        "count": count,
         "estimated": estimated,
         "rows": [
             {
