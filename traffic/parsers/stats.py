@@ -332,14 +332,14 @@ class CaptureStatistics:
         pairs = t.rep[:, :1] if name == "v4" else t.rep[:, :4]
         if t.count == 0:
             return {**self._meta(t, 0), "rows": []}
-        u, inv = np.unique(pairs, axis=0, return_inverse=True)
-        inv = inv.reshape(-1)
-        cols = np.stack([np.bincount(inv, weights=t.cols[:, j], minlength=len(u)) for j in range(4)], axis=1)
-        cols = cols.astype(np.int64)
-        first = np.full(len(u), np.inf)
-        last = np.full(len(u), -np.inf)
-        np.minimum.at(first, inv, t.first)
-        np.maximum.at(last, inv, t.last)
+        # Sort-based grouping (np.unique over rows views them as bytes and is ~30x slower).
+        order = np.lexsort(pairs.T[::-1])
+        ps = pairs[order]
+        start = np.flatnonzero(np.r_[True, (ps[1:] != ps[:-1]).any(axis=1)])
+        u = ps[start]
+        cols = np.add.reduceat(t.cols[order], start, axis=0)
+        first = np.minimum.reduceat(t.first[order], start)
+        last = np.maximum.reduceat(t.last[order], start)
         # Same address on both ends: at the IP level every packet goes A→B.
         same = (
             (u[:, 0] >> np.uint64(32)) == (u[:, 0] & np.uint64(0xFFFFFFFF))
@@ -507,7 +507,10 @@ def _endpoints(s: Any, top: int) -> dict:  # noqa: ANN401 - PcapSummarizer
         cols[at, 2], cols[at, 3] = dst.counts, dst.bytes
     packets, nbytes = cols[:, 0] + cols[:, 2], cols[:, 1] + cols[:, 3]
     # Only the listed rows become Python objects: a spoofed flood has millions of addresses.
-    best = np.lexsort((keys, -nbytes, -packets))[:top]
+    # The top rows by (packets, bytes) in one partition, then sorted, ties by address.
+    weight = (packets.astype(np.uint64) << np.uint64(40)) | np.minimum(nbytes, (1 << 40) - 1).astype(np.uint64)
+    best = np.argpartition(~weight, top - 1)[:top] if keys.size > top else np.arange(keys.size)
+    best = best[np.lexsort((keys[best], -nbytes[best], -packets[best]))]
     rows = [(int(packets[i]), int(nbytes[i]), str(ipaddress.IPv4Address(int(keys[i]))), cols[i]) for i in best.tolist()]
     six: dict[tuple[int, int], list[int]] = {}
     for key, v in s.src6.store.items():
