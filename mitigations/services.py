@@ -624,6 +624,21 @@ def simulate_tables(
             out[label] = None
             continue
         unknown = ""
+        absent = sorted(f for f in rule.fields if f not in table.column_names)
+        if absent:
+            # The sample cannot answer these fields (a cookie rule on a capture, say): unknown, not 0.
+            what = "this capture" if "frame.number" in table.column_names else "this sample"
+            out[label] = {
+                "rows": table.num_rows,
+                "matched": None,
+                "share": None,
+                "unknown": f"unknown — {what} has no {', '.join(absent)}",
+            }
+            if label == "baseline":
+                out[label]["missing"] = [f"{what} has no {', '.join(absent)}"]
+            else:
+                out["top_matched"] = {}
+            continue
         if "frame.number" in table.column_names:
             # A capture answers an L7 rule on its requests / ClientHellos only, or not at all.
             from traffic.parsers.l7 import capture_rows
@@ -674,24 +689,31 @@ def traffic_tables(mitigation: Mitigation) -> tuple[pa.Table | None, pa.Table | 
     """The attack and baseline traffic for a mitigation, from the traffic app's parsed samples.
 
     Attack: the newest ready sample labelled attack on the mitigation's attack. Baseline:
-    the newest ready baseline sample on that attack, else the customer's newest. Packet
-    captures for L3/L4 rules, request logs for L7 rules.
+    the newest ready baseline sample on that attack, else the customer's newest, of the
+    same record type. L3/L4 rules read packet captures. L7 rules read request logs, and
+    when the attack has none, its captures: their HTTP requests and TLS ClientHellos
+    answer the rule (``traffic.parsers.l7.capture_rows``), or the simulation says why
+    they cannot, never "0 matched".
     """
     from traffic.models import TrafficSample
     from traffic.services import sample_table
 
     rule = mitigation_rule(mitigation)
     ready = TrafficSample.objects.filter(customer=mitigation.customer, status=TrafficSample.Status.READY)
-    ready = (
-        ready.exclude(kind=TrafficSample.Kind.PCAP)
-        if rule.layer == "L7"
-        else ready.filter(kind=TrafficSample.Kind.PCAP)
+    captures = ready.filter(kind=TrafficSample.Kind.PCAP)
+    groups = [ready.exclude(kind=TrafficSample.Kind.PCAP), captures] if rule.layer == "L7" else [captures]
+    picked: list[tuple[Any, Any]] = []
+    for samples in groups:
+        attack_sample = baseline_sample = None
+        if mitigation.attack_id:
+            attack_sample = samples.filter(attack_id=mitigation.attack_id, label=TrafficSample.Label.ATTACK).first()
+            baseline_sample = samples.filter(attack_id=mitigation.attack_id, label=TrafficSample.Label.BASELINE).first()
+        baseline_sample = baseline_sample or samples.filter(label=TrafficSample.Label.BASELINE).first()
+        picked.append((attack_sample, baseline_sample))
+    # The first record type with attack traffic; without any, the first with a baseline.
+    attack_sample, baseline_sample = next(
+        (p for p in picked if p[0] is not None), next((p for p in picked if p[1] is not None), (None, None))
     )
-    attack_sample = baseline_sample = None
-    if mitigation.attack_id:
-        attack_sample = ready.filter(attack_id=mitigation.attack_id, label=TrafficSample.Label.ATTACK).first()
-        baseline_sample = ready.filter(attack_id=mitigation.attack_id, label=TrafficSample.Label.BASELINE).first()
-    baseline_sample = baseline_sample or ready.filter(label=TrafficSample.Label.BASELINE).first()
     return (
         sample_table(attack_sample) if attack_sample else None,
         sample_table(baseline_sample) if baseline_sample else None,

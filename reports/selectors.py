@@ -722,6 +722,44 @@ def attack_report_data(attack: Attack, *, tz: zoneinfo.ZoneInfo | None = None) -
     return figures
 
 
+def attack_sources(attack: Attack) -> dict[str, Any]:
+    """The attack page's source countries and ASNs: the report's own figures (``_Builder.sources``),
+    so the page and the report never disagree."""
+    return _Builder(attack.customer, [attack], zone_of(attack.customer)).sources()
+
+
+def alert_sources(alert: Alert) -> dict[str, Any]:
+    """One alert's source countries and networks: the sender's where it named them, else the
+    offline geolocation of its source addresses (``located`` says which), as reports count them."""
+    from traffic import geo
+
+    addresses = sorted(set(alert.source_ips or []))
+    countries = sorted({str(c).upper() for c in alert.source_countries or [] if c})
+    networks = sorted({f"AS{a}" for a in alert.source_asns or [] if str(a).isdigit()})
+    located_countries = located_networks = False
+    if addresses and not (countries and networks):
+        places = [geo.lookup(ip) for ip in addresses[:GEO_ADDRESSES_PER_ALERT]]
+        if not countries:
+            countries = sorted({p["country"] for p in places if p["country"]})
+            located_countries = bool(countries)
+        if not networks:
+            networks = sorted(
+                {
+                    " ".join(x for x in (f"AS{p['asn']}" if p.get("asn") else "", p.get("as_name") or "") if x)
+                    for p in places
+                    if p.get("asn") or p.get("as_name")
+                }
+            )
+            located_networks = bool(networks)
+    return {
+        "countries": countries,
+        "networks": networks,
+        "located": located_countries or located_networks,
+        "addresses": len(addresses),
+        "looked_up": min(len(addresses), GEO_ADDRESSES_PER_ALERT),
+    }
+
+
 def ticket_report_data(ticket: Any, *, tz: zoneinfo.ZoneInfo | None = None) -> dict[str, Any]:
     """One incident tracked as a ticket: its attacks together, and its customer-facing timeline."""
     customer = ticket.customer

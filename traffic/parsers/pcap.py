@@ -136,6 +136,7 @@ class PacketBatch:
     # only when the batch becomes a table.
     l7_rows: np.ndarray | None = None
     l7_payloads: list[bytes] | None = None
+    tcp_window: np.ndarray | None = None  # int32, -1 when not TCP or not captured (statistics only)
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
@@ -328,6 +329,10 @@ def _decode(
     t = np.nonzero(has_l4 & (proto == 6) & (l4 + 14 <= end))[0]
     if t.size:
         tcp_flags[t] = (v.u16be[l4[t] + 12] & 0x0FFF).astype(np.int16)
+    tcp_window = np.full(n, -1, dtype=np.int32)
+    tw = t[l4[t] + 16 <= end[t]] if t.size else t
+    if tw.size:
+        tcp_window[tw] = v.u16be[l4[tw] + 14]
     u = np.nonzero(has_l4 & (proto == 17) & (l4 + 9 <= end))[0]
     if u.size:
         udp_payload0[u] = v.u8[l4[u] + 8]
@@ -381,6 +386,7 @@ def _decode(
         tunnel_kind=tunnel_kind,
         l7_rows=l7_rows,
         l7_payloads=l7_payloads,
+        tcp_window=tcp_window,
     )
 
 
