@@ -115,11 +115,14 @@ def _file(report: Report, kind: str) -> HttpResponseBase:
     if kind == "pdf":
         if not report.pdf:
             raise Http404("This report has no PDF")
-        return FileResponse(
-            report.pdf.open("rb"), as_attachment=True, filename=report.filename("pdf"), content_type="application/pdf"
-        )
+        try:
+            handle = report.pdf.open("rb")
+        except FileNotFoundError as exc:
+            # The row names a file the storage no longer holds (restored database, pruned media).
+            raise Http404("This report's PDF file is missing") from exc
+        return FileResponse(handle, as_attachment=True, filename=report.filename("pdf"), content_type="application/pdf")
     if kind == "csv":
-        response = HttpResponse(services.figures_csv(report.figures), content_type="text/csv; charset=utf-8")
+        response = HttpResponse(services.figures_csv(report.figures, report), content_type="text/csv; charset=utf-8")
     else:
         response = HttpResponse(services.figures_json(report.figures), content_type="application/json")
     response["Content-Disposition"] = f'attachment; filename="{report.filename(kind)}"'

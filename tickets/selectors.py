@@ -5,15 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from email.utils import parseaddr
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Case, Count, Q, QuerySet, When
 from django.utils import timezone
 
 from alerts import charts
 from alerts.models import Alert
 from console import roles
+from console.models import Asset, Customer
 from tickets.models import InboundMail, SlaPolicy, Ticket, TimelineEntry, clock_dict
+from tickets.querysets import OPEN
 from tickets.services import sla_policy_for
 
 
@@ -27,6 +30,42 @@ def inbound_mail_without_ticket(user: Any) -> QuerySet[InboundMail]:
     if not roles.is_internal(user):
         return InboundMail.objects.none()
     return InboundMail.objects.exclude(status=InboundMail.Status.ATTACHED).order_by("-received_at", "-id")
+
+
+def inbound_mail_sender_customers(mail: InboundMail) -> list[Customer]:
+    """The customers a mail's sender belongs to: a contact with that address, else a zone of
+    theirs the sender's domain is (or is under). Empty when the sender says nothing we know."""
+    address = parseaddr(mail.sender)[1].strip().lower()
+    if "@" not in address:
+        return []
+    domain = address.rsplit("@", 1)[1]
+    by_contact = [
+        c
+        for c in Customer.objects.current().order_by("name")
+        if any(isinstance(x, dict) and str(x.get("email", "")).strip().lower() == address for x in c.contacts or [])
+    ]
+    if by_contact:
+        return by_contact
+    labels = domain.split(".")
+    zones = [".".join(labels[i:]) for i in range(len(labels) - 1)]  # mail.acme.example -> acme.example too
+    zoned = Customer.objects.current().filter(assets__kind=Asset.Kind.ZONE, assets__value__in=zones)
+    return list(zoned.distinct().order_by("name"))
+
+
+def inbound_mail_ticket_choices(mail: InboundMail, user: Any, *, q: str = "") -> list[Ticket]:
+    """Tickets a mail could go to: those matching the search, else the sender's customers' tickets,
+    open ones first, newest first."""
+    tickets = Ticket.objects.visible_to(user).select_related("customer", "assignee")
+    q = q.strip()
+    if q:
+        tickets = tickets.filter(Q(number__icontains=q) | Q(title__icontains=q) | Q(customer__name__icontains=q))
+    else:
+        customers = inbound_mail_sender_customers(mail)
+        if not customers:
+            return []
+        tickets = tickets.filter(customer__in=customers)
+    open_first = Case(When(status__in=OPEN, then=0), default=1)
+    return list(tickets.annotate(closed=open_first).order_by("closed", "-created_at", "-id")[:25])
 
 
 def ticket_timeline(ticket: Ticket, user: Any) -> QuerySet[TimelineEntry]:

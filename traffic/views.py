@@ -112,7 +112,9 @@ def sample_compare(request: HttpRequest, pk: int) -> HttpResponse:
             "baseline": baseline,
             "comparison": comparison,
             "chart": charts.comparison_chart(comparison),
-            "propose_url": reverse("mitigation-new"),
+            # Proposing is an engineer's; the ticket a comparison was opened from goes with the proposal.
+            "propose_url": reverse("mitigation-new") if roles.can_act(request.user) else "",
+            "ticket": request.GET.get("ticket", "")[:20],
         },
     )
 
