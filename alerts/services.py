@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import io
 import logging
 import re
 import statistics
@@ -588,12 +589,72 @@ JSON_COLUMNS = {"source_ips", "source_asns", "source_countries", "labels", "raw"
 
 
 def _upsert_sql(rows: int) -> str:
+    """A multi-row INSERT ... VALUES upsert of ``rows`` rows (SQLite; other backends)."""
     postgres = connection.vendor == "postgresql"
-    greatest = "GREATEST" if postgres else "MAX"
     casts = {name: "::jsonb" for name in JSON_COLUMNS} if postgres else {}
     if postgres:
         casts["target_ip"] = "::inet"
     placeholder = "(" + ", ".join(f"%s{casts.get(c, '')}" for c in ALERT_COLUMNS) + ")"
+    return (
+        f"INSERT INTO alerts_alert ({', '.join(ALERT_COLUMNS)}) VALUES {', '.join([placeholder] * rows)} "
+        + _on_conflict_sql(postgres)
+    )
+
+
+# A per-session temp table shaped like the alert rows the upsert writes (types, no constraints):
+# COPY fills it, one INSERT ... SELECT moves it into alerts_alert. ON COMMIT DELETE ROWS truncates
+# its storage at each commit (a temp table is never vacuumed: a DELETE alone would leave it
+# growing for the connection's life); the upsert's DELETE ... RETURNING empties it between the
+# deliveries of one transaction (a micro-batch).
+STAGING_TABLE = "alerts_alert_staging"
+_STAGING_CREATE = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {STAGING_TABLE} ON COMMIT DELETE ROWS AS "
+    f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts_alert WITH NO DATA"
+)
+_STAGING_COPY = f"COPY {STAGING_TABLE} ({', '.join(ALERT_COLUMNS)}) FROM STDIN"
+
+
+def _staged_upsert_sql() -> str:
+    columns = ", ".join(ALERT_COLUMNS)
+    # Sorted by fingerprint: concurrent deliveries lock the open rows they share in one order.
+    return (
+        f"WITH staged AS (DELETE FROM {STAGING_TABLE} RETURNING {columns}) "
+        f"INSERT INTO alerts_alert ({columns}) SELECT {columns} FROM staged ORDER BY fingerprint "
+        + _on_conflict_sql(True)
+    )
+
+
+def _write_alert_rows(rows: list[list[Any]]) -> list[tuple[int, int, str, int | None]]:
+    """Upsert the rows on (feed, fingerprint) among open alerts; (id, count, fingerprint, attack_id) of each.
+
+    PostgreSQL: one COPY of all rows into the session's staging table and one set-based
+    INSERT ... SELECT ... ON CONFLICT, whatever the number of rows (the VALUES form spent more
+    time building and parsing its parameters than the database spent writing). Other backends:
+    multi-row INSERT ... VALUES in chunks the driver accepts.
+    """
+    from alerts.pgcopy import copy_line
+
+    if not rows:
+        return []
+    returned: list[tuple[int, int, str, int | None]] = []
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(_STAGING_CREATE)
+            payload = io.StringIO("".join([copy_line(row) for row in rows]))
+            cursor.cursor.copy_expert(_STAGING_COPY, payload, size=1 << 20)
+            cursor.execute(_staged_upsert_sql())
+            return cursor.fetchall()
+        chunk = 400
+        for start in range(0, len(rows), chunk):
+            part = rows[start : start + chunk]
+            cursor.execute(_upsert_sql(len(part)), [value for row in part for value in row])
+            returned += cursor.fetchall()
+    return returned
+
+
+def _on_conflict_sql(postgres: bool) -> str:
+    """What a repeat of an open alert does to its row: the same on every backend and write path."""
+    greatest = "GREATEST" if postgres else "MAX"
 
     def peak(column: str) -> str:
         return (
@@ -602,7 +663,6 @@ def _upsert_sql(rows: int) -> str:
         )
 
     return (
-        f"INSERT INTO alerts_alert ({', '.join(ALERT_COLUMNS)}) VALUES {', '.join([placeholder] * rows)} "
         "ON CONFLICT (feed_id, fingerprint) WHERE resolved_at IS NULL DO UPDATE SET "
         "count = alerts_alert.count + excluded.count, "
         f"last_seen = {greatest}(alerts_alert.last_seen, excluded.last_seen), "
@@ -731,21 +791,16 @@ def alerts_upsert(
             row[index] = adapt(row[index])
     first_of = {alert.fingerprint: (alert, first_at) for alert, _count, first_at, _last in opened}
     folds: dict[int, list[_Fold]] = defaultdict(list)
-    with connection.cursor() as cursor:
-        chunk = 400
-        for start in range(0, len(rows), chunk):
-            part = rows[start : start + chunk]
-            cursor.execute(_upsert_sql(len(part)), [value for row in part for value in row])
-            for _alert_id, count, fingerprint, attack_id in cursor.fetchall():
-                created = count == counts[fingerprint]
-                if created:
-                    result.created += 1
-                else:
-                    result.updated += 1
-                if attack_id is not None:
-                    # The attack the row really has (an open row keeps its own), not the one proposed.
-                    alert, first_at = first_of[fingerprint]
-                    folds[attack_id].append(_Fold(alert, created, min(first_at, now), now))
+    for _alert_id, count, fingerprint, attack_id in _write_alert_rows(rows):
+        created = count == counts[fingerprint]
+        if created:
+            result.created += 1
+        else:
+            result.updated += 1
+        if attack_id is not None:
+            # The attack the row really has (an open row keeps its own), not the one proposed.
+            alert, first_at = first_of[fingerprint]
+            folds[attack_id].append(_Fold(alert, created, min(first_at, now), now))
     result.attack_ids |= set(folds)
 
     result.resolved = _resolve_ended(feed, delivery, resolved, mapped, now)
