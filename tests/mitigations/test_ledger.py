@@ -8,6 +8,7 @@ target answering 429, 500, then 200. After reconciliation the ledger and every t
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -145,6 +146,9 @@ def test_database_gone_between_the_target_write_and_the_ledger_write(approved, t
                     raise OperationalError("server closed the connection unexpectedly")
                 return qs.update(**changes)
 
+            def __getattr__(self, name: str) -> Any:  # reads go to the database as usual
+                return getattr(qs, name)
+
         return Failing()
 
     failed: list[bool] = []
@@ -253,3 +257,97 @@ def test_the_mitigation_page_shows_the_ledger(approved, targets, client, senior)
     assert 'id="ledger"' in html
     assert "<strong>Started, result not recorded</strong>" in html  # iptables: the worker died in it
     assert html.count("<td>Apply</td>") == 2
+
+
+# --------------------------------------------------------------------------- several configured targets
+
+ACCOUNT = "01a7362d577a6c3019a474fd6f485823"
+
+
+@pytest.fixture
+def three(draft, make_target, customer_a, monkeypatch, settings):
+    """A draft on three configured targets (two nft namespaces and a Cloudflare account), each a stand-in."""
+    settings.ENFORCEMENT_RETRY_BASE_S = 0
+    edge_a = make_target("nftables", name="edge-a", namespace="edge-a")
+    edge_b = make_target("nftables", name="edge-b", namespace="edge-b")
+    zone = make_target("cloudflare", name="cf-acme", account_id=ACCOUNT, zone_id=ZONE, customer=customer_a)
+    stand_ins = {t.name: StandIn(t.name) for t in (edge_a, edge_b, zone)}
+    monkeypatch.setattr(services, "backend_for", lambda name, target=None: stand_ins[target.name])
+    mitigation = draft(target=zone, also_targets=[edge_b, edge_a])
+    assert not mitigation.compile_errors, mitigation.compile_errors
+    Mitigation.objects.filter(pk=mitigation.pk).update(state=Mitigation.State.APPROVED)
+    mitigation.refresh_from_db()
+    return mitigation, stand_ins
+
+
+def test_a_mitigation_names_several_targets_each_with_its_own_compiled_form_and_ledger_step(three):
+    mitigation, stand_ins = three
+    assert mitigation.targets == ["cloudflare", "nftables:edge-a", "nftables:edge-b"]
+    assert set(mitigation.compiled) == set(mitigation.targets)
+    assert "table" in mitigation.compiled["nftables:edge-a"]["ruleset"]
+    services.mitigation_install(mitigation_id=mitigation.pk)
+    mitigation.refresh_from_db()
+    assert mitigation.state == Mitigation.State.ACTIVE, mitigation.error
+    assert _ledger(mitigation) == [("apply", t, "done") for t in mitigation.targets]
+    assert all(mitigation.name in s.held for s in stand_ins.values())
+    assert ledger.summary(mitigation) == "applied (3 of 3)"
+
+
+def test_an_apply_delivered_again_writes_no_target_twice(three):
+    mitigation, stand_ins = three
+    stand_ins["edge-b"].script = [WorkerKilled()]  # dies after edge-b wrote it
+    with pytest.raises(WorkerKilled):
+        services.mitigation_install(mitigation_id=mitigation.pk)
+    # The operator retries the same apply from "applying" (what a redelivery after a reset would do).
+    Mitigation.objects.filter(pk=mitigation.pk).update(state=Mitigation.State.APPROVED)
+    services.mitigation_install(mitigation_id=mitigation.pk)
+    assert stand_ins["cf-acme"].calls == ["apply"]  # done once
+    assert stand_ins["edge-a"].calls == ["apply"]
+    mitigation.refresh_from_db()
+    assert mitigation.state == Mitigation.State.ACTIVE
+
+
+def test_one_target_failing_for_good_leaves_the_others_recorded_and_the_state_says_partial(three, monkeypatch):
+    mitigation, stand_ins = three
+    stand_ins["edge-b"].script = [BackendError("nft: Could not process rule: No such file or directory")]
+    # edge-a's undo fails too (its host went away): it still holds the mitigation, and the page must say so.
+    monkeypatch.setattr(stand_ins["edge-a"], "remove", lambda spec: (_ for _ in ()).throw(BackendError("nft busy")))
+    services.mitigation_install(mitigation_id=mitigation.pk)
+    mitigation.refresh_from_db()
+    assert mitigation.state == Mitigation.State.FAILED
+    assert _ledger(mitigation)[:3] == [
+        ("apply", "cloudflare", "done"),
+        ("apply", "nftables:edge-a", "done"),
+        ("apply", "nftables:edge-b", "failed"),
+    ]
+    assert sorted(t for t, _ in ledger.holding(mitigation)) == ["nftables:edge-a"]
+    assert ledger.summary(mitigation) == "partially applied (1 of 3): on nftables:edge-a"
+    assert mitigation.name in stand_ins["edge-a"].held and not stand_ins["cf-acme"].held
+
+
+def test_rollback_and_expiry_are_ledger_steps(three):
+    mitigation, stand_ins = three
+    services.mitigation_install(mitigation_id=mitigation.pk)
+    mitigation.refresh_from_db()
+    services.mitigations_expire_due(now=mitigation.expires_at + timedelta(seconds=1))
+    mitigation.refresh_from_db()
+    assert mitigation.state == Mitigation.State.EXPIRED
+    assert _ledger(mitigation)[3:] == [("expire", t, "done") for t in mitigation.targets]
+    assert ledger.holding(mitigation) == [] and ledger.summary(mitigation) == "applied nowhere"
+    assert not any(s.held for s in stand_ins.values())
+
+
+def test_a_rollback_that_fails_on_one_target_leaves_it_held_in_the_ledger(three, monkeypatch, engineer):
+    mitigation, stand_ins = three
+    services.mitigation_install(mitigation_id=mitigation.pk)
+    monkeypatch.setattr(stand_ins["edge-b"], "remove", lambda spec: (_ for _ in ()).throw(BackendError("nft busy")))
+    with pytest.raises(services.MitigationError):
+        services.mitigation_rollback(mitigation=mitigation, user=engineer)
+    mitigation.refresh_from_db()
+    assert mitigation.state == Mitigation.State.ACTIVE
+    assert [r[1:] for r in _ledger(mitigation)[3:]] == [
+        ("cloudflare", "done"),
+        ("nftables:edge-a", "done"),
+        ("nftables:edge-b", "failed"),
+    ]
+    assert ledger.summary(mitigation) == "partially applied (1 of 3): on nftables:edge-b"
