@@ -351,3 +351,36 @@ def test_a_rollback_that_fails_on_one_target_leaves_it_held_in_the_ledger(three,
         ("nftables:edge-b", "failed"),
     ]
     assert ledger.summary(mitigation) == "partially applied (1 of 3): on nftables:edge-b"
+
+
+def test_the_page_and_the_api_say_partially_applied_and_name_every_target(three, monkeypatch, client, senior):
+    mitigation, stand_ins = three
+    stand_ins["edge-b"].script = [BackendError("nft: Could not process rule")]
+    monkeypatch.setattr(stand_ins["edge-a"], "remove", lambda spec: (_ for _ in ()).throw(BackendError("nft busy")))
+    services.mitigation_install(mitigation_id=mitigation.pk)
+    client.force_login(senior)
+    html = client.get(mitigation.get_absolute_url()).content.decode()
+    assert "<strong>partially applied (1 of 3): on nftables:edge-a</strong>" in html
+    assert "cf-acme <span" in html and "edge-a <span" in html and "edge-b <span" in html
+    answer = client.get(f"/api/mitigations/{mitigation.pk}/").json()
+    assert answer["enforcement"] == "partially applied (1 of 3): on nftables:edge-a"
+    assert answer["all_targets"] == ["cf-acme", "edge-a", "edge-b"]
+    assert answer["state"] == "failed"
+
+
+def test_the_api_creates_a_draft_on_several_targets(make_target, customer_a, engineer, client):
+    make_target("nftables", name="edge-a", namespace="edge-a")
+    make_target("nftables", name="edge-b", namespace="edge-b")
+    client.force_login(engineer)
+    body = {
+        "customer": customer_a.slug,
+        "kind": "firewall_rule",
+        "expression": "ip.dst in {203.0.113.0/24} and ip.src in {198.18.0.0/24} and udp.dstport eq 53",
+        "target": "edge-a",
+        "also_targets": ["edge-b"],
+    }
+    answer = client.post("/api/mitigations/", body, content_type="application/json")
+    assert answer.status_code == 201, answer.content
+    assert answer.json()["targets"] == ["nftables:edge-a", "nftables:edge-b"]
+    refused = client.post("/api/mitigations/", {**body, "also_targets": ["nowhere"]}, content_type="application/json")
+    assert refused.status_code == 400 and "nowhere" in refused.content.decode()
