@@ -22,6 +22,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
 
 from mitigations.backends import BackendError
@@ -181,23 +182,37 @@ def reconcile(*, stale_seconds: int | None = None, now: Any = None) -> dict[str,
             continue  # a worker may still be on it
         if moved is None and mitigation.events.filter(at__gt=cutoff).exists():
             continue
-        read_back(
-            mitigation,
-            lambda target, m=mitigation: services.backend_read(m, target),
-            lambda target, m=mitigation: services.backend_readable(m, target),
-        )
-        held = [t for t, _ in holding(mitigation)]
-        results = compensate(mitigation, lambda target, handle, m=mitigation: services.backend_undo(m, target, handle))
-        errors = {t: r["error"] for t, r in results.items() if isinstance(r, dict) and "error" in r}
-        if errors:
-            counts["left"] += 1  # stays "applying": the next run tries the undo again
-            log.warning("reconcile %s: undo failed on %s", mitigation.name, errors)
+        # One reconciler per mitigation: a worker's start and beat may send it at the same moment.
+        claim = f"ledger-reconcile:{mitigation.pk}"
+        if not cache.add(claim, 1, timeout=max(60, stale)):
             continue
-        message = (
-            "the worker applying it stopped before finishing; undone on "
-            + (", ".join(held) if held else "no target (none held it)")
-            + " by reconciliation"
-        )
-        services.mitigation_fail_reconciled(mitigation=mitigation, message=message)
-        counts["reconciled"] += 1
+        try:
+            if not Mitigation.objects.filter(pk=mitigation.pk, state=Mitigation.State.APPLYING).exists():
+                continue  # another reconciler finished it meanwhile
+            counts_for = _reconcile_one(mitigation, services)
+        finally:
+            cache.delete(claim)
+        counts[counts_for] += 1
     return counts
+
+
+def _reconcile_one(mitigation: Mitigation, services: Any) -> str:
+    """Read back what the dead worker left unknown, undo every target that may hold it, mark it failed."""
+    read_back(
+        mitigation,
+        lambda target, m=mitigation: services.backend_read(m, target),
+        lambda target, m=mitigation: services.backend_readable(m, target),
+    )
+    held = [t for t, _ in holding(mitigation)]
+    results = compensate(mitigation, lambda target, handle, m=mitigation: services.backend_undo(m, target, handle))
+    errors = {t: r["error"] for t, r in results.items() if isinstance(r, dict) and "error" in r}
+    if errors:
+        log.warning("reconcile %s: undo failed on %s", mitigation.name, errors)
+        return "left"  # stays "applying": the next run tries the undo again
+    message = (
+        "the worker applying it stopped before finishing; undone on "
+        + (", ".join(held) if held else "no target (none held it)")
+        + " by reconciliation"
+    )
+    services.mitigation_fail_reconciled(mitigation=mitigation, message=message)
+    return "reconciled"
