@@ -15,7 +15,7 @@ import pytest
 from django.db import OperationalError
 
 from mitigations import ledger, services
-from mitigations.backends import Backend, BackendError, Spec
+from mitigations.backends import Backend, BackendError, Spec, Verification
 from mitigations.models import EnforcementStep, Mitigation
 from tests.mitigations.test_cloudflare import ZONE, cf, ok, run  # noqa: F401 - the Cloudflare stand-in fixtures
 from tests.shared import report_figures
@@ -53,6 +53,14 @@ class StandIn(Backend):
         self.calls.append("remove")
         gone = self.held.pop(spec.name, None)
         return {"removed": gone is not None, "handle": (spec.answer or {}).get("handle")}
+
+    def verify(self, specs: list[Spec], options: dict) -> Verification:
+        names = {s.name for s in specs}
+        return Verification(
+            location=self.name,
+            installed={s.name: ({"packets": 0} if s.name in self.held else None) for s in specs},
+            unexpected=[n for n in self.held if n not in names],
+        )
 
 
 @pytest.fixture
@@ -384,3 +392,36 @@ def test_the_api_creates_a_draft_on_several_targets(make_target, customer_a, eng
     assert answer.json()["targets"] == ["nftables:edge-a", "nftables:edge-b"]
     refused = client.post("/api/mitigations/", {**body, "also_targets": ["nowhere"]}, content_type="application/json")
     assert refused.status_code == 400 and "nowhere" in refused.content.decode()
+
+
+def test_the_drift_check_compares_each_target_with_what_the_ledger_says_it_holds(three, monkeypatch):
+    mitigation, stand_ins = three
+    services.mitigation_install(mitigation_id=mitigation.pk)
+    assert services.mitigations_check_drift() == 0
+    stand_ins["edge-b"].held.clear()  # someone flushed edge-b's ruleset by hand
+    assert services.mitigations_check_drift() == 1
+    mitigation.refresh_from_db()
+    assert mitigation.drift == {"nftables:edge-b": "not installed at edge-b"}
+    # The ledger says edge-a's copy was removed (an undo outside a rollback): active, yet not in force there.
+    Step.objects.create(mitigation=mitigation, target="nftables:edge-a", op=Step.Op.COMPENSATE, outcome="done")
+    stand_ins["edge-b"].held[mitigation.name] = {"handle": "again"}
+    assert services.mitigations_check_drift() == 1
+    mitigation.refresh_from_db()
+    assert mitigation.drift == {"nftables:edge-a": "the ledger shows no apply in force on it"}
+
+
+def test_a_failed_mitigation_the_ledger_says_is_still_on_a_target_is_expected_there(three, monkeypatch):
+    mitigation, stand_ins = three
+    stand_ins["edge-b"].script = [BackendError("nft: Could not process rule")]
+    original = stand_ins["edge-a"].remove
+    monkeypatch.setattr(stand_ins["edge-a"], "remove", lambda spec: (_ for _ in ()).throw(BackendError("nft busy")))
+    services.mitigation_install(mitigation_id=mitigation.pk)
+    monkeypatch.setattr(stand_ins["edge-a"], "remove", original)
+    assert services.mitigations_check_drift() == 0  # edge-a holds it, as the ledger says: not a stray
+    from mitigations.models import BackendState
+
+    assert BackendState.objects.get(key="edge-a").unexpected == []
+    stand_ins["edge-a"].held.clear()
+    assert services.mitigations_check_drift() == 1
+    mitigation.refresh_from_db()
+    assert mitigation.drift == {"nftables:edge-a": "not installed at edge-a"}
