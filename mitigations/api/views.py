@@ -105,12 +105,18 @@ class MitigationViewSet(ActorMixin, mixins.ListModelMixin, mixins.RetrieveModelM
             target = EnforcementTarget.objects.filter(name=v["target"]).first()
             if target is None:
                 raise ValidationError({"target": ["no such enforcement target"]})
+        also = list(EnforcementTarget.objects.filter(name__in=v["also_targets"]))
+        if missing := sorted(set(v["also_targets"]) - {t.name for t in also}):
+            raise ValidationError({"also_targets": [f"no such enforcement target: {', '.join(missing)}"]})
+        if also and target is None:
+            raise ValidationError({"also_targets": ["name the first target in target"]})
         with refusals():
             mitigation = services.mitigation_create(
                 customer=customer,
                 kind=v["kind"],
                 user=request.user,
                 target=target,
+                also_targets=also,
                 targets=v["targets"],
                 expression=v["expression"],
                 value=v["value"],
