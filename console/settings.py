@@ -17,7 +17,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from console.celery import broker_is_amqp, broker_url_from_env
+from console.queues import broker_is_amqp, broker_url_from_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("SHIELDWALL_VAR_DIR", BASE_DIR / "var"))

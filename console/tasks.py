@@ -4,6 +4,7 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
+import console.celery  # noqa: F401 - our app is the current one before a task is sent (console/__init__.py)
 from console.context import acting_as
 from console.models import Heartbeat
 
