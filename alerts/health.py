@@ -7,8 +7,8 @@ from typing import Any
 from django.conf import settings
 
 from alerts.models import Delivery
-from console.celery import CRITICAL
 from console.health import queue_depths
+from console.queues import CRITICAL
 
 
 def ingest_status() -> dict[str, Any]:

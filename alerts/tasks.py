@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+import console.celery  # noqa: F401 - our app is the current one before a task is sent (console/__init__.py)
 from alerts import services
 from console.context import acting_as
 

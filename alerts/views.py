@@ -260,7 +260,7 @@ def alert_detail(request: HttpRequest, pk: int) -> HttpResponse:
     related = Alert.objects.none()
     if alert.attack_id:
         related = Alert.objects.filter(attack_id=alert.attack_id).exclude(pk=alert.pk).select_related("feed")[:50]
-    from console.reports.selectors import alert_sources
+    from reports.selectors import alert_sources
 
     context = {
         "alert": alert,
@@ -295,7 +295,7 @@ def attack_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def attack_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    from console.reports.selectors import attack_sources
+    from reports.selectors import attack_sources
 
     require_internal(request)
     attack = get_visible_or_404(Attack.objects.select_related("customer"), request.user, pk=pk)

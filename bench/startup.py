@@ -17,7 +17,10 @@ them alike:
   answer to ``GET /api/`` (ours: DRF's 401; the bare project: a 404). The worker imports the
   app and loads the URLconf on that first request, so this is "ready to serve".
 - ``GET /api/schema/`` on that gunicorn: the first request builds the OpenAPI schema, later
-  ones are served from the process's memory (``console.schema.CachedSchemaView``).
+  ones are served from the process's memory (``console.schema.CachedSchemaView``). The schema
+  is for logged-in users only, so each checkout gets its own SQLite database (migrated once,
+  before the timed loop) with a user and an API key, which the request sends as
+  ``Authorization: Token <key>``.
 
 The project's sources are byte-compiled first (``compileall``), as the image does at build
 time: with ``PYTHONDONTWRITEBYTECODE=1`` (this machine's environment and the image's) Python
@@ -114,17 +117,49 @@ def timed(argv: list[str], *, cwd: Path, env: dict[str, str]) -> tuple[float, fl
     return elapsed, _children_cpu() - cpu
 
 
-def _get(port: int, path: str) -> tuple[int, bytes]:
+def api_key(*, cwd: Path, env: dict[str, str]) -> str:
+    """Migrate the checkout's own database and return a new API key of a new user there.
+
+    Through the console's own commands (``createsuperuser``, ``drf_create_token``), so the key
+    is made as an engineer would make it; this runs once per checkout, outside the timings."""
+    migrate = subprocess.run(
+        [PY, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=cwd, env=env, capture_output=True, text=True
+    )
+    if migrate.returncode != 0:  # its system-check warnings (SQLite's W040) are noise otherwise
+        raise SystemExit(f"migrate failed in {cwd}:\n{migrate.stderr}")
+    password_env = {**env, "DJANGO_SUPERUSER_PASSWORD": "startup-bench-" + "x" * 20}
+    create = [PY, "manage.py", "createsuperuser", "--noinput", "--username", "bench", "--email", "bench@example.com"]
+    subprocess.run(create, cwd=cwd, env=password_env, check=True, stdout=subprocess.DEVNULL)
+    done = subprocess.run(
+        [PY, "manage.py", "drf_create_token", "bench", "--name", "bench/startup.py"],
+        cwd=cwd,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    words = done.stdout.split()
+    if len(words) < 3 or words[0] != "Generated":
+        raise SystemExit(f"drf_create_token printed no key: {done.stdout!r} {done.stderr!r}")
+    return words[2]
+
+
+def _get(port: int, path: str, token: str | None = None) -> tuple[int, bytes]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    headers = {"Host": "127.0.0.1", "Accept": "application/json"}
+    if token:
+        headers["Authorization"] = f"Token {token}"
     try:
-        connection.request("GET", path, headers={"Host": "127.0.0.1", "Accept": "application/json"})
+        connection.request("GET", path, headers=headers)
         response = connection.getresponse()
         return response.status, response.read()
     finally:
         connection.close()
 
 
-def gunicorn_run(*, cwd: Path, env: dict[str, str], app: str, ready_path: str, schema_path: str) -> dict[str, float]:
+def gunicorn_run(
+    *, cwd: Path, env: dict[str, str], app: str, ready_path: str, schema_path: str, token: str | None
+) -> dict[str, float]:
     """Seconds to the first answer, then to the first and a later schema request."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -149,7 +184,7 @@ def gunicorn_run(*, cwd: Path, env: dict[str, str], app: str, ready_path: str, s
                 raise SystemExit(f"{ready_path} answered {status}")
             for label in ("schema_first", "schema_next"):
                 t0 = time.perf_counter()
-                status, body = _get(port, schema_path)
+                status, body = _get(port, schema_path, token)
                 figures[label] = time.perf_counter() - t0
                 if status != 200 or b"openapi" not in body:
                     raise SystemExit(f"{schema_path} answered {status}: {body[:200]!r}")
@@ -184,19 +219,25 @@ def main() -> None:
         (bare / "bare_urls.py").write_text(BARE_URLS)
         (bare / "bare_wsgi.py").write_text(BARE_WSGI)
         compileall.compile_dir(bare, quiet=1)
-        var = tmp_dir / "var"
-        var.mkdir()
-        base = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "PYTHONPATH")}
-        ours = {
-            **base,
-            "DEBUG": "0",
-            "SHIELDWALL_TESTING": "0",
-            "SECRET_KEY": "startup-bench-not-a-secret-" + "x" * 40,
-            "ALLOWED_HOSTS": "127.0.0.1",
-            "SECURE_SSL_REDIRECT": "0",
-            "SHIELDWALL_VAR_DIR": str(var),
-            "DJANGO_SETTINGS_MODULE": "console.settings",
-        }
+        # The checkouts get their own SQLite databases (in their var dirs), never DATABASE_URL's.
+        skip = ("DJANGO_SETTINGS_MODULE", "PYTHONPATH", "DATABASE_URL")
+        base = {k: v for k, v in os.environ.items() if k not in skip}
+        envs: dict[Path, dict[str, str]] = {}
+        tokens: dict[Path, str] = {}
+        for index, (_, checkout) in enumerate(checkouts):
+            var = tmp_dir / f"var{index}"
+            var.mkdir()
+            envs[checkout] = {
+                **base,
+                "DEBUG": "0",
+                "SHIELDWALL_TESTING": "0",
+                "SECRET_KEY": "startup-bench-not-a-secret-" + "x" * 40,
+                "ALLOWED_HOSTS": "127.0.0.1",
+                "SECURE_SSL_REDIRECT": "0",
+                "SHIELDWALL_VAR_DIR": str(var),
+                "DJANGO_SETTINGS_MODULE": "console.settings",
+            }
+            tokens[checkout] = api_key(cwd=checkout, env=envs[checkout])
         bare_env = {**base, "PYTHONPATH": str(bare), "DJANGO_SETTINGS_MODULE": "bare_settings"}
 
         commands: list[tuple[str, list[str], Path, dict[str, str]]] = [
@@ -204,24 +245,28 @@ def main() -> None:
             ("bare Django: django-admin check", [PY, "-m", "django", "check"], bare, bare_env),
         ]
         for name, checkout in checkouts:
-            commands.append((f"{name}: manage.py check", [PY, "manage.py", "check"], checkout, ours))
+            commands.append((f"{name}: manage.py check", [PY, "manage.py", "check"], checkout, envs[checkout]))
             analyze = [PY, "manage.py", "analyze_pcap", str(args.pcap)]
-            commands.append((f"{name}: manage.py analyze_pcap", analyze, checkout, ours))
+            commands.append((f"{name}: manage.py analyze_pcap", analyze, checkout, envs[checkout]))
         tshark = shutil.which("tshark")
         if tshark:
             commands.append(("tshark -r (same capture)", [tshark, "-r", str(args.pcap)], project, base))
         times: dict[str, list[float]] = {label: [] for label, *_ in commands}
         cpu: dict[str, list[float]] = {label: [] for label, *_ in commands}
-        servers = [("bare Django", bare, bare_env, "bare_wsgi")]
-        servers += [(name, checkout, ours, "console.wsgi") for name, checkout in checkouts]
+        servers: list[tuple[str, Path, dict[str, str], str, str | None]] = [
+            ("bare Django", bare, bare_env, "bare_wsgi", None)
+        ]
+        servers += [(name, checkout, envs[checkout], "console.wsgi", tokens[checkout]) for name, checkout in checkouts]
         web: dict[str, dict[str, list[float]]] = {name: {} for name, *_ in servers}
         for _ in range(args.repeat):
             for label, argv, cwd, env in commands:
                 wall, used = timed(argv, cwd=cwd, env=env)
                 times[label].append(wall)
                 cpu[label].append(used)
-            for label, cwd, env, app in servers:
-                figures = gunicorn_run(cwd=cwd, env=env, app=app, ready_path="/api/", schema_path="/api/schema/")
+            for label, cwd, env, app, token in servers:
+                figures = gunicorn_run(
+                    cwd=cwd, env=env, app=app, ready_path="/api/", schema_path="/api/schema/", token=token
+                )
                 for key, value in figures.items():
                     web[label].setdefault(key, []).append(value)
 

@@ -9,6 +9,8 @@ missing, then runs every tool in its own subprocess and prints wall time, CPU ti
 (user + system, which a busy machine inflates less than wall time), rate and peak RSS
 side by side. The log comparison is the attack file against the baseline file (1 M + 1 M
 lines), beside DuckDB's own top-N over one of them and a plain read of both files' lines;
+and, as the comparison page does it, from the two samples' Parquet files (written once, as
+an upload stores them) beside DuckDB's top-N over one of those;
 these take turns, round after round. Each figure is the best of ``--repeat`` runs, with
 the median beside it (the machines are shared and noisy; ratios within one run are what
 to read).
@@ -99,6 +101,29 @@ with ThreadPoolExecutor(2) as ex:
     b = base.result().table
 r = compare(a, b)
 print(a.num_rows, r["signatures"][0]["expression"] if r["signatures"] else None)
+"""
+
+# What the comparison page does (traffic.services.samples_compare): both samples were parsed
+# once at upload into Parquet; it reads the compared columns of each and compares.
+PARQUET_COMPARE = """
+import sys
+sys.path.insert(0, {repo!r})
+import pyarrow.parquet as pq
+from traffic.parsers.compare import REQUEST_COLUMNS, compare
+a = pq.read_table({attack_pq!r}, columns=list(REQUEST_COLUMNS))
+b = pq.read_table({baseline_pq!r}, columns=list(REQUEST_COLUMNS))
+r = compare(a, b)
+print(a.num_rows, r["signatures"][0]["expression"] if r["signatures"] else None)
+"""
+
+# Its peer: DuckDB's top-N over one of those Parquet files (both cores).
+DUCKDB_PARQUET_TOPN = """
+import duckdb
+con = duckdb.connect()
+con.execute("SET threads TO 2")
+con.execute("CREATE VIEW t AS SELECT * FROM read_parquet({attack_pq!r})")
+sql = 'SELECT "http.request.uri.path", count(*) AS n FROM t GROUP BY 1 ORDER BY n DESC LIMIT 20'
+print(con.execute(sql).fetchall()[0])
 """
 
 # The full import a sample upload does: every column, header values included.
@@ -196,6 +221,17 @@ def ensure_inputs(packets: int, lines: int, *, pcap_too: bool = True) -> tuple[P
         t = time.perf_counter()
         gen.write_logpush_bench(baseline, lines, APACHE, seed=5, bot_share=0.0)
         print(f"generated {baseline.name} ({baseline.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f} s")
+    for path in (attack, baseline):
+        target = path.with_suffix(".parquet")
+        if not target.exists():  # as an upload stores it (traffic.services._parse_log)
+            t = time.perf_counter()
+            code = (
+                f"import sys; sys.path.insert(0, {str(REPO)!r}); import pyarrow.parquet as pq; "
+                "from traffic.parsers.httplog import read_logpush; "
+                f"pq.write_table(read_logpush({str(path)!r}).table, {str(target)!r}, compression='zstd')"
+            )
+            subprocess.run([PY, "-c", code], check=True)
+            print(f"wrote {target.name} ({target.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f} s")
     return pcap, attack, baseline
 
 
@@ -298,6 +334,8 @@ def main() -> None:
         ("shieldwall read_logpush x2 + compare", both, COMPARE.format(**_logs(attack, baseline), before=False)),
         ("  the same, has-header flattened (before)", both, COMPARE.format(**_logs(attack, baseline), before=True)),
         ("DuckDB top-N (read_json_auto, one file)", args.lines, DUCKDB_TOPN.format(attack=str(attack))),
+        ("shieldwall compare from Parquet (the page)", both, PARQUET_COMPARE.format(**_logs(attack, baseline))),
+        ("DuckDB top-N (read_parquet, one file)", args.lines, DUCKDB_PARQUET_TOPN.format(**_logs(attack, baseline))),
         ("Python: read the lines of both files", both, LINES.format(paths=[str(attack), str(baseline)])),
     ]
     runs: dict[str, list[tuple[float, float, str, float]]] = {name: [] for name, _, _ in tools}
@@ -328,7 +366,13 @@ def main() -> None:
 
 
 def _logs(attack: Path, baseline: Path) -> dict[str, str]:
-    return {"repo": str(REPO), "attack": str(attack), "baseline": str(baseline)}
+    return {
+        "repo": str(REPO),
+        "attack": str(attack),
+        "baseline": str(baseline),
+        "attack_pq": str(attack.with_suffix(".parquet")),
+        "baseline_pq": str(baseline.with_suffix(".parquet")),
+    }
 
 
 def load() -> str:

@@ -18,42 +18,18 @@ import os
 from celery import Celery, signals
 from kombu import Exchange, Queue
 
+from console.queues import (  # noqa: F401 - re-exported: the app's queues and routes
+    ANALYSIS,
+    CRITICAL,
+    DEFAULT,
+    QUEUES,
+    REPORTS,
+    ROUTES,
+    broker_is_amqp,
+    broker_url_from_env,
+)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
-
-CRITICAL, DEFAULT, ANALYSIS, REPORTS = "critical", "default", "analysis", "reports"
-QUEUES = (CRITICAL, DEFAULT, ANALYSIS, REPORTS)
-
-ROUTES: dict[str, str] = {
-    # Ingest: what stands between a sender's 202 and the alert on the console.
-    "alerts.tasks.process_delivery": CRITICAL,
-    "alerts.tasks.summarize_attack": CRITICAL,
-    "alerts.tasks.sweep_pending_deliveries": CRITICAL,
-    # Notifications and enforcement: someone is waiting for them.
-    "tickets.tasks.send_notification_email": CRITICAL,
-    "tickets.tasks.post_webhook": CRITICAL,
-    "mitigations.tasks.apply_mitigation": CRITICAL,
-    # Parsing files: minutes of CPU each.
-    "alerts.tasks.run_import": ANALYSIS,
-    "traffic.tasks.parse_sample": ANALYSIS,
-    "traffic.tasks.analyse_part": ANALYSIS,
-    "traffic.tasks.merge_parts": ANALYSIS,
-    # Dashboards and reports.
-    "console.tasks.refresh_rollups": REPORTS,
-    "console.tasks.generate_report": REPORTS,
-    "console.tasks.schedule_reports": REPORTS,
-}
-
-
-def broker_url_from_env(environ: os._Environ | dict[str, str] = os.environ) -> str:
-    """BROKER_URL (or CELERY_BROKER_URL) when set, else REDIS_URL, else "" (the filesystem broker).
-
-    Read here rather than from Django's settings because the queues' type must be known when
-    this module is imported, which happens before the settings are."""
-    return environ.get("CELERY_BROKER_URL") or environ.get("BROKER_URL") or environ.get("REDIS_URL") or ""
-
-
-def broker_is_amqp(url: str) -> bool:
-    return url.split("://", 1)[0] in ("amqp", "amqps", "pyamqp")
 
 
 def task_queues(amqp: bool) -> tuple[Queue, ...]:

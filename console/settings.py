@@ -17,7 +17,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from console.celery import broker_is_amqp, broker_url_from_env
+from console.queues import broker_is_amqp, broker_url_from_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("SHIELDWALL_VAR_DIR", BASE_DIR / "var"))
@@ -485,6 +485,8 @@ INBOUND_IMAP_CA_FILE = os.environ.get("INBOUND_IMAP_CA_FILE", "")
 # Customer attack reports: PDF through Debian's Chromium, share links, scheduled delivery.
 REPORT_PDF = env_bool("REPORT_PDF", True)
 REPORT_CHROMIUM = os.environ.get("REPORT_CHROMIUM", "/usr/bin/chromium")
+# The reports worker (-Q reports) starts Chromium when its process starts, not under its first report.
+REPORT_PDF_WARM = env_bool("REPORT_PDF_WARM", True)
 REPORT_SHARE_DAYS = env_int("REPORT_SHARE_DAYS", 14)
 REPORT_SHARE_MAX_DAYS = env_int("REPORT_SHARE_MAX_DAYS", 90)
 REPORT_SCHEDULES = env_list("REPORT_SCHEDULES", "weekly,monthly")  # "" turns scheduled reports off

@@ -3,6 +3,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.utils import timezone
 
+import console.celery  # noqa: F401 - our app is the current one before a task is sent (console/__init__.py)
 from console.models import Heartbeat
 
 

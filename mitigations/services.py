@@ -44,7 +44,7 @@ from console.audit import audit_record, snapshot
 from console.context import current_system_actor
 from console.lazy import lazy_module
 from console.models import Asset, Customer
-from mitigations import compiling, ledger
+from mitigations import ledger
 from mitigations.backends import BACKENDS, Backend, BackendError, Spec, get_backend
 from mitigations.listformats import normalise, parse_list
 from mitigations.models import (
@@ -71,6 +71,8 @@ log = logging.getLogger(__name__)
 pa = lazy_module("pyarrow")
 # The gate's logic over the rule evaluates sample packets with the evaluator (numpy, pyarrow).
 rule_coverage = lazy_module("mitigations.rules.coverage")
+# The compilers too: only compiling or applying a rule needs them, not every process at start-up.
+compiling = lazy_module("mitigations.compiling")
 
 State = Mitigation.State
 AUDITED = ["state", "kind", "expression", "value", "action", "targets", "ttl_seconds", "expires_at", "error"]

@@ -8,6 +8,7 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.db import InterfaceError, OperationalError
 
+import console.celery  # noqa: F401 - our app is the current one before a task is sent (console/__init__.py)
 from console.context import acting_as
 from mitigations import services
 

@@ -1,7 +1,8 @@
 """Print a report to PDF with Debian's headless Chromium (Playwright), charts as static images.
 
-One browser per process, kept warm: it starts with the process's first PDF (the reports
-worker's first report) and is reused by every report after it. It holds a chart page with
+One browser per process, kept warm: the reports worker starts it when its process starts
+(``warm``, from ``worker_process_init`` in console/tasks.py), any other process with its
+first PDF, and every later report reuses it. It holds a chart page with
 plotly.js loaded: compiling plotly.min.js is most of a cold start (1.5 s on an idle
 2-core machine, 6 s on a busy one), so it is paid once per process, not once per report.
 For each report:
@@ -143,6 +144,13 @@ class _Browser:
         self._thread = threading.Thread(target=self._serve, name="report-pdf", daemon=True)
         self._thread.start()
 
+    def warm(self, timeout_ms: int) -> Future[bytes]:
+        """Start Chromium and load the chart page now, without waiting: a report sent meanwhile
+        is queued behind it on the browser thread and finds it started."""
+        done: Future[bytes] = Future()
+        self._jobs.put((None, timeout_ms, done))
+        return done
+
     def print(self, html: str, timeout_ms: int) -> bytes:
         done: Future[bytes] = Future()
         self._jobs.put((html, timeout_ms, done))
@@ -176,7 +184,8 @@ class _Browser:
                             playwright = sync_playwright().start()
                         if browser is None or not browser.is_connected() or charts.is_closed():
                             browser, charts = self._launch(playwright, browser, timeout_ms)
-                        done.set_result(_print(browser, charts, html, timeout_ms))
+                        # No HTML: a warm-up, done once the browser and its chart page are up.
+                        done.set_result(b"" if html is None else _print(browser, charts, html, timeout_ms))
                         break
                     except PdfError as exc:
                         done.set_exception(exc)
@@ -257,6 +266,23 @@ def _the_browser() -> _Browser:
 def _stop() -> None:
     if _browser is not None and _browser.pid == os.getpid():
         _browser.stop()
+
+
+def warm(*, timeout_ms: int = 60_000) -> Future[bytes] | None:
+    """Start this process's Chromium now, on its own thread, so that the first report does not
+    pay its start and the plotly.js compile (10 to 28 s on a loaded machine). Returns at once:
+    the future is done when the browser is up (None when there is no Chromium). A warm-up that
+    fails is logged; the first report then tries again, as without one."""
+    if not Path(settings.REPORT_CHROMIUM).exists():
+        return None
+    done = _the_browser().warm(timeout_ms)
+
+    def report(future: Future[bytes]) -> None:
+        if future.exception() is not None:
+            log.warning("report PDF: Chromium did not start ahead of the first report: %s", future.exception())
+
+    done.add_done_callback(report)
+    return done
 
 
 def render_pdf(html: str, *, timeout_ms: int = 60_000) -> bytes:

@@ -7,8 +7,11 @@ the previous release, and the beat schedule and routes, still find it.
 from __future__ import annotations
 
 from celery import shared_task
+from celery.signals import worker_process_init
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
+import console.celery  # noqa: F401 - our app is the current one before a task is sent (console/__init__.py)
 from console.context import acting_as
 
 TRANSIENT = (OperationalError, InterfaceError)
@@ -69,3 +72,22 @@ def schedule_reports() -> None:
 
     with acting_as("celery:schedule_reports"):
         services.reports_schedule()
+
+
+def warms_report_browser(consumed: set[str]) -> bool:
+    """Whether a worker process consuming the queues ``consumed`` starts Chromium at once.
+
+    Only a worker of the reports queue alone (compose's ``reports`` worker, one process): a
+    worker of every queue (``runconsole``) would start a browser in each of its processes for
+    the odd report, and keeps starting it with its first PDF."""
+    return bool(settings.REPORT_PDF and settings.REPORT_PDF_WARM and consumed == {REPORTS_QUEUE})
+
+
+@worker_process_init.connect(weak=False)
+def _warm_report_browser(**_kwargs: object) -> None:
+    """The reports worker's process starts Chromium as it starts, not under its first report."""
+    # The queues of ``-Q`` (every queue without it), selected before the pool forked.
+    if warms_report_browser(set(console.celery.app.amqp.queues.consume_from)):
+        from reports import pdf
+
+        pdf.warm()

@@ -12,6 +12,7 @@ from celery import shared_task
 from django.core.mail import send_mail
 from django.db import InterfaceError, OperationalError
 
+import console.celery  # noqa: F401 - our app is the current one before a task is sent (console/__init__.py)
 from console import outbound
 from console.context import acting_as
 from tickets import imap, services

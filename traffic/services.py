@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 from collections import Counter
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -391,11 +392,29 @@ def _time_range(summary: dict) -> tuple[dt.datetime | None, dt.datetime | None]:
     return to_dt(start), to_dt(end)
 
 
-def sample_table(sample: TrafficSample, columns: list[str] | None = None) -> pa.Table:
-    """The parsed records of a ready sample (never re-parses the original)."""
+def sample_table(sample: TrafficSample, columns: Collection[str] | None = None) -> pa.Table:
+    """The parsed records of a ready sample (never re-parses the original).
+
+    ``columns``: only those of them the sample's file has (a file written before a column
+    was added lacks it, and a reader of every column would not have seen it either)."""
     if sample.status != TrafficSample.Status.READY or not sample.columnar_path:
         raise ValueError(f"sample {sample.pk} is not parsed yet ({sample.get_status_display()})")
+    if columns is not None:
+        present = set(pq.read_schema(sample.columnar_path).names)
+        columns = [name for name in columns if name in present]
     return pq.read_table(sample.columnar_path, columns=columns)
+
+
+def _compared_columns(sample: TrafficSample) -> tuple[str, ...] | None:
+    """The columns a comparison of ``sample`` reads: for request logs the ones ``compare``
+    looks at (not the header values, by far the largest column: reading every column of
+    1 M + 1 M requests took about 5 CPU s, these about 2); for captures all of them (the
+    victim scope and the L7 comparison read many)."""
+    if sample.is_packets:
+        return None
+    from traffic.parsers.compare import REQUEST_COLUMNS
+
+    return REQUEST_COLUMNS
 
 
 ROLLING_BASELINE_SAMPLES = 3
@@ -414,7 +433,9 @@ def _victim_masks(sample: TrafficSample, table: pa.Table) -> tuple[np.ndarray, n
     return toward, back, expr
 
 
-def sample_baseline(*, attack: TrafficSample, baseline: TrafficSample | None = None) -> tuple[pa.Table, dict]:
+def sample_baseline(
+    *, attack: TrafficSample, baseline: TrafficSample | None = None, columns: Collection[str] | None = None
+) -> tuple[pa.Table, dict]:
     """The baseline an attack sample is compared with, and what it is.
 
     An explicit ``baseline`` sample if given; else the customer's rolling baseline (its
@@ -427,7 +448,7 @@ def sample_baseline(*, attack: TrafficSample, baseline: TrafficSample | None = N
             raise ValueError("compare samples of the same customer")
         if attack.is_packets != baseline.is_packets:
             raise ValueError("compare packets with packets and requests with requests")
-        return sample_table(baseline), {"kind": "sample", "label": baseline.name, "samples": [baseline.pk]}
+        return sample_table(baseline, columns), {"kind": "sample", "label": baseline.name, "samples": [baseline.pk]}
     kinds = (
         [TrafficSample.Kind.PCAP]
         if attack.kind == TrafficSample.Kind.PCAP
@@ -446,11 +467,11 @@ def sample_baseline(*, attack: TrafficSample, baseline: TrafficSample | None = N
         .order_by("-created_at", "-id")[:ROLLING_BASELINE_SAMPLES]
     )
     if rolling:
-        tables = [sample_table(b) for b in rolling]
+        tables = [sample_table(b, columns) for b in rolling]
         table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
         names = ", ".join(b.name for b in rolling)
         return table, {"kind": "rolling", "label": f"rolling baseline: {names}", "samples": [b.pk for b in rolling]}
-    table = sample_table(attack)
+    table = sample_table(attack, columns)
     start = ((attack.summary or {}).get("direction") or {}).get("attack_start")
     if attack.is_packets and start is not None and "ts" in table.column_names:
         before = table.filter(pc.less(table.column("ts"), float(start)))
@@ -470,8 +491,9 @@ def samples_compare(*, attack: TrafficSample, baseline: TrafficSample | None = N
     carries the victim scope; the victim's own packets count as collateral in the search."""
     from traffic.parsers.compare import compare
 
-    base_table, base_info = sample_baseline(attack=attack, baseline=baseline)
-    table = sample_table(attack)
+    columns = _compared_columns(attack)
+    base_table, base_info = sample_baseline(attack=attack, baseline=baseline, columns=columns)
+    table = sample_table(attack, columns)
     parts = _victim_masks(attack, table)
     if parts is None:
         result = compare(table, base_table)

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 from celery import shared_task
+from celery.signals import worker_process_init
 from django.db import InterfaceError, OperationalError
 
+import console.celery  # noqa: F401 - our app is the current one before a task is sent (console/__init__.py)
 from console.context import acting_as
 from traffic import services
 
@@ -49,3 +51,16 @@ def prune() -> int:
 def sweep_stuck_samples() -> dict:
     with acting_as("celery:sweep_stuck_samples"):
         return services.samples_sweep_stuck()
+
+
+@worker_process_init.connect(weak=False)
+def _warm_geo(**_kwargs: object) -> None:
+    """Load the GeoIP data (about 1 s) when a Celery worker process starts, not on its first upload.
+
+    Connected here rather than in the app's ready(): every worker imports its tasks modules
+    before its pool starts, and other processes need not import Celery's signals."""
+    import threading
+
+    from traffic import geo
+
+    threading.Thread(target=geo.warm, daemon=True, name="geoip-warm").start()

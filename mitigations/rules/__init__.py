@@ -7,21 +7,54 @@ Cloudflare's APIs. See DESIGN.md and issue 6.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from .cloudflare import (
-    CloudflareRequest,
-    compile_cloudflare,
-    compile_ip_access_rule,
-    compile_list,
-    compile_magic_firewall,
-    compile_rate_limit,
-    compile_waf_rule,
-)
 from .errors import CompileError, RuleError
-from .iptables import IptablesScript, compile_iptables, compile_iptables_ip_list
-from .nftables import compile_nftables, compile_nftables_ip_list
 from .parser import Rule, parse
+
+if TYPE_CHECKING:
+    from .cloudflare import (
+        CloudflareRequest,
+        compile_cloudflare,
+        compile_ip_access_rule,
+        compile_list,
+        compile_magic_firewall,
+        compile_rate_limit,
+        compile_waf_rule,
+    )
+    from .iptables import IptablesScript, compile_iptables, compile_iptables_ip_list
+    from .nftables import compile_nftables, compile_nftables_ip_list
+
+# The compilers are imported when first named (PEP 562): every process parses rules (forms,
+# the API, the services), but only compiling or applying a rule needs them, and they cost
+# start-up a few tens of milliseconds. ``from mitigations.rules import compile_nftables``
+# works as before; ``tests/console/test_startup_imports.py`` checks they stay out of start-up.
+_COMPILERS = {
+    "CloudflareRequest": "cloudflare",
+    "compile_cloudflare": "cloudflare",
+    "compile_ip_access_rule": "cloudflare",
+    "compile_list": "cloudflare",
+    "compile_magic_firewall": "cloudflare",
+    "compile_rate_limit": "cloudflare",
+    "compile_waf_rule": "cloudflare",
+    "IptablesScript": "iptables",
+    "compile_iptables": "iptables",
+    "compile_iptables_ip_list": "iptables",
+    "compile_nftables": "nftables",
+    "compile_nftables_ip_list": "nftables",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _COMPILERS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later reads are plain attribute reads
+    return value
+
 
 TARGETS = ("nftables", "iptables", "cloudflare")
 
@@ -43,10 +76,16 @@ def compile(rule: Rule | str, target: str, **opts) -> str | IptablesScript | Clo
     Options are those of the target's compile function."""
     rule = parse(rule) if isinstance(rule, str) else rule
     if target == "nftables":
+        from .nftables import compile_nftables
+
         return compile_nftables(rule, **opts)
     if target == "iptables":
+        from .iptables import compile_iptables
+
         return compile_iptables(rule, **opts)
     if target == "cloudflare":
+        from .cloudflare import compile_cloudflare
+
         return compile_cloudflare(rule, **opts)
     raise ValueError(f"unknown target {target!r}; use one of {', '.join(TARGETS)}")
 

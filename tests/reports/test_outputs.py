@@ -147,7 +147,7 @@ def test_a_ready_report_stored_without_figures_still_downloads_and_sends(
     from django.core.files.base import ContentFile
     from django.utils import timezone
 
-    from console.reports.models import Report
+    from reports.models import Report
 
     settings.MEDIA_ROOT = tmp_path / "media"
     report = Report.objects.create(

@@ -15,7 +15,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from console.celery import QUEUES
+from console.queues import QUEUES
 
 
 class Command(BaseCommand):

@@ -1,0 +1,49 @@
+"""A log comparison reads only the columns it compares, and its result is what reading every column gave (issue 20)."""
+
+from __future__ import annotations
+
+import pyarrow.parquet as pq
+import pytest
+
+from traffic.models import TrafficSample
+from traffic.parsers.compare import compare
+from traffic.services import _jsonable, sample_parse, samples_compare
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+def _parsed(customer, path, label: str) -> TrafficSample:
+    sample = TrafficSample.objects.create(customer=customer, name=path.name, kind="logpush", label=label)
+    with path.open("rb") as fh:
+        sample.original.save(path.name, fh)
+    return sample_parse(sample_id=sample.pk)
+
+
+def test_a_log_comparison_on_its_columns_equals_one_on_every_column(customer_a, logpush_pair, monkeypatch):
+    attack_path, baseline_path = logpush_pair
+    attack = _parsed(customer_a, attack_path, "attack")
+    baseline = _parsed(customer_a, baseline_path, "baseline")
+    assert attack.status == baseline.status == TrafficSample.Status.READY
+    every = {s.pk: pq.read_table(s.columnar_path) for s in (attack, baseline)}
+    assert "http.request.headers" in every[attack.pk].column_names  # the header values were stored
+
+    read: list[list[str] | None] = []
+    real = pq.read_table
+
+    def spy(path, columns=None, **kwargs):  # noqa: ANN001, ANN202
+        read.append(columns)
+        return real(path, columns=columns, **kwargs)
+
+    monkeypatch.setattr(pq, "read_table", spy)
+    ours = samples_compare(attack=attack, baseline=baseline)
+
+    expected = _jsonable(compare(every[attack.pk], every[baseline.pk]))
+    expected["baseline"] = ours["baseline"]
+    assert ours == expected
+    assert ours["attack_rows"] == every[attack.pk].num_rows and ours["signatures"]  # a real comparison
+    assert len(read) == 2 and all(cols is not None and "http.request.headers" not in cols for cols in read)
