@@ -260,14 +260,11 @@ def alert_detail(request: HttpRequest, pk: int) -> HttpResponse:
     related = Alert.objects.none()
     if alert.attack_id:
         related = Alert.objects.filter(attack_id=alert.attack_id).exclude(pk=alert.pk).select_related("feed")[:50]
-    from reports.selectors import alert_sources
-
     context = {
         "alert": alert,
         "raw": raw,
         "related": related,
         "outcomes": Alert.Outcome.choices,
-        "places": alert_sources(alert),
     }
     return render(request, "alerts/alert_detail.html", context)
 
@@ -295,8 +292,6 @@ def attack_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def attack_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    from reports.selectors import attack_sources
-
     require_internal(request)
     attack = get_visible_or_404(Attack.objects.select_related("customer"), request.user, pk=pk)
     alerts = list(attack.alerts.select_related("feed").order_by("event_time")[:500])
@@ -306,7 +301,6 @@ def attack_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "alerts": alerts,
         "timeline": charts.attack_timeline(alerts),
         "open_alert_ids": open_ids if _escalation_url() else [],
-        "sources": attack_sources(attack),
     }
     return render(request, "alerts/attack_detail.html", context)
 

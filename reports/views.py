@@ -14,12 +14,14 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from alerts.models import Alert, Attack
 from console import roles
 from console.http import HtmxHttpRequest, client_address
 from console.models import Customer
 from console.permissions import get_visible_or_404
 from console.selectors import dashboard_overview
-from reports import dashboards, services
+from console.views import require_internal
+from reports import dashboards, selectors, services
 from reports.forms import ReportRequestForm, ShareForm
 from reports.models import Report, ShareLink
 
@@ -256,3 +258,22 @@ def customer_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
         raise Http404("No such page")
     overview = dashboards.customer_overview(customer, internal=internal)
     return render(request, "reports/customer_dashboard.html", overview)
+
+
+@login_required
+@require_GET
+def attack_places(request: HttpRequest, pk: int) -> HttpResponse:
+    """The attack page's source countries and ASNs: the report's own figures, so the two agree."""
+    require_internal(request)
+    attack = get_visible_or_404(Attack.objects.select_related("customer"), request.user, pk=pk)
+    context = {"attack": attack, "sources": selectors.attack_sources(attack)}
+    return render(request, "reports/_attack_places.html", context)
+
+
+@login_required
+@require_GET
+def alert_places(request: HttpRequest, pk: int) -> HttpResponse:
+    """One alert's source countries and ASNs: the sender's, else offline geolocation (said so)."""
+    require_internal(request)
+    alert = get_visible_or_404(Alert.objects.select_related("customer"), request.user, pk=pk)
+    return render(request, "reports/_alert_places.html", {"places": selectors.alert_sources(alert)})
