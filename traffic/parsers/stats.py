@@ -246,12 +246,14 @@ class CaptureStatistics:
 
     def _layers(self, b: PacketBatch) -> None:
         lt = b.linktype
+        lk: int | np.ndarray
         if lt.size and lt[0] == lt[-1] and (lt == lt[0]).all():
             lk = _LINK_CLASS.get(int(lt[0]), ("raw", 4))[1]
         else:
-            lk = np.full(lt.size, 4, np.int64)  # raw IP unless named
+            per_packet = np.full(lt.size, 4, np.int64)  # raw IP unless named
             for code, (_name, idx) in _LINK_CLASS.items():
-                lk[lt == code] = idx
+                per_packet[lt == code] = idx
+            lk = per_packet
         vk = np.where(b.ip_version == 4, 1, np.where(b.ip_version == 6, 2, 0))
         pk = np.clip(b.proto.astype(np.int64) + 1, 0, _NPROTO - 1)
         key = (lk * 3 + vk) * _NPROTO + pk
