@@ -554,7 +554,10 @@ def _endpoints(s: Any, top: int) -> dict:  # noqa: ANN401 - PcapSummarizer
     }
 
 
-def _io_graph(per_sec: dict[int, list[int]], limit: int = 86_400) -> dict:
+IO_SECONDS = 10_800  # the I/O graph's first 3 h at 1 s (the stored summary stays small)
+
+
+def _io_graph(per_sec: dict[int, list[int]], limit: int = IO_SECONDS) -> dict:
     """Packets and bytes per 1 s interval from the first to the last second, empty ones 0."""
     if not per_sec:
         return {"interval_s": 1, "start": None, "packets": [], "bytes": [], "truncated": False}
