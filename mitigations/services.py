@@ -648,14 +648,17 @@ def simulate_tables(
         if absent:
             # The sample cannot answer these fields (a cookie rule on a capture, say): unknown, not 0.
             what = "this capture" if "frame.number" in table.column_names else "this sample"
+            why = [f"{what} has no {', '.join(absent)}"]
+            if label == "baseline":
+                why = missing_traffic(rule, table) or why  # the gate's own words for it
             out[label] = {
                 "rows": table.num_rows,
                 "matched": None,
                 "share": None,
-                "unknown": f"unknown — {what} has no {', '.join(absent)}",
+                "unknown": "unknown — " + "; ".join(why),
             }
             if label == "baseline":
-                out[label]["missing"] = [f"{what} has no {', '.join(absent)}"]
+                out[label]["missing"] = why
             else:
                 out["top_matched"] = {}
             continue

@@ -107,7 +107,10 @@ def io_graph(io: dict[str, Any]) -> dict[str, Any]:
             },
         ],
         {
-            "title": {"text": f"I/O graph ({step} s intervals)"},
+            "title": {
+                "text": f"I/O graph ({step} s intervals)"
+                + (f", the first {len(x):,} s of the capture" if io.get("truncated") else "")
+            },
             "height": 300,
             "xaxis": {"type": "date"},
             "yaxis": {"title": {"text": "packets/s"}, "rangemode": "tozero"},

@@ -287,3 +287,14 @@ def test_sample_page_shows_the_statistics_and_the_io_graph(client, engineer, cus
     endpoints = stats.split('id="stats-endpoints"')[1].split("</table>")[0]
     assert "<code>192.0.2.10</code>" in endpoints
     assert 'id="chart-io"' in html and "I/O graph (1 s intervals)" in html
+
+
+def test_a_long_capture_stores_the_first_three_hours_of_its_io_graph_and_says_so(tmp_path, settings):
+    from traffic.charts import io_graph
+
+    frame = gen.eth(gen.ipv4("192.0.2.1", "203.0.113.9", 17, gen.udp(1000, 2000, b"x")))
+    path = tmp_path / "long.pcap"
+    gen.write_pcap(path, [(T0, frame, len(frame)), (T0 + 4 * 3600, frame, len(frame))])
+    io = summarize_pcap(path)["statistics"]["io"]
+    assert io["truncated"] and len(io["packets"]) == 3 * 3600 and sum(io["packets"]) == 1
+    assert io_graph(io)["layout"]["title"]["text"] == "I/O graph (1 s intervals), the first 10,800 s of the capture"

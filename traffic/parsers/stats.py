@@ -81,7 +81,15 @@ class _Conversations:
         self.exact = True  # False once merged with a side that was full
         self._filter: np.ndarray | None = None  # see _add_full; rebuilt whenever keys change
 
-    def add(self, keys: np.ndarray, rep: np.ndarray, ab: np.ndarray, nbytes: np.ndarray, ts: np.ndarray) -> None:
+    def add(
+        self,
+        keys: np.ndarray,
+        rep: np.ndarray | tuple[np.ndarray, ...],
+        ab: np.ndarray,
+        nbytes: np.ndarray,
+        ts: np.ndarray,
+    ) -> None:
+        """``rep``: the rows' endpoints, as a 2-D array or its columns (stacked only for new keys)."""
         if keys.size == 0:
             return
         if self.keys.size >= self.cap:
@@ -131,7 +139,13 @@ class _Conversations:
             np.maximum.at(self.last, at, ts[hit])
 
     def _merge(
-        self, k: np.ndarray, rep: np.ndarray, rep_at: np.ndarray, cols: np.ndarray, first: np.ndarray, last: np.ndarray
+        self,
+        k: np.ndarray,
+        rep: np.ndarray | tuple[np.ndarray, ...],
+        rep_at: np.ndarray,
+        cols: np.ndarray,
+        first: np.ndarray,
+        last: np.ndarray,
     ) -> None:
         """Adds sorted unique rows (``rep[rep_at]`` their endpoints); new keys enter while
         there is room, the rest count in "other"."""
@@ -176,7 +190,8 @@ class _Conversations:
             return out
 
         self.keys = spread(self.keys, k[new])
-        self.rep = spread(self.rep, rep[rep_at[new]])
+        at = rep_at[new]
+        self.rep = spread(self.rep, rep[at] if isinstance(rep, np.ndarray) else np.stack([c[at] for c in rep], axis=1))
         self.cols = spread(self.cols, cols[new])
         self.first = spread(self.first, first[new])
         self.last = spread(self.last, last[new])
@@ -276,7 +291,7 @@ class CaptureStatistics:
         pair = np.where(ab, (s << np.uint64(32)) | d, (d << np.uint64(32)) | s)
         ports = high | np.where(ab, (sp << np.uint64(16)) | dp, (dp << np.uint64(16)) | sp)
         key = _mix64(_mix64(pair) ^ ports)
-        self.conv["v4"].add(key, np.stack([pair, ports], axis=1), ab, b.wirelen[i], b.ts[i])
+        self.conv["v4"].add(key, (pair, ports), ab, b.wirelen[i], b.ts[i])
 
     def _v6(self, b: PacketBatch, i: np.ndarray) -> None:
         s, d = b.src6[i], b.dst6[i]
@@ -541,7 +556,10 @@ def _endpoints(s: Any, top: int) -> dict:  # noqa: ANN401 - PcapSummarizer
     }
 
 
-def _io_graph(per_sec: dict[int, list[int]], limit: int = 86_400) -> dict:
+IO_SECONDS = 10_800  # the I/O graph's first 3 h at 1 s (the stored summary stays small)
+
+
+def _io_graph(per_sec: dict[int, list[int]], limit: int = IO_SECONDS) -> dict:
     """Packets and bytes per 1 s interval from the first to the last second, empty ones 0."""
     if not per_sec:
         return {"interval_s": 1, "start": None, "packets": [], "bytes": [], "truncated": False}
