@@ -589,6 +589,22 @@ def plant(*, customer: Any, engineer: Any, senior: Any, viewer: Any) -> Planted:
     o["report"] = reports[0]
     o["share_link"], o["share_token"] = report_services.share_link_create(report=reports[0], user=engineer)
 
+    # A customer mail that names no ticket, through the inbound-parse entry point: sender, subject
+    # and text are the customer's (or anyone's) words, shown on the unmatched-mail pages.
+    from tickets import services as ticket_services
+    from tickets.models import InboundMail
+
+    mail_texts = script_payloads("inboundmail")
+    ticket_services.ticket_receive_customer_reply(
+        recipients=["soc@shieldwall.invalid"],
+        sender=mail_texts[0][:200] + " <ops@hostile.example>",
+        subject=mail_texts[1],
+        text="\n".join(mail_texts),
+        message_id=f"<inbound-{customer.slug}@hostile.example>",
+    )
+    o["inbound_mail"] = InboundMail.objects.get(message_key=f"<inbound-{customer.slug}@hostile.example>")
+    planted.count("unmatched inbound mail sender, subject and text", 3)
+
     o["viewer"] = viewer
     o["api_token"] = api_token_create(user=senior, name=script_payloads("tokenname")[0][:100]).token
     planted.count("API token name")
