@@ -492,6 +492,19 @@ class _Batch:
     attack_ids: set[int] = field(default_factory=set)
     feed_updates: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     seen: dict[int, tuple[int, datetime]] = field(default_factory=dict)
+    mappers: dict[int, CustomerMapper] = field(default_factory=dict)
+    silences: list[Silence] | None = None
+
+    def mapper(self, feed: Feed) -> CustomerMapper:
+        if feed.pk not in self.mappers:
+            self.mappers[feed.pk] = CustomerMapper.for_feed(feed)
+        return self.mappers[feed.pk]
+
+    def active_silences(self, now: datetime) -> list[Silence]:
+        """The silences active when the batch's first delivery was written (milliseconds apart)."""
+        if self.silences is None:
+            self.silences = list(Silence.objects.active(now))
+        return self.silences
 
     def feed_seen(self, delivery: Delivery) -> None:
         count, latest = self.seen.get(delivery.feed_id, (0, delivery.received_at))
@@ -834,7 +847,8 @@ def alerts_upsert(
     if not parsed:
         return result
     now = received_at or timezone.now()
-    mapper = CustomerMapper.for_feed(feed)
+    # A micro-batch reads the customers' assets once (and keeps the mapper's address cache).
+    mapper = batch.mapper(feed) if batch is not None else CustomerMapper.for_feed(feed)
     for alert in parsed:
         mapper.orient(alert)
     acknowledged = [p for p in parsed if p.acknowledged]
@@ -855,7 +869,7 @@ def alerts_upsert(
     mapped = {id(p): mapper.map(p) for p in parsed}
     customers = {c.pk: c for c in Customer.objects.filter(pk__in={m[0] for m in mapped.values() if m[0]})}
     baselines = customer_baselines(customers)
-    silences = list(Silence.objects.active(now))
+    silences = batch.active_silences(now) if batch is not None else list(Silence.objects.active(now))
     slugs = {pk: c.slug for pk, c in customers.items()}
 
     rows: list[list[Any]] = []
