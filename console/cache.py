@@ -78,6 +78,30 @@ class FailSoftRedisCache(RedisCache):
             if _down_until.pop(self._location, None) is not None:
                 logger.warning("cache: Redis answers again; throttles and debounces are back in Redis")
 
+    def _add_many(self, keys: list[str], timeout: int) -> list[bool]:
+        """``add`` of each key (value 1) in one pipelined round trip: a debounce per attack of a delivery."""
+        full = [self.make_and_validate_key(key) for key in keys]
+        value = self._cache._serializer.dumps(1)
+        pipe = self._cache.get_client(full[0], write=True).pipeline(transaction=False)
+        for key in full:
+            pipe.set(key, value, nx=True, ex=timeout)
+        return [bool(result) for result in pipe.execute()]
+
+    def add_many(self, keys: list[str], timeout: int) -> list[bool]:
+        """Whether each key was added (absent before), as ``add`` answers for one."""
+        if not keys:
+            return []
+        if self.redis_usable():
+            try:
+                result = self._add_many(keys, timeout)
+            except UNREACHABLE as exc:
+                self.mark_unreachable(exc)
+            else:
+                if self._location in _down_until:
+                    self.mark_reachable()
+                return result
+        return [self.fallback.add(key, 1, timeout) for key in keys]
+
     add = _fail_soft("add")
     get = _fail_soft("get")
     set = _fail_soft("set")

@@ -67,3 +67,28 @@ def test_the_login_throttle_still_counts_with_redis_down(client, engineer, redis
     for _ in range(settings.LOGIN_FAILURE_LIMIT):
         assert client.post("/login/", {"username": "eli", "password": "wrong"}).status_code == 200
     assert client.post("/login/", {"username": "eli", "password": PASSWORD}).status_code == 429
+
+
+def test_add_many_claims_each_absent_key_once_in_redis_and_in_memory():
+    """The summary debounces of a delivery's attacks: one round trip, and ``add``'s answer for each key."""
+    location = "redis://127.0.0.1:6379/4"
+    backend = FailSoftRedisCache(location, {})
+    try:
+        backend.set("probe", 1, 5)
+    except Exception:  # noqa: BLE001
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    if fail_soft._down_until.get(location):
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    keys = [f"add-many-test:{free_port()}:{n}" for n in range(3)]
+    try:
+        assert backend.add_many(keys[:2], 5) == [True, True]
+        assert backend.add_many(keys, 5) == [False, False, True]
+        assert not backend.add(keys[2], 1, 5), "the key add_many set is the key add sees"
+        assert backend.fallback.get(keys[0]) is None, "written to Redis, not to memory"
+    finally:
+        backend.delete_many(keys)
+        backend.delete("probe")
+    down = FailSoftRedisCache(f"redis://127.0.0.1:{free_port()}/0", {})
+    assert down.add_many(["a", "b"], 5) == [True, True]
+    assert down.add_many(["a", "c"], 5) == [False, True]
+    fail_soft._down_until.clear()
