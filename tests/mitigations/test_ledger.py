@@ -130,13 +130,18 @@ def test_worker_killed_during_a_three_target_apply_is_undone_by_reconciliation(a
     mitigation.refresh_from_db()
     assert mitigation.state == Mitigation.State.FAILED
     assert "undone on nftables, iptables" in mitigation.error
-    assert _ledger(mitigation)[2:] == [("compensate", "iptables", "done"), ("compensate", "nftables", "done")]
+    assert _ledger(mitigation)[2:] == [
+        ("reconcile", "iptables", "done"),  # read back: the interrupted write did land there
+        ("compensate", "iptables", "done"),
+        ("compensate", "nftables", "done"),
+    ]
+    assert Step.objects.get(mitigation=mitigation, op="reconcile").handle["found"] is True
     assert targets["cloudflare"].calls == []  # never reached: nothing to undo there
     _agree(mitigation, targets)
     report_figures(
         "enforcement ledger",
         "worker killed during a three-target apply: ledger before reconcile 1 done + 1 intent, "
-        "after: 2 compensations, 0 targets hold it, state failed",
+        "after: iptables read back (found), 2 compensations, 0 targets hold it, state failed",
     )
 
 
