@@ -31,6 +31,13 @@ class MitigationForm(forms.Form):
         label="Enforcement target",
         help_text="a configured namespace, host command or Cloudflare zone; none means a download to apply by hand",
     )
+    also_targets = forms.ModelMultipleChoiceField(
+        queryset=EnforcementTarget.objects.filter(enabled=True).exclude(kind=EnforcementTarget.Kind.EXPORT),
+        to_field_name="name",
+        required=False,
+        label="Also enforce on",
+        help_text="further configured targets (a second scrubbing namespace, the customer's zone), each its own step",
+    )
     ttl_minutes = forms.IntegerField(min_value=1, initial=60, label="Time to live (minutes)")
     rate_requests = forms.IntegerField(required=False, min_value=1, label="Rate: requests or packets")
     rate_period = forms.IntegerField(required=False, min_value=1, initial=60, label="per (seconds)")

@@ -29,7 +29,8 @@ class MitigationQuerySet(CustomerScopedQuerySet):
 
     def targeting(self, backend: str) -> MitigationQuerySet:
         # JSON containment is not on SQLite; the names are plain words, so a text match is exact enough.
-        return self.filter(targets__icontains=f'"{backend}"')
+        # A key is the kind alone or "kind:target-name" when a mitigation has two of one kind.
+        return self.filter(Q(targets__icontains=f'"{backend}"') | Q(targets__icontains=f'"{backend}:'))
 
 
 class ListQuerySet(models.QuerySet):

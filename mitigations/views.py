@@ -172,6 +172,7 @@ def mitigation_new(request: HttpRequest) -> HttpResponse:
                     kind=d["kind"],
                     user=request.user,
                     target=d["enforcement_target"],
+                    also_targets=[t for t in d["also_targets"] if t != d["enforcement_target"]],
                     expression=d["expression"],
                     value=d["value"],
                     mitigation_list=d["mitigation_list"],

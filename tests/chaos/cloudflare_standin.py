@@ -20,6 +20,7 @@ import json
 import re
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -35,7 +36,8 @@ class State:
         self.rulesets: dict[str, dict] = {}  # ruleset id -> {"id", "phase", "scope", "rules"}
         self.entrypoints: dict[str, str] = {}  # entry-point path -> ruleset id
         self.faults: list[dict] = []
-        self.seen: list[list] = []  # [method, path, status]
+        self.seen: list[list] = []  # [method, path, status, seconds since the stand-in started]
+        self.started = time.monotonic()
         self.holding = False
         self.release = threading.Event()
         self.answer_held = False
@@ -109,7 +111,7 @@ def handle(h: BaseHTTPRequestHandler) -> None:
         STATE.answer_held = bool(body.get("answer"))
         STATE.release.set()
         return _send(h, 200, {})
-    STATE.seen.append([h.command, path, None])
+    STATE.seen.append([h.command, path, None, round(time.monotonic() - STATE.started, 3)])
     if m := ENTRYPOINT.match(path):
         ruleset_id = STATE.entrypoints.get(path)
         if h.command == "GET":

@@ -362,10 +362,14 @@ def test_cloudflare_429_then_500_then_200_applies_exactly_once_and_the_ledger_sh
     handle = json.loads(rows[2][4])
     statuses = [r["status"] for r in handle["requests"] if r["method"] in ("PUT", "POST")]
     assert statuses == [429, 500, 200], handle["requests"]
-    seen = [s for method, path, s in enf.cf("/_state")["seen"] if method in ("PUT", "POST")]
+    creating = [(status, at) for method, _, status, at in enf.cf("/_state")["seen"] if method in ("PUT", "POST")]
+    (s429, t429), (s500, t500), (s200, t200) = creating[-3:]
+    assert (s429, s500, s200) == (429, 500, 200)
+    assert t500 - t429 >= 0.9, (t429, t500)  # Retry-After: 1 was honoured
     FIGURES.append(
-        f"(b) Cloudflare 429 (Retry-After: 1), 500, 200: active in {took:.1f} s; rule-creating requests seen by "
-        f"the stand-in {seen[-3:]}, rules it holds for the mitigation: {len(enf.cf_rules(m['name']))}; "
+        f"(b) Cloudflare 429 (Retry-After: 1), 500, 200: active (waited {took:.1f} s after queueing); the stand-in "
+        f"saw the retry {t500 - t429:.2f} s after the 429 and the 200 {t200 - t500:.2f} s after the 500; "
+        f"rules it holds for the mitigation: {len(enf.cf_rules(m['name']))}; "
         f"ledger Cloudflare step done with answers {statuses}"
     )
 

@@ -130,13 +130,18 @@ def test_worker_killed_during_a_three_target_apply_is_undone_by_reconciliation(a
     mitigation.refresh_from_db()
     assert mitigation.state == Mitigation.State.FAILED
     assert "undone on nftables, iptables" in mitigation.error
-    assert _ledger(mitigation)[2:] == [("compensate", "iptables", "done"), ("compensate", "nftables", "done")]
+    assert _ledger(mitigation)[2:] == [
+        ("reconcile", "iptables", "done"),  # read back: the interrupted write did land there
+        ("compensate", "iptables", "done"),
+        ("compensate", "nftables", "done"),
+    ]
+    assert Step.objects.get(mitigation=mitigation, op="reconcile").handle["found"] is True
     assert targets["cloudflare"].calls == []  # never reached: nothing to undo there
     _agree(mitigation, targets)
     report_figures(
         "enforcement ledger",
         "worker killed during a three-target apply: ledger before reconcile 1 done + 1 intent, "
-        "after: 2 compensations, 0 targets hold it, state failed",
+        "after: iptables read back (found), 2 compensations, 0 targets hold it, state failed",
     )
 
 
@@ -425,3 +430,27 @@ def test_a_failed_mitigation_the_ledger_says_is_still_on_a_target_is_expected_th
     assert services.mitigations_check_drift() == 1
     mitigation.refresh_from_db()
     assert mitigation.drift == {"nftables:edge-a": "not installed at edge-a"}
+
+
+def test_the_propose_form_takes_further_targets(client, engineer, customer_a, make_target):
+    from django.urls import reverse
+
+    make_target("nftables", name="edge-a", namespace="edge-a")
+    make_target("nftables", name="edge-b", namespace="edge-b")
+    client.force_login(engineer)
+    assert 'name="also_targets"' in client.get(reverse("mitigation-new")).content.decode()
+    form = {
+        "customer": "acme",
+        "kind": "firewall_rule",
+        "action": "block",
+        "ttl_minutes": 30,
+        "expression": services.scoped_expression(customer_a, "udp.srcport eq 123"),
+        "enforcement_target": "edge-b",
+        "also_targets": ["edge-a", "edge-b"],  # the first one again is not a second copy
+    }
+    response = client.post(reverse("mitigation-new"), form)
+    mitigation = Mitigation.objects.get()
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    assert mitigation.targets == ["nftables:edge-b", "nftables:edge-a"]
+    assert [t.name for t in mitigation.configured_targets()] == ["edge-b", "edge-a"]
+    assert list(Mitigation.objects.targeting("nftables")) == [mitigation]
