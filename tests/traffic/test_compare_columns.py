@@ -51,3 +51,16 @@ def test_a_log_comparison_on_its_columns_equals_one_on_every_column(customer_a, 
     assert ours == expected
     assert ours["attack_rows"] == every[attack.pk].num_rows and ours["signatures"]  # a real comparison
     assert len(read) == 2 and all("http.request.headers" not in cols for cols in read)
+
+
+def test_a_damaged_columnar_file_is_a_clear_error_not_a_crash(tmp_path) -> None:
+    """Its footer intact, its data pages overwritten: the views catch ValueError, as pyarrow's ArrowInvalid was."""
+    import pyarrow as pa
+
+    path = tmp_path / "sample.parquet"
+    pq.write_table(pa.table({"http.user_agent": [f"agent {i}" for i in range(5000)]}), path, compression="zstd")
+    data = bytearray(path.read_bytes())
+    data[4:2000] = b"\xff" * 1996
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="cannot be read"):
+        compare_module.read_parquet_columns(path, ["http.user_agent"])

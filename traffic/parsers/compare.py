@@ -81,6 +81,10 @@ def read_parquet_columns(path: str | os.PathLike[str], columns: list[str]) -> pa
         con.execute("SET preserve_insertion_order TO true")
         relation = con.read_parquet(str(path))
         table = relation.project(", ".join('"' + name.replace('"', '""') + '"' for name in columns)).to_arrow_table()
+    except duckdb.Error as exc:
+        # A damaged file gets the answer pyarrow's reader gave (ArrowInvalid is a ValueError):
+        # the pages show it as the comparison's error instead of failing.
+        raise ValueError(f"the parsed records cannot be read: {exc}") from exc
     finally:
         con.close()
     return table.read_all() if isinstance(table, pa.RecordBatchReader) else table
