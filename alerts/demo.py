@@ -44,6 +44,6 @@ def seed_history() -> int:
     return count
 
 
-def seed(stdout=None) -> dict:  # noqa: ANN001
+def seed(stdout=None) -> dict:
     feeds = seed_feeds()
     return {"feeds": len(feeds), "history_alerts": seed_history()}

@@ -30,7 +30,7 @@ class AlertFilterSet(django_filters.FilterSet):
         model = Alert
         fields = ["customer", "status", "severity", "layer", "vector", "feed", "attack", "assignee"]
 
-    def search(self, queryset, name, value):  # noqa: ANN001, ANN201
+    def search(self, queryset, name, value):
         return queryset.filter(
             Q(title__icontains=value)
             | Q(target_host__icontains=value)
@@ -40,7 +40,7 @@ class AlertFilterSet(django_filters.FilterSet):
             | Q(fingerprint=value)
         )
 
-    def by_customer(self, queryset, name, value):  # noqa: ANN001, ANN201
+    def by_customer(self, queryset, name, value):
         if value == "unassigned":
             return queryset.filter(customer__isnull=True)
         # The id, not a join on the slug: with a literal customer_id the planner walks that
@@ -48,7 +48,7 @@ class AlertFilterSet(django_filters.FilterSet):
         customer_id = Customer.objects.filter(slug=value).values_list("pk", flat=True).first()
         return queryset.filter(customer_id=customer_id) if customer_id is not None else queryset.none()
 
-    def in_queue(self, queryset, name, value):  # noqa: ANN001, ANN201
+    def in_queue(self, queryset, name, value):
         return queryset.in_queue() if value else queryset
 
 
@@ -64,10 +64,10 @@ class AttackFilterSet(django_filters.FilterSet):
         model = Attack
         fields = ["customer", "ongoing"]
 
-    def search(self, queryset, name, value):  # noqa: ANN001, ANN201
+    def search(self, queryset, name, value):
         return queryset.filter(Q(title__icontains=value) | Q(target__icontains=value))
 
-    def by_vector(self, queryset, name, value):  # noqa: ANN001, ANN201
+    def by_vector(self, queryset, name, value):
         # JSON containment differs per database; vectors are few, titles carry them too.
         return queryset.filter(Q(vectors__icontains=value))
 
@@ -93,5 +93,5 @@ class SilenceFilterSet(django_filters.FilterSet):
         model = Silence
         fields = ["active"]
 
-    def by_active(self, queryset, name, value):  # noqa: ANN001, ANN201
+    def by_active(self, queryset, name, value):
         return queryset.active() if value else queryset.expired()

@@ -19,7 +19,7 @@ class FeedForm(forms.ModelForm):
         fields = ["slug", *FEED_EDITABLE_FIELDS]
         widgets = {"options": forms.Textarea(attrs={"rows": 8, "class": "mono"})}
 
-    def clean_options(self):  # noqa: ANN201
+    def clean_options(self):
         value = self.cleaned_data.get("options")
         if value in (None, ""):
             return {}
@@ -27,7 +27,7 @@ class FeedForm(forms.ModelForm):
             raise forms.ValidationError("options must be a JSON object")
         return value
 
-    def clean(self):  # noqa: ANN201
+    def clean(self):
         data = super().clean()
         if data.get("mode") == Feed.Mode.PULL and not data.get("pull_url"):
             self.add_error("pull_url", "a pull feed needs a URL to poll")
@@ -53,7 +53,7 @@ class SilenceForm(forms.Form):
     comment = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
     duration_minutes = forms.IntegerField(min_value=1, max_value=60 * 24 * 30, initial=120)
 
-    def clean(self):  # noqa: ANN201
+    def clean(self):
         data = super().clean()
         # Matchers come as repeated field/op/value inputs, or as JSON (the preview and API).
         fields = self.data.getlist("m_field") if hasattr(self.data, "getlist") else []

@@ -82,7 +82,7 @@ def import_run(*, import_id: int) -> AlertImport | None:
     return job
 
 
-def import_enqueue(*, feed: Feed, uploaded, user) -> AlertImport:  # noqa: ANN001
+def import_enqueue(*, feed: Feed, uploaded, user) -> AlertImport:
     """Keep an uploaded file on disk (streamed by Django's upload handlers) and import it in Celery."""
     from django.conf import settings
 

@@ -28,7 +28,7 @@ class CustomerMapper:
     _prefix_cache: dict[str, tuple[int, int] | None] = field(default_factory=dict)
 
     @classmethod
-    def for_feed(cls, feed) -> CustomerMapper:  # noqa: ANN001
+    def for_feed(cls, feed) -> CustomerMapper:
         mapper = cls(feed_customer_id=feed.customer_id, customer_label=feed.customer_label or "")
         for customer_id, slug, name in Customer.objects.values_list("id", "slug", "name"):
             mapper.slugs[slug] = customer_id

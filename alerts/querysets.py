@@ -21,7 +21,7 @@ class FeedQuerySet(InternalOnlyQuerySet):
     def enabled(self) -> FeedQuerySet:
         return self.filter(enabled=True)
 
-    def due_for_pull(self, now=None) -> FeedQuerySet:  # noqa: ANN001
+    def due_for_pull(self, now=None) -> FeedQuerySet:
         now = now or timezone.now()
         feeds = self.enabled().filter(mode="pull").exclude(pull_url="")
         due = [
@@ -58,10 +58,10 @@ class AttackQuerySet(CustomerScopedQuerySet):
 
 
 class SilenceQuerySet(InternalOnlyQuerySet):
-    def active(self, at=None) -> SilenceQuerySet:  # noqa: ANN001
+    def active(self, at=None) -> SilenceQuerySet:
         at = at or timezone.now()
         return self.filter(starts_at__lte=at, ends_at__gt=at, expired_by_hand_at__isnull=True)
 
-    def expired(self, at=None) -> SilenceQuerySet:  # noqa: ANN001
+    def expired(self, at=None) -> SilenceQuerySet:
         at = at or timezone.now()
         return self.filter(Q(ends_at__lte=at) | Q(expired_by_hand_at__isnull=False))

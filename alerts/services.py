@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import io
 import logging
 import re
 import statistics
@@ -148,7 +149,7 @@ def feed_rate_check(feed: Feed) -> None:
     except ValueError:
         cache.set(key, 1, 70)
         return
-    except Exception:  # noqa: BLE001 - cache (Redis) down
+    except Exception:  # cache (Redis) down
         # The limit protects the console from a runaway sender; refusing every delivery
         # while Redis is down would lose alerts instead. Accept, and say so in the log.
         logger.warning("rate limit of feed %s not checked: cache unavailable", feed.slug)
@@ -299,7 +300,7 @@ def _enqueue_processing(delivery_id: int) -> bool:
 
     try:
         process_delivery.delay(delivery_id)
-    except Exception:  # noqa: BLE001 - broker down: the sweeper re-enqueues pending deliveries
+    except Exception:  # broker down: the sweeper re-enqueues pending deliveries
         logger.warning("broker unavailable; delivery %s stays pending for the sweeper", delivery_id)
         return False
     return True
@@ -336,6 +337,11 @@ def delivery_process(*, delivery_id: int) -> Delivery | None:
     attempt = _delivery_attempt_begin(delivery_id)
     if attempt is None:
         return None
+    return _delivery_process_attempted(delivery_id, attempt)
+
+
+def _delivery_process_attempted(delivery_id: int, attempt: int) -> Delivery | None:
+    """``delivery_process`` once its attempt is counted."""
     if attempt > settings.INGEST_MAX_ATTEMPTS:
         # The earlier attempts ended without recording an outcome: the worker died in them.
         return _delivery_attempt_failed(
@@ -347,7 +353,7 @@ def delivery_process(*, delivery_id: int) -> Delivery | None:
         with contextlib.suppress(DatabaseError):  # the database may be the thing that is down
             Delivery.objects.filter(pk=delivery_id, attempts=attempt).update(attempts=F("attempts") - 1)
         raise
-    except Exception as exc:  # noqa: BLE001 - a crash must count towards the dead letter, not loop
+    except Exception as exc:  # a crash must count towards the dead letter, not loop
         logger.exception("processing delivery %s failed (attempt %s)", delivery_id, attempt)
         return _delivery_attempt_failed(delivery_id, attempt, f"{type(exc).__name__}: {str(exc)[:2000]}")
 
@@ -355,6 +361,16 @@ def delivery_process(*, delivery_id: int) -> Delivery | None:
 def _delivery_attempt_begin(delivery_id: int) -> int | None:
     """Count one more attempt at a pending delivery, committed at once; its number, or None when not pending."""
     with transaction.atomic():
+        # A delivery locked by another worker (a micro-batch that took it with its own message)
+        # is being processed: this message has nothing to do. Should that worker fail, the
+        # sweeper queues the delivery again once it is stale.
+        free = (
+            Delivery.objects.select_for_update(skip_locked=True)
+            .filter(pk=delivery_id, status=Delivery.Status.PENDING)
+            .values_list("pk", flat=True)
+        )
+        if not list(free):
+            return None
         claimed = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.PENDING).update(
             attempts=F("attempts") + 1
         )
@@ -396,7 +412,13 @@ def _delivery_attempt_failed(delivery_id: int, attempt: int, error: str) -> Deli
     return delivery
 
 
-def _delivery_process(delivery_id: int) -> Delivery | None:
+def _delivery_process(delivery_id: int, batch: _Batch | None = None) -> Delivery | None:
+    """One pending delivery parsed and upserted, in a transaction (a savepoint inside a batch's).
+
+    With ``batch``, the writes other deliveries of the batch share (the feed's counters, the
+    attacks' fold, summary scheduling) are left to ``batch.finish``, which takes their row
+    locks once, in id order, at the end: two batches never hold them in opposite orders.
+    """
     with transaction.atomic():
         delivery = (
             Delivery.objects.select_for_update()
@@ -419,14 +441,15 @@ def _delivery_process(delivery_id: int) -> Delivery | None:
             delivery.processed_at = now
             delivery.refused = getattr(exc, "refused", [])
             delivery.save(update_fields=["status", "error", "processed_at", "refused"])
-            Feed.objects.filter(pk=feed.pk).update(
-                error_count=F("error_count") + 1,
-                last_error=delivery.error[:2000],
-                last_error_at=now,
-                **(_feed_seen(delivery) if first_time else {}),
-            )
+            failed = {"error_count": F("error_count") + 1, "last_error": delivery.error[:2000], "last_error_at": now}
+            if batch is not None:
+                batch.feed_updates.append((feed.pk, failed))
+                if first_time:
+                    batch.feed_seen(delivery)
+                return delivery
+            Feed.objects.filter(pk=feed.pk).update(**failed, **(_feed_seen(delivery) if first_time else {}))
             return delivery
-        result = alerts_upsert(feed=feed, delivery=delivery, parsed=parsed.alerts)
+        result = alerts_upsert(feed=feed, delivery=delivery, parsed=parsed.alerts, batch=batch)
         delivery.status = Delivery.Status.PROCESSED
         delivery.error = ""
         delivery.processed_at = now
@@ -447,11 +470,126 @@ def _delivery_process(delivery_id: int) -> Delivery | None:
                 "refused",
             ]
         )
+        if batch is not None:
+            batch.attack_ids |= result.attack_ids
+            if first_time:
+                batch.feed_seen(delivery)
+            return delivery
         if first_time:
             Feed.objects.filter(pk=feed.pk).update(**_feed_seen(delivery))
         for attack_id in result.attack_ids:
             transaction.on_commit(lambda attack_id=attack_id: attack_schedule_summary(attack_id=attack_id))
     return delivery
+
+
+@dataclass
+class _Batch:
+    """What the deliveries of one micro-batch write together at its end (see ``deliveries_process_batch``)."""
+
+    folds: dict[int, list[_Fold]] = field(default_factory=lambda: defaultdict(list))
+    customers: dict[int, Customer] = field(default_factory=dict)
+    baselines: dict[int, urgency.Baseline] = field(default_factory=dict)
+    attack_ids: set[int] = field(default_factory=set)
+    feed_updates: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    seen: dict[int, tuple[int, datetime]] = field(default_factory=dict)
+
+    def feed_seen(self, delivery: Delivery) -> None:
+        count, latest = self.seen.get(delivery.feed_id, (0, delivery.received_at))
+        self.seen[delivery.feed_id] = (count + 1, max(latest, delivery.received_at))
+
+    def finish(self) -> None:
+        """The attacks' fold and the feeds' counters, locked in id order; summaries after commit."""
+        _fold_into_attacks(self.folds, self.customers, self.baselines)
+        for feed_id in sorted({feed_id for feed_id, _ in self.feed_updates} | set(self.seen)):
+            changes: dict[str, Any] = {}
+            for _feed_id, update in (u for u in self.feed_updates if u[0] == feed_id):
+                Feed.objects.filter(pk=feed_id).update(**update)
+            if feed_id in self.seen:
+                count, latest = self.seen[feed_id]
+                at = Value(latest, output_field=DateTimeField())
+                changes = {
+                    "delivery_count": F("delivery_count") + count,
+                    "last_delivery_at": Greatest(Coalesce(F("last_delivery_at"), at), at),
+                }
+                Feed.objects.filter(pk=feed_id).update(**changes)
+        for attack_id in sorted(self.attack_ids):
+            transaction.on_commit(lambda attack_id=attack_id: attack_schedule_summary(attack_id=attack_id))
+
+
+def deliveries_process_batch(*, delivery_id: int, limit: int | None = None, wait_ms: int | None = None) -> list[int]:
+    """Process a pending delivery together with others waiting (a micro-batch), in one transaction.
+
+    Single-alert senders (Alertmanager, PagerDuty-style) send one small delivery at a time: each
+    alone costs a transaction, a commit and a lock round of its attacks and feed. The worker
+    that takes one message also claims up to ``limit`` - 1 (INGEST_BATCH_MAX) other pending
+    deliveries never tried, waiting up to ``wait_ms`` (INGEST_BATCH_WAIT_MS) while more keep
+    arriving, and writes them all in one transaction; their own messages then find them done.
+
+    Each claimed delivery's attempt is counted and committed first, as ``delivery_process``
+    does. A delivery that fails in the batch (a bug, a poison body, a deadlock) must not take
+    the others with it: the batch is rolled back and every delivery processed one by one,
+    each with its own outcome; a delivery already tried before (a batch that crashed the
+    worker) is never batched again. Returns the ids processed in the batch.
+    """
+    limit = settings.INGEST_BATCH_MAX if limit is None else limit
+    wait_ms = settings.INGEST_BATCH_WAIT_MS if wait_ms is None else wait_ms
+    attempt = _delivery_attempt_begin(delivery_id)
+    if attempt is None:
+        return []
+    if attempt != 1 or limit <= 1:
+        _delivery_process_attempted(delivery_id, attempt)
+        return [delivery_id]
+    others = _deliveries_claim(exclude=delivery_id, limit=limit - 1, wait_ms=wait_ms)
+    ids = [delivery_id, *others]
+    if not others:
+        _delivery_process_attempted(delivery_id, attempt)
+        return ids
+    try:
+        with transaction.atomic():
+            # Taken before anything is written: a worker that took one of these meanwhile (its
+            # own message, between the claim and here) keeps it, and this batch leaves it out.
+            locked = set(
+                Delivery.objects.select_for_update(skip_locked=True)
+                .filter(pk__in=ids, status=Delivery.Status.PENDING)
+                .values_list("pk", flat=True)
+            )
+            batch = _Batch()
+            for pk in ids:
+                if pk in locked:
+                    _delivery_process(pk, batch)
+            batch.finish()
+    except Exception as exc:  # noqa: BLE001 - any failure: each delivery on its own, below
+        if isinstance(exc, TRANSIENT_DB_ERRORS) and (connection.connection is None or not connection.is_usable()):
+            with contextlib.suppress(DatabaseError):
+                Delivery.objects.filter(pk__in=ids, attempts=1, status=Delivery.Status.PENDING).update(attempts=0)
+            raise
+        logger.warning("batch of %s deliveries failed (%s); processing them one by one", len(ids), exc)
+        for pk in ids:
+            _delivery_process_attempted(pk, 1)
+        return []
+    return [pk for pk in ids if pk in locked]
+
+
+def _deliveries_claim(*, exclude: int, limit: int, wait_ms: int) -> list[int]:
+    """Pending deliveries never tried, oldest first, with their attempt counted (committed)."""
+    claimed: list[int] = []
+    deadline = time.monotonic() + wait_ms / 1000
+    while True:
+        with transaction.atomic():
+            found = list(
+                Delivery.objects.select_for_update(skip_locked=True)
+                .filter(status=Delivery.Status.PENDING, attempts=0)
+                .exclude(pk__in=[exclude, *claimed])
+                .order_by("received_at", "id")
+                .values_list("pk", flat=True)[: limit - len(claimed)]
+            )
+            if found:
+                Delivery.objects.filter(pk__in=found, attempts=0).update(attempts=1)
+        claimed += found
+        # Wait only while deliveries keep coming: a quiet queue is written at once.
+        if len(claimed) >= limit or not found or time.monotonic() >= deadline:
+            return claimed
+        time.sleep(min(0.01, max(0.0, deadline - time.monotonic())))
 
 
 def _feed_seen(delivery: Delivery) -> dict[str, Any]:
@@ -588,12 +726,72 @@ JSON_COLUMNS = {"source_ips", "source_asns", "source_countries", "labels", "raw"
 
 
 def _upsert_sql(rows: int) -> str:
+    """A multi-row INSERT ... VALUES upsert of ``rows`` rows (SQLite; other backends)."""
     postgres = connection.vendor == "postgresql"
-    greatest = "GREATEST" if postgres else "MAX"
     casts = {name: "::jsonb" for name in JSON_COLUMNS} if postgres else {}
     if postgres:
         casts["target_ip"] = "::inet"
     placeholder = "(" + ", ".join(f"%s{casts.get(c, '')}" for c in ALERT_COLUMNS) + ")"
+    return (
+        f"INSERT INTO alerts_alert ({', '.join(ALERT_COLUMNS)}) VALUES {', '.join([placeholder] * rows)} "
+        + _on_conflict_sql(postgres)
+    )
+
+
+# A per-session temp table shaped like the alert rows the upsert writes (types, no constraints):
+# COPY fills it, one INSERT ... SELECT moves it into alerts_alert. ON COMMIT DELETE ROWS truncates
+# its storage at each commit (a temp table is never vacuumed: a DELETE alone would leave it
+# growing for the connection's life); the upsert's DELETE ... RETURNING empties it between the
+# deliveries of one transaction (a micro-batch).
+STAGING_TABLE = "alerts_alert_staging"
+_STAGING_CREATE = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {STAGING_TABLE} ON COMMIT DELETE ROWS AS "
+    f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts_alert WITH NO DATA"
+)
+_STAGING_COPY = f"COPY {STAGING_TABLE} ({', '.join(ALERT_COLUMNS)}) FROM STDIN"
+
+
+def _staged_upsert_sql() -> str:
+    columns = ", ".join(ALERT_COLUMNS)
+    # Sorted by fingerprint: concurrent deliveries lock the open rows they share in one order.
+    return (
+        f"WITH staged AS (DELETE FROM {STAGING_TABLE} RETURNING {columns}) "
+        f"INSERT INTO alerts_alert ({columns}) SELECT {columns} FROM staged ORDER BY fingerprint "
+        + _on_conflict_sql(True)
+    )
+
+
+def _write_alert_rows(rows: list[list[Any]]) -> list[tuple[int, int, str, int | None]]:
+    """Upsert the rows on (feed, fingerprint) among open alerts; (id, count, fingerprint, attack_id) of each.
+
+    PostgreSQL: one COPY of all rows into the session's staging table and one set-based
+    INSERT ... SELECT ... ON CONFLICT, whatever the number of rows (the VALUES form spent more
+    time building and parsing its parameters than the database spent writing). Other backends:
+    multi-row INSERT ... VALUES in chunks the driver accepts.
+    """
+    from alerts.pgcopy import copy_line
+
+    if not rows:
+        return []
+    returned: list[tuple[int, int, str, int | None]] = []
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(_STAGING_CREATE)
+            payload = io.StringIO("".join([copy_line(row) for row in rows]))
+            cursor.cursor.copy_expert(_STAGING_COPY, payload, size=1 << 20)
+            cursor.execute(_staged_upsert_sql())
+            return cursor.fetchall()
+        chunk = 400
+        for start in range(0, len(rows), chunk):
+            part = rows[start : start + chunk]
+            cursor.execute(_upsert_sql(len(part)), [value for row in part for value in row])
+            returned += cursor.fetchall()
+    return returned
+
+
+def _on_conflict_sql(postgres: bool) -> str:
+    """What a repeat of an open alert does to its row: the same on every backend and write path."""
+    greatest = "GREATEST" if postgres else "MAX"
 
     def peak(column: str) -> str:
         return (
@@ -602,7 +800,6 @@ def _upsert_sql(rows: int) -> str:
         )
 
     return (
-        f"INSERT INTO alerts_alert ({', '.join(ALERT_COLUMNS)}) VALUES {', '.join([placeholder] * rows)} "
         "ON CONFLICT (feed_id, fingerprint) WHERE resolved_at IS NULL DO UPDATE SET "
         "count = alerts_alert.count + excluded.count, "
         f"last_seen = {greatest}(alerts_alert.last_seen, excluded.last_seen), "
@@ -621,11 +818,17 @@ def _json(value: Any) -> str:
 
 
 def alerts_upsert(
-    *, feed: Feed, delivery: Delivery | None, parsed: Sequence[ParsedAlert], received_at: datetime | None = None
+    *,
+    feed: Feed,
+    delivery: Delivery | None,
+    parsed: Sequence[ParsedAlert],
+    received_at: datetime | None = None,
+    batch: _Batch | None = None,
 ) -> UpsertResult:
     """Bulk upsert parsed alerts on (feed, fingerprint), resolve ended ones, correlate attacks.
 
-    ``received_at`` (default now) is when Shieldwall heard of them: first and last seen.
+    ``received_at`` (default now) is when Shieldwall heard of them: first and last seen. With
+    a micro-batch's ``batch``, the fold into the attacks is left to the batch's end.
     """
     result = UpsertResult()
     if not parsed:
@@ -731,21 +934,16 @@ def alerts_upsert(
             row[index] = adapt(row[index])
     first_of = {alert.fingerprint: (alert, first_at) for alert, _count, first_at, _last in opened}
     folds: dict[int, list[_Fold]] = defaultdict(list)
-    with connection.cursor() as cursor:
-        chunk = 400
-        for start in range(0, len(rows), chunk):
-            part = rows[start : start + chunk]
-            cursor.execute(_upsert_sql(len(part)), [value for row in part for value in row])
-            for _alert_id, count, fingerprint, attack_id in cursor.fetchall():
-                created = count == counts[fingerprint]
-                if created:
-                    result.created += 1
-                else:
-                    result.updated += 1
-                if attack_id is not None:
-                    # The attack the row really has (an open row keeps its own), not the one proposed.
-                    alert, first_at = first_of[fingerprint]
-                    folds[attack_id].append(_Fold(alert, created, min(first_at, now), now))
+    for _alert_id, count, fingerprint, attack_id in _write_alert_rows(rows):
+        created = count == counts[fingerprint]
+        if created:
+            result.created += 1
+        else:
+            result.updated += 1
+        if attack_id is not None:
+            # The attack the row really has (an open row keeps its own), not the one proposed.
+            alert, first_at = first_of[fingerprint]
+            folds[attack_id].append(_Fold(alert, created, min(first_at, now), now))
     result.attack_ids |= set(folds)
 
     result.resolved = _resolve_ended(feed, delivery, resolved, mapped, now)
@@ -759,6 +957,12 @@ def alerts_upsert(
     unused = [attack_id for attack_id in created_attacks if attack_id not in folds]
     if unused:
         Attack.objects.filter(pk__in=unused).delete()
+    if batch is not None:
+        for attack_id, more in folds.items():
+            batch.folds[attack_id] += more
+        batch.customers.update(customers)
+        batch.baselines.update(baselines)
+        return result
     # Last: the attacks' row locks, which deliveries of the same targets wait on, are held
     # only until the commit that follows.
     _fold_into_attacks(folds, customers, baselines)
@@ -939,7 +1143,7 @@ def _matching_silence(
     return next((s for s in silences if s.matches(values)), None)
 
 
-def _resolve_ended(feed: Feed, delivery: Delivery | None, resolved: list[ParsedAlert], mapped, now) -> int:  # noqa: ANN001
+def _resolve_ended(feed: Feed, delivery: Delivery | None, resolved: list[ParsedAlert], mapped, now) -> int:
     """END / resolved events close the open alert; an END never seen open is kept as resolved."""
     count = 0
     for alert in resolved:
@@ -1073,7 +1277,7 @@ def attack_schedule_summary(*, attack_id: int, delay: int = 15) -> None:
     try:
         if cache.add(key, 1, delay):
             summarize_attack.apply_async((attack_id,), countdown=delay)
-    except Exception:  # noqa: BLE001 - Redis down: the next delivery of the attack schedules it
+    except Exception:  # Redis down: the next delivery of the attack schedules it
         logger.warning("summary of attack %s not scheduled: cache or broker unavailable", attack_id)
         with contextlib.suppress(Exception):
             cache.delete(key)  # not left claimed by a summary that was never queued
@@ -1170,7 +1374,7 @@ def _attack_summarize_locked(attack: Attack, now: datetime) -> Attack:
     return attack
 
 
-def _top_sources(alerts) -> list[dict[str, Any]]:  # noqa: ANN001
+def _top_sources(alerts) -> list[dict[str, Any]]:
     counter: dict[str, int] = defaultdict(int)
     for ips in alerts.values_list("source_ips", flat=True)[:2000]:
         for ip in ips or []:
@@ -1235,7 +1439,7 @@ def alerts_auto_resolve(*, now: datetime | None = None) -> int:
 # --------------------------------------------------------------------------- triage
 
 
-def _transition(alerts: Iterable[Alert], status: str, action: str, user, **changes: Any) -> int:  # noqa: ANN001
+def _transition(alerts: Iterable[Alert], status: str, action: str, user, **changes: Any) -> int:
     done = 0
     now = timezone.now()
     for alert in alerts:
@@ -1256,7 +1460,7 @@ def _transition(alerts: Iterable[Alert], status: str, action: str, user, **chang
     return done
 
 
-def alerts_acknowledge(*, alerts: Iterable[Alert], user) -> int:  # noqa: ANN001
+def alerts_acknowledge(*, alerts: Iterable[Alert], user) -> int:
     """The engineer has seen these alerts and is on them."""
     return _transition(
         [a for a in alerts if a.status == Alert.Status.NEW],
@@ -1268,7 +1472,7 @@ def alerts_acknowledge(*, alerts: Iterable[Alert], user) -> int:  # noqa: ANN001
     )
 
 
-def alerts_assign(*, alerts: Iterable[Alert], assignee, user) -> int:  # noqa: ANN001
+def alerts_assign(*, alerts: Iterable[Alert], assignee, user) -> int:
     done = 0
     for alert in alerts:
         before = snapshot(alert, ["assignee_id"])
@@ -1281,7 +1485,7 @@ def alerts_assign(*, alerts: Iterable[Alert], assignee, user) -> int:  # noqa: A
     return done
 
 
-def alerts_resolve(*, alerts: Iterable[Alert], outcome: str, user) -> int:  # noqa: ANN001
+def alerts_resolve(*, alerts: Iterable[Alert], outcome: str, user) -> int:
     if outcome not in Alert.Outcome.values:
         raise ValueError(f"unknown outcome {outcome!r}")
     attack_ids = {a.attack_id for a in alerts if a.attack_id}
@@ -1293,7 +1497,7 @@ def alerts_resolve(*, alerts: Iterable[Alert], outcome: str, user) -> int:  # no
     return done
 
 
-def alerts_mark_escalated(*, alerts: Iterable[Alert], user) -> int:  # noqa: ANN001
+def alerts_mark_escalated(*, alerts: Iterable[Alert], user) -> int:
     """Called by the tickets app when alerts are handed to a ticket."""
     return _transition(alerts, Alert.Status.ESCALATED, "alert.escalate", user)
 
@@ -1380,7 +1584,7 @@ def silence_preview(*, matchers: list[dict[str, Any]], limit: int = 50) -> tuple
     return len(matched), matched[:limit]
 
 
-def silence_create(*, matchers, starts_at, ends_at, comment: str, user) -> Silence:  # noqa: ANN001
+def silence_create(*, matchers, starts_at, ends_at, comment: str, user) -> Silence:
     """Save a silence and take the open alerts it matches out of the queue."""
     if not comment.strip():
         raise ValueError("a silence needs a comment saying why")
@@ -1399,7 +1603,7 @@ def silence_create(*, matchers, starts_at, ends_at, comment: str, user) -> Silen
     return silence
 
 
-def silence_expire(*, silence: Silence, user) -> Silence:  # noqa: ANN001
+def silence_expire(*, silence: Silence, user) -> Silence:
     before = snapshot(silence, ["expired_by_hand_at"])
     silence.expired_by_hand_at = timezone.now()
     silence.save(update_fields=["expired_by_hand_at"])

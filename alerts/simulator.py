@@ -177,7 +177,7 @@ def deliveries(scenario: Scenario, now: datetime) -> list[bytes]:
 MALFORMED = [b'{"alert_type": "dos_attack_l4", "data": {', b"<html>502 Bad Gateway</html>", b'{"alerts": 7}']
 
 
-def run(now_fn=None, rng: random.Random | None = None, max_active: int = 4) -> Iterator[list[tuple[str, bytes]]]:  # noqa: ANN001
+def run(now_fn=None, rng: random.Random | None = None, max_active: int = 4) -> Iterator[list[tuple[str, bytes]]]:
     """Endless rounds of (feed slug, body) deliveries: the simulator's behaviour, testable without HTTP."""
     rng = rng or random.Random()
     now_fn = now_fn or (lambda: datetime.now(UTC))

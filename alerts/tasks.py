@@ -23,10 +23,11 @@ TRANSIENT = services.TRANSIENT_DB_ERRORS
     time_limit=300,
 )
 def process_delivery(self, delivery_id: int) -> None:
-    """Parse one delivery. Its own failures are counted on the delivery (a dead letter after
-    INGEST_MAX_ATTEMPTS), so only a lost database connection is retried here."""
+    """Parse one delivery, with the others waiting beside it (a micro-batch). Failures are
+    counted on each delivery (a dead letter after INGEST_MAX_ATTEMPTS), so only a lost database
+    connection is retried here."""
     with acting_as("celery:process_delivery"):
-        services.delivery_process(delivery_id=delivery_id)
+        services.deliveries_process_batch(delivery_id=delivery_id)
 
 
 @shared_task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=5)

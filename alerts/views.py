@@ -132,7 +132,7 @@ def ingest(request: HttpRequest, slug: str) -> JsonResponse:
 # --------------------------------------------------------------------------- triage queue
 
 
-def _queue_queryset(request: HttpRequest):  # noqa: ANN202
+def _queue_queryset(request: HttpRequest):
     params = request.GET.copy()
     if not any(k in params for k in ("status", "queue")):
         params["queue"] = "true"
@@ -197,7 +197,7 @@ def alert_list(request: HttpRequest) -> HttpResponse:
 def _escalation_url() -> str | None:
     try:
         return reverse("ticket-escalate")
-    except Exception:  # noqa: BLE001 - the tickets app is not installed yet
+    except Exception:  # the tickets app is not installed yet
         return None
 
 
@@ -260,7 +260,12 @@ def alert_detail(request: HttpRequest, pk: int) -> HttpResponse:
     related = Alert.objects.none()
     if alert.attack_id:
         related = Alert.objects.filter(attack_id=alert.attack_id).exclude(pk=alert.pk).select_related("feed")[:50]
-    context = {"alert": alert, "raw": raw, "related": related, "outcomes": Alert.Outcome.choices}
+    context = {
+        "alert": alert,
+        "raw": raw,
+        "related": related,
+        "outcomes": Alert.Outcome.choices,
+    }
     return render(request, "alerts/alert_detail.html", context)
 
 

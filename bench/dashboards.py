@@ -50,7 +50,7 @@ def ensure_database(url: str, reset: bool) -> None:
     admin.close()
 
 
-def copy_rows(model, columns: list[str], rows) -> int:  # noqa: ANN001
+def copy_rows(model, columns: list[str], rows) -> int:
     """COPY rows (iterables of values in ``columns`` order) into the model's table, in chunks."""
     from django.db import connection
 
@@ -78,7 +78,7 @@ def copy_rows(model, columns: list[str], rows) -> int:  # noqa: ANN001
     return total
 
 
-def field_defaults(model, given: set[str]) -> dict[str, object]:  # noqa: ANN001
+def field_defaults(model, given: set[str]) -> dict[str, object]:
     """Values for NOT NULL columns the seed does not set itself (fields other engineers may add)."""
     from django.db.models import NOT_PROVIDED
 
@@ -278,60 +278,58 @@ def _seed_alerts(n_alerts: int, n_attacks: int, attack_ids: list[int], feeds: li
 def _seed_tickets_and_mitigations(
     customers: list[int], attack_ids: list[int], rng: random.Random, now: datetime
 ) -> None:
-    from django.apps import apps
     from django.contrib.auth import get_user_model
 
+    from mitigations.models import Mitigation
+    from tickets.models import Ticket
+
     engineer = get_user_model().objects.get(username="bench-engineer")
-    if apps.is_installed("tickets"):
-        Ticket = apps.get_model("tickets", "Ticket")
-        statuses = ["new", "investigating", "mitigating", "monitoring", "waiting_on_customer", "resolved", "closed"]
-        Ticket.objects.bulk_create(
-            [
-                Ticket(
-                    number=f"SW-BENCH-{i:05d}",
-                    customer_id=customers[i % len(customers)],
-                    title=f"bench ticket {i}",
-                    status=statuses[i % len(statuses)],
-                    sla_state=["ok", "at_risk", "breached"][i % 3],
-                    created_at=now - timedelta(hours=i % 2000),
-                )
-                for i in range(5000)
-            ],
-            batch_size=1000,
-            ignore_conflicts=True,
-        )
-    if apps.is_installed("mitigations"):
-        Mitigation = apps.get_model("mitigations", "Mitigation")
-        Mitigation.objects.bulk_create(
-            [
-                Mitigation(
-                    customer_id=customers[i % len(customers)],
-                    attack_id=attack_ids[-1 - i % 500],
-                    title=f"bench rule {i}",
-                    kind="ip_access",
-                    value=f"198.51.100.{i % 250}",
-                    action="block",
-                    targets=["export"],
-                    state="active" if i % 2 else "expired",
-                    author=engineer,
-                    applied_at=now - timedelta(minutes=i % 600),
-                    expires_at=now + timedelta(minutes=i % 300),
-                )
-                for i in range(2000)
-            ],
-            batch_size=1000,
-        )
+    statuses = ["new", "investigating", "mitigating", "monitoring", "waiting_on_customer", "resolved", "closed"]
+    Ticket.objects.bulk_create(
+        [
+            Ticket(
+                number=f"SW-BENCH-{i:05d}",
+                customer_id=customers[i % len(customers)],
+                title=f"bench ticket {i}",
+                status=statuses[i % len(statuses)],
+                sla_state=["ok", "at_risk", "breached"][i % 3],
+                created_at=now - timedelta(hours=i % 2000),
+            )
+            for i in range(5000)
+        ],
+        batch_size=1000,
+        ignore_conflicts=True,
+    )
+    Mitigation.objects.bulk_create(
+        [
+            Mitigation(
+                customer_id=customers[i % len(customers)],
+                attack_id=attack_ids[-1 - i % 500],
+                title=f"bench rule {i}",
+                kind="ip_access",
+                value=f"198.51.100.{i % 250}",
+                action="block",
+                targets=["export"],
+                state="active" if i % 2 else "expired",
+                author=engineer,
+                applied_at=now - timedelta(minutes=i % 600),
+                expires_at=now + timedelta(minutes=i % 300),
+            )
+            for i in range(2000)
+        ],
+        batch_size=1000,
+    )
 
 
-def _subjects(customer_slug: str):  # noqa: ANN202
+def _subjects(customer_slug: str):
     """The attack, ticket and customer-viewer report the per-object pages are timed on (made once, kept)."""
     from django.db.models import Count
 
     from alerts.models import Attack
     from console import roles
     from console.models import Customer
-    from console.reports import services as reports
-    from console.reports.models import Report
+    from reports import services as reports
+    from reports.models import Report
     from tests.factories import UserFactory
     from tickets.models import Ticket
 
@@ -376,7 +374,7 @@ def _subjects(customer_slug: str):  # noqa: ANN202
     return attack, ticket, viewer, reports_of.order_by("-id").first()
 
 
-def timed(client, path: str, n: int, **headers) -> tuple[list[float], list[float]]:  # noqa: ANN001
+def timed(client, path: str, n: int, **headers) -> tuple[list[float], list[float]]:
     """Wall milliseconds per request, and the web process's own CPU milliseconds (what a shared,
     busy machine inflates least; PostgreSQL's share is in the wall time only)."""
     for _ in range(2):
@@ -421,8 +419,8 @@ def main() -> int:
     from django.db.models import Count
 
     from alerts.models import Alert, Attack
-    from console import dashboards
-    from console.models import AlertRollup, AttackRollup, RollupWatermark
+    from reports import dashboards
+    from reports.models import AlertRollup, AttackRollup, RollupWatermark
 
     RollupWatermark.objects.all().delete()
     t = time.perf_counter()

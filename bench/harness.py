@@ -306,7 +306,7 @@ class Probe:
         self.url = url
         self.connection = None
 
-    def _cursor(self):  # noqa: ANN202
+    def _cursor(self):
         import psycopg2
 
         if self.connection is None or self.connection.closed:

@@ -14,6 +14,8 @@ push feed, then starts gunicorn (``console.wsgi``, DEBUG=0) and a Celery worker
 (b) single: M one-alert deliveries posted one after the other; the webhook's response latency
     as the client sees it (connect + request + 202), p50/p95/p99, and the time until all are
     processed;
+(b2) single, concurrent: M one-alert deliveries by ``--single-clients`` senders at once, end to
+    end (what the worker's micro-batching is for) with the webhook's latency;
 (c) the limits: the same N alert rows COPYed (one transaction per delivery) into a scratch
     table shaped like alerts_alert, and COPYed into a temp staging table followed by one
     INSERT ... SELECT ... ON CONFLICT per delivery: what the database itself can write, printed
@@ -44,7 +46,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import (  # noqa: E402 - after the path that makes bench importable as a script
+from bench.harness import (  # after the path that makes bench importable as a script
     REPO,
     Probe,
     Service,
@@ -346,6 +348,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500, help="alerts per batched delivery (B)")
     parser.add_argument("--single", type=int, default=2_000, help="one-alert deliveries in the latency run (M)")
     parser.add_argument("--clients", type=int, default=2, help="concurrent senders in the batched run")
+    parser.add_argument(
+        "--single-clients", type=int, default=8, help="concurrent one-alert senders in (b2); 0 leaves it out"
+    )
     parser.add_argument("--web-workers", type=int, default=3, help="gunicorn workers")
     parser.add_argument("--concurrency", type=int, default=2, help="celery worker processes")
     parser.add_argument("--skip-baseline", action="store_true", help="leave out (d), the INSERT loop")
@@ -371,7 +376,8 @@ def main() -> None:
     from django.db import connections
 
     batch_slug, single_slug, warm_slug = "bench-batched", "bench-single", "bench-warmup"
-    tokens = seed(batch_slug, single_slug, warm_slug)
+    concurrent_slug = "bench-single-concurrent"
+    tokens = seed(batch_slug, single_slug, warm_slug, concurrent_slug)
     from console.models import Asset
 
     customers = {value: cid for cid, value in Asset.objects.filter(kind="prefix").values_list("customer_id", "value")}
@@ -381,6 +387,7 @@ def main() -> None:
     batched = eve_bodies(args.alerts, args.batch, first_source=0)
     singles = eve_bodies(args.single, 1, first_source=args.alerts)
     warm = eve_bodies(60, 1, first_source=args.alerts + args.single)
+    concurrent = eve_bodies(args.single, 1, first_source=args.alerts + args.single + 60)
 
     port = free_port()
     web = web_service(port=port, env=env, log_dir=OUT / "ingest-logs", workers=args.web_workers)
@@ -465,6 +472,35 @@ def main() -> None:
             )
         )
         wait_for("the worker to drain", idle, args.timeout, services, step=0.2)
+
+        # (b2) single-alert senders side by side: what micro-batching in the worker is for
+        if args.single_clients:
+            feed_id = probe.feed_id(concurrent_slug)
+            print(
+                f"(b2) posting {len(concurrent)} one-alert deliveries by {args.single_clients} senders ...", flush=True
+            )
+            started = time.perf_counter()
+            latencies = post_all(
+                port, f"/ingest/{concurrent_slug}/", tokens[concurrent_slug], concurrent, args.single_clients
+            )
+            finished = wait_for(
+                "the concurrent single deliveries to be processed",
+                lambda: probe.done(feed_id, len(concurrent), len(concurrent)),
+                args.timeout,
+                services,
+            )
+            results.append(
+                Row(
+                    f"shieldwall single (1/delivery), {args.single_clients} senders",
+                    len(concurrent),
+                    finished - started,
+                    percentile(latencies, 50),
+                    percentile(latencies, 95),
+                    percentile(latencies, 99),
+                    note="end to end; latency = client-side webhook response",
+                )
+            )
+            wait_for("the worker to drain", idle, args.timeout, services, step=0.2)
     finally:
         for service in services:
             service.stop()

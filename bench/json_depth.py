@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import orjson  # noqa: E402
+import orjson
 
-from alerts.formats import examples, parse_delivery, refused_records  # noqa: E402
-from alerts.formats.limits import DEFAULT_MAX_JSON_DEPTH, depth_error, json_depth  # noqa: E402
+from alerts.formats import examples, parse_delivery, refused_records
+from alerts.formats.limits import DEFAULT_MAX_JSON_DEPTH, depth_error, json_depth
 
 
 def median_ms(step: Callable[[], object], runs: int) -> float:

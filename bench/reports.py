@@ -58,7 +58,7 @@ django.setup()
 from django.utils import timezone
 from alerts.models import Attack
 from console.models import Customer
-from console.reports import pdf, services
+from reports import pdf, services
 
 n = int(sys.argv[1])
 warmed = None

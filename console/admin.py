@@ -23,10 +23,10 @@ class CustomerAdmin(admin.ModelAdmin):
     inlines = [AssetInline]
 
     # The same guard as the API: a customer with live mitigations or open tickets is not deleted (409).
-    def delete_model(self, request, obj: Customer) -> None:  # noqa: ANN001
+    def delete_model(self, request, obj: Customer) -> None:
         customer_delete(customer=obj, actor=request.user)
 
-    def delete_queryset(self, request, queryset) -> None:  # noqa: ANN001
+    def delete_queryset(self, request, queryset) -> None:
         for customer in queryset:
             customer_delete(customer=customer, actor=request.user)
 
@@ -45,13 +45,13 @@ class ApiTokenAdmin(admin.ModelAdmin):
     readonly_fields = ["user", "name", "prefix", "created_at", "last_used_at"]
     exclude = ["key_hash"]
 
-    def has_add_permission(self, request) -> bool:  # noqa: ANN001
+    def has_add_permission(self, request) -> bool:
         return False
 
-    def delete_model(self, request, obj: ApiToken) -> None:  # noqa: ANN001
+    def delete_model(self, request, obj: ApiToken) -> None:
         api_token_revoke(token=obj, actor=request.user)
 
-    def delete_queryset(self, request, queryset) -> None:  # noqa: ANN001
+    def delete_queryset(self, request, queryset) -> None:
         for token in queryset:
             api_token_revoke(token=token, actor=request.user)
 
@@ -64,13 +64,13 @@ class AuditEventAdmin(admin.ModelAdmin):
     list_filter = ["action", "object_type"]
     search_fields = ["object_repr", "actor_name", "request_id"]
 
-    def has_add_permission(self, request) -> bool:  # noqa: ANN001
+    def has_add_permission(self, request) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None) -> bool:  # noqa: ANN001
+    def has_change_permission(self, request, obj=None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None) -> bool:  # noqa: ANN001
+    def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
 
@@ -84,7 +84,7 @@ class ConsoleUserAdmin(UserAdmin):
     actions = ["issue_enrolment_link"]
 
     @admin.action(description="Issue a two-factor enrolment link (single use)")
-    def issue_enrolment_link(self, request, queryset) -> None:  # noqa: ANN001
+    def issue_enrolment_link(self, request, queryset) -> None:
         for user in queryset:
             try:
                 issued = two_factor_enrolment_issue(user=user, actor=request.user)

@@ -100,10 +100,10 @@ class ThrottledLoginView(auth_views.LoginView):
             return self.render_to_response(self.get_context_data(form=form), status=429)
         return super().post(request, *args, **kwargs)
 
-    def form_invalid(self, form):  # noqa: ANN001, ANN201
+    def form_invalid(self, form):
         record_login_failure(self.request, self.request.POST.get("username", ""))
         return super().form_invalid(form)
 
-    def form_valid(self, form):  # noqa: ANN001, ANN201
+    def form_valid(self, form):
         record_login_success(self.request, form.get_user().get_username())
         return super().form_valid(form)

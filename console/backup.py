@@ -17,6 +17,8 @@ import orjson
 from django.apps import apps
 from django.db import connections
 
+from console.models import AuditEvent
+
 APP_LABELS = ("console", "alerts", "tickets", "mitigations", "traffic", "auth")
 AUDIT_FIELDS = (
     "id",
@@ -43,7 +45,6 @@ def _tables() -> list[Any]:
 
 def audit_chain(using: str = "default") -> dict[str, Any]:
     """The audit log's hash chain: its length, last id, final link and each link's id every 10,000 events."""
-    AuditEvent = apps.get_model("console", "AuditEvent")  # noqa: N806
     link = hashlib.sha256(b"shieldwall-audit").hexdigest()
     count, last_id = 0, None
     rows = AuditEvent.objects.using(using).order_by("id").values_list(*AUDIT_FIELDS).iterator(chunk_size=5000)

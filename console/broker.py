@@ -17,7 +17,7 @@ from kombu.utils.json import dumps
 
 
 class Channel(filesystem.Channel):
-    def _put(self, queue, payload, **kwargs) -> None:  # noqa: ANN001, ANN003
+    def _put(self, queue, payload, **kwargs) -> None:
         name = f"{int(round(monotonic() * 1000))}_{uuid.uuid4()}.{queue}.msg"
         final = os.path.join(self.data_folder_out, name)
         # The reader only takes names ending in ".<queue>.msg": the partial file is invisible.

@@ -84,3 +84,17 @@ def declare_queues(**_kwargs) -> None:
         channel = connection.default_channel
         for queue in app.amqp.queues.values():
             queue.bind(channel).declare()
+
+
+@signals.task_prerun.connect
+def check_database_connections(task: object = None, **_kwargs) -> None:
+    """Drop a database connection that died under the worker (a PostgreSQL restart) before the next task.
+
+    Celery's Django fixup reuses connections for CELERY_DB_REUSE_MAX tasks without looking at them,
+    so a child whose connection the server closed failed every task until recycled ("connection
+    already closed"). Django's own check (CONN_MAX_AGE, CONN_HEALTH_CHECKS) is what a request gets."""
+    from django.db import close_old_connections
+
+    if getattr(getattr(task, "request", None), "is_eager", False):
+        return  # run inline (tests, eager mode): the caller's connection and transaction are not ours
+    close_old_connections()

@@ -128,13 +128,13 @@ def seed_users(password: str) -> None:
         )
 
 
-def seed_demo(*, stdout=None) -> dict:  # noqa: ANN001
+def seed_demo(*, stdout=None) -> dict:
     """Customers, users in every role, then whatever each domain app adds (feeds, alerts...)."""
     password, generated = demo_password()
     customers = seed_customers()
     seed_users(password)
     summary = {"customers": len(customers), "password": password, "generated": generated}
-    for app in ("alerts", "tickets", "traffic", "mitigations", "console.reports"):
+    for app in ("alerts", "tickets", "traffic", "mitigations", "reports"):
         try:
             module = import_module(f"{app}.demo")
         except ModuleNotFoundError as exc:

@@ -28,7 +28,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 class ServiceError(ValueError):
     """A service cannot do what was asked; the message says why, in an engineer's words."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code: int = status.HTTP_400_BAD_REQUEST
 
 
 class RoleRefused(ServiceError, PermissionDenied):

@@ -17,7 +17,7 @@ class UtcIsoDateTimeField(django_filters.fields.IsoDateTimeField):
     "?until=...-17:08" must be a valid filter or a 400, never a 500.
     """
 
-    def to_python(self, value):  # noqa: ANN001, ANN201
+    def to_python(self, value):
         parsed = super().to_python(value)
         return parsed.astimezone(dt.UTC) if parsed is not None and parsed.tzinfo else parsed
 
@@ -40,21 +40,21 @@ class CustomerFilterSet(django_filters.FilterSet):
         model = Customer
         fields = ["plan", "archived"]
 
-    def __init__(self, data=None, *args, **kwargs) -> None:  # noqa: ANN001, ANN002, ANN003
+    def __init__(self, data=None, *args, **kwargs) -> None:
         # A former customer is not in today's lists unless the archive is asked for.
         data = data.copy() if data is not None else {}
         if not data.get("archived"):
             data["archived"] = "exclude"
         super().__init__(data, *args, **kwargs)
 
-    def filter_archived(self, queryset, name, value):  # noqa: ANN001, ANN201
+    def filter_archived(self, queryset, name, value):
         if value == "only":
             return queryset.filter(archived_at__isnull=False)
         if value == "include":
             return queryset
         return queryset.current()
 
-    def search(self, queryset, name, value):  # noqa: ANN001, ANN201
+    def search(self, queryset, name, value):
         return queryset.filter(
             Q(name__icontains=value) | Q(slug__icontains=value) | Q(assets__value__icontains=value)
         ).distinct()
@@ -84,7 +84,7 @@ class AuditEventFilterSet(django_filters.FilterSet):
         model = AuditEvent
         fields = ["customer", "actor", "action", "object_type", "object_id", "request_id"]
 
-    def search(self, queryset, name, value):  # noqa: ANN001, ANN201
+    def search(self, queryset, name, value):
         return queryset.filter(
             Q(object_repr__icontains=value) | Q(action__icontains=value) | Q(actor_name__icontains=value)
         )

@@ -6,6 +6,13 @@ import ipaddress
 from django.conf import settings
 from django.http import HttpRequest
 from django.utils.http import url_has_allowed_host_and_scheme
+from django_htmx.middleware import HtmxDetails
+
+
+class HtmxHttpRequest(HttpRequest):
+    """A request as django-htmx's middleware leaves it (for type checking; the middleware sets ``htmx``)."""
+
+    htmx: HtmxDetails
 
 
 def safe_next(request: HttpRequest, default: str) -> str:

@@ -216,10 +216,10 @@ class TwoFactorEnrolment(models.Model):
 
 
 class AuditEventQuerySet(CustomerScopedQuerySet):
-    def update(self, **kwargs):  # noqa: ANN201
+    def update(self, **kwargs):
         raise PermissionError("the audit log is append-only")
 
-    def delete(self):  # noqa: ANN201
+    def delete(self):
         raise PermissionError("the audit log is append-only")
 
 
@@ -267,7 +267,7 @@ class AuditEvent(models.Model):
             raise PermissionError("the audit log is append-only")
         super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):  # noqa: ANN201
+    def delete(self, *args, **kwargs):
         raise PermissionError("the audit log is append-only")
 
 
@@ -279,63 +279,3 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.at}"
-
-
-class AlertRollup(models.Model):
-    """Alerts per hour × customer × severity × layer: what the dashboards chart instead of scanning alerts.
-
-    Filled by the ``refresh_rollups`` beat task, which recomputes whole hours from the
-    alerts, so a rerun gives the same rows.
-    """
-
-    bucket = models.DateTimeField(db_index=True, help_text="start of the hour (UTC) of the alerts' event time")
-    customer = models.ForeignKey(
-        Customer, null=True, blank=True, on_delete=models.CASCADE, db_constraint=False, related_name="+"
-    )
-    severity = models.CharField(max_length=10)
-    layer = models.CharField(max_length=2)
-    alerts = models.PositiveIntegerField(default=0, help_text="alert rows")
-    events = models.BigIntegerField(default=0, help_text="alerts with their repeats (sum of counts)")
-
-    class Meta:
-        ordering = ["bucket", "id"]
-        indexes = [models.Index(fields=["customer", "bucket"], name="alertrollup_customer_idx")]
-
-    def __str__(self) -> str:
-        return f"{self.bucket:%Y-%m-%d %H}h {self.customer_id} {self.severity} {self.layer}: {self.alerts}"
-
-
-class AttackRollup(models.Model):
-    """Attacks per day (UTC, by start) × customer, with their largest peaks and vectors."""
-
-    day = models.DateField(db_index=True)
-    customer = models.ForeignKey(
-        Customer, null=True, blank=True, on_delete=models.CASCADE, db_constraint=False, related_name="+"
-    )
-    attacks = models.PositiveIntegerField(default=0)
-    peak_bps = models.FloatField(null=True, blank=True)
-    peak_pps = models.FloatField(null=True, blank=True)
-    peak_rps = models.FloatField(null=True, blank=True)
-    vectors = models.JSONField(default=dict, blank=True, help_text="{vector: attacks showing it}")
-
-    class Meta:
-        ordering = ["day", "id"]
-        indexes = [models.Index(fields=["customer", "day"], name="attackrollup_customer_idx")]
-
-    def __str__(self) -> str:
-        return f"{self.day} {self.customer_id}: {self.attacks}"
-
-
-class RollupWatermark(models.Model):
-    """How far a rollup has read its source: the next run starts here (less an overlap)."""
-
-    name = models.CharField(max_length=40, unique=True)
-    value = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    def __str__(self) -> str:
-        return f"{self.name} at {self.value}"
-
-
-# Customer attack reports and their share links live in their own module.
-from console.reports.models import Report, ShareAccess, ShareLink  # noqa: E402, F401

@@ -39,7 +39,7 @@ class IsConsoleUser(BasePermission):
     404s on objects; they may not write at all (403, or 404 for an object they cannot see).
     """
 
-    def has_permission(self, request, view) -> bool:  # noqa: ANN001
+    def has_permission(self, request, view) -> bool:
         user = request.user
         if not user or not user.is_authenticated:
             return False
@@ -51,7 +51,7 @@ class IsConsoleUser(BasePermission):
 class IsInternal(BasePermission):
     """Only the provider's own staff: the feeds, the audit log, the alert stream."""
 
-    def has_permission(self, request, view) -> bool:  # noqa: ANN001
+    def has_permission(self, request, view) -> bool:
         if not (request.user and request.user.is_authenticated):
             return False
         return roles.is_internal(request.user) or _refuse(view)
@@ -66,7 +66,7 @@ class IsAdminToWrite(BasePermission):
 
     message = "Only an admin may add, change, archive or delete customers and their assets."
 
-    def has_permission(self, request, view) -> bool:  # noqa: ANN001
+    def has_permission(self, request, view) -> bool:
         user = request.user
         if not user or not user.is_authenticated:
             return False

@@ -47,7 +47,7 @@ _ERROR_SCHEMA = {
 }
 
 
-def add_error_responses(result: dict, generator, request, public) -> dict:  # noqa: ANN001
+def add_error_responses(result: dict, generator, request, public) -> dict:
     """drf-spectacular postprocessing hook: add the 4xx answers to every operation."""
     for path, operations in result.get("paths", {}).items():
         has_object = "{" in path
@@ -101,7 +101,7 @@ class CachedSchemaView(SpectacularAPIView):
             cls._cache.clear()
             cls._rendered.clear()
 
-    def _get_schema_response(self, request):  # noqa: ANN001, ANN202 - drf-spectacular's hook
+    def _get_schema_response(self, request):  # drf-spectacular's hook
         if not self.serve_public:
             return super()._get_schema_response(request)
         version = self.api_version or request.version or self._get_version_parameter(request)

@@ -171,6 +171,8 @@ def two_factor_enrolment_claim(*, user: Any, token: str) -> TwoFactorEnrolment:
         raise TwoFactorEnrolmentRefused(
             f"This enrolment link cannot be used ({reason}). Ask an admin for a new enrolment link."
         )
+    # The conditional update above claimed this very row, so it exists.
+    assert enrolment is not None
     with transaction.atomic():
         # A device left half-enrolled earlier holds a secret someone may have seen: start afresh.
         TOTPDevice.objects.filter(user=user, confirmed=False).delete()

@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "tickets",
     "traffic",
     "mitigations",
+    "reports",
 ]
 
 MIDDLEWARE = [
@@ -400,6 +401,9 @@ INGEST_MAX_ATTEMPTS = env_int("INGEST_MAX_ATTEMPTS", 3)
 # Most stale deliveries the sweeper re-queues in one pass: a backlog drains over several
 # passes instead of flooding the broker at once.
 INGEST_SWEEP_BATCH = env_int("INGEST_SWEEP_BATCH", 500)
+# Micro-batching in the worker: deliveries waiting are written together, in one transaction.
+INGEST_BATCH_MAX = env_int("INGEST_BATCH_MAX", 50)
+INGEST_BATCH_WAIT_MS = env_int("INGEST_BATCH_WAIT_MS", 200)
 # Extra sections of /healthz, each a function returning a dict.
 HEALTH_EXTRAS = ["alerts.health.ingest_status"]
 # Retention, in days: raw deliveries, resolved alerts and parsed traffic files are pruned.

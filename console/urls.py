@@ -6,11 +6,12 @@ from drf_spectacular.views import SpectacularSwaggerSplitView
 from console import two_factor, views
 from console.api.urls import router
 from console.auth import ThrottledLoginView
-from console.reports.urls import router as reports_router
 from console.schema import CachedSchemaView
+from reports import views as report_views
+from reports.urls import router as reports_router
 
 urlpatterns = [
-    path("", views.dashboard, name="dashboard"),
+    path("", report_views.dashboard, name="dashboard"),
     path("login/", ThrottledLoginView.as_view(), name="login"),
     path("login/2fa/", two_factor.two_factor, name="two-factor"),
     path("login/2fa/enrol/<str:token>/", two_factor.two_factor_enrol, name="two-factor-enrol"),
@@ -21,9 +22,9 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("customers/", views.customer_list, name="customer-list"),
     path("customers/<slug:slug>/", views.customer_detail, name="customer-detail"),
-    path("customers/<slug:slug>/dashboard/", views.customer_dashboard, name="customer-dashboard"),
+    path("customers/<slug:slug>/dashboard/", report_views.customer_dashboard, name="customer-dashboard"),
     path("audit/", views.audit_list, name="audit-list"),
-    path("", include("console.reports.urls")),
+    path("", include("reports.urls")),
     path("", include("alerts.urls")),
     path("", include("tickets.urls")),
     path("", include("traffic.urls")),

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -11,12 +10,11 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from console import dashboards, roles
+from console import roles
 from console.filters import AuditEventFilterSet, CustomerFilterSet
 from console.health import health
 from console.models import ApiToken, AuditEvent, Customer
 from console.permissions import get_visible_or_404
-from console.selectors import dashboard_overview
 from console.services import api_token_create
 from console.services import api_token_revoke as revoke_token
 
@@ -32,7 +30,7 @@ def htmx_partial(request: HttpRequest) -> bool:
     return bool(request.htmx) and not request.htmx.history_restore_request
 
 
-def paginate(request: HttpRequest, queryset, per_page: int = 50):  # noqa: ANN001, ANN201
+def paginate(request: HttpRequest, queryset, per_page: int = 50):
     return Paginator(queryset, per_page).get_page(request.GET.get("page"))
 
 
@@ -41,39 +39,6 @@ def paginate(request: HttpRequest, queryset, per_page: int = 50):  # noqa: ANN00
 def healthz(request: HttpRequest) -> JsonResponse:
     report = health()
     return JsonResponse(report, status=200 if report["ok"] else 503)
-
-
-@login_required
-def dashboard(request: HttpRequest) -> HttpResponse:
-    """The SOC overview; its cards refresh themselves every 30 s (htmx polls ``?fragment=1``)."""
-    if not roles.is_internal(request.user):
-        customer_id = roles.bound_customer_id(request.user)
-        if customer_id is None:
-            return render(request, "console/no_access.html", status=200)
-        customer = get_visible_or_404(Customer.objects.all(), request.user, pk=customer_id)
-        return render(
-            request, "reports/customer_dashboard.html", dashboards.customer_overview(customer, internal=False)
-        )
-    context = {
-        **dashboard_overview(),
-        **dashboards.soc_overview(),
-        "refresh_seconds": settings.DASHBOARD_REFRESH_SECONDS,
-    }
-    if request.GET.get("fragment") and request.htmx:
-        return render(request, "reports/_soc_overview.html", context)
-    return render(request, "console/dashboard.html", context)
-
-
-@login_required
-def customer_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
-    """One customer's attacks over time, vectors, largest peaks, tickets, mitigations and assets."""
-    # A customer viewer sees their own customer's (scope makes any other a 404), without the staff's parts.
-    customer = get_visible_or_404(Customer.objects.all(), request.user, slug=slug)
-    internal = roles.is_internal(request.user)
-    if not internal and roles.bound_customer_id(request.user) != customer.pk:
-        raise Http404("No such page")
-    overview = dashboards.customer_overview(customer, internal=internal)
-    return render(request, "reports/customer_dashboard.html", overview)
 
 
 @login_required

@@ -366,7 +366,7 @@ def _need(options: Mapping, key: str, product: str) -> str:
     return value
 
 
-def _cloudflare(kind, action, expression, value, rate, items, list_name, name, options, description) -> list:  # noqa: ANN001
+def _cloudflare(kind, action, expression, value, rate, items, list_name, name, options, description) -> list:
     desc = f"[{name}] {description}".strip()
     if kind == "ip_access":
         mode = _map(action, ACCESS_MODES, "cloudflare ip access")

@@ -80,7 +80,7 @@ DEMO = [
 ]
 
 
-def seed(*, stdout=None) -> dict:  # noqa: ANN001
+def seed(*, stdout=None) -> dict:
     User = get_user_model()
     customer = Customer.objects.filter(slug="first-harbor-bank").first()
     engineer = User.objects.filter(username="eli").first()

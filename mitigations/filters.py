@@ -28,16 +28,16 @@ class MitigationFilterSet(django_filters.FilterSet):
         model = Mitigation
         fields = ["customer", "state", "kind", "action", "author", "ticket", "attack"]
 
-    def search(self, queryset, name, value):  # noqa: ANN001, ANN201
+    def search(self, queryset, name, value):
         q = Q(title__icontains=value) | Q(expression__icontains=value) | Q(value__icontains=value)
         if m := re.fullmatch(r"sw-([0-9]{1,18})(?:-[0-9a-z]+)?", value):
             q |= Q(pk=int(m.group(1)))
         return queryset.filter(q)
 
-    def by_target(self, queryset, name, value):  # noqa: ANN001, ANN201
+    def by_target(self, queryset, name, value):
         return queryset.targeting(value)
 
-    def by_drift(self, queryset, name, value):  # noqa: ANN001, ANN201
+    def by_drift(self, queryset, name, value):
         return queryset.exclude(drift={}) if value else queryset.filter(drift={})
 
 
@@ -50,8 +50,8 @@ class MitigationListFilterSet(django_filters.FilterSet):
         model = MitigationList
         fields = ["purpose"]
 
-    def search(self, queryset, name, value):  # noqa: ANN001, ANN201
+    def search(self, queryset, name, value):
         return queryset.filter(Q(name__icontains=value) | Q(description__icontains=value))
 
-    def by_customer(self, queryset, name, value):  # noqa: ANN001, ANN201
+    def by_customer(self, queryset, name, value):
         return queryset.filter(customer__isnull=True) if value == "global" else queryset.filter(customer__slug=value)

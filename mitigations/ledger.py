@@ -22,6 +22,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
 
 from mitigations.backends import BackendError
@@ -86,13 +87,54 @@ def holding(mitigation: Mitigation) -> list[tuple[str, dict]]:
     A target counts when its last apply is done or has no result (intent), and no later
     compensation of it is done.
     """
-    state: dict[str, tuple[str, dict]] = {}
+    state: dict[str, dict] = {}
     for row in Step.objects.filter(mitigation=mitigation).order_by("id"):
         if row.op == Step.Op.APPLY and row.outcome in (Step.Outcome.DONE, Step.Outcome.INTENT):
-            state[row.target] = ("held", row.handle or {})
-        elif row.op == Step.Op.COMPENSATE and row.outcome == Step.Outcome.DONE:
+            state[row.target] = row.handle or {}
+        elif row.op in Step.REMOVALS and row.outcome == Step.Outcome.DONE:
             state.pop(row.target, None)
-    return [(target, handle) for target, (_, handle) in state.items()]
+        elif row.op == Step.Op.RECONCILE and row.outcome == Step.Outcome.DONE:
+            # What reading the target back found replaces what the interrupted step left unknown.
+            if (row.handle or {}).get("found"):
+                state[row.target] = state.get(row.target, {})
+            else:
+                state.pop(row.target, None)
+    return list(state.items())
+
+
+def applied_on(mitigation: Mitigation) -> list[str]:
+    """Targets whose last apply is done and not removed since: where the ledger knows it is installed."""
+    done: dict[str, bool] = {}
+    for row in Step.objects.filter(mitigation=mitigation).order_by("id"):
+        if row.op == Step.Op.APPLY:
+            done[row.target] = row.outcome == Step.Outcome.DONE
+        elif row.op in Step.REMOVALS and row.outcome == Step.Outcome.DONE:
+            done[row.target] = False
+        elif row.op == Step.Op.RECONCILE and row.outcome == Step.Outcome.DONE:
+            done[row.target] = bool((row.handle or {}).get("found"))
+    return [t for t, d in done.items() if d]
+
+
+def summary(mitigation: Mitigation) -> str:
+    """What the ledger says is installed, in the engineer's words: "applied (3 of 3)",
+    "partially applied (2 of 3)", "applied nowhere", with the targets whose result is unknown."""
+    keys = list(mitigation.targets or [])
+    total = len(keys)
+    held = dict(holding(mitigation))
+    known = set(applied_on(mitigation))
+    unknown = [k for k in keys if k in held and k not in known]
+    installed = [k for k in keys if k in known]
+    if not held:
+        words = "applied nowhere" if total else "no target"
+    elif len(installed) == total:
+        words = f"applied ({total} of {total})"
+    else:
+        words = f"partially applied ({len(installed)} of {total})"
+        if installed:
+            words += f": on {', '.join(installed)}"
+    if unknown:
+        words += f"; unknown on {', '.join(unknown)} (started, result not recorded)"
+    return words
 
 
 def compensate(mitigation: Mitigation, undo: Callable[[str, dict], dict[str, Any]]) -> dict[str, Any]:
@@ -104,6 +146,25 @@ def compensate(mitigation: Mitigation, undo: Callable[[str, dict], dict[str, Any
         except BackendError as exc:
             results[target] = {"error": exc.message}
     return results
+
+
+def read_back(
+    mitigation: Mitigation, read: Callable[[str], dict[str, Any] | None], readable: Callable[[str], bool]
+) -> dict[str, bool]:
+    """Resolve every target left at "intent" by reading the target: a ``reconcile`` step records
+    whether it holds the mitigation. A target that cannot be read stays unknown (and is undone anyway)."""
+    last: dict[str, Step] = {}
+    for row in Step.objects.filter(mitigation=mitigation).exclude(op=Step.Op.RECONCILE).order_by("id"):
+        last[row.target] = row
+    found: dict[str, bool] = {}
+    for target, row in last.items():
+        if row.op == Step.Op.APPLY and row.outcome == Step.Outcome.INTENT and readable(target):
+            try:
+                answer = step(mitigation, target, Step.Op.RECONCILE, lambda t=target: read(t), retry=False)
+            except BackendError:
+                continue
+            found[target] = bool(answer.get("found"))
+    return found
 
 
 def reconcile(*, stale_seconds: int | None = None, now: Any = None) -> dict[str, int]:
@@ -121,18 +182,37 @@ def reconcile(*, stale_seconds: int | None = None, now: Any = None) -> dict[str,
             continue  # a worker may still be on it
         if moved is None and mitigation.events.filter(at__gt=cutoff).exists():
             continue
-        held = [t for t, _ in holding(mitigation)]
-        results = compensate(mitigation, lambda target, handle, m=mitigation: services.backend_undo(m, target, handle))
-        errors = {t: r["error"] for t, r in results.items() if isinstance(r, dict) and "error" in r}
-        if errors:
-            counts["left"] += 1  # stays "applying": the next run tries the undo again
-            log.warning("reconcile %s: undo failed on %s", mitigation.name, errors)
+        # One reconciler per mitigation: a worker's start and beat may send it at the same moment.
+        claim = f"ledger-reconcile:{mitigation.pk}"
+        if not cache.add(claim, 1, timeout=max(60, stale)):
             continue
-        message = (
-            "the worker applying it stopped before finishing; undone on "
-            + (", ".join(held) if held else "no target (none held it)")
-            + " by reconciliation"
-        )
-        services.mitigation_fail_reconciled(mitigation=mitigation, message=message)
-        counts["reconciled"] += 1
+        try:
+            if not Mitigation.objects.filter(pk=mitigation.pk, state=Mitigation.State.APPLYING).exists():
+                continue  # another reconciler finished it meanwhile
+            counts_for = _reconcile_one(mitigation, services)
+        finally:
+            cache.delete(claim)
+        counts[counts_for] += 1
     return counts
+
+
+def _reconcile_one(mitigation: Mitigation, services: Any) -> str:
+    """Read back what the dead worker left unknown, undo every target that may hold it, mark it failed."""
+    read_back(
+        mitigation,
+        lambda target, m=mitigation: services.backend_read(m, target),
+        lambda target, m=mitigation: services.backend_readable(m, target),
+    )
+    held = [t for t, _ in holding(mitigation)]
+    results = compensate(mitigation, lambda target, handle, m=mitigation: services.backend_undo(m, target, handle))
+    errors = {t: r["error"] for t, r in results.items() if isinstance(r, dict) and "error" in r}
+    if errors:
+        log.warning("reconcile %s: undo failed on %s", mitigation.name, errors)
+        return "left"  # stays "applying": the next run tries the undo again
+    message = (
+        "the worker applying it stopped before finishing; undone on "
+        + (", ".join(held) if held else "no target (none held it)")
+        + " by reconciliation"
+    )
+    services.mitigation_fail_reconciled(mitigation=mitigation, message=message)
+    return "reconciled"

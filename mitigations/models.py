@@ -88,8 +88,17 @@ class Mitigation(models.Model):
         related_name="mitigations",
         help_text="where it is enforced; none means an export only (nothing is installed anywhere)",
     )
+    more_targets = models.ManyToManyField(
+        "EnforcementTarget",
+        through="MitigationTarget",
+        blank=True,
+        related_name="+",
+        help_text="further configured targets it is enforced on, beside the first",
+    )
     targets = models.JSONField(
-        default=list, help_text='backend kinds, derived from the enforcement target: ["nftables"] or ["export"]'
+        default=list,
+        help_text='target keys, derived from the enforcement targets: ["nftables"], ["export"], or with two of one '
+        'kind ["nftables:edge-a", "nftables:edge-b", "cloudflare"]',
     )
     options = models.JSONField(
         default=dict, blank=True, help_text="per-backend parameters: zone_id, account_id, namespace, hook"
@@ -165,6 +174,24 @@ class Mitigation(models.Model):
         if self.kind == self.Kind.IP_LIST and self.mitigation_list_id:
             return f"{self.action} list {self.mitigation_list.name}"
         return f"{self.action} {self.expression[:120]}"
+
+    def configured_targets(self) -> list[EnforcementTarget]:
+        """Every configured target it is enforced on: the first, then the further ones by name."""
+        cached = getattr(self, "_configured_targets", None)
+        if cached is not None:
+            return cached
+        found = [self.enforcement_target] if self.enforcement_target_id else []
+        if self.pk:
+            found += [t for t in self.more_targets.order_by("name") if t.pk != self.enforcement_target_id]
+        self._configured_targets = found
+        return found
+
+    def target_for(self, key: str) -> EnforcementTarget | None:
+        """The configured target behind one of ``targets`` (None: an export, or no target configured)."""
+        for target, target_key in zip(self.configured_targets(), target_keys(self.configured_targets()), strict=True):
+            if target_key == key:
+                return target
+        return None
 
     def can_become(self, state: str) -> bool:
         return state in self.TRANSITIONS.get(self.state, frozenset())
@@ -278,6 +305,32 @@ class EnforcementTarget(models.Model):
         """What the backends read: where they act. These always win over a mitigation's own options."""
         keys = ("namespace", "command", "account_id", "zone_id")
         return {k: getattr(self, k) for k in keys if getattr(self, k)}
+
+
+def target_keys(targets: list[EnforcementTarget]) -> list[str]:
+    """What the ledger, the compiled forms and the answers call each target: its kind when it is the
+    only one of its kind (as every mitigation with one target always was), else ``kind:name``."""
+    kinds = [t.kind for t in targets]
+    return [t.kind if kinds.count(t.kind) == 1 else f"{t.kind}:{t.name}" for t in targets]
+
+
+def target_kind(key: str) -> str:
+    """The backend of a target key (``nftables:edge-a`` -> ``nftables``)."""
+    return key.split(":", 1)[0]
+
+
+class MitigationTarget(models.Model):
+    """A further configured target of a mitigation; protected, as the first one is, while a mitigation names it."""
+
+    mitigation = models.ForeignKey(Mitigation, on_delete=models.CASCADE, related_name="+")
+    target = models.ForeignKey(EnforcementTarget, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["target__name"]
+        constraints = [models.UniqueConstraint(fields=["mitigation", "target"], name="mitigation_target_once")]
+
+    def __str__(self) -> str:
+        return f"{self.mitigation_id} on {self.target_id}"
 
 
 def _base36(number: int) -> str:
@@ -431,6 +484,12 @@ class EnforcementStep(models.Model):
     class Op(models.TextChoices):
         APPLY = "apply", "Apply"
         COMPENSATE = "compensate", "Undo (compensation)"
+        ROLLBACK = "rollback", "Roll back"
+        EXPIRE = "expire", "Remove at expiry"
+        RECONCILE = "reconcile", "Read back by reconciliation"
+
+    # Steps whose success means the target no longer holds the mitigation.
+    REMOVALS = (Op.COMPENSATE, Op.ROLLBACK, Op.EXPIRE)
 
     class Outcome(models.TextChoices):
         INTENT = "intent", "Started, result not recorded"
@@ -438,7 +497,7 @@ class EnforcementStep(models.Model):
         FAILED = "failed", "Failed"
 
     mitigation = models.ForeignKey(Mitigation, on_delete=models.CASCADE, related_name="steps")
-    target = models.CharField(max_length=20)
+    target = models.CharField(max_length=80)
     op = models.CharField(max_length=12, choices=Op.choices)
     outcome = models.CharField(max_length=8, choices=Outcome.choices, default=Outcome.INTENT)
     attempts = models.PositiveSmallIntegerField(default=0)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
 from mitigations.models import Approval, BackendState, Mitigation
 
@@ -59,3 +61,60 @@ def counts() -> dict[str, int]:
         "awaiting_approval": Mitigation.objects.awaiting_approval().count(),
         "drift": Mitigation.objects.active().exclude(drift={}).count(),
     }
+
+
+# --------------------------------------------------------------------------- for reports and dashboards
+
+
+def applied_for_report(
+    *,
+    customer: Any,
+    attack_ids: Sequence[int],
+    ticket_ids: Sequence[int],
+    start: datetime | None,
+    end: datetime,
+    limit: int = 100,
+) -> list[Mitigation]:
+    """The mitigations a report on a customer tells of: those made for its attacks or tickets, and
+    every other one of the customer's that was in force between ``start`` and ``end``."""
+    condition = Q(attack_id__in=attack_ids)
+    if ticket_ids:
+        condition |= Q(ticket_id__in=ticket_ids)
+    if start is not None:
+        condition |= Q(applied_at__lte=end) & (Q(ended_at__isnull=True) | Q(ended_at__gte=start))
+    return list(
+        Mitigation.objects.filter(condition, customer=customer, applied_at__isnull=False)
+        .select_related("mitigation_list")
+        .order_by("applied_at", "id")[:limit]
+    )
+
+
+def hit_counters(mitigation: Mitigation) -> tuple[int | None, int | None]:
+    """Packets and bytes the backends counted against this mitigation; None where none reports counters."""
+    packets = bytes_ = None
+    for counters in (mitigation.hits or {}).values():
+        if not isinstance(counters, dict):
+            continue
+        value = counters.get("packets")
+        if isinstance(value, int | float):
+            packets = (packets or 0) + int(value)
+        value = counters.get("bytes")
+        if isinstance(value, int | float):
+            bytes_ = (bytes_ or 0) + int(value)
+    return packets, bytes_
+
+
+def expiring_within(*, now: datetime, window: timedelta, limit: int = 20) -> list[Mitigation]:
+    """Active mitigations whose time to live ends within ``window`` from ``now``, soonest first."""
+    return list(
+        Mitigation.objects.filter(state=Mitigation.State.ACTIVE, expires_at__gte=now, expires_at__lt=now + window)
+        .select_related("customer")
+        .order_by("expires_at", "id")[:limit]
+    )
+
+
+def active_for_customer(customer: Any, *, limit: int = 20) -> list[Mitigation]:
+    """The customer's active mitigations, soonest to expire first."""
+    return list(
+        Mitigation.objects.filter(customer=customer, state=Mitigation.State.ACTIVE).order_by("expires_at", "id")[:limit]
+    )

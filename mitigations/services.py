@@ -57,6 +57,9 @@ from mitigations.models import (
     Mitigation,
     MitigationEvent,
     MitigationList,
+    MitigationTarget,
+    target_keys,
+    target_kind,
 )
 from mitigations.rules import CompileError, Rule, RuleError, evaluate, parse
 from mitigations.rules.ast import IP, Compare, FieldRef, IPRange, ListRef, Logical, Not, ip_text, walk
@@ -218,18 +221,21 @@ def backend_for(name: str, target: EnforcementTarget | None = None) -> Backend:
     raise BackendError(f"unknown backend {name!r}")
 
 
-def _backend(mitigation: Mitigation, name: str) -> Backend:
-    return backend_for(name, mitigation.enforcement_target)
+def _backend(mitigation: Mitigation, key: str) -> Backend:
+    """The backend behind one of the mitigation's target keys (``nftables`` or ``nftables:edge-a``)."""
+    return backend_for(target_kind(key), mitigation.target_for(key))
 
 
 # Options that say where a backend acts: only a configured target sets them, never a mitigation.
 LOCATION_OPTIONS = ("namespace", "command", "account_id", "zone_id")
 
 
-def _options(mitigation: Mitigation) -> dict:
+def _options(mitigation: Mitigation, key: str | None = None) -> dict:
+    """The backend options for one target key (None: the first target): the target's location wins."""
     options = {k: v for k, v in (mitigation.options or {}).items() if k not in LOCATION_OPTIONS}
-    if mitigation.enforcement_target_id:
-        options.update(mitigation.enforcement_target.options())
+    target = mitigation.target_for(key) if key is not None else mitigation.enforcement_target
+    if target is not None:
+        options.update(target.options())
     if settings.CLOUDFLARE_PLAN and "cloudflare" in (mitigation.targets or []):
         options.setdefault("cloudflare_plan", settings.CLOUDFLARE_PLAN)  # plan rules checked when compiling
     return options
@@ -239,7 +245,7 @@ def _spec(mitigation: Mitigation, target: str) -> Spec:
     return Spec(
         name=mitigation.name,
         compiled=(mitigation.compiled or {}).get(target, {}),
-        options=_options(mitigation),
+        options=_options(mitigation, target),
         answer=(mitigation.backend_answers or {}).get(target, {}),
     )
 
@@ -295,7 +301,7 @@ def _compile(mitigation: Mitigation) -> None:
     for target in mitigation.targets:
         try:
             compiled[target] = compiling.compile_for(
-                target,
+                target_kind(target),
                 name=mitigation.name,
                 kind=mitigation.kind,
                 action=mitigation.action,
@@ -305,7 +311,7 @@ def _compile(mitigation: Mitigation) -> None:
                 items=_list_items(mitigation.mitigation_list),
                 list_name=mitigation.mitigation_list.name if mitigation.mitigation_list_id else "",
                 lists=lists,
-                options=_options(mitigation),
+                options=_options(mitigation, target),
                 description=mitigation.title or mitigation.summary,
                 scope=[str(n) for n in customer_networks(mitigation.customer, mitigation.attack)],
             )
@@ -385,13 +391,14 @@ def scoped_expression(customer: Customer, expression: str, *, attack: Any = None
 
 
 def _zone_scoped(mitigation: Mitigation) -> bool:
-    target = mitigation.enforcement_target
-    return bool(
-        target is not None
-        and target.kind == target.Kind.CLOUDFLARE
+    """Every target is a zone of the customer's: the zone scopes the rule (a packet filter beside it does not)."""
+    targets = mitigation.configured_targets()
+    return bool(targets) and all(
+        target.kind == target.Kind.CLOUDFLARE
         and target.zone_id
         and target.customer_id == mitigation.customer_id
         and mitigation.kind in ZONE_KINDS
+        for target in targets
     )
 
 
@@ -425,12 +432,12 @@ def scope_problems(mitigation: Mitigation) -> list[str]:
     the customer scopes zone rules by itself.
     """
     customer = mitigation.customer
-    target = mitigation.enforcement_target
-    if target is not None and target.customer_id not in (None, customer.pk):
-        return [f"the enforcement target {target.name} belongs to another customer"]
-    cloudflare_unbound = target is not None and target.kind == target.Kind.CLOUDFLARE and not target.customer_id
-    if cloudflare_unbound and mitigation.kind in ZONE_KINDS:
-        return [f"the Cloudflare target {target.name} is bound to no customer: bind its zone to {customer.name}"]
+    for target in mitigation.configured_targets():
+        if target.customer_id not in (None, customer.pk):
+            return [f"the enforcement target {target.name} belongs to another customer"]
+        cloudflare_unbound = target.kind == target.Kind.CLOUDFLARE and not target.customer_id
+        if cloudflare_unbound and mitigation.kind in ZONE_KINDS:
+            return [f"the Cloudflare target {target.name} is bound to no customer: bind its zone to {customer.name}"]
     if _zone_scoped(mitigation):
         return []
     rule = mitigation_rule(mitigation)
@@ -501,6 +508,7 @@ def mitigation_create(
     kind: str,
     user: Any,
     target: EnforcementTarget | None = None,
+    also_targets: Sequence[EnforcementTarget] = (),
     targets: Sequence[str] = (),
     expression: str = "",
     value: str = "",
@@ -530,13 +538,20 @@ def mitigation_create(
         not implicit,
         f"{', '.join(implicit)}: choose a configured enforcement target (none means an export only)",
     )
-    if target is not None:
-        _require(not target.problems(), "; ".join(target.problems()))
+    configured = [target, *also_targets] if target is not None else list(also_targets)
+    _require(len({t.pk for t in configured}) == len(configured), "each enforcement target once")
+    for each in configured:
+        _require(not each.problems(), "; ".join(each.problems()))
         _require(
-            target.customer_id in (None, customer.pk),
-            f"the enforcement target {target.name} belongs to another customer",
+            each.customer_id in (None, customer.pk),
+            f"the enforcement target {each.name} belongs to another customer",
         )
-    targets = [target.kind] if target is not None else ["export"]
+        _require(each.kind != EnforcementTarget.Kind.EXPORT or len(configured) == 1, "an export is a target alone")
+    if configured:
+        first, further = configured[0], sorted(configured[1:], key=lambda t: t.name)
+        configured = [first, *further]
+        target = first
+    targets = target_keys(configured) if configured else ["export"]
     ttl = int(ttl_seconds or settings.MITIGATION_DEFAULT_TTL)
     _require(0 < ttl <= settings.MITIGATION_MAX_TTL, f"the time to live must be 1 to {settings.MITIGATION_MAX_TTL} s")
     if kind == Mitigation.Kind.IP_ACCESS:
@@ -561,18 +576,18 @@ def mitigation_create(
     if ticket is not None:
         _require(ticket.customer_id == customer.pk, "that ticket belongs to another customer")
     # Scope is not optional: a rule that could match another customer's traffic is never written.
-    _require_scoped(
-        Mitigation(
-            customer=customer,
-            attack=attack,
-            kind=kind,
-            expression=expression,
-            value=value.strip(),
-            mitigation_list=mitigation_list,
-            action=action,
-            enforcement_target=target,
-        )
+    unsaved = Mitigation(
+        customer=customer,
+        attack=attack,
+        kind=kind,
+        expression=expression,
+        value=value.strip(),
+        mitigation_list=mitigation_list,
+        action=action,
+        enforcement_target=target,
     )
+    unsaved._configured_targets = configured
+    _require_scoped(unsaved)
     with transaction.atomic():
         mitigation = Mitigation.objects.create(
             customer=customer,
@@ -591,6 +606,9 @@ def mitigation_create(
             author=user,
             ticket=ticket,
         )
+        for further in configured[1:]:
+            MitigationTarget.objects.create(mitigation=mitigation, target=further)
+        mitigation._configured_targets = configured
         _compile(mitigation)
         mitigation.save(update_fields=["compiled", "compile_errors"])
         refused = "; ".join(mitigation.compile_errors.values())
@@ -626,6 +644,21 @@ def simulate_tables(
             out[label] = None
             continue
         unknown = ""
+        absent = sorted(f for f in rule.fields if f not in table.column_names)
+        if absent:
+            # The sample cannot answer these fields (a cookie rule on a capture, say): unknown, not 0.
+            what = "this capture" if "frame.number" in table.column_names else "this sample"
+            out[label] = {
+                "rows": table.num_rows,
+                "matched": None,
+                "share": None,
+                "unknown": f"unknown — {what} has no {', '.join(absent)}",
+            }
+            if label == "baseline":
+                out[label]["missing"] = [f"{what} has no {', '.join(absent)}"]
+            else:
+                out["top_matched"] = {}
+            continue
         if "frame.number" in table.column_names:
             # A capture answers an L7 rule on its requests / ClientHellos only, or not at all.
             from traffic.parsers.l7 import capture_rows
@@ -676,24 +709,31 @@ def traffic_tables(mitigation: Mitigation) -> tuple[pa.Table | None, pa.Table | 
     """The attack and baseline traffic for a mitigation, from the traffic app's parsed samples.
 
     Attack: the newest ready sample labelled attack on the mitigation's attack. Baseline:
-    the newest ready baseline sample on that attack, else the customer's newest. Packet
-    captures for L3/L4 rules, request logs for L7 rules.
+    the newest ready baseline sample on that attack, else the customer's newest, of the
+    same record type. L3/L4 rules read packet captures. L7 rules read request logs, and
+    when the attack has none, its captures: their HTTP requests and TLS ClientHellos
+    answer the rule (``traffic.parsers.l7.capture_rows``), or the simulation says why
+    they cannot, never "0 matched".
     """
     from traffic.models import TrafficSample
     from traffic.services import sample_table
 
     rule = mitigation_rule(mitigation)
     ready = TrafficSample.objects.filter(customer=mitigation.customer, status=TrafficSample.Status.READY)
-    ready = (
-        ready.exclude(kind=TrafficSample.Kind.PCAP)
-        if rule.layer == "L7"
-        else ready.filter(kind=TrafficSample.Kind.PCAP)
+    captures = ready.filter(kind=TrafficSample.Kind.PCAP)
+    groups = [ready.exclude(kind=TrafficSample.Kind.PCAP), captures] if rule.layer == "L7" else [captures]
+    picked: list[tuple[Any, Any]] = []
+    for samples in groups:
+        attack_sample = baseline_sample = None
+        if mitigation.attack_id:
+            attack_sample = samples.filter(attack_id=mitigation.attack_id, label=TrafficSample.Label.ATTACK).first()
+            baseline_sample = samples.filter(attack_id=mitigation.attack_id, label=TrafficSample.Label.BASELINE).first()
+        baseline_sample = baseline_sample or samples.filter(label=TrafficSample.Label.BASELINE).first()
+        picked.append((attack_sample, baseline_sample))
+    # The first record type with attack traffic; without any, the first with a baseline.
+    attack_sample, baseline_sample = next(
+        (p for p in picked if p[0] is not None), next((p for p in picked if p[1] is not None), (None, None))
     )
-    attack_sample = baseline_sample = None
-    if mitigation.attack_id:
-        attack_sample = ready.filter(attack_id=mitigation.attack_id, label=TrafficSample.Label.ATTACK).first()
-        baseline_sample = ready.filter(attack_id=mitigation.attack_id, label=TrafficSample.Label.BASELINE).first()
-    baseline_sample = baseline_sample or ready.filter(label=TrafficSample.Label.BASELINE).first()
     return (
         sample_table(attack_sample) if attack_sample else None,
         sample_table(baseline_sample) if baseline_sample else None,
@@ -1233,7 +1273,7 @@ def _notify_approvers(mitigation: Mitigation, level: str) -> None:
                 ticket_tasks.post_webhook.delay(
                     url, {"text": text, "mitigation": mitigation.pk, "blast_radius": level, "url": link}
                 )
-        except Exception:  # noqa: BLE001 - a notification never blocks the proposal
+        except Exception:  # a notification never blocks the proposal
             log.warning("could not enqueue approval notifications for %s", mitigation.name, exc_info=True)
 
     transaction.on_commit(enqueue, robust=True)
@@ -1357,8 +1397,18 @@ def mitigation_install(*, mitigation_id: int) -> Mitigation | None:
     _compile(mitigation)  # list items and their remaining TTLs as of now
     answers: dict[str, Any] = {}
     done: list[str] = []
+    # Idempotent per target: one the ledger already shows installed (an earlier delivery of this
+    # task got that far) is not written twice.
+    already = {t: dict(h) for t, h in ledger.holding(mitigation) if t in ledger.applied_on(mitigation)}
     for index, target in enumerate(mitigation.targets):
-        backend = _backend(mitigation, target)
+        if target in already:
+            answers[target] = already[target]
+            done.append(target)
+            continue
+        try:
+            backend = _backend(mitigation, target)
+        except BackendError as exc:
+            backend = _Refusing(exc)
         try:
             # The ledger (mitigations.ledger) records the intent before the call and the handle after it.
             answers[target] = ledger.step(
@@ -1407,6 +1457,41 @@ def mitigation_install(*, mitigation_id: int) -> Mitigation | None:
     return mitigation
 
 
+class _Refusing(Backend):
+    """A target that cannot be reached at all (unconfigured, disabled): its step fails in the ledger."""
+
+    def __init__(self, exc: BackendError) -> None:
+        self.exc = exc
+
+    def apply(self, spec: Spec) -> dict[str, Any]:
+        raise self.exc
+
+
+def backend_readable(mitigation: Mitigation, target: str) -> bool:
+    """Can this target be read back (nft list, the Cloudflare API)? An export cannot."""
+    try:
+        backend = _backend(mitigation, target)
+    except BackendError:
+        return False
+    return backend.production and type(backend).verify is not Backend.verify
+
+
+def backend_read(mitigation: Mitigation, target: str) -> dict[str, Any]:
+    """Read one target back: whether it holds the mitigation (and its counters), for reconciliation."""
+    backend = _backend(mitigation, target)
+    options = _options(mitigation, target)
+    spec = _spec(mitigation, target)
+    spec.answer = {}  # the interrupted step recorded no handle: read by the mitigation's name or tag
+    if hasattr(backend, "find"):  # Cloudflare: what it holds under the mitigation's tag
+        resources = backend.find(spec)
+        return {"found": bool(resources), "installed": {"resources": len(resources)}, "at": backend.location(options)}
+    verification = backend.verify([spec], options)
+    if verification is None:
+        raise BackendError(f"{target} cannot be read back")
+    installed = verification.installed.get(mitigation.name)
+    return {"found": installed is not None, "installed": installed or {}, "at": backend.location(options)}
+
+
 def backend_undo(mitigation: Mitigation, target: str, handle: dict) -> dict[str, Any]:
     """Remove ``mitigation`` from one target, with the handle the ledger recorded when applying it."""
     spec = _spec(mitigation, target)
@@ -1437,12 +1522,20 @@ def _attack_mitigation_changed(mitigation: Mitigation) -> None:
 # --------------------------------------------------------------------------- end of life
 
 
-def _remove_everywhere(mitigation: Mitigation) -> tuple[dict, list[str]]:
+def _remove_everywhere(mitigation: Mitigation, op: str) -> tuple[dict, list[str]]:
+    """Remove it from every target, each removal a ledger step (rollback, expiry, compensation)."""
     answers = dict(mitigation.backend_answers or {})
     errors = []
     for target in mitigation.targets:
         try:
-            removal = _backend(mitigation, target).remove(_spec(mitigation, target))
+            backend = _backend(mitigation, target)
+            removal = ledger.step(
+                mitigation,
+                target,
+                op,
+                lambda b=backend, t=target: b.remove(_spec(mitigation, t)),
+                retry=not backend.retries_itself,
+            )
         except BackendError as exc:
             errors.append(f"{target}: {exc.message}")
             removal = {"error": exc.message}
@@ -1457,7 +1550,8 @@ def _end(mitigation: Mitigation, to_state: str, *, user: Any, message: str) -> M
         mitigation.can_become(to_state),
         f"{mitigation.name} is {mitigation.get_state_display().lower()}: it cannot be {to_state.replace('_', ' ')}",
     )
-    answers, errors = _remove_everywhere(mitigation)
+    op = EnforcementStep.Op.EXPIRE if to_state == State.EXPIRED else EnforcementStep.Op.ROLLBACK
+    answers, errors = _remove_everywhere(mitigation, op)
     if errors:
         Mitigation.objects.filter(pk=mitigation.pk).update(backend_answers=answers, error="; ".join(errors))
         mitigation.backend_answers, mitigation.error = answers, "; ".join(errors)
@@ -1537,7 +1631,7 @@ def mitigations_fail_stuck(*, now: datetime | None = None, older_than: int = 900
     )
     failed = 0
     for mitigation in stuck[:50]:
-        answers, errors = _remove_everywhere(mitigation)
+        answers, errors = _remove_everywhere(mitigation, EnforcementStep.Op.COMPENSATE)
         message = "the apply task never finished (worker lost?); removed from every target" + (
             f" except: {'; '.join(errors)}" if errors else ""
         )
@@ -1629,8 +1723,17 @@ def mitigations_check_drift() -> int:
         # now, so what is then compared is what the ledger holds.
         mitigation_sync_lists(mitigation=mitigation)
     transient = set(Mitigation.objects.filter(state__in=[State.APPLYING, State.APPROVED]).values_list("id", flat=True))
-    groups: dict[tuple[str, str], tuple[Backend, dict, list[Mitigation]]] = {}
-    for mitigation in active:
+    # What should be installed is what the ledger says each target holds: an active mitigation's
+    # applies, and a failed one whose undo did not go through (it is still expected there).
+    failed = Mitigation.objects.filter(state=State.FAILED, steps__isnull=False).distinct()
+    live = active + list(failed.select_related("customer", "mitigation_list", "enforcement_target"))
+    groups: dict[tuple[str, str], tuple[Backend, dict, list[tuple[Mitigation, str]]]] = {}
+    drifting: set[int] = set()
+    updates: dict[int, Mitigation] = {}
+    for mitigation in live:
+        # A mitigation applied before the ledger existed has no steps: all its targets are expected.
+        ledgered = mitigation.steps.exists()
+        held = dict(ledger.holding(mitigation)) if ledgered else dict.fromkeys(mitigation.targets, {})
         for target in mitigation.targets:
             try:
                 backend = _backend(mitigation, target)
@@ -1638,13 +1741,17 @@ def mitigations_check_drift() -> int:
                 continue  # no configured target: nothing of it can be installed anywhere
             if not backend.production:
                 continue
-            options = _options(mitigation)
-            key = (target, backend.location(options))
-            groups.setdefault(key, (backend, options, []))[2].append(mitigation)
-    drifting: set[int] = set()
-    updates: dict[int, Mitigation] = {}
-    for (target, location), (backend, options, members) in groups.items():
-        specs = [_spec(m, target) for m in members]
+            options = _options(mitigation, target)
+            if target not in held:
+                if mitigation.state == State.ACTIVE:
+                    m = updates.setdefault(mitigation.pk, mitigation)
+                    m.drift = {**(m.drift or {}), target: "the ledger shows no apply in force on it"}
+                    drifting.add(m.pk)
+                continue
+            key = (target_kind(target), backend.location(options))
+            groups.setdefault(key, (backend, options, []))[2].append((mitigation, target))
+    for (_kind, location), (backend, options, pairs) in groups.items():
+        specs = [_spec(m, t) for m, t in pairs]
         state, _ = BackendState.objects.get_or_create(key=location, defaults={"checked_at": now})
         try:
             verification = backend.verify(specs, options)
@@ -1657,7 +1764,7 @@ def mitigations_check_drift() -> int:
         strays = [n for n in verification.unexpected if _stray_id(n) not in transient]
         state.installed, state.unexpected, state.error, state.checked_at = verification.installed, strays, "", now
         state.save()
-        for m in members:
+        for m, target in pairs:
             found = verification.installed.get(m.name)
             m = updates.setdefault(m.pk, m)
             m.drift = dict(m.drift or {})

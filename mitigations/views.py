@@ -20,7 +20,7 @@ from console.http import safe_next
 from console.models import Customer
 from console.permissions import get_visible_or_404
 from console.views import paginate, require_internal
-from mitigations import selectors, services
+from mitigations import ledger, selectors, services
 from mitigations.filters import MitigationFilterSet
 from mitigations.forms import ListForm, ListImportForm, MitigationForm
 from mitigations.models import Mitigation, MitigationList
@@ -80,6 +80,8 @@ def _detail_context(request: HttpRequest, mitigation: Mitigation) -> dict:
         "m": mitigation,
         "events": mitigation.events.all(),
         "steps": mitigation.steps.all(),  # the enforcement ledger (mitigations/ledger.py)
+        "enforcement": ledger.summary(mitigation),
+        "configured_targets": mitigation.configured_targets(),
         "compiled": {t: _pretty(t, form) for t, form in (mitigation.compiled or {}).items()},
         "answers": json.dumps(mitigation.backend_answers or {}, indent=2, sort_keys=True),
         "can_approve_this": roles.can_approve(user)

@@ -137,7 +137,7 @@ def _two_factor(request, settings):
     settings.TWO_FACTOR_REQUIRED = request.node.get_closest_marker("browser") is not None
 
 
-def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest's hook
+def pytest_terminal_summary(terminalreporter) -> None:  # pytest's hook
     from tests.shared import FIGURES
 
     for title, text in FIGURES:

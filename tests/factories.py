@@ -42,12 +42,12 @@ class UserFactory(factory.django.DjangoModelFactory):
     password = factory.PostGenerationMethodCall("set_password", PASSWORD)
 
     @factory.post_generation
-    def role(self, create, extracted, **kwargs):  # noqa: ANN001, ANN201
+    def role(self, create, extracted, **kwargs):
         self.save()
         if extracted:
             self.groups.add(Group.objects.get(name=extracted))
 
     @factory.post_generation
-    def customer(self, create, extracted, **kwargs):  # noqa: ANN001, ANN201
+    def customer(self, create, extracted, **kwargs):
         if extracted is not None:
             Profile.objects.update_or_create(user=self, defaults={"customer": extracted})

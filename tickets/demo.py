@@ -24,7 +24,7 @@ ONGOING = [
 ]
 
 
-def _ongoing_attacks(now) -> dict[str, Attack]:  # noqa: ANN001
+def _ongoing_attacks(now) -> dict[str, Attack]:
     """Two attacks still in progress (the simulator makes more while the console runs)."""
     feed = Feed.objects.filter(slug="cloudflare").first()
     if feed is None:
@@ -83,7 +83,7 @@ def _make(key: str, alerts: list[Alert], user: Any, minutes_ago: int) -> Ticket 
 
 
 @transaction.atomic
-def seed(stdout=None) -> dict:  # noqa: ANN001
+def seed(stdout=None) -> dict:
     User = get_user_model()
     eli, sam = User.objects.filter(username="eli").first(), User.objects.filter(username="sam").first()
     if eli is None or sam is None:

@@ -35,19 +35,19 @@ class TicketFilterSet(django_filters.FilterSet):
         model = Ticket
         fields = ["status", "severity", "customer", "assignee", "escalation_level"]
 
-    def search(self, queryset, name, value):  # noqa: ANN001, ANN201
+    def search(self, queryset, name, value):
         return queryset.filter(
             Q(number__icontains=value) | Q(title__icontains=value) | Q(customer__name__icontains=value)
         )
 
-    def by_open(self, queryset, name, value):  # noqa: ANN001, ANN201
+    def by_open(self, queryset, name, value):
         return queryset.open() if value else queryset.exclude(pk__in=queryset.open().values("pk"))
 
-    def by_mine(self, queryset, name, value):  # noqa: ANN001, ANN201
+    def by_mine(self, queryset, name, value):
         user = getattr(self.request, "user", None)
         if not value or user is None or not user.is_authenticated:
             return queryset
         return queryset.filter(assignee=user)
 
-    def by_unassigned(self, queryset, name, value):  # noqa: ANN001, ANN201
+    def by_unassigned(self, queryset, name, value):
         return queryset.unassigned() if value else queryset.filter(assignee__isnull=False)

@@ -163,5 +163,5 @@ def parse_mail(raw: bytes) -> ReceivedMail:
         )
     except LookupError as exc:  # a charset Python does not know
         raise UnreadableMail(f"unknown character set: {exc}") from exc
-    except Exception as exc:  # noqa: BLE001 -- the stdlib parser has many ways to fail on hostile input
+    except Exception as exc:  # the stdlib parser has many ways to fail on hostile input
         raise UnreadableMail(f"cannot read the message: {type(exc).__name__}: {exc}") from exc

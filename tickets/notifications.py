@@ -36,7 +36,7 @@ def ticket_notify(*, ticket: Ticket, event: str) -> None:
                 tasks.send_notification_email.delay(f"Shieldwall: {text[:150]}", text, recipients)
             for url in urls:
                 tasks.post_webhook.delay(url, {"text": text})
-        except Exception:  # noqa: BLE001 - a notification never blocks the action
+        except Exception:  # a notification never blocks the action
             logger.warning("could not enqueue notifications for %s", ticket.number, exc_info=True)
 
     transaction.on_commit(enqueue, robust=True)
@@ -82,7 +82,7 @@ def ticket_notify_escalation(*, ticket: Ticket, level: str, handoff: str) -> Non
                 tasks.send_notification_email.delay(subject, text, recipients)
             for url in urls:
                 tasks.post_webhook.delay(url, {"text": text})
-        except Exception:  # noqa: BLE001 - a notification never blocks the action
+        except Exception:  # a notification never blocks the action
             logger.warning("could not enqueue escalation notices for %s", ticket.number, exc_info=True)
 
     transaction.on_commit(enqueue, robust=True)

@@ -752,7 +752,7 @@ def ticket_send_customer_message(
     try:
         message.send()
         status = TimelineEntry.Delivery.SENT
-    except Exception as exc:  # noqa: BLE001 - any transport failure is recorded on the ticket
+    except Exception as exc:  # any transport failure is recorded on the ticket
         status = TimelineEntry.Delivery.FAILED
         error = str(exc)[:500]
         logger.warning("customer message for %s failed: %s", ticket.number, exc)
@@ -1082,6 +1082,74 @@ def inbound_mail_receive_raw(*, raw: bytes, channel: str) -> InboundMail:
         logger.warning("inbound mail %s unreadable: %s", key, exc)
         return row
     return inbound_mail_receive(mail=received, channel=channel)
+
+
+def inbound_mail_attach(*, mail: InboundMail, ticket: Ticket, user: Any) -> InboundMail:
+    """Staff put a customer mail that reached no ticket onto the ticket it belongs to.
+
+    The message lands on the timeline as the customer's message (at the time it arrived, by
+    its sender), and the row records the ticket and the entry. Attaching again to the same
+    ticket changes nothing; a mail already on another ticket is refused rather than copied.
+    """
+    if not _human(user):
+        raise TicketError("attaching mail is a person's decision")
+    with transaction.atomic():
+        row = InboundMail.objects.select_for_update().filter(pk=mail.pk).first()
+        if row is None:
+            raise TicketError("this mail no longer exists")
+        if row.status == InboundMail.Status.ATTACHED:
+            if row.ticket_id == ticket.pk:
+                return row
+            where = row.ticket.number if row.ticket_id else "another ticket"
+            raise TicketConflict(f"this mail is already on {where}")
+        before = {"status": row.status, "ticket": None}
+        entry = TimelineEntry.objects.create(
+            ticket=ticket,
+            at=row.received_at,
+            actor_name=row.sender[:150] or "customer",
+            kind=TimelineEntry.Kind.CUSTOMER_REPLY,
+            body=row.body,
+            data={
+                "subject": row.subject,
+                "from": row.sender,
+                "message_id": row.message_id,
+                "channel": "email",
+                "inbound_mail": row.pk,
+                "attached_by": user.get_username(),
+            },
+        )
+        row.status, row.ticket, row.timeline_entry = InboundMail.Status.ATTACHED, ticket, entry
+        row.save(update_fields=["status", "ticket", "timeline_entry"])
+        _touch(ticket, [])
+        audit_record(
+            action="ticket.inbound_attach",
+            obj=ticket,
+            before=before,
+            after={"status": row.status, "ticket": ticket.number, "inbound_mail": row.pk, "timeline_entry": entry.pk},
+            actor=_user(user),
+        )
+    mail.status, mail.ticket, mail.timeline_entry = row.status, row.ticket, row.timeline_entry
+    ticket_follow_actor(ticket=ticket, user=user)
+    return row
+
+
+def inbound_mail_open_ticket(
+    *, mail: InboundMail, customer: Customer, user: Any, severity: str = Ticket.Severity.P3, title: str = ""
+) -> Ticket:
+    """A new ticket for a customer mail that names none (a first message, not a reply), with the mail on it."""
+    if mail.status == InboundMail.Status.ATTACHED and mail.ticket_id:
+        raise TicketConflict(f"this mail is already on {mail.ticket.number}")
+    subject = " ".join((title or mail.subject).split())
+    with transaction.atomic():
+        ticket = ticket_create(
+            customer=customer,
+            title=subject or f"Mail from {mail.sender or 'unknown sender'}",
+            user=user,
+            severity=severity,
+            event_at=mail.received_at,
+        )
+        inbound_mail_attach(mail=mail, ticket=ticket, user=user)
+    return ticket
 
 
 def inbound_mailbox_poll() -> dict[str, int]:

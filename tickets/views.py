@@ -9,12 +9,12 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from alerts.selectors import selected_alerts
 from console import roles
@@ -23,9 +23,9 @@ from console.permissions import get_visible_or_404
 from console.views import paginate, require_internal
 from tickets import mail, selectors, services
 from tickets.filters import TicketFilterSet
-from tickets.forms import TicketForm
+from tickets.forms import InboundTicketForm, TicketForm
 from tickets.messages import MessageTemplateError
-from tickets.models import Ticket, TicketTemplate, TimelineEntry
+from tickets.models import InboundMail, Ticket, TicketTemplate, TimelineEntry
 
 
 def _require_actor(request: HttpRequest) -> None:
@@ -39,7 +39,7 @@ def _ticket(request: HttpRequest, number: str) -> Ticket:
     return get_visible_or_404(Ticket.objects.select_related("customer", "assignee"), request.user, number=number)
 
 
-def _acting_users():  # noqa: ANN202
+def _acting_users():
     return get_user_model().objects.filter(groups__name__in=roles.ACTING_ROLES).distinct().order_by("username")
 
 
@@ -69,6 +69,70 @@ def inbound_mail_list(request: HttpRequest) -> HttpResponse:
     require_internal(request)
     page = paginate(request, selectors.inbound_mail_without_ticket(request.user))
     return render(request, "tickets/inbound.html", {"page": page})
+
+
+def _inbound(request: HttpRequest, pk: int) -> InboundMail:
+    # Inbound mail has no customer to scope it by: staff only, like its list (404 for anyone else).
+    require_internal(request)
+    row = InboundMail.objects.select_related("ticket").filter(pk=pk).first()
+    if row is None:
+        raise Http404("No such mail")
+    return row
+
+
+def _inbound_page(request: HttpRequest, row: InboundMail, form: Any = None, status: int = 200) -> HttpResponse:
+    q = request.GET.get("q", "")[:100]
+    customers = selectors.inbound_mail_sender_customers(row)
+    if form is None:
+        form = InboundTicketForm(initial={"customer": customers[0].slug if customers else None, "title": row.subject})
+    context = {
+        "mail": row,
+        "q": q,
+        "customers": customers,
+        "choices": selectors.inbound_mail_ticket_choices(row, request.user, q=q) if row.ticket_id is None else [],
+        "form": form,
+        "can_act": roles.can_act(request.user),
+    }
+    return render(request, "tickets/inbound_detail.html", context, status=status)
+
+
+@login_required
+@require_GET
+def inbound_mail_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """One mail that reached no ticket: attach it to the ticket it belongs to, or open one from it."""
+    return _inbound_page(request, _inbound(request, pk))
+
+
+@login_required
+@require_POST
+def inbound_mail_attach(request: HttpRequest, pk: int) -> HttpResponse:
+    row = _inbound(request, pk)
+    _require_actor(request)
+    ticket = _ticket(request, request.POST.get("ticket", "").strip()[:20])
+    try:
+        services.inbound_mail_attach(mail=row, ticket=ticket, user=request.user)
+    except services.TicketError as exc:
+        messages.error(request, str(exc))
+        return redirect("ticket-inbound-mail-detail", pk=row.pk)
+    messages.success(request, f"The mail from {row.sender or 'unknown sender'} is now on {ticket.number}.")
+    return redirect(ticket)
+
+
+@login_required
+@require_POST
+def inbound_mail_open_ticket(request: HttpRequest, pk: int) -> HttpResponse:
+    row = _inbound(request, pk)
+    _require_actor(request)
+    form = InboundTicketForm(request.POST)
+    if not form.is_valid():  # shown again with what was typed, and why it was refused
+        return _inbound_page(request, row, form, status=400)
+    try:
+        ticket = services.inbound_mail_open_ticket(mail=row, user=request.user, **form.cleaned_data)
+    except services.TicketError as exc:
+        form.add_error(None, str(exc))
+        return _inbound_page(request, row, form, status=409)
+    messages.success(request, f"Opened {ticket.number} with the mail from {row.sender or 'unknown sender'}.")
+    return redirect(ticket)
 
 
 @login_required
@@ -168,7 +232,7 @@ def ticket_escalate(request: HttpRequest) -> HttpResponse:
     return redirect(ticket)
 
 
-def _act(request: HttpRequest, number: str, fn, success: str) -> HttpResponse:  # noqa: ANN001
+def _act(request: HttpRequest, number: str, fn, success: str) -> HttpResponse:
     _require_actor(request)
     ticket = _ticket(request, number)
     try:

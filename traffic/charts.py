@@ -76,7 +76,45 @@ def pcap_charts(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "ttl": _bar("TTL / hop limit", list(summary.get("ttl", {})), list(summary.get("ttl", {}).values())),
         "flags": _bar("TCP flags", list(summary.get("tcp_flags", {})), list(summary.get("tcp_flags", {}).values())),
     }
+    io = (summary.get("statistics") or {}).get("io") or {}
+    if io.get("start") is not None:
+        charts = {"io": io_graph(io), **charts}
     return charts
+
+
+def io_graph(io: dict[str, Any]) -> dict[str, Any]:
+    """Wireshark's I/O graph: packets and bits per 1 s interval, empty intervals drawn as 0."""
+    step = int(io.get("interval_s") or 1)
+    x = [_time(io["start"] + i * step) for i in range(len(io.get("packets", [])))]
+    return figure(
+        [
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "line": {"shape": "hv"},
+                "name": "packets/s",
+                "x": x,
+                "y": io["packets"],
+            },
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "line": {"shape": "hv"},
+                "name": "bits/s",
+                "x": x,
+                "y": [b * 8 for b in io.get("bytes", [])],
+                "yaxis": "y2",
+            },
+        ],
+        {
+            "title": {"text": f"I/O graph ({step} s intervals)"},
+            "height": 300,
+            "xaxis": {"type": "date"},
+            "yaxis": {"title": {"text": "packets/s"}, "rangemode": "tozero"},
+            "yaxis2": {"overlaying": "y", "side": "right", "title": {"text": "bits/s"}, "rangemode": "tozero"},
+            "legend": {"orientation": "h"},
+        },
+    )
 
 
 def log_charts(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:

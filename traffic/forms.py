@@ -12,7 +12,7 @@ class SampleUploadForm(forms.Form):
     kind = forms.ChoiceField(choices=[("", "detect from the file"), *TrafficSample.Kind.choices], required=False)
     file = forms.FileField()
 
-    def clean(self):  # noqa: ANN201
+    def clean(self):
         data = super().clean()
         attack = data.get("attack")
         if attack and data.get("customer") and attack.customer_id != data["customer"].pk:

@@ -87,7 +87,7 @@ def analyse_range(
     last: bool,
     cap: int = CAP,
     records: Path | None = None,
-    progress=None,  # noqa: ANN001 - progress(done_bytes, total_bytes), as PcapReader calls it
+    progress=None,  # progress(done_bytes, total_bytes), as PcapReader calls it
 ) -> PartResult:
     """Summarise (and, with ``records``, write the records of) one range in a single pass."""
     reader = PcapReader(
@@ -243,7 +243,7 @@ def parts_merge(*, sample_id: int) -> TrafficSample | None:
     results = []
     for part in parts:
         with open(part.state_path, "rb") as fh:
-            results.append(pickle.load(fh))  # noqa: S301 - our own file, written by part_analyse
+            results.append(pickle.load(fh))  # our own file, written by part_analyse
     merged = merge(results, [(p.start, p.stop) for p in parts])
     if merged is None:
         logger.warning("sample %s: a part boundary was no record start; parsing it in one pass", sample_id)

@@ -60,7 +60,7 @@ def sample_create(
     label: str = "unknown",
     kind: str = "",
     attack=None,
-    user=None,  # noqa: ANN001
+    user=None,
 ) -> TrafficSample:
     """Keep the uploaded file (streamed to disk by Django's upload handlers) and parse it in Celery."""
     sample = TrafficSample(customer=customer, attack=attack, name=name[:255], label=label, kind=kind or "pcap")
@@ -262,7 +262,7 @@ def _parse_pcap(
 class _Feeder:
     """Hands items to ``consume`` in a worker thread; ``close()`` waits and re-raises its error."""
 
-    def __init__(self, consume) -> None:  # noqa: ANN001
+    def __init__(self, consume) -> None:
         import queue
         import threading
 
@@ -274,13 +274,13 @@ class _Feeder:
                 if self._error is None:
                     try:
                         consume(item)
-                    except BaseException as exc:  # noqa: BLE001 - re-raised in close()
+                    except BaseException as exc:  # re-raised in close()
                         self._error = exc
 
         self._thread = threading.Thread(target=run, daemon=True, name="capture-analysis")
         self._thread.start()
 
-    def put(self, item) -> None:  # noqa: ANN001
+    def put(self, item) -> None:
         self._queue.put(item)
 
     def close(self) -> None:
@@ -291,7 +291,7 @@ class _Feeder:
             raise self._error
 
 
-def customer_networks(customer) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:  # noqa: ANN001
+def customer_networks(customer) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     """The customer's prefixes (and the addresses of its Spectrum apps): what a victim can be."""
     from console.models import Asset
 
@@ -341,7 +341,7 @@ def _add_analysis(summary: dict, analysis: dict) -> None:
     summary["direction"] = analysis
 
 
-def _breakdown(rows: list[dict], key, top: int = 10) -> list[dict]:  # noqa: ANN001
+def _breakdown(rows: list[dict], key, top: int = 10) -> list[dict]:
     totals: Counter[str] = Counter()
     for row in rows:
         totals[key(row) or "unknown"] += row["sent_packets"]
@@ -659,7 +659,7 @@ def samples_prune(*, now: dt.datetime | None = None) -> int:
     return pruned
 
 
-def attack_samples(*, attack) -> list[TrafficSample]:  # noqa: ANN001
+def attack_samples(*, attack) -> list[TrafficSample]:
     """The ready samples of an attack that are not baselines (at most four, newest first)."""
     return list(
         TrafficSample.objects.filter(attack=attack, status=TrafficSample.Status.READY).exclude(
@@ -668,7 +668,7 @@ def attack_samples(*, attack) -> list[TrafficSample]:  # noqa: ANN001
     )
 
 
-def attack_sample_pairs(*, attack) -> list[tuple[TrafficSample, TrafficSample]]:  # noqa: ANN001
+def attack_sample_pairs(*, attack) -> list[tuple[TrafficSample, TrafficSample]]:
     """Each ready attack sample of an attack with the customer's newest ready baseline of the same kind."""
     pairs = []
     samples = TrafficSample.objects.filter(attack=attack, status=TrafficSample.Status.READY).exclude(

@@ -73,11 +73,22 @@ def sample_detail(request: HttpRequest, pk: int) -> HttpResponse:
             .exclude(kind="pcap")
             .exclude(pk=sample.pk)
         )
+    conversations = ((sample.summary or {}).get("statistics") or {}).get("conversations") or {}
+    tables = [(label, key, conversations[key]) for label, key in CONVERSATION_TABLES if key in conversations]
     return render(
         request,
         "traffic/sample_detail.html",
-        {"sample": sample, "charts": figures, "baselines": baselines, "summary": sample.summary},
+        {
+            "sample": sample,
+            "charts": figures,
+            "baselines": baselines,
+            "summary": sample.summary,
+            "conversation_tables": tables,
+        },
     )
+
+
+CONVERSATION_TABLES = [("IPv4", "ipv4"), ("IPv6", "ipv6"), ("TCP", "tcp"), ("UDP", "udp")]
 
 
 @login_required
@@ -101,7 +112,9 @@ def sample_compare(request: HttpRequest, pk: int) -> HttpResponse:
             "baseline": baseline,
             "comparison": comparison,
             "chart": charts.comparison_chart(comparison),
-            "propose_url": reverse("mitigation-new"),
+            # Proposing is an engineer's; the ticket a comparison was opened from goes with the proposal.
+            "propose_url": reverse("mitigation-new") if roles.can_act(request.user) else "",
+            "ticket": request.GET.get("ticket", "")[:20],
         },
     )
 

@@ -65,7 +65,7 @@ class FeedWriteSerializer(serializers.ModelSerializer):
         model = Feed
         fields = ["slug", *FEED_EDITABLE_FIELDS]
 
-    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if self.instance is not None:
             # A feed's slug is its webhook URL: senders are configured with it.
@@ -76,12 +76,12 @@ class FeedWriteSerializer(serializers.ModelSerializer):
             URLValidator(schemes=["http", "https"])(value)
         return value
 
-    def validate_options(self, value):  # noqa: ANN001, ANN201
+    def validate_options(self, value):
         if not isinstance(value, dict):
             raise serializers.ValidationError("options must be a JSON object")
         return value
 
-    def validate(self, attrs):  # noqa: ANN001, ANN201
+    def validate(self, attrs):
         mode = attrs.get("mode", getattr(self.instance, "mode", Feed.Mode.PUSH))
         url = attrs.get("pull_url", getattr(self.instance, "pull_url", ""))
         if mode == Feed.Mode.PULL and not url:

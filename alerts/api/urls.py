@@ -1,7 +1,7 @@
 from alerts.api import views
 
 
-def register(router) -> None:  # noqa: ANN001
+def register(router) -> None:
     router.register("feeds", views.FeedViewSet, basename="feed")
     router.register("deliveries", views.DeliveryViewSet, basename="delivery")
     router.register("alerts", views.AlertViewSet, basename="alert")

@@ -43,10 +43,10 @@ class FeedViewSet(ActorMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin, 
     filterset_class = FeedFilterSet
     lookup_field = "slug"
 
-    def get_queryset(self):  # noqa: ANN201
+    def get_queryset(self):
         return Feed.objects.visible_to(self.request.user).select_related("customer").order_by("name")
 
-    def get_serializer_class(self):  # noqa: ANN201
+    def get_serializer_class(self):
         if self.action in ("create", "update", "partial_update", "preview"):
             return s.FeedWriteSerializer
         return s.FeedSerializer
@@ -56,7 +56,7 @@ class FeedViewSet(ActorMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin, 
             raise PermissionDenied("changing a feed needs a senior engineer or an admin")
 
     @extend_schema(request=s.FeedWriteSerializer, responses={201: s.FeedCreatedSerializer})
-    def create(self, request, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN201
+    def create(self, request, *args, **kwargs):
         self._require_approver()
         data = s.FeedWriteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -68,7 +68,7 @@ class FeedViewSet(ActorMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin, 
         return Response(s.FeedCreatedSerializer(feed).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=s.FeedWriteSerializer, responses=s.FeedSerializer)
-    def update(self, request, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN201
+    def update(self, request, *args, **kwargs):
         self._require_approver()
         feed = self.get_object()
         data = s.FeedWriteSerializer(feed, data=request.data, partial=kwargs.get("partial", False))
@@ -81,7 +81,7 @@ class FeedViewSet(ActorMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin, 
 
     @extend_schema(request=None, responses=s.FeedSerializer)
     @action(detail=True, methods=["post"])
-    def disable(self, request, slug=None):  # noqa: ANN001, ANN201
+    def disable(self, request, slug=None):
         """Stop accepting deliveries (the webhook answers 404, polling stops); history is kept."""
         self._require_approver()
         feed = feeds.feed_set_enabled(feed=self.get_object(), enabled=False, user=request.user)
@@ -89,14 +89,14 @@ class FeedViewSet(ActorMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin, 
 
     @extend_schema(request=None, responses=s.FeedSerializer)
     @action(detail=True, methods=["post"])
-    def enable(self, request, slug=None):  # noqa: ANN001, ANN201
+    def enable(self, request, slug=None):
         self._require_approver()
         feed = feeds.feed_set_enabled(feed=self.get_object(), enabled=True, user=request.user)
         return Response(s.FeedSerializer(feed).data)
 
     @extend_schema(request=None, responses=s.FeedSecretSerializer)
     @action(detail=True, methods=["post"], url_path="rotate-secret")
-    def rotate_secret(self, request, slug=None):  # noqa: ANN001, ANN201
+    def rotate_secret(self, request, slug=None):
         """A new bearer token, answered once; the old one stops working at once."""
         self._require_approver()
         feed = self.get_object()
@@ -107,7 +107,7 @@ class FeedViewSet(ActorMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin, 
         request={"multipart/form-data": s.FeedImportSerializer}, responses={202: s.FeedImportResultSerializer}
     )
     @action(detail=True, methods=["post"], parser_classes=[MultiPartParser], url_path="import")
-    def import_file(self, request, slug=None):  # noqa: ANN001, ANN201
+    def import_file(self, request, slug=None):
         """Import a file of alerts (JSON lines / EVE, gzip allowed) in chunks, through the inbox."""
         feed = self.get_object()
         data = s.FeedImportSerializer(data=request.data)
@@ -119,7 +119,7 @@ class FeedViewSet(ActorMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin, 
 
     @extend_schema(request=s.FeedReplaySerializer, responses={202: s.FeedReplayResultSerializer})
     @action(detail=True, methods=["post"])
-    def replay(self, request, slug=None):  # noqa: ANN001, ANN201
+    def replay(self, request, slug=None):
         """Parse rejected deliveries again, and those whose alerts found no customer (after a mapping fix)."""
         feed = self.get_object()
         data = s.FeedReplaySerializer(data=request.data)
@@ -140,7 +140,7 @@ class FeedViewSet(ActorMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin, 
 
     @extend_schema(request=s.FeedWriteSerializer, responses=s.FeedPreviewSerializer)
     @action(detail=True, methods=["post"])
-    def preview(self, request, slug=None):  # noqa: ANN001, ANN201
+    def preview(self, request, slug=None):
         """The last deliveries parsed and mapped with these settings, without saving them."""
         feed = self.get_object()
         data = s.FeedWriteSerializer(feed, data=request.data, partial=True)
@@ -153,12 +153,12 @@ class DeliveryViewSet(ActorMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = s.DeliverySerializer
     filterset_class = DeliveryFilterSet
 
-    def get_queryset(self):  # noqa: ANN201
+    def get_queryset(self):
         return Delivery.objects.visible_to(self.request.user).select_related("feed").defer("body").order_by("-id")
 
     @extend_schema(request=None, responses={202: s.DeliverySerializer})
     @action(detail=True, methods=["post"])
-    def reprocess(self, request, pk=None):  # noqa: ANN001, ANN201
+    def reprocess(self, request, pk=None):
         """Queue a delivery for parsing again, e.g. a dead letter after a parser fix: its attempts start again."""
         delivery = self.get_object()
         delivery = services.delivery_reprocess(delivery=delivery)
@@ -169,15 +169,15 @@ class AlertViewSet(ActorMixin, viewsets.ReadOnlyModelViewSet):
     filterset_class = AlertFilterSet
     pagination_class = AlertCursorPagination
 
-    def get_serializer_class(self):  # noqa: ANN201
+    def get_serializer_class(self):
         return s.AlertDetailSerializer if self.action == "retrieve" else s.AlertSerializer
 
-    def get_queryset(self):  # noqa: ANN201
+    def get_queryset(self):
         return Alert.objects.visible_to(self.request.user).select_related("customer", "feed", "assignee")
 
     @extend_schema(request=s.AlertBulkSerializer, responses=s.BulkResultSerializer)
     @action(detail=False, methods=["post"])
-    def bulk(self, request):  # noqa: ANN001, ANN201
+    def bulk(self, request):
         """Acknowledge, assign or resolve many alerts at once."""
         data = s.AlertBulkSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -200,7 +200,7 @@ class AttackViewSet(ActorMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = s.AttackSerializer
     filterset_class = AttackFilterSet
 
-    def get_queryset(self):  # noqa: ANN201
+    def get_queryset(self):
         if not roles.is_internal(self.request.user):
             return Attack.objects.none()
         return Attack.objects.select_related("customer").order_by("-last_seen", "-id")
@@ -212,7 +212,7 @@ class SilenceViewSet(
     serializer_class = s.SilenceSerializer
     filterset_class = SilenceFilterSet
 
-    def get_queryset(self):  # noqa: ANN201
+    def get_queryset(self):
         return (
             Silence.objects.visible_to(self.request.user)
             .select_related("created_by")
@@ -220,7 +220,7 @@ class SilenceViewSet(
             .order_by("-starts_at", "-id")
         )
 
-    def perform_create(self, serializer) -> None:  # noqa: ANN001
+    def perform_create(self, serializer) -> None:
         data = serializer.validated_data
         try:
             serializer.instance = services.silence_create(
@@ -235,13 +235,13 @@ class SilenceViewSet(
 
     @extend_schema(request=None, responses=s.SilenceSerializer)
     @action(detail=True, methods=["post"])
-    def expire(self, request, pk=None):  # noqa: ANN001, ANN201
+    def expire(self, request, pk=None):
         silence = services.silence_expire(silence=self.get_object(), user=request.user)
         return Response(s.SilenceSerializer(silence).data)
 
     @extend_schema(request=s.SilencePreviewSerializer, responses=s.SilencePreviewResultSerializer)
     @action(detail=False, methods=["post"])
-    def preview(self, request):  # noqa: ANN001, ANN201
+    def preview(self, request):
         """The open alerts a silence with these matchers would match, without saving it."""
         data = s.SilencePreviewSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -251,7 +251,7 @@ class SilenceViewSet(
             raise ValidationError({"matchers": str(exc)}) from exc
         return Response({"count": count, "alerts": s.AlertSerializer(alerts, many=True).data})
 
-    def get_object(self):  # noqa: ANN201
+    def get_object(self):
         try:
             return super().get_object()
         except (Silence.DoesNotExist, ValueError) as exc:

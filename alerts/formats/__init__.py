@@ -98,7 +98,7 @@ def parse_delivery(format: str, body: bytes, options: Mapping[str, Any] | None =
         raise ParseError("the payload is nested too deeply to read") from None
     except MemoryError:
         raise ParseError("the payload is too large to parse in memory") from None
-    except Exception as exc:  # noqa: BLE001 - a parser bug must dead-letter the delivery, not kill the worker
+    except Exception as exc:  # a parser bug must dead-letter the delivery, not kill the worker
         raise ParseError(
             f"the {format} parser failed on this delivery ({type(exc).__name__}: {str(exc)[:200]}); "
             "this is a bug in Shieldwall, please report it with the delivery"

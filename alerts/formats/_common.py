@@ -7,6 +7,7 @@ that leaves this module is ``ParseError`` with a message an engineer can act on.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import math
@@ -199,6 +200,13 @@ def clean(value: Any, limit: int = TEXT_MAX) -> str:
     Attacker-written text is otherwise kept exactly as sent; escaping is the
     templates' job. Objects and arrays are not text and give "".
     """
+    if type(value) is str:
+        # The common case first (most fields of every record are text): no type dispatch.
+        if "\x00" in value:
+            value = value.replace("\x00", "")
+        if len(value) > limit:
+            value = value[: limit - 1] + "…"
+        return value.strip()
     if value is None or isinstance(value, dict | list):
         return ""
     if isinstance(value, bool):
@@ -283,6 +291,9 @@ def parse_rate(value: Any) -> tuple[float | None, str]:
 
 def to_int(value: Any, *, maximum: int = INT_MAX) -> int | None:
     """A non-negative integer no larger than ``maximum``, else None."""
+    if type(value) is int:
+        # JSON integers (ports, ids, counters): exact, where a trip through float rounds past 2**53.
+        return value if 0 <= value <= maximum else None
     number = to_float(value)
     if number is None or number > maximum:
         return None
@@ -303,6 +314,17 @@ def to_ip(value: Any) -> str:
     text = clean(value, 64)
     if not text:
         return ""
+    if _CANONICAL_IPV4.fullmatch(text):
+        return text  # already what ipaddress would print: skip building the object
+    return _canonical_ip(text)
+
+
+# A dotted quad without leading zeros, each part 0-255: exactly the texts ipaddress prints as themselves.
+_CANONICAL_IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)")
+
+
+@functools.lru_cache(maxsize=65_536)
+def _canonical_ip(text: str) -> str:
     try:
         return str(ipaddress.ip_address(text))
     except ValueError:
@@ -374,6 +396,16 @@ def parse_time(value: Any) -> datetime | None:
     """
     if isinstance(value, bool) or value is None:
         return None
+    if type(value) is str and len(value) <= 64 and value[4:5] == "-" and value[:4].isdigit():
+        # RFC 3339 as senders write it (Suricata's "+0000" and "Z" included) parses as is; only
+        # the rest goes through the rewrites below. Same result either way.
+        try:
+            parsed = datetime.fromisoformat(value)
+            fast = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        except (ValueError, OverflowError):
+            pass  # the general path below decides (and refuses what is out of range)
+        else:
+            return None if fast < _EPOCH_MIN else fast
     result: datetime | None = None
     try:
         if isinstance(value, int | float) or (isinstance(value, str) and _is_number(value)):

@@ -95,7 +95,7 @@ def resolve(labels: Mapping[str, Any], annotations: Mapping[str, Any], mapping: 
     last_resort = set(rules["last_resort"])
     found = Resolved()
 
-    def values(field: str, *, skip_last_resort: bool = False):  # noqa: ANN202
+    def values(field: str, *, skip_last_resort: bool = False):
         for name in rules[field]:
             if skip_last_resort and name in last_resort:
                 continue

@@ -124,7 +124,8 @@ def _parse_alert(record: dict[str, Any], alert: dict[str, Any]) -> ParsedAlert:
     priority = to_int(alert.get("severity"), maximum=255)
     severity = _SEVERITY.get(priority, "info") if priority is not None else "medium"
 
-    vector = _vector(signature, category, proto, app_proto)
+    dos = _is_dos(f"{signature} {category}".lower())
+    vector = _vector(signature, category, proto, app_proto, dos=dos)
     if app_proto in APP_LAYER_PROTOCOLS or vector.startswith(("waf_", "http_")):
         layer = "L7"
     elif proto in L3_PROTOCOLS:
@@ -132,7 +133,6 @@ def _parse_alert(record: dict[str, Any], alert: dict[str, Any]) -> ParsedAlert:
     else:
         layer = "L4"
 
-    dos = _is_dos(f"{signature} {category}".lower())
     side = _orientation(record, alert, src_ip, src_port, dest_ip, dest_port, has_ports=has_ports, dos=dos)
 
     http = as_dict(record.get("http"))
@@ -285,9 +285,9 @@ def _is_dos(text: str) -> bool:
     return _has_word(text, "dos") or _has_word(text, "ddos") or any(word in text for word in _DOS_WORDS)
 
 
-def _vector(signature: str, category: str, proto: str, app_proto: str) -> str:
+def _vector(signature: str, category: str, proto: str, app_proto: str, *, dos: bool) -> str:
     text = f"{signature} {category}".lower()
-    if _is_dos(text):
+    if dos:
         named = flood_vector(signature, category)
         if named:
             return named

@@ -100,4 +100,4 @@ def queue_rows(alerts: Iterable[Any], fresh: bool = False) -> SafeString:
         out.append("\n" + queue_row(alert, detail_url=detail_url, labels=labels, fresh=fresh))
         for member in getattr(alert, "members", []):
             out.append(queue_row(member, detail_url=detail_url, labels=labels, member_of=alert.pk, fresh=fresh))
-    return mark_safe("".join(out))  # noqa: S308 - every value in a row is escaped (_e) or an int
+    return mark_safe("".join(out))  # every value in a row is escaped (_e) or an int

@@ -12,7 +12,7 @@ class AssetSerializer(serializers.ModelSerializer):
         model = Asset
         fields = ["id", "customer", "kind", "value", "description"]
 
-    def validate(self, attrs):  # noqa: ANN001, ANN201
+    def validate(self, attrs):
         asset = Asset(**attrs)
         asset.clean()  # one validation for the admin, the pages and the API
         attrs["value"] = asset.value
@@ -49,10 +49,10 @@ class UserSerializer(serializers.ModelSerializer):
         model = get_user_model()
         fields = ["id", "username", "first_name", "last_name", "email", "roles", "customer", "is_active"]
 
-    def get_roles(self, user) -> list[str]:  # noqa: ANN001
+    def get_roles(self, user) -> list[str]:
         return sorted(roles.role_names(user))
 
-    def get_customer(self, user) -> str | None:  # noqa: ANN001
+    def get_customer(self, user) -> str | None:
         profile = getattr(user, "profile", None)
         return profile.customer.slug if profile and profile.customer else None
 

@@ -17,16 +17,16 @@ from console.permissions import IsAdminToWrite
 class AuditedModelViewSet(ActorMixin, viewsets.ModelViewSet):
     """Create, update and delete write the audit log, before and after."""
 
-    def perform_create(self, serializer) -> None:  # noqa: ANN001
+    def perform_create(self, serializer) -> None:
         obj = serializer.save()
         audit_record(action=f"{obj._meta.model_name}.create", obj=obj, after=snapshot(obj))
 
-    def perform_update(self, serializer) -> None:  # noqa: ANN001
+    def perform_update(self, serializer) -> None:
         before = snapshot(serializer.instance)
         obj = serializer.save()
         audit_record(action=f"{obj._meta.model_name}.update", obj=obj, before=before, after=snapshot(obj))
 
-    def perform_destroy(self, instance) -> None:  # noqa: ANN001
+    def perform_destroy(self, instance) -> None:
         audit_record(action=f"{instance._meta.model_name}.delete", obj=instance, before=snapshot(instance))
         instance.delete()
 
@@ -44,12 +44,12 @@ class CustomerViewSet(AuditedModelViewSet):
     lookup_field = "slug"
     ordering_fields = ["name", "plan", "created_at"]
 
-    def get_queryset(self):  # noqa: ANN201
+    def get_queryset(self):
         return Customer.objects.visible_to(self.request.user).prefetch_related(
             Prefetch("assets", queryset=Asset.objects.order_by("kind", "value"))
         )
 
-    def filter_queryset(self, queryset):  # noqa: ANN001, ANN201
+    def filter_queryset(self, queryset):
         # The list's filters (archived left out by default) are not a way to hide one customer.
         return queryset if self.detail else super().filter_queryset(queryset)
 
@@ -58,14 +58,14 @@ class CustomerViewSet(AuditedModelViewSet):
 
     @extend_schema(request=None, responses=CustomerSerializer)
     @action(detail=True, methods=["post"])
-    def archive(self, request, slug=None):  # noqa: ANN001, ANN201
+    def archive(self, request, slug=None):
         """Archive the customer instead of deleting them: off the lists, their history kept."""
         customer = services.customer_archive(customer=self.get_object(), actor=request.user)
         return Response(self.get_serializer(customer).data)
 
     @extend_schema(request=None, responses=CustomerSerializer)
     @action(detail=True, methods=["post"])
-    def unarchive(self, request, slug=None):  # noqa: ANN001, ANN201
+    def unarchive(self, request, slug=None):
         """Bring an archived customer back to the lists."""
         customer = services.customer_unarchive(customer=self.get_object(), actor=request.user)
         return Response(self.get_serializer(customer).data)
@@ -79,7 +79,7 @@ class AssetViewSet(AuditedModelViewSet):
     filterset_class = AssetFilterSet
     ordering_fields = ["value", "kind"]
 
-    def get_queryset(self):  # noqa: ANN201
+    def get_queryset(self):
         return Asset.objects.visible_to(self.request.user).select_related("customer")
 
 
@@ -88,7 +88,7 @@ class UserViewSet(ActorMixin, viewsets.ReadOnlyModelViewSet):
 
     serializer_class = UserSerializer
 
-    def get_queryset(self):  # noqa: ANN201
+    def get_queryset(self):
         users = (
             get_user_model().objects.order_by("username").prefetch_related("groups").select_related("profile__customer")
         )
@@ -104,7 +104,7 @@ class AuditEventViewSet(ActorMixin, mixins.ListModelMixin, mixins.RetrieveModelM
     filterset_class = AuditEventFilterSet
     ordering_fields = ["at"]
 
-    def get_queryset(self):  # noqa: ANN201
+    def get_queryset(self):
         if not roles.is_internal(self.request.user):
             return AuditEvent.objects.none()
         return AuditEvent.objects.select_related("customer")

@@ -55,9 +55,23 @@ class MitigationSerializer(serializers.ModelSerializer):
 
 class MitigationDetailSerializer(MitigationSerializer):
     events = EventSerializer(many=True, read_only=True)
+    enforcement = serializers.SerializerMethodField(
+        help_text='what the ledger says is installed: "applied (3 of 3)", "partially applied (2 of 3): on ..."'
+    )
+    all_targets = serializers.SerializerMethodField(help_text="every configured target's name, first one first")
+
+    def get_enforcement(self, obj: Mitigation) -> str:
+        from mitigations import ledger
+
+        return ledger.summary(obj)
+
+    def get_all_targets(self, obj: Mitigation) -> list[str]:
+        return [t.name for t in obj.configured_targets()]
 
     class Meta(MitigationSerializer.Meta):
-        fields = [*MitigationSerializer.Meta.fields, "compiled", "backend_answers", "events"]
+        fields = [
+            *MitigationSerializer.Meta.fields, "all_targets", "enforcement", "compiled", "backend_answers", "events"
+        ]  # fmt: skip
         read_only_fields = fields
 
 
@@ -70,6 +84,13 @@ class MitigationCreateSerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=Mitigation.Action.choices, default="block")
     target = serializers.SlugField(
         required=False, allow_blank=True, default="", help_text="a configured enforcement target's name; empty: export"
+    )
+    also_targets = serializers.ListField(
+        child=serializers.SlugField(),
+        required=False,
+        default=list,
+        max_length=20,
+        help_text="further configured targets to enforce it on as well (two namespaces and a zone, say)",
     )
     targets = serializers.ListField(
         child=serializers.ChoiceField(choices=BACKENDS),

@@ -59,14 +59,14 @@ class MitigationViewSet(ActorMixin, mixins.ListModelMixin, mixins.RetrieveModelM
     filterset_class = MitigationFilterSet
     ordering_fields = ["created_at", "expires_at", "state"]
 
-    def get_serializer_class(self):  # noqa: ANN201
+    def get_serializer_class(self):
         if self.action == "retrieve":
             return s.MitigationDetailSerializer
         if self.action == "create":
             return s.MitigationCreateSerializer
         return s.MitigationSerializer
 
-    def get_queryset(self):  # noqa: ANN201
+    def get_queryset(self):
         return (
             Mitigation.objects.visible_to(self.request.user)
             .select_related("customer", "author", "ticket", "mitigation_list")
@@ -79,7 +79,7 @@ class MitigationViewSet(ActorMixin, mixins.ListModelMixin, mixins.RetrieveModelM
         return Response(s.MitigationDetailSerializer(mitigation).data, status=code)
 
     @extend_schema(request=s.MitigationCreateSerializer, responses={201: s.MitigationDetailSerializer})
-    def create(self, request):  # noqa: ANN001, ANN201
+    def create(self, request):
         """Write a draft (compiled for each target at once); with ``propose`` also ask for approval."""
         data = s.MitigationCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -105,12 +105,18 @@ class MitigationViewSet(ActorMixin, mixins.ListModelMixin, mixins.RetrieveModelM
             target = EnforcementTarget.objects.filter(name=v["target"]).first()
             if target is None:
                 raise ValidationError({"target": ["no such enforcement target"]})
+        also = list(EnforcementTarget.objects.filter(name__in=v["also_targets"]))
+        if missing := sorted(set(v["also_targets"]) - {t.name for t in also}):
+            raise ValidationError({"also_targets": [f"no such enforcement target: {', '.join(missing)}"]})
+        if also and target is None:
+            raise ValidationError({"also_targets": ["name the first target in target"]})
         with refusals():
             mitigation = services.mitigation_create(
                 customer=customer,
                 kind=v["kind"],
                 user=request.user,
                 target=target,
+                also_targets=also,
                 targets=v["targets"],
                 expression=v["expression"],
                 value=v["value"],
@@ -129,7 +135,7 @@ class MitigationViewSet(ActorMixin, mixins.ListModelMixin, mixins.RetrieveModelM
 
     @extend_schema(request=s.TrafficRowsSerializer, responses=s.MitigationDetailSerializer)
     @action(detail=True, methods=["post"])
-    def simulate(self, request, pk=None):  # noqa: ANN001, ANN201
+    def simulate(self, request, pk=None):
         """Run the rule over given records, or over the attack's traffic samples when none are given."""
         mitigation = self.get_object()
         data = s.TrafficRowsSerializer(data=request.data)
@@ -150,7 +156,7 @@ class MitigationViewSet(ActorMixin, mixins.ListModelMixin, mixins.RetrieveModelM
 
     @extend_schema(request=None, responses=s.MitigationDetailSerializer)
     @action(detail=True, methods=["post"])
-    def propose(self, request, pk=None):  # noqa: ANN001, ANN201
+    def propose(self, request, pk=None):
         """Ask for approval; refused while a target refuses the rule or the safety check fails."""
         mitigation = self.get_object()
         with refusals():
@@ -159,7 +165,7 @@ class MitigationViewSet(ActorMixin, mixins.ListModelMixin, mixins.RetrieveModelM
 
     @extend_schema(request=s.ApproveSerializer, responses=s.MitigationDetailSerializer)
     @action(detail=True, methods=["post"])
-    def approve(self, request, pk=None):  # noqa: ANN001, ANN201
+    def approve(self, request, pk=None):
         """A senior engineer's approval (not the author's); broad or costly rules need two."""
         mitigation = self.get_object()
         data = s.ApproveSerializer(data=request.data)
@@ -172,7 +178,7 @@ class MitigationViewSet(ActorMixin, mixins.ListModelMixin, mixins.RetrieveModelM
 
     @extend_schema(request=None, responses={202: s.MitigationDetailSerializer})
     @action(detail=True, methods=["post"])
-    def apply(self, request, pk=None):  # noqa: ANN001, ANN201
+    def apply(self, request, pk=None):
         """Queue the installation on every target; follow ``state`` and ``progress``."""
         mitigation = self.get_object()
         with refusals():
@@ -181,7 +187,7 @@ class MitigationViewSet(ActorMixin, mixins.ListModelMixin, mixins.RetrieveModelM
 
     @extend_schema(request=s.ExtendSerializer, responses=s.MitigationDetailSerializer)
     @action(detail=True, methods=["post"])
-    def extend(self, request, pk=None):  # noqa: ANN001, ANN201
+    def extend(self, request, pk=None):
         """Keep an active mitigation ``seconds`` longer."""
         mitigation = self.get_object()
         data = s.ExtendSerializer(data=request.data)
@@ -192,7 +198,7 @@ class MitigationViewSet(ActorMixin, mixins.ListModelMixin, mixins.RetrieveModelM
 
     @extend_schema(request=s.RollbackSerializer, responses=s.MitigationDetailSerializer)
     @action(detail=True, methods=["post"])
-    def rollback(self, request, pk=None):  # noqa: ANN001, ANN201
+    def rollback(self, request, pk=None):
         """Take it off every target now."""
         mitigation = self.get_object()
         data = s.RollbackSerializer(data=request.data)
@@ -203,7 +209,7 @@ class MitigationViewSet(ActorMixin, mixins.ListModelMixin, mixins.RetrieveModelM
 
     @extend_schema(request=s.BulkApproveSerializer, responses=s.BulkApproveResultSerializer)
     @action(detail=False, methods=["post"], url_path="bulk-approve")
-    def bulk_approve(self, request):  # noqa: ANN001, ANN201
+    def bulk_approve(self, request):
         """Approve several at once: each goes through the same gate, one answer per mitigation."""
         data = s.BulkApproveSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -229,7 +235,7 @@ class MitigationViewSet(ActorMixin, mixins.ListModelMixin, mixins.RetrieveModelM
 
     @extend_schema(request=s.OverrideSafetySerializer, responses=s.MitigationDetailSerializer)
     @action(detail=True, methods=["post"], url_path="override-safety")
-    def override_safety(self, request, pk=None):  # noqa: ANN001, ANN201
+    def override_safety(self, request, pk=None):
         """An admin lets it through the safety check, with a reason (audited)."""
         mitigation = self.get_object()
         data = s.OverrideSafetySerializer(data=request.data)
@@ -242,7 +248,7 @@ class MitigationViewSet(ActorMixin, mixins.ListModelMixin, mixins.RetrieveModelM
 
     @extend_schema(request=None, responses=s.MitigationDetailSerializer)
     @action(detail=True, methods=["post"])
-    def withdraw(self, request, pk=None):  # noqa: ANN001, ANN201
+    def withdraw(self, request, pk=None):
         """Back to draft, dropping approvals given so far."""
         mitigation = self.get_object()
         with refusals():
@@ -254,7 +260,7 @@ class MitigationListViewSet(ActorMixin, mixins.ListModelMixin, mixins.RetrieveMo
     serializer_class = s.MitigationListSerializer
     filterset_class = MitigationListFilterSet
 
-    def get_queryset(self):  # noqa: ANN201
+    def get_queryset(self):
         return (
             MitigationList.objects.visible_to(self.request.user)
             .select_related("customer")
@@ -263,7 +269,7 @@ class MitigationListViewSet(ActorMixin, mixins.ListModelMixin, mixins.RetrieveMo
         )
 
     @extend_schema(request=s.MitigationListCreateSerializer, responses={201: s.MitigationListSerializer})
-    def create(self, request):  # noqa: ANN001, ANN201
+    def create(self, request):
         data = s.MitigationListCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
@@ -289,7 +295,7 @@ class MitigationListViewSet(ActorMixin, mixins.ListModelMixin, mixins.RetrieveMo
 
     @extend_schema(request=s.ListImportSerializer, responses=s.ListImportResultSerializer)
     @action(detail=True, methods=["post"], url_path="import")
-    def import_items(self, request, pk=None):  # noqa: ANN001, ANN201
+    def import_items(self, request, pk=None):
         """Add the addresses of a plain, Spamhaus DROP or FireHOL file."""
         mlist = self.get_object()
         data = s.ListImportSerializer(data=request.data)
@@ -308,7 +314,7 @@ class MitigationListViewSet(ActorMixin, mixins.ListModelMixin, mixins.RetrieveMo
 
     @extend_schema(responses=s.ListItemSerializer(many=True))
     @action(detail=True, methods=["get"])
-    def items(self, request, pk=None):  # noqa: ANN001, ANN201
+    def items(self, request, pk=None):
         """The list's items, paginated."""
         mlist = self.get_object()
         page = self.paginate_queryset(mlist.items.order_by("value"))
@@ -320,7 +326,7 @@ class GlobalAllowlistViewSet(ActorMixin, viewsets.ReadOnlyModelViewSet):
 
     serializer_class = s.GlobalAllowlistEntrySerializer
 
-    def get_queryset(self):  # noqa: ANN201
+    def get_queryset(self):
         if not roles.is_internal(self.request.user):
             return GlobalAllowlistEntry.objects.none()
         return GlobalAllowlistEntry.objects.order_by("value")

@@ -44,7 +44,7 @@ class IptablesBackend(Backend):
         where = options.get("namespace", self.namespace) or options.get("command", self.command)
         return f"iptables:{where or 'unconfigured'}"
 
-    def _run(self, namespace: str, argv: list[str], stdin: str | None = None, check: bool = True):  # noqa: ANN202
+    def _run(self, namespace: str, argv: list[str], stdin: str | None = None, check: bool = True):
         # Never the console's own host by default: a namespace, or the operator's command.
         if namespace:
             prefix = ["ip", "netns", "exec", namespace]

@@ -59,7 +59,7 @@ def __getattr__(name: str) -> Any:
 TARGETS = ("nftables", "iptables", "cloudflare")
 
 
-def evaluate(rule: Rule | str, table, lists: Mapping[str, Sequence] | None = None):  # noqa: ANN001, ANN201
+def evaluate(rule: Rule | str, table, lists: Mapping[str, Sequence] | None = None):
     """Which rows of ``table`` the rule matches (a boolean numpy array): see ``evaluator.evaluate``.
 
     The evaluator is imported here, on the first simulation, because it brings numpy and
@@ -70,7 +70,7 @@ def evaluate(rule: Rule | str, table, lists: Mapping[str, Sequence] | None = Non
     return evaluate_rows(rule, table, lists)
 
 
-def compile(rule: Rule | str, target: str, **opts) -> str | IptablesScript | CloudflareRequest:  # noqa: A001
+def compile(rule: Rule | str, target: str, **opts) -> str | IptablesScript | CloudflareRequest:
     """Compile ``rule`` for ``target``: "nftables" (str), "iptables" (IptablesScript) or
     "cloudflare" (CloudflareRequest; ``kind`` = waf | ratelimit | magic_firewall).
     Options are those of the target's compile function."""

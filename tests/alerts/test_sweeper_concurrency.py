@@ -47,7 +47,7 @@ def test_concurrent_sweepers_queue_each_stale_delivery_once(monkeypatch, setting
             start.wait(timeout=10)
             for _ in range(3):
                 services.deliveries_requeue_stale()
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as exc:  # reported by the assertion below
             errors.append(exc)
         finally:
             connections.close_all()

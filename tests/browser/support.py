@@ -122,7 +122,7 @@ def _carry_serialized_contents(saved: dict[str, str]) -> None:
 
 
 @pytest.fixture(scope="session")
-def browser(django_db_setup) -> Iterator:  # noqa: ANN001
+def browser(django_db_setup) -> Iterator:
     reason = _chromium_missing_reason()
     if reason:
         pytest.skip(reason)
@@ -150,11 +150,11 @@ def page_problems() -> PageProblems:
 
 
 @pytest.fixture
-def page(browser, page_problems: PageProblems) -> Iterator:  # noqa: ANN001
+def page(browser, page_problems: PageProblems) -> Iterator:
     context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="en-US", timezone_id="UTC")
     context.set_default_timeout(TIMEOUT_MS)
 
-    def on_csp(_source, violation: dict) -> None:  # noqa: ANN001
+    def on_csp(_source, violation: dict) -> None:
         page_problems.csp_violations.append(
             f"{violation.get('directive')} blocked {violation.get('blocked') or '(inline)'}"
             f" at {violation.get('source')}:{violation.get('line')} {violation.get('sample') or ''}".rstrip()
@@ -163,7 +163,7 @@ def page(browser, page_problems: PageProblems) -> Iterator:  # noqa: ANN001
     context.expose_binding("__shieldwallCsp", on_csp)
     context.add_init_script(CSP_LISTENER)
 
-    def guard(route) -> None:  # noqa: ANN001
+    def guard(route) -> None:
         # Nothing leaves the machine: a CDN font or script would fail on an isolated network.
         host = urlsplit(route.request.url).hostname or ""
         if route.request.url.startswith(("http://", "https://", "ws://", "wss://")) and host not in LOCAL_HOSTS:
@@ -175,7 +175,7 @@ def page(browser, page_problems: PageProblems) -> Iterator:  # noqa: ANN001
     context.route("**/*", guard)
     page = context.new_page()
 
-    def on_console(message) -> None:  # noqa: ANN001
+    def on_console(message) -> None:
         # Chromium reports CSP refusals as console errors: "Refused to ..." in older releases,
         # "... violates the following Content Security Policy directive ..." in newer ones.
         if message.type == "error":
@@ -185,7 +185,7 @@ def page(browser, page_problems: PageProblems) -> Iterator:  # noqa: ANN001
             bucket = page_problems.csp_violations if csp else page_problems.console_errors
             bucket.append(f"{text} ({location})" if location else text)
 
-    def on_response(response) -> None:  # noqa: ANN001
+    def on_response(response) -> None:
         if response.status >= 400 and not response.url.endswith("/favicon.ico"):
             page_problems.failed_requests.append(f"{response.status} {response.request.method} {response.url}")
 
@@ -199,7 +199,7 @@ def page(browser, page_problems: PageProblems) -> Iterator:  # noqa: ANN001
         context.close()
 
 
-def totp_code(user) -> str:  # noqa: ANN001
+def totp_code(user) -> str:
     """The code the user's authenticator app would show now, computed from their TOTP device in the database.
 
     TOTP refuses a code twice (``last_t``), so after a recent login this gives the next
@@ -217,7 +217,7 @@ def totp_code(user) -> str:  # noqa: ANN001
     return f"{totp.token():0{device.digits}d}"
 
 
-def login(page, live_server, user, password: str = PASSWORD) -> None:  # noqa: ANN001
+def login(page, live_server, user, password: str = PASSWORD) -> None:
     """Log in through the real login form, as a person would, and land on the dashboard.
 
     A user whose role requires two-factor lands on /login/2fa/ next; the helper verifies

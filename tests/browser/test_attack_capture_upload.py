@@ -49,6 +49,17 @@ def test_attack_capture_uploaded_on_the_attack_page_is_compared_with_the_automat
     assert any(a not in ("", "unknown") for a in asns), asns
     expect(card.locator(".attack-geo")).to_contain_text(re.compile(r"Source countries: [A-Z]{2} [\d,]+"))
 
+    # The attack page's own source countries and ASNs (the report's figures) count the capture too.
+    page.reload()
+    places = page.locator("#attack-places")
+    expect(places.locator("#attack-countries")).to_be_visible(timeout=20000)
+    placed = places.locator("#attack-countries td:nth-child(1)").all_inner_texts()
+    assert any(re.fullmatch(r"[A-Z]{2}", c) for c in placed), placed
+    assert any(a.strip() for a in places.locator("#attack-asns td:nth-child(1)").all_inner_texts())
+    expect(places).to_contain_text("placed by our offline geolocation")
+
+    card = page.locator("#attack-suggestions")
+    expect(card.locator(".suggestion").first).to_be_visible(timeout=30000)
     with page.expect_navigation():
         card.get_by_role("link", name="full comparison").click()
     expect(page.locator("#auto-baseline")).to_contain_text("this capture before the attack")

@@ -106,13 +106,13 @@ class Visitor:
     def check(self, where: str) -> None:
         try:
             markers = self.page.evaluate(MARKERS_JS)
-        except Exception as exc:  # noqa: BLE001 - a page that cannot even be evaluated is a failure too
+        except Exception as exc:  # a page that cannot even be evaluated is a failure too
             markers = [f"(evaluate failed: {exc})"]
         if markers:
             self.tally.failures.append(f"{self.who} {where}: script ran, markers {markers}")
         try:
             html = self.page.content()
-        except Exception:  # noqa: BLE001 - a download has no document
+        except Exception:  # a download has no document
             html = ""
         evaluated = [probe for probe in hostile.EVALUATED if probe in html]
         if evaluated:
@@ -137,7 +137,7 @@ class Visitor:
             self.settle()
             if response is not None and response.status >= 400:
                 self.tally.failures.append(f"{self.who} {url}: answered {response.status} in the browser")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if DOWNLOAD not in str(exc):
                 self.tally.failures.append(f"{self.who} {url}: {str(exc).splitlines()[0]}")
         finally:
@@ -352,7 +352,7 @@ def test_hostile_corpus_runs_no_script_anywhere(
     else:
         tally.failures.append(f"report {pdf_report.pk} has no PDF: {pdf_report.pdf_error}")
     # The print page the PDF is made from, opened with no CSP at all: escaping alone must hold.
-    from console.reports.services import render_print
+    from reports.services import render_print
 
     print_html = render_print(pdf_report, pdf_report.html)
     page.route(f"{base}/__print__", lambda route: route.fulfill(body=print_html, content_type="text/html"))

@@ -21,7 +21,7 @@ def demo_customers():
     return seed_customers()
 
 
-def visit(page, live_server, path: str) -> None:  # noqa: ANN001
+def visit(page, live_server, path: str) -> None:
     response = page.goto(f"{live_server.url}{path}")
     assert response is not None and response.ok, f"{path} answered {response and response.status}"
     page.wait_for_load_state("networkidle")

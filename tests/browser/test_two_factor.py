@@ -14,7 +14,7 @@ from tests.factories import PASSWORD
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def submit_password(page, user) -> None:  # noqa: ANN001
+def submit_password(page, user) -> None:
     page.fill("#id_username", user.get_username())
     page.fill("#id_password", PASSWORD)
     with page.expect_navigation():

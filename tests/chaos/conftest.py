@@ -200,7 +200,7 @@ def _amqp_answers(port: int) -> bool:
     connection = amqp.Connection(f"127.0.0.1:{port}", userid="guest", password="guest", connect_timeout=1)
     try:
         connection.connect()
-    except Exception:  # noqa: BLE001 - refused, reset, or the node still booting
+    except Exception:  # refused, reset, or the node still booting
         return False
     with contextlib.suppress(Exception):
         connection.close()

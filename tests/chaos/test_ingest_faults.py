@@ -99,7 +99,7 @@ class Sending:
                 time.sleep(0.5)
 
 
-def _run_fault(stack: Stack, slug: str, first_source: int, per_second: float, inject) -> dict:  # noqa: ANN001
+def _run_fault(stack: Stack, slug: str, first_source: int, per_second: float, inject) -> dict:
     """Send, inject the fault when ``inject(sending)`` decides, wait for the outcome, return figures."""
     feed_id = stack.probe.feed_id(slug)
     alerts = stack.alerts
@@ -114,7 +114,7 @@ def _run_fault(stack: Stack, slug: str, first_source: int, per_second: float, in
     def complete() -> bool:
         try:
             figures = stack.probe.figures(feed_id)
-        except Exception:  # noqa: BLE001 - PostgreSQL may still be coming back
+        except Exception:  # PostgreSQL may still be coming back
             return False
         return figures.deliveries >= len(bodies) and figures.pending == 0 and figures.alerts >= alerts
 

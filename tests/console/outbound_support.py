@@ -35,7 +35,7 @@ class Listener:
 @contextmanager
 def listening(listener: Listener, server_class: type[ThreadingHTTPServer] = ThreadingHTTPServer) -> Iterator[Listener]:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             if length:
                 self.rfile.read(length)
@@ -47,7 +47,7 @@ def listening(listener: Listener, server_class: type[ThreadingHTTPServer] = Thre
             self.end_headers()
             self.wfile.write(listener.body)
 
-        do_POST = do_GET  # noqa: N815
+        do_POST = do_GET
 
         def log_message(self, *args: object) -> None:
             pass

@@ -32,7 +32,7 @@ pytestmark = [
 ]
 
 
-def _pg(*argv: str, **kwargs) -> subprocess.CompletedProcess:  # noqa: ANN003
+def _pg(*argv: str, **kwargs) -> subprocess.CompletedProcess:
     s = connection.settings_dict
     env = {**os.environ, "PGHOST": s["HOST"] or "127.0.0.1", "PGPORT": str(s["PORT"] or 5432), "PGUSER": s["USER"]}
     if s.get("PASSWORD"):

@@ -14,7 +14,7 @@ from console.celery import ANALYSIS, CRITICAL, QUEUES, REPORTS, ROUTES, app
 from tests.shared import REPO
 
 app.loader.import_default_modules()
-OURS = ("alerts.", "tickets.", "mitigations.", "traffic.", "console.")
+OURS = ("alerts.", "tickets.", "mitigations.", "traffic.", "console.", "reports.")
 TASKS = sorted(n for n in app.tasks if n.startswith(OURS))
 
 
@@ -67,17 +67,17 @@ def test_runconsole_worker_consumes_every_queue(monkeypatch, settings, tmp_path)
         pass
 
     class Child:
-        def __init__(self, argv, **kwargs) -> None:  # noqa: ANN001, ANN003
+        def __init__(self, argv, **kwargs) -> None:
             started.append(argv)
             self.pid, self.returncode = 0, 0
 
         def poll(self) -> int:
             raise Stopped  # end the supervision loop at its first look
 
-        def send_signal(self, sig) -> None:  # noqa: ANN001
+        def send_signal(self, sig) -> None:
             pass
 
-        def wait(self, timeout=None) -> int:  # noqa: ANN001
+        def wait(self, timeout=None) -> int:
             return 0
 
     settings.CELERY_BEAT_SCHEDULE_FILENAME = str(tmp_path / "celerybeat-schedule")  # it clears stale ones

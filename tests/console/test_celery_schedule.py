@@ -17,7 +17,7 @@ app.loader.import_default_modules()
 OURS = ("alerts.", "tickets.", "mitigations.", "traffic.", "console.")
 
 
-def _limits(task) -> tuple[float, float]:  # noqa: ANN001
+def _limits(task) -> tuple[float, float]:
     soft = task.soft_time_limit if task.soft_time_limit is not None else app.conf.task_soft_time_limit
     hard = task.time_limit if task.time_limit is not None else app.conf.task_time_limit
     return soft, hard

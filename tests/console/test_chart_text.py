@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import pytest
 
 from alerts import charts as alert_charts
-from console import charts
 from console.chart_text import figure
+from reports import charts
 from traffic import charts as traffic_charts
 
 HOSTILE = '<a href="javascript:alert(1)">x</a><b style="font-size:90px">big</b> & co'

@@ -13,13 +13,13 @@ OWNER = "198.51.100.20"
 PROXY = "10.0.0.5"
 
 
-def attempt(client, password: str, address: str, **headers: str) -> int:  # noqa: ANN001
+def attempt(client, password: str, address: str, **headers: str) -> int:
     response = client.post("/login/", {"username": "eli", "password": password}, REMOTE_ADDR=address, **headers)
     client.logout()
     return response.status_code
 
 
-def fail(client, address: str, times: int, **headers: str) -> None:  # noqa: ANN001
+def fail(client, address: str, times: int, **headers: str) -> None:
     for _ in range(times):
         assert attempt(client, "wrong password", address, **headers) == 200
 

@@ -135,7 +135,7 @@ def test_the_connection_dials_the_checked_address_not_a_second_resolution(monkey
     answers = ["127.0.0.2", "127.0.0.1", "127.0.0.1"]
     real_getaddrinfo = socket.getaddrinfo
 
-    def rebinding(host, port, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def rebinding(host, port, *args, **kwargs):
         if host != "feed.rebind.example":
             return real_getaddrinfo(host, port, *args, **kwargs)
         address = answers.pop(0)
@@ -179,7 +179,7 @@ def test_https_to_the_pinned_address_verifies_the_certificate_for_the_host_name(
     server_context.sni_callback = lambda sock, name, ctx: seen_sni.append(name)
 
     class TLSServer(ThreadingHTTPServer):
-        def get_request(self):  # noqa: ANN202
+        def get_request(self):
             sock, address = super().get_request()
             return server_context.wrap_socket(sock, server_side=True), address
 

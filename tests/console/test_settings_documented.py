@@ -5,7 +5,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 READ = re.compile(r'(?:environ\.get|env_bool|env_int|env_list)\(\s*"([A-Z][A-Z0-9_]+)"')
-APPS = ("console", "alerts", "tickets", "mitigations", "traffic")
+APPS = ("console", "alerts", "tickets", "mitigations", "traffic", "reports")
 
 
 def _read_by_the_console() -> set[str]:

@@ -76,7 +76,7 @@ print(json.dumps(seen))
 """
 
 
-def _run(script: str, tmp_path) -> dict[str, list[str]]:  # noqa: ANN001
+def _run(script: str, tmp_path) -> dict[str, list[str]]:
     env = {
         **os.environ,
         # The production path, as gunicorn and the image's commands run.

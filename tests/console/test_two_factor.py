@@ -29,7 +29,7 @@ def code_for(device: TOTPDevice, offset_steps: int = 0) -> str:
     return f"{totp.token():06d}"
 
 
-def password_login(client, user) -> None:  # noqa: ANN001
+def password_login(client, user) -> None:
     response = client.post(reverse("login"), {"username": user.get_username(), "password": PASSWORD})
     assert response.status_code == 302
 
@@ -50,7 +50,7 @@ def test_settings_require_two_factor_unless_the_environment_turns_it_off():
     assert out.stdout.strip() == "False"
 
 
-def enrolment_link(user, actor=None) -> str:  # noqa: ANN001
+def enrolment_link(user, actor=None) -> str:
     return urlsplit(two_factor_enrolment_issue(user=user, actor=actor).url).path
 
 

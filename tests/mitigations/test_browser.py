@@ -56,7 +56,7 @@ def attack_with_samples(customer_a, tmp_path):
     return attack
 
 
-def logout(page) -> None:  # noqa: ANN001
+def logout(page) -> None:
     with page.expect_navigation():
         page.get_by_role("button", name="Log out").click()
 

@@ -86,10 +86,10 @@ def cf(settings):
     fake = FakeCloudflare()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             fake.handle(self)
 
-        do_POST = do_PUT = do_DELETE = do_GET  # noqa: N815
+        do_POST = do_PUT = do_DELETE = do_GET
 
         def log_message(self, *args: Any) -> None:
             pass
@@ -190,7 +190,7 @@ def _rule_answer(cf: FakeCloudflare, ruleset_id: str, phase: str, rule_id: str =
     """Make the next ruleset-changing request answer with the rule it was sent (so its id is found)."""
     original = cf.handle
 
-    def handle(handler):  # noqa: ANN001, ANN202
+    def handle(handler):
         if handler.command in ("POST", "PUT") and "/rulesets/" in handler.path and cf.expected:
             want = cf.expected[0]
             if want.answer is None:

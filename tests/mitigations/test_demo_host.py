@@ -34,7 +34,7 @@ def host_firewall() -> dict[str, str]:
     return out
 
 
-def apply_the_suggestion(admin_user) -> Mitigation:  # noqa: ANN001
+def apply_the_suggestion(admin_user) -> Mitigation:
     """What a new user does first: take the comparison's top UDP suggestion, propose, approve, apply."""
     customer = Customer.objects.get(slug="first-harbor-bank")
     engineer = customer.mitigations.first().author

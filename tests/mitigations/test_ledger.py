@@ -8,13 +8,14 @@ target answering 429, 500, then 200. After reconciliation the ledger and every t
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.db import OperationalError
 
 from mitigations import ledger, services
-from mitigations.backends import Backend, BackendError, Spec
+from mitigations.backends import Backend, BackendError, Spec, Verification
 from mitigations.models import EnforcementStep, Mitigation
 from tests.mitigations.test_cloudflare import ZONE, cf, ok, run  # noqa: F401 - the Cloudflare stand-in fixtures
 from tests.shared import report_figures
@@ -52,6 +53,14 @@ class StandIn(Backend):
         self.calls.append("remove")
         gone = self.held.pop(spec.name, None)
         return {"removed": gone is not None, "handle": (spec.answer or {}).get("handle")}
+
+    def verify(self, specs: list[Spec], options: dict) -> Verification:
+        names = {s.name for s in specs}
+        return Verification(
+            location=self.name,
+            installed={s.name: ({"packets": 0} if s.name in self.held else None) for s in specs},
+            unexpected=[n for n in self.held if n not in names],
+        )
 
 
 @pytest.fixture
@@ -135,7 +144,7 @@ def test_database_gone_between_the_target_write_and_the_ledger_write(approved, t
     mitigation = approved()
     real_filter = ledger.Step.objects.filter
 
-    def filter_failing_on_done(*args: Any, **kwargs: Any):  # noqa: ANN202
+    def filter_failing_on_done(*args: Any, **kwargs: Any):
         qs = real_filter(*args, **kwargs)
 
         class Failing:
@@ -144,6 +153,9 @@ def test_database_gone_between_the_target_write_and_the_ledger_write(approved, t
                     failed.append(True)
                     raise OperationalError("server closed the connection unexpectedly")
                 return qs.update(**changes)
+
+            def __getattr__(self, name: str) -> Any:  # reads go to the database as usual
+                return getattr(qs, name)
 
         return Failing()
 
@@ -253,3 +265,163 @@ def test_the_mitigation_page_shows_the_ledger(approved, targets, client, senior)
     assert 'id="ledger"' in html
     assert "<strong>Started, result not recorded</strong>" in html  # iptables: the worker died in it
     assert html.count("<td>Apply</td>") == 2
+
+
+# --------------------------------------------------------------------------- several configured targets
+
+ACCOUNT = "01a7362d577a6c3019a474fd6f485823"
+
+
+@pytest.fixture
+def three(draft, make_target, customer_a, monkeypatch, settings):
+    """A draft on three configured targets (two nft namespaces and a Cloudflare account), each a stand-in."""
+    settings.ENFORCEMENT_RETRY_BASE_S = 0
+    edge_a = make_target("nftables", name="edge-a", namespace="edge-a")
+    edge_b = make_target("nftables", name="edge-b", namespace="edge-b")
+    zone = make_target("cloudflare", name="cf-acme", account_id=ACCOUNT, zone_id=ZONE, customer=customer_a)
+    stand_ins = {t.name: StandIn(t.name) for t in (edge_a, edge_b, zone)}
+    monkeypatch.setattr(services, "backend_for", lambda name, target=None: stand_ins[target.name])
+    mitigation = draft(target=zone, also_targets=[edge_b, edge_a])
+    assert not mitigation.compile_errors, mitigation.compile_errors
+    Mitigation.objects.filter(pk=mitigation.pk).update(state=Mitigation.State.APPROVED)
+    mitigation.refresh_from_db()
+    return mitigation, stand_ins
+
+
+def test_a_mitigation_names_several_targets_each_with_its_own_compiled_form_and_ledger_step(three):
+    mitigation, stand_ins = three
+    assert mitigation.targets == ["cloudflare", "nftables:edge-a", "nftables:edge-b"]
+    assert set(mitigation.compiled) == set(mitigation.targets)
+    assert "table" in mitigation.compiled["nftables:edge-a"]["ruleset"]
+    services.mitigation_install(mitigation_id=mitigation.pk)
+    mitigation.refresh_from_db()
+    assert mitigation.state == Mitigation.State.ACTIVE, mitigation.error
+    assert _ledger(mitigation) == [("apply", t, "done") for t in mitigation.targets]
+    assert all(mitigation.name in s.held for s in stand_ins.values())
+    assert ledger.summary(mitigation) == "applied (3 of 3)"
+
+
+def test_an_apply_delivered_again_writes_no_target_twice(three):
+    mitigation, stand_ins = three
+    stand_ins["edge-b"].script = [WorkerKilled()]  # dies after edge-b wrote it
+    with pytest.raises(WorkerKilled):
+        services.mitigation_install(mitigation_id=mitigation.pk)
+    # The operator retries the same apply from "applying" (what a redelivery after a reset would do).
+    Mitigation.objects.filter(pk=mitigation.pk).update(state=Mitigation.State.APPROVED)
+    services.mitigation_install(mitigation_id=mitigation.pk)
+    assert stand_ins["cf-acme"].calls == ["apply"]  # done once
+    assert stand_ins["edge-a"].calls == ["apply"]
+    mitigation.refresh_from_db()
+    assert mitigation.state == Mitigation.State.ACTIVE
+
+
+def test_one_target_failing_for_good_leaves_the_others_recorded_and_the_state_says_partial(three, monkeypatch):
+    mitigation, stand_ins = three
+    stand_ins["edge-b"].script = [BackendError("nft: Could not process rule: No such file or directory")]
+    # edge-a's undo fails too (its host went away): it still holds the mitigation, and the page must say so.
+    monkeypatch.setattr(stand_ins["edge-a"], "remove", lambda spec: (_ for _ in ()).throw(BackendError("nft busy")))
+    services.mitigation_install(mitigation_id=mitigation.pk)
+    mitigation.refresh_from_db()
+    assert mitigation.state == Mitigation.State.FAILED
+    assert _ledger(mitigation)[:3] == [
+        ("apply", "cloudflare", "done"),
+        ("apply", "nftables:edge-a", "done"),
+        ("apply", "nftables:edge-b", "failed"),
+    ]
+    assert sorted(t for t, _ in ledger.holding(mitigation)) == ["nftables:edge-a"]
+    assert ledger.summary(mitigation) == "partially applied (1 of 3): on nftables:edge-a"
+    assert mitigation.name in stand_ins["edge-a"].held and not stand_ins["cf-acme"].held
+
+
+def test_rollback_and_expiry_are_ledger_steps(three):
+    mitigation, stand_ins = three
+    services.mitigation_install(mitigation_id=mitigation.pk)
+    mitigation.refresh_from_db()
+    services.mitigations_expire_due(now=mitigation.expires_at + timedelta(seconds=1))
+    mitigation.refresh_from_db()
+    assert mitigation.state == Mitigation.State.EXPIRED
+    assert _ledger(mitigation)[3:] == [("expire", t, "done") for t in mitigation.targets]
+    assert ledger.holding(mitigation) == [] and ledger.summary(mitigation) == "applied nowhere"
+    assert not any(s.held for s in stand_ins.values())
+
+
+def test_a_rollback_that_fails_on_one_target_leaves_it_held_in_the_ledger(three, monkeypatch, engineer):
+    mitigation, stand_ins = three
+    services.mitigation_install(mitigation_id=mitigation.pk)
+    monkeypatch.setattr(stand_ins["edge-b"], "remove", lambda spec: (_ for _ in ()).throw(BackendError("nft busy")))
+    with pytest.raises(services.MitigationError):
+        services.mitigation_rollback(mitigation=mitigation, user=engineer)
+    mitigation.refresh_from_db()
+    assert mitigation.state == Mitigation.State.ACTIVE
+    assert [r[1:] for r in _ledger(mitigation)[3:]] == [
+        ("cloudflare", "done"),
+        ("nftables:edge-a", "done"),
+        ("nftables:edge-b", "failed"),
+    ]
+    assert ledger.summary(mitigation) == "partially applied (1 of 3): on nftables:edge-b"
+
+
+def test_the_page_and_the_api_say_partially_applied_and_name_every_target(three, monkeypatch, client, senior):
+    mitigation, stand_ins = three
+    stand_ins["edge-b"].script = [BackendError("nft: Could not process rule")]
+    monkeypatch.setattr(stand_ins["edge-a"], "remove", lambda spec: (_ for _ in ()).throw(BackendError("nft busy")))
+    services.mitigation_install(mitigation_id=mitigation.pk)
+    client.force_login(senior)
+    html = client.get(mitigation.get_absolute_url()).content.decode()
+    assert "<strong>partially applied (1 of 3): on nftables:edge-a</strong>" in html
+    assert "cf-acme <span" in html and "edge-a <span" in html and "edge-b <span" in html
+    answer = client.get(f"/api/mitigations/{mitigation.pk}/").json()
+    assert answer["enforcement"] == "partially applied (1 of 3): on nftables:edge-a"
+    assert answer["all_targets"] == ["cf-acme", "edge-a", "edge-b"]
+    assert answer["state"] == "failed"
+
+
+def test_the_api_creates_a_draft_on_several_targets(make_target, customer_a, engineer, client):
+    make_target("nftables", name="edge-a", namespace="edge-a")
+    make_target("nftables", name="edge-b", namespace="edge-b")
+    client.force_login(engineer)
+    body = {
+        "customer": customer_a.slug,
+        "kind": "firewall_rule",
+        "expression": "ip.dst in {203.0.113.0/24} and ip.src in {198.18.0.0/24} and udp.dstport eq 53",
+        "target": "edge-a",
+        "also_targets": ["edge-b"],
+    }
+    answer = client.post("/api/mitigations/", body, content_type="application/json")
+    assert answer.status_code == 201, answer.content
+    assert answer.json()["targets"] == ["nftables:edge-a", "nftables:edge-b"]
+    refused = client.post("/api/mitigations/", {**body, "also_targets": ["nowhere"]}, content_type="application/json")
+    assert refused.status_code == 400 and "nowhere" in refused.content.decode()
+
+
+def test_the_drift_check_compares_each_target_with_what_the_ledger_says_it_holds(three, monkeypatch):
+    mitigation, stand_ins = three
+    services.mitigation_install(mitigation_id=mitigation.pk)
+    assert services.mitigations_check_drift() == 0
+    stand_ins["edge-b"].held.clear()  # someone flushed edge-b's ruleset by hand
+    assert services.mitigations_check_drift() == 1
+    mitigation.refresh_from_db()
+    assert mitigation.drift == {"nftables:edge-b": "not installed at edge-b"}
+    # The ledger says edge-a's copy was removed (an undo outside a rollback): active, yet not in force there.
+    Step.objects.create(mitigation=mitigation, target="nftables:edge-a", op=Step.Op.COMPENSATE, outcome="done")
+    stand_ins["edge-b"].held[mitigation.name] = {"handle": "again"}
+    assert services.mitigations_check_drift() == 1
+    mitigation.refresh_from_db()
+    assert mitigation.drift == {"nftables:edge-a": "the ledger shows no apply in force on it"}
+
+
+def test_a_failed_mitigation_the_ledger_says_is_still_on_a_target_is_expected_there(three, monkeypatch):
+    mitigation, stand_ins = three
+    stand_ins["edge-b"].script = [BackendError("nft: Could not process rule")]
+    original = stand_ins["edge-a"].remove
+    monkeypatch.setattr(stand_ins["edge-a"], "remove", lambda spec: (_ for _ in ()).throw(BackendError("nft busy")))
+    services.mitigation_install(mitigation_id=mitigation.pk)
+    monkeypatch.setattr(stand_ins["edge-a"], "remove", original)
+    assert services.mitigations_check_drift() == 0  # edge-a holds it, as the ledger says: not a stray
+    from mitigations.models import BackendState
+
+    assert BackendState.objects.get(key="edge-a").unexpected == []
+    stand_ins["edge-a"].held.clear()
+    assert services.mitigations_check_drift() == 1
+    mitigation.refresh_from_db()
+    assert mitigation.drift == {"nftables:edge-a": "not installed at edge-a"}

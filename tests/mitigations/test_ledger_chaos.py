@@ -98,10 +98,10 @@ def holding_cf(settings):
     fake = HoldingCloudflare()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             fake.handle(self)
 
-        do_POST = do_PUT = do_DELETE = do_GET  # noqa: N815
+        do_POST = do_PUT = do_DELETE = do_GET
 
         def log_message(self, *args: Any) -> None:
             pass

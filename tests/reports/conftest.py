@@ -247,7 +247,7 @@ def other_incident(db, feed, customer_b):
 @pytest.fixture
 def build_report(engineer):
     """A report made and generated through the services, as the task would."""
-    from console.reports import services
+    from reports import services
 
     def build(*, attack=None, ticket=None, customer=None, start=None, end=None, pdf=False):
         report = services.report_request(

@@ -13,7 +13,7 @@ from tests.reports.conftest import SUMMARY
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def watched_page(browser, problems: PageProblems):  # noqa: ANN001, ANN201
+def watched_page(browser, problems: PageProblems):
     """A second, cookie-less context on the shared browser, watched as the ``page`` fixture watches its page."""
     context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="en-US", timezone_id="UTC")
     context.set_default_timeout(TIMEOUT_MS)
@@ -23,7 +23,7 @@ def watched_page(browser, problems: PageProblems):  # noqa: ANN001, ANN201
     )
     context.add_init_script(CSP_LISTENER)
 
-    def guard(route) -> None:  # noqa: ANN001
+    def guard(route) -> None:
         host = urlsplit(route.request.url).hostname or ""
         if route.request.url.startswith(("http://", "https://", "ws://", "wss://")) and host not in LOCAL_HOSTS:
             problems.external_requests.append(route.request.url)

@@ -6,9 +6,9 @@ from datetime import date
 
 import pytest
 
-from console.reports import text
-from console.reports.selectors import attack_report_data, period_report_data
-from console.reports.services import _period_bounds
+from reports import text
+from reports.selectors import attack_report_data, period_report_data
+from reports.services import _period_bounds
 from tests.reports.conftest import CUSTOMER_MESSAGE, MARKER, SUMMARY
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 import time_machine
 
-from console.dashboards import rollups_refresh
+from reports.dashboards import rollups_refresh
 from tests.reports.conftest import END
 
 pytestmark = pytest.mark.django_db

@@ -10,8 +10,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from alerts.models import Alert
-from console import dashboards
-from console.models import AlertRollup, AttackRollup, RollupWatermark
+from reports import dashboards
+from reports.models import AlertRollup, AttackRollup, RollupWatermark
 from tests.reports.conftest import T0, make_alert, make_attack
 
 pytestmark = pytest.mark.django_db

@@ -9,8 +9,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from console.reports import services
-from console.reports.models import ShareAccess, ShareLink
+from reports import services
+from reports.models import ShareAccess, ShareLink
 from tests.reports.conftest import CUSTOMER_MESSAGE, MARKER
 
 pytestmark = pytest.mark.django_db

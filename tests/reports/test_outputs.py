@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from console.reports import services
+from reports import services
 from tests.reports.conftest import MARKER, SUMMARY
 from tests.reports.pngread import colored_pixels
 
@@ -101,3 +101,102 @@ def test_a_report_keeps_what_it_said_when_the_data_changes(incident, build_repor
 
     assert again.figures["overview"]["peaks"]["bps"]["value"] == 312e9
     assert "312 Gbps" in again.html
+
+
+# ----------------------------------------------------------------- reports with nothing in them
+
+
+def _downloads_and_send(client, report):
+    """What an engineer does with a ready report: every download, then "Email to report contacts"."""
+    answers = {kind: client.get(f"/reports/{report.pk}/download/{kind}/") for kind in ("pdf", "csv", "json")}
+    answers["send"] = client.post(f"/reports/{report.pk}/send/")
+    return answers
+
+
+@needs_pdf_tools
+def test_a_period_with_no_attacks_downloads_as_pdf_and_is_sent(
+    customer_a, build_report, engineer_client, tmp_path, settings
+):
+    from datetime import date
+
+    from django.core import mail
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    report = build_report(customer=customer_a, start=date(2026, 1, 1), end=date(2026, 1, 7), pdf=True)
+    assert report.status == "done", report.error
+
+    answers = _downloads_and_send(engineer_client, report)
+
+    assert answers["pdf"].status_code == 200
+    pdf = b"".join(answers["pdf"].streaming_content)
+    (tmp_path / "r.pdf").write_bytes(pdf)
+    assert "no attacks against Acme Corp were detected" in squash(" ".join(pdf_pages(tmp_path / "r.pdf")))
+    assert answers["csv"].status_code == 200 and answers["json"].status_code == 200
+    assert answers["send"].status_code == 302
+    (message,) = mail.outbox
+    assert "no attacks against Acme Corp were detected" in message.body
+    assert "attached as a PDF" in message.body
+    assert sorted(a[0] for a in message.attachments) == sorted([report.filename("csv"), report.filename("pdf")])
+
+
+def test_a_ready_report_stored_without_figures_still_downloads_and_sends(
+    customer_a, engineer_client, settings, tmp_path
+):
+    """A ready row with empty figures (older rows, bulk tools) answered 500 (KeyError 'report') on CSV and send."""
+    from django.core import mail
+    from django.core.files.base import ContentFile
+    from django.utils import timezone
+
+    from reports.models import Report
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    report = Report.objects.create(
+        customer=customer_a,
+        kind=Report.Kind.PERIOD,
+        title="Weekly attack report",
+        status=Report.Status.DONE,
+        generated_at=timezone.now(),
+        html="<p>report</p>",
+        figures={},
+    )
+    report.pdf.save(report.filename("pdf"), ContentFile(b"%PDF-1.4 stored"), save=True)
+
+    answers = _downloads_and_send(engineer_client, report)
+
+    assert answers["pdf"].status_code == 200 and b"".join(answers["pdf"].streaming_content) == b"%PDF-1.4 stored"
+    assert answers["json"].status_code == 200 and json.loads(answers["json"].content) == {}
+    assert answers["csv"].status_code == 200
+    rows = list(csv.reader(io.StringIO(answers["csv"].content.decode())))
+    # What the row knows is stated; what it does not is said to be unknown, not made up.
+    assert ["report", "customer", "Acme Corp", "", "", ""] in rows
+    assert ["report", "title", "Weekly attack report", "", "", ""] in rows
+    assert ["figures", "unknown", "this report was stored without its figures", "", "", ""] in rows
+    assert not any(r[0] in ("overview", "peak", "summary") for r in rows)
+    assert answers["send"].status_code == 302
+    (message,) = mail.outbox
+    assert "The figures of this report are not available." in message.body
+    assert [a[0] for a in message.attachments] == [report.filename("pdf"), report.filename("csv")]
+
+
+def test_mail_of_a_report_without_a_pdf_does_not_claim_one(incident, build_report, engineer):
+    from django.core import mail
+
+    report = build_report(attack=incident["attack"])  # printing is off in these tests: no PDF
+    assert not report.pdf
+
+    services.report_send(report=report, user=engineer)
+
+    (message,) = mail.outbox
+    assert "attached as a PDF" not in message.body
+    assert "No PDF of this report is available" in message.body
+
+
+def test_a_pdf_whose_file_is_gone_is_a_404_not_a_500(incident, build_report, engineer_client, settings, tmp_path):
+    from django.core.files.base import ContentFile
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    report = build_report(attack=incident["attack"])
+    report.pdf.save(report.filename("pdf"), ContentFile(b"%PDF-1.4"), save=True)
+    Path(report.pdf.path).unlink()
+
+    assert engineer_client.get(f"/reports/{report.pk}/download/pdf/").status_code == 404

@@ -9,8 +9,8 @@ from itertools import count
 import pytest
 from django.utils import timezone
 
-from console import dashboards
-from console.reports.models import Report
+from reports import dashboards
+from reports.models import Report
 from tests.querycount import assert_same_queries_at_3n
 from tests.reports.conftest import make_alert, make_attack
 

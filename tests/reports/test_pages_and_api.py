@@ -11,8 +11,8 @@ from django.core import mail
 from django.urls import reverse
 
 from console.models import AuditEvent
-from console.reports import services
-from console.reports.models import Report, ShareLink
+from reports import services
+from reports.models import Report, ShareLink
 from tests.reports.conftest import SUMMARY
 
 pytestmark = pytest.mark.django_db

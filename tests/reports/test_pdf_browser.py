@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from console.reports import pdf
+from reports import pdf
 from tests.reports.test_outputs import needs_pdf_tools, pdf_pages, squash
 
 pytestmark = pytest.mark.django_db
@@ -149,7 +149,7 @@ def test_the_reports_worker_starts_chromium_as_it_starts_and_other_workers_do_no
 
 
 def test_only_a_worker_of_the_reports_queue_alone_warms_the_browser(settings) -> None:
-    from console.tasks import warms_report_browser
+    from reports.tasks import warms_report_browser
 
     settings.REPORT_PDF, settings.REPORT_PDF_WARM = True, True
     assert warms_report_browser({"reports"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from console.reports.selectors import attack_report_data
+from reports.selectors import attack_report_data
 from tests.reports.conftest import T0, make_alert, make_attack
 from traffic.models import TrafficSample
 

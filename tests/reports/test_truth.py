@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from console import charts as chart_lib
 from console import units
-from console.reports.selectors import attack_report_data, ticket_report_data
 from mitigations.models import Mitigation
+from reports import charts as chart_lib
+from reports.selectors import attack_report_data, ticket_report_data
 from tests.reports.conftest import END, T0, make_alert, make_attack
 from tests.reports.pngread import colored_pixels
 from tests.reports.test_outputs import needs_pdf_tools, pdf_pages, squash
@@ -152,7 +152,7 @@ def test_count_charts_have_whole_number_ticks():
 
 def test_one_vocabulary_and_one_formatter():
     from alerts.services import vector_title as alerts_title
-    from console.reports.text import si, vector_title
+    from reports.text import si, vector_title
     from tickets.messages import format_bps
 
     assert alerts_title("synack_reflection") == vector_title("synack_reflection") == "SYN-ACK reflection"

@@ -2,8 +2,9 @@
 
 ``build_world(customer, engineer)`` returns a ``World`` holding a feed, a delivery, an alert import,
 an attack with alerts, a ticket, a mitigation, a mitigation list with an item, a traffic sample, a
-ready report with a share link, a silence, an asset, a customer viewer, an audit event and an API
-token. The isolation matrix builds one world per customer; schemathesis uses them so ids exist.
+ready report with a share link, an unmatched customer mail, a silence, an asset, a customer viewer,
+an audit event and an API token. The isolation matrix builds one world per customer; schemathesis
+uses them so ids exist.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from django.utils import timezone
 from alerts.models import Alert, AlertImport, Attack, Delivery, Feed, Silence
 from console import roles
 from console.models import Asset, AuditEvent, Customer
-from console.reports import services as report_services
-from console.reports.models import Report
 from console.services import api_token_create
 from mitigations import services as mitigation_services
 from mitigations.models import ListItem, MitigationList
+from reports import services as report_services
+from reports.models import Report
 from tests.factories import UserFactory
 from tickets import services as ticket_services
+from tickets.models import InboundMail
 from traffic.models import TrafficSample
 
 T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
@@ -99,6 +101,15 @@ def build_world(customer: Customer, engineer: Any, *, title_prefix: str = "") ->
     ]
     o["alert"] = alerts[0]
     o["ticket"] = ticket_services.ticket_create_from_alerts(alerts=alerts, user=engineer)
+    # Mail that named no ticket has no customer (staff only): one per world, its text attacker-written.
+    o["inbound_mail"] = InboundMail.objects.create(
+        message_key=f"<world-{slug}@mail.{slug}.example>",
+        channel=InboundMail.Channel.WEBHOOK,
+        status=InboundMail.Status.UNMATCHED,
+        sender=f"{title_prefix}ops@{slug}.example",
+        subject=f"{title_prefix}Mail {slug}",
+        body=f"{title_prefix}we are under attack",
+    )
 
     o["mitigation_list"] = mitigation_list = MitigationList.objects.create(customer=customer, name=f"list_{key}")
     o["list_item"] = ListItem.objects.create(mitigation_list=mitigation_list, value="198.18.0.0/24")

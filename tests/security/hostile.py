@@ -518,9 +518,9 @@ def plant(*, customer: Any, engineer: Any, senior: Any, viewer: Any) -> Planted:
     from alerts import services as alert_services
     from alerts.models import Alert, AlertImport, Attack, SavedView
     from console.models import AuditEvent
-    from console.reports import services as report_services
     from console.services import api_token_create
     from mitigations.models import GlobalAllowlistEntry
+    from reports import services as report_services
     from tickets.models import TicketTemplate
 
     planted = Planted(world=World(customer=customer))

@@ -19,8 +19,8 @@ from django.core import mail
 from django.urls import reverse
 
 from alerts.models import Alert, Attack, Feed
-from console.reports import services
-from console.reports.models import Report
+from reports import services
+from reports.models import Report
 from tickets import services as ticket_services
 
 PAYLOADS = [
@@ -143,10 +143,21 @@ def test_every_csv_export_is_covered():
 
     root = Path(__file__).resolve().parents[2]
     found = subprocess.run(
-        ["grep", "-rl", "--include=*.py", "text/csv", "alerts", "tickets", "traffic", "mitigations", "console"],
+        [
+            "grep",
+            "-rl",
+            "--include=*.py",
+            "text/csv",
+            "alerts",
+            "tickets",
+            "traffic",
+            "mitigations",
+            "console",
+            "reports",
+        ],
         cwd=root,
         capture_output=True,
         text=True,
         check=False,
     ).stdout.split()
-    assert sorted(found) == ["console/reports/services.py", "console/reports/views.py"], found
+    assert sorted(found) == ["reports/services.py", "reports/views.py"], found

@@ -76,7 +76,7 @@ NOT_HERE = {
 
 def test_no_page_follows_an_off_site_next(worlds, senior):
     """Every page, GET and POST, with each off-site form of ``next``: no redirect leaves the site."""
-    from console.reports.services import report_figures as figures_of
+    from reports.services import report_figures as figures_of
 
     _, b = worlds
     b.report.figures = figures_of(b.report)  # what a generated report holds: download and send read it

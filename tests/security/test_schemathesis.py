@@ -41,7 +41,7 @@ SKIP: dict[str, str] = {
 XFAIL: dict[str, str] = {}
 
 
-def _path_parameters(a, b) -> dict[str, dict]:  # noqa: ANN001
+def _path_parameters(a, b) -> dict[str, dict]:
     """The seeded object each path template points at (A's objects; B's where A's would be destroyed)."""
     return (
         {
@@ -124,7 +124,7 @@ def seeded(customer_a, customer_b, engineer, settings):
     return a, b, key
 
 
-def _run(label: str, strategy, headers: dict, cases: Counter, statuses: Counter) -> list[str]:  # noqa: ANN001
+def _run(label: str, strategy, headers: dict, cases: Counter, statuses: Counter) -> list[str]:
     """A few generated requests for one operation; the first few contradictions found."""
     found: list[str] = []
 
@@ -136,13 +136,13 @@ def _run(label: str, strategy, headers: dict, cases: Counter, statuses: Counter)
         suppress_health_check=list(HealthCheck),
         database=None,
     )
-    def run(case):  # noqa: ANN001
+    def run(case):
         response = case.call(headers=headers)
         cases[label] += 1
         statuses[response.status_code // 100 * 100] += 1
         try:
             case.validate_response(response, checks=CHECKS, headers=headers)
-        except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 - collected, reported by the caller
+        except (Exception, BaseExceptionGroup) as exc:  # collected, reported by the caller
             if len(found) < 3:
                 found.append(f"{response.status_code}: {str(exc).strip()[:1200]}")
 

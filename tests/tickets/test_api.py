@@ -113,7 +113,7 @@ def test_filters_are_shared_with_the_page(api_as, engineer, senior, ticket, cust
     Ticket.objects.filter(pk=ticket.pk).update(sla_state="breached")
     client = api_as(engineer)
 
-    def numbers(**params):  # noqa: ANN003, ANN202
+    def numbers(**params):
         return {t["number"] for t in client.get("/api/tickets/", params).json()["results"]}
 
     assert numbers(mine="true") == {other.number}

@@ -154,7 +154,7 @@ def test_the_inbound_endpoint_refuses_unsigned_or_stale_posts(client, ticket, se
 
 
 def test_a_report_mailed_to_the_customer_is_on_the_ticket_timeline(ticket, engineer, customer_a, attack_a):
-    from console.reports import services as reports
+    from reports import services as reports
 
     customer_a.contacts = [{"name": "Dana Ops", "email": "dana@acme.example", "reports": True}]
     customer_a.save()

@@ -151,7 +151,7 @@ def test_a_failing_webhook_never_blocks_the_action(
     settings.NOTIFICATION_WEBHOOK_URLS = ["https://hooks.example.test/down"]
     calls = []
 
-    def down(url, **kw):  # noqa: ANN001, ANN003, ANN202
+    def down(url, **kw):
         calls.append(url)
         raise tasks.outbound.OutboundRefused("connection refused")
 

@@ -157,7 +157,7 @@ def test_two_racing_transitions_one_wins_no_lost_update(customer_a, engineer, se
     barrier = threading.Barrier(2)
     results: dict[str, str] = {}
 
-    def run(name: str, to: str, user) -> None:  # noqa: ANN001
+    def run(name: str, to: str, user) -> None:
         try:
             barrier.wait(timeout=10)
             services.ticket_transition(ticket=Ticket.objects.get(pk=ticket.pk), to=to, user=user)
@@ -189,7 +189,7 @@ def test_racing_identical_transitions_write_one_timeline_entry(customer_a, engin
     ticket = services.ticket_create(customer=customer_a, title="race", user=engineer)
     barrier = threading.Barrier(4)
 
-    def run(user) -> None:  # noqa: ANN001
+    def run(user) -> None:
         try:
             barrier.wait(timeout=10)
             services.ticket_transition(ticket=Ticket.objects.get(pk=ticket.pk), to=S.INVESTIGATING, user=user)

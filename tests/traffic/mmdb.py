@@ -32,7 +32,7 @@ def _uint(kind: int, value: int) -> bytes:
     return _ctrl(kind, len(raw)) + raw
 
 
-def encode(value) -> bytes:  # noqa: ANN001
+def encode(value) -> bytes:
     if isinstance(value, dict):
         return _ctrl(7, len(value)) + b"".join(encode(str(k)) + encode(v) for k, v in value.items())
     if isinstance(value, str):
@@ -70,7 +70,7 @@ def write_mmdb(path: Path, networks: dict[str, dict], *, database_type: str = "G
                 node = nodes[node][b][1]
     count = len(nodes)
 
-    def value(child) -> int:  # noqa: ANN001
+    def value(child) -> int:
         if child is None:
             return count
         if child[0] == "node":

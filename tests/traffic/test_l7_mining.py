@@ -115,3 +115,18 @@ def test_two_vectors_at_once_give_an_or_of_both(tmp_path):
     assert best["attack_coverage"] == 1.0 and best["baseline_collateral"] == 0.0
     rule = parse(best["expression"])
     assert evaluate(rule, at).mean() == 1.0 and evaluate(rule, bt).mean() == 0.0
+
+
+def test_each_l7_value_carries_its_counts_and_a_rule_with_the_victim_scope(tls_pair):
+    attack, baseline = (l7_table(p) for p in tls_pair)
+    result = compare(attack, baseline, scope=SCOPE, l7=True)
+    ja3 = next(a for a in result["attributes"] if a["attribute"] == "cf.bot_management.ja3_hash")
+    top = ja3["values"][0]
+    assert top["attack_rows"] == 200 and top["baseline_rows"] == 0  # one of three bot toolkits, 600 hellos
+    assert top["rule"] == f'{SCOPE} and cf.bot_management.ja3_hash eq "{top["value"]}"'
+    # The rule from a value matches exactly the rows the value counts.
+    rule = parse(top["rule"])
+    assert int(evaluate(rule, attack).sum()) == top["attack_rows"]
+    assert int(evaluate(rule, baseline).sum()) == top["baseline_rows"]
+    # ClientHellos carry no HTTP headers: no header order or cookie attribute is invented for them.
+    assert not {"header order", "cookie present"} & {a["attribute"] for a in result["attributes"]}

@@ -23,7 +23,7 @@ def _died_while_parsing(sample: TrafficSample, *, attempts: int, minutes_ago: in
     )
 
 
-def _upload(customer, tmp_path, settings, name="access.log"):  # noqa: ANN001, ANN202
+def _upload(customer, tmp_path, settings, name="access.log"):
     settings.MEDIA_ROOT = str(tmp_path)
     sample = services.sample_create(customer=customer, name=name, fileobj=ContentFile(LOG, name=name))
     return sample

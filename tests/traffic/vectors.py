@@ -186,7 +186,7 @@ def carpet_syn(rng: random.Random, n: int = 6000, pps: float = 4000) -> list[Pac
     ]
 
 
-def merge(*streams) -> list[Packet]:  # noqa: ANN002
+def merge(*streams) -> list[Packet]:
     return sorted((p for s in streams for p in s), key=lambda p: p[0])
 
 

@@ -31,7 +31,7 @@ def _invalid(exc: Exception) -> ValidationError:
 class StaffOrNotFound(IsConsoleUser):
     """Tickets exist only for staff: anyone else gets an empty list and 404s, never a 403 that says "it is there"."""
 
-    def has_permission(self, request, view) -> bool:  # noqa: ANN001
+    def has_permission(self, request, view) -> bool:
         user = request.user
         if user and user.is_authenticated and not roles.is_internal(user) and request.method not in SAFE_METHODS:
             raise NotFound()
@@ -48,7 +48,7 @@ class TicketViewSet(ActorMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelV
     lookup_value_regex = r"[A-Za-z0-9-]+"
     ordering_fields = ["created_at", "severity", "status", "updated_at"]
 
-    def get_queryset(self):  # noqa: ANN201
+    def get_queryset(self):
         return selectors.ticket_list_queryset(self.request.user).prefetch_related("alerts", "attacks")
 
     def _out(self, ticket: Ticket, code: int = status.HTTP_200_OK) -> Response:
@@ -56,7 +56,7 @@ class TicketViewSet(ActorMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelV
         return Response(s.TicketSerializer(ticket, context={"request": self.request}).data, status=code)
 
     @extend_schema(request=s.TicketCreateSerializer, responses={201: s.TicketSerializer})
-    def create(self, request, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN201
+    def create(self, request, *args, **kwargs):
         """Open a ticket from alerts (prefilled from them), or by hand for a customer."""
         data = s.TicketCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -92,7 +92,7 @@ class TicketViewSet(ActorMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelV
         return self._out(ticket, status.HTTP_201_CREATED)
 
     @extend_schema(request=s.TicketUpdateSerializer, responses=s.TicketSerializer)
-    def partial_update(self, request, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN201
+    def partial_update(self, request, *args, **kwargs):
         """Edit title, summary, severity or tags."""
         data = s.TicketUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -104,7 +104,7 @@ class TicketViewSet(ActorMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelV
 
     @extend_schema(request=s.TransitionSerializer, responses=s.TicketSerializer)
     @action(detail=True, methods=["post"])
-    def transition(self, request, number=None):  # noqa: ANN001, ANN201
+    def transition(self, request, number=None):
         """Move the ticket along its workflow; refused moves answer 400 with the reason."""
         data = s.TransitionSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -124,7 +124,7 @@ class TicketViewSet(ActorMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelV
 
     @extend_schema(request=s.AssignSerializer, responses=s.TicketSerializer)
     @action(detail=True, methods=["post"])
-    def assign(self, request, number=None):  # noqa: ANN001, ANN201
+    def assign(self, request, number=None):
         data = s.AssignSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         username = data.validated_data.get("assignee") or ""
@@ -138,7 +138,7 @@ class TicketViewSet(ActorMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelV
 
     @extend_schema(request=s.EscalateSerializer, responses=s.TicketSerializer)
     @action(detail=True, methods=["post"])
-    def escalate(self, request, number=None):  # noqa: ANN001, ANN201
+    def escalate(self, request, number=None):
         """Hand the ticket to another level with a handoff summary; notifies the SOC."""
         data = s.EscalateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -150,7 +150,7 @@ class TicketViewSet(ActorMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelV
 
     @extend_schema(request=s.LinkAlertsSerializer, responses=s.LinkResultSerializer)
     @action(detail=True, methods=["post"])
-    def link_alerts(self, request, number=None):  # noqa: ANN001, ANN201
+    def link_alerts(self, request, number=None):
         """Add alerts (and their attacks) of the ticket's customer."""
         data = s.LinkAlertsSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -165,7 +165,7 @@ class TicketViewSet(ActorMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelV
 
     @extend_schema(request=s.NoteSerializer, responses={201: s.TimelineEntrySerializer})
     @action(detail=True, methods=["post"])
-    def add_note(self, request, number=None):  # noqa: ANN001, ANN201
+    def add_note(self, request, number=None):
         """An internal note: staff only, never sent to the customer."""
         data = s.NoteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -182,7 +182,7 @@ class TicketViewSet(ActorMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelV
         responses={200: s.MessagePreviewSerializer, 201: s.TimelineEntrySerializer},
     )
     @action(detail=True, methods=["post"])
-    def send_message(self, request, number=None):  # noqa: ANN001, ANN201
+    def send_message(self, request, number=None):
         """Email the customer's contacts (or, with ``preview``, render the template only)."""
         data = s.SendMessageSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -210,7 +210,7 @@ class TicketViewSet(ActorMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelV
 
     @extend_schema(request=s.ContactSerializer, responses={201: s.TimelineEntrySerializer})
     @action(detail=True, methods=["post"])
-    def log_contact(self, request, number=None):  # noqa: ANN001, ANN201
+    def log_contact(self, request, number=None):
         """A phone call or chat with the customer, written down by hand."""
         data = s.ContactSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -226,7 +226,7 @@ class TicketViewSet(ActorMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelV
         parameters=[OpenApiParameter("visibility", str, enum=["internal", "customer"], required=False)],
     )
     @action(detail=True, methods=["get"], pagination_class=None)
-    def timeline(self, request, number=None):  # noqa: ANN001, ANN201
+    def timeline(self, request, number=None):
         """Every event of the ticket, oldest first."""
         entries = selectors.ticket_timeline(self.get_object(), request.user)
         if request.query_params.get("visibility") in ("internal", "customer"):
@@ -241,7 +241,7 @@ class TicketTemplateViewSet(ActorMixin, viewsets.ReadOnlyModelViewSet):
     lookup_field = "slug"
     pagination_class = None
 
-    def get_queryset(self):  # noqa: ANN201
+    def get_queryset(self):
         if not roles.is_internal(self.request.user):
             return TicketTemplate.objects.none()
         return TicketTemplate.objects.order_by("position", "name")

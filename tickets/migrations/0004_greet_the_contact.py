@@ -6,14 +6,14 @@ OLD = "Hello {{ customer.name }},"
 NEW = "Hello {{ contact.name }},"
 
 
-def forwards(apps, schema_editor):  # noqa: ANN001, ANN201
+def forwards(apps, schema_editor):
     TicketTemplate = apps.get_model("tickets", "TicketTemplate")
     for template in TicketTemplate.objects.filter(body__contains=OLD):
         template.body = template.body.replace(OLD, NEW)
         template.save(update_fields=["body"])
 
 
-def backwards(apps, schema_editor):  # noqa: ANN001, ANN201
+def backwards(apps, schema_editor):
     TicketTemplate = apps.get_model("tickets", "TicketTemplate")
     for template in TicketTemplate.objects.filter(body__contains=NEW):
         template.body = template.body.replace(NEW, OLD)

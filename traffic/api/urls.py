@@ -1,5 +1,5 @@
 from traffic.api import views
 
 
-def register(router) -> None:  # noqa: ANN001
+def register(router) -> None:
     router.register("traffic-samples", views.TrafficSampleViewSet, basename="trafficsample")

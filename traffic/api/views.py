@@ -21,13 +21,13 @@ class TrafficSampleViewSet(
     parser_classes = [MultiPartParser, FormParser, JSONParser]
     filterset_fields = ["label", "kind", "status"]
 
-    def get_serializer_class(self):  # noqa: ANN201
+    def get_serializer_class(self):
         return s.TrafficSampleDetailSerializer if self.action == "retrieve" else s.TrafficSampleSerializer
 
-    def get_queryset(self):  # noqa: ANN201
+    def get_queryset(self):
         return TrafficSample.objects.visible_to(self.request.user).select_related("customer").order_by("-id")
 
-    def perform_create(self, serializer) -> None:  # noqa: ANN001
+    def perform_create(self, serializer) -> None:
         data = serializer.validated_data
         uploaded = data["file"]
         serializer.instance = services.sample_create(
@@ -42,7 +42,7 @@ class TrafficSampleViewSet(
 
     @extend_schema(parameters=[OpenApiParameter("baseline", int, required=False)], responses=dict)
     @action(detail=True, methods=["get"])
-    def compare(self, request, pk=None):  # noqa: ANN001, ANN201
+    def compare(self, request, pk=None):
         """This (attack) sample against a baseline sample: ranked attributes and candidate signatures."""
         attack = self.get_object()  # first: another customer's sample is 404 whatever the query
         query = s.CompareQuerySerializer(data=request.query_params)
@@ -58,7 +58,7 @@ class TrafficSampleViewSet(
 
     @extend_schema(request=s.SimulateSerializer, responses=s.SimulationResultSerializer)
     @action(detail=True, methods=["post"])
-    def simulate(self, request, pk=None):  # noqa: ANN001, ANN201
+    def simulate(self, request, pk=None):
         """A rule expression over this sample (and a baseline): share matched, top values, examples."""
         data = s.SimulateSerializer(data=request.data)
         data.is_valid(raise_exception=True)

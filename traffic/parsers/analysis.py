@@ -309,13 +309,13 @@ class _Series:
             self.by[k, :span] += np.bincount(r, weights=nbytes[i], minlength=span).astype(np.int64)
 
 
-def _np(batch, name: str, fill) -> np.ndarray:  # noqa: ANN001
+def _np(batch, name: str, fill) -> np.ndarray:
     import pyarrow.compute as pc
 
     return pc.fill_null(batch.column(name), fill).to_numpy(zero_copy_only=False)
 
 
-def _iter_batches(columnar) -> Iterable:  # noqa: ANN001
+def _iter_batches(columnar) -> Iterable:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -366,7 +366,7 @@ class _Analyser:
             if a.version == 4:
                 self.scan_src[int(a)] = {"ports": _Distinct(), "hosts": _Distinct(), "dport": Counter(), "n": 0}
 
-    def add(self, batch) -> None:  # noqa: ANN001
+    def add(self, batch) -> None:
         """One Arrow record batch of the packet table."""
         if batch.num_rows == 0:
             return
@@ -446,7 +446,7 @@ class _Analyser:
             dsts=dsts,
         )
 
-    def _add(self, *, ts, flen, ver, src4, dst4, proto, iplen, frag, tdport, flags, usport, udport, srcs, dsts) -> None:  # noqa: ANN001, PLR0913
+    def _add(self, *, ts, flen, ver, src4, dst4, proto, iplen, frag, tdport, flags, usport, udport, srcs, dsts) -> None:
         is4, is6 = ver == 4, ver == 6
         toward = _scope_mask(dst4, is4, dsts, is6, self.nets)
         frm = _scope_mask(src4, is4, srcs, is6, self.nets) & ~toward
@@ -655,7 +655,7 @@ def _vectors(a: _Analyser) -> list[dict]:
     vec: list[dict] = []
     if a.packets["toward"] == 0:
         return vec
-    W = {name: _Window(a, k) for name, k in _K.items()}  # noqa: N806
+    W = {name: _Window(a, k) for name, k in _K.items()}
     scans = _scans(a)
     vec += scans
     scan_packets = sum(v["evidence"]["packets"] for v in scans)
@@ -887,7 +887,7 @@ class CaptureAnalyser:
                 candidates.append(row["ip"])
         self.a = _Analyser(self.nets, candidates)
 
-    def add(self, batch) -> None:  # noqa: ANN001
+    def add(self, batch) -> None:
         if self.nets:
             self.a.add(batch)
 
@@ -975,7 +975,7 @@ def _tunnel_result(a: _Analyser, top: int) -> dict | None:
     }
 
 
-def analyse_capture(columnar, summary: dict, networks: Iterable[Network] = (), *, top: int = 10) -> dict:  # noqa: ANN001
+def analyse_capture(columnar, summary: dict, networks: Iterable[Network] = (), *, top: int = 10) -> dict:
     """Victim, direction tallies, endpoints and vectors of a parsed capture.
 
     ``columnar`` is the Parquet file written at upload (or a packet table); ``summary``

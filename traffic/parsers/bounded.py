@@ -66,7 +66,7 @@ def _chunks(path: Path, limits: Limits) -> Iterator[bytes]:
         yield from _gunzip(raw, limits)
 
 
-def _gunzip(raw, limits: Limits) -> Iterator[bytes]:  # noqa: ANN001
+def _gunzip(raw, limits: Limits) -> Iterator[bytes]:
     """Decompress gzip members one bounded piece at a time (zlib, not GzipFile: a truncated stream
     still yields what came before the break, then raises ``_Truncated``)."""
     total = 0
@@ -119,7 +119,7 @@ def bounded_copy(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) 
         yield copy
 
 
-def _copy_lines(path: Path, out, copy: Copy, limits: Limits) -> None:  # noqa: ANN001
+def _copy_lines(path: Path, out, copy: Copy, limits: Limits) -> None:
     state = _Lines(out, copy, limits)
     try:
         for chunk in _chunks(path, limits):
@@ -143,7 +143,7 @@ def _copy_lines(path: Path, out, copy: Copy, limits: Limits) -> None:  # noqa: A
 class _Lines:
     """The line being read (at most ``max_line`` bytes of it) and the copy's counters."""
 
-    def __init__(self, out, copy: Copy, limits: Limits) -> None:  # noqa: ANN001
+    def __init__(self, out, copy: Copy, limits: Limits) -> None:
         self.out, self.copy, self.limits = out, copy, limits
         self.pending = bytearray()
         self.too_long = False  # past the limit: its bytes are dropped until its end

@@ -187,6 +187,10 @@ def _attributes(t: pa.Table, l7: bool = False) -> list[tuple[str, Callable[[], C
         for name in (*_VALUE_FIELDS, "tls.handshake.extensions_server_name"):
             if name in cols and t.column(name).null_count < t.num_rows:
                 add(name, name if name != "tls.handshake.extensions_server_name" else None)
+        if "http.request.headers.names" in cols and t.column("http.request.headers.names").null_count < t.num_rows:
+            # Per HTTP request only: a ClientHello row has no headers and no cookie (null, not "absent").
+            out.append(("header order", lambda: header_order(t), None))
+            out.append(("cookie present", lambda: _request_only(t, _cookie_present(t)), None))
         if "ip.src" in cols:
             out.append(("ip.src /24", lambda: _prefix_col(t.column("ip.src")), None))
     elif "http.request.uri.path" in cols and "frame.number" not in cols:
@@ -196,7 +200,7 @@ def _attributes(t: pa.Table, l7: bool = False) -> list[tuple[str, Callable[[], C
         if t.column("http.request.headers.names").null_count < t.num_rows:
             out.append(("header order", lambda: header_order(t), None))
             out.append(("cookie variation", lambda: cookie_variation(t), None))
-            out.append(("cookie present", lambda: pc.not_equal(pc.fill_null(t.column("http.cookie"), ""), ""), None))
+            out.append(("cookie present", lambda: _cookie_present(t), None))
             out.append(("bot score band", lambda: bot_band(t.column("cf.bot_management.score")), None))
         out.append(("ip.src /24", lambda: _prefix_col(t.column("ip.src")), None))
     else:
@@ -221,6 +225,27 @@ def _attributes(t: pa.Table, l7: bool = False) -> list[tuple[str, Callable[[], C
         if "ip.src" in cols:
             out.append(("ip.src /24", lambda: _prefix_col(t.column("ip.src")), None))
     return out
+
+
+def _cookie_present(t: pa.Table) -> Column:
+    return pc.not_equal(pc.fill_null(t.column("http.cookie"), ""), "")
+
+
+def _request_only(t: pa.Table, values: Column) -> Column:
+    return pc.if_else(pc.is_null(t.column("http.request.method")), pa.scalar(None, pa.bool_()), values)
+
+
+def _value_rule(name: str, field: str | None, value: object) -> str | None:
+    """The one-predicate rule that matches rows with this value of the attribute, or None
+    when the rule language has no such predicate (header order, length buckets)."""
+    if field is not None:
+        lit = _literal(field, value)
+        return None if lit is None else f"{field} eq {lit}"
+    if name == "cookie present" and isinstance(value, bool | np.bool_):
+        return 'http.cookie ne ""' if value else 'http.cookie eq ""'
+    if name == "ip.src /24" and value is not None:
+        return f"ip.src in {{{value}}}"
+    return None
 
 
 def _codes(a_col: Column, b_col: Column) -> tuple[np.ndarray, np.ndarray, list]:
@@ -321,6 +346,11 @@ def compare(
 
     pool += _length_preds(attack_table, baseline_table, sa, sb)
     attributes.sort(key=lambda d: (-d["separation"], d["attribute"]))
+    for attribute in attributes:
+        for row in attribute["values"]:
+            # A rule proposed from one value carries the victim scope, as every signature does.
+            if row.get("rule") and scope:
+                row["rule"] = f"{scope} and {row['rule']}"
 
     signatures = [[preds] for preds in _search(pool)[:8]]
     signatures += _either(signatures)
@@ -447,6 +477,9 @@ def _attribute(
                 "baseline_share": round(float(sb_[i]), 6),
                 "lift": round(float(lift), 3),
                 "coverage": round(float(sa_[i]), 6),
+                "attack_rows": int(ca[i]),
+                "baseline_rows": int(cb[i]),
+                "rule": _value_rule(name, field, values[i]),
             }
         )
     separation = float(diff.max()) if k else 0.0
@@ -486,7 +519,7 @@ def _pick(mask: np.ndarray, sel: np.ndarray | None) -> np.ndarray:
     return mask if sel is None else mask[sel]
 
 
-def _P(expr: str, ma: np.ndarray, mb: np.ndarray, sa: np.ndarray | None, sb: np.ndarray | None) -> _Pred:  # noqa: N802
+def _P(expr: str, ma: np.ndarray, mb: np.ndarray, sa: np.ndarray | None, sb: np.ndarray | None) -> _Pred:
     return _Pred(expr, _pick(ma, sa), _pick(mb, sb), ma, mb)
 
 

@@ -76,7 +76,7 @@ L7_SCHEMA = None  # filled on first use (pyarrow is imported lazily, see pcap.py
 
 
 def schema() -> pa.Schema:
-    global L7_SCHEMA  # noqa: PLW0603 - a cache of an immutable value
+    global L7_SCHEMA  # a cache of an immutable value
     if L7_SCHEMA is None:
         L7_SCHEMA = _schema()
     return L7_SCHEMA
@@ -87,7 +87,7 @@ def schema() -> pa.Schema:
 
 
 def select_payloads(
-    v,  # noqa: ANN001 - pcap._Views
+    v,  # pcap._Views
     tcp_rows: np.ndarray,
     pay: np.ndarray,
     pend: np.ndarray,
@@ -128,7 +128,7 @@ def _incomplete(data: bytes) -> bool:
     return b"\r\n\r\n" not in data and len(data) < MAX_PAYLOAD
 
 
-def _join(u8: np.ndarray, data: bytes, k: int, pay, pend, seq, flow) -> bytes:  # noqa: ANN001
+def _join(u8: np.ndarray, data: bytes, k: int, pay, pend, seq, flow) -> bytes:
     """Append the next in-sequence segments of the same flow found later in the batch."""
     want = (int(seq[k]) + len(data)) & 0xFFFFFFFF
     same = np.flatnonzero(flow[k + 1 :] == flow[k]) + k + 1
@@ -365,7 +365,7 @@ def field_kind(name: str) -> str:
     return ""
 
 
-def capture_rows(table: pa.Table, fields) -> tuple[np.ndarray | None, str]:  # noqa: ANN001
+def capture_rows(table: pa.Table, fields) -> tuple[np.ndarray | None, str]:
     """The packets of a capture an L7 rule can be judged on, or why there are none.
 
     (None, "") when the rule reads no L7 field (every packet counts). Else a mask of the
@@ -400,7 +400,7 @@ def capture_rows(table: pa.Table, fields) -> tuple[np.ndarray | None, str]:  # n
     return mask, f"{reason}: {named} cannot be evaluated"
 
 
-def capture_counted(fields) -> str:  # noqa: ANN001
+def capture_counted(fields) -> str:
     """What the records of an L7 simulation on a capture are ("HTTP requests")."""
     kinds = sorted({field_kind(f) for f in fields} - {""})
     return " and ".join(_KINDS[k][1] for k in kinds)

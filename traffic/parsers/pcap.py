@@ -136,6 +136,7 @@ class PacketBatch:
     # only when the batch becomes a table.
     l7_rows: np.ndarray | None = None
     l7_payloads: list[bytes] | None = None
+    tcp_window: np.ndarray | None = None  # int32, -1 when not TCP or not captured (statistics only)
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
@@ -328,6 +329,10 @@ def _decode(
     t = np.nonzero(has_l4 & (proto == 6) & (l4 + 14 <= end))[0]
     if t.size:
         tcp_flags[t] = (v.u16be[l4[t] + 12] & 0x0FFF).astype(np.int16)
+    tcp_window = np.full(n, -1, dtype=np.int32)
+    tw = t[l4[t] + 16 <= end[t]] if t.size else t
+    if tw.size:
+        tcp_window[tw] = v.u16be[l4[tw] + 14]
     u = np.nonzero(has_l4 & (proto == 17) & (l4 + 9 <= end))[0]
     if u.size:
         udp_payload0[u] = v.u8[l4[u] + 8]
@@ -381,10 +386,11 @@ def _decode(
         tunnel_kind=tunnel_kind,
         l7_rows=l7_rows,
         l7_payloads=l7_payloads,
+        tcp_window=tcp_window,
     )
 
 
-def _flow_key(src4, dst4, src6, dst6, ports) -> np.ndarray:  # noqa: ANN001
+def _flow_key(src4, dst4, src6, dst6, ports) -> np.ndarray:
     # One uint64 per direction of a connection (a hash: l7 also checks sequence numbers).
     z = (src4.astype(np.uint64) << np.uint64(32)) | dst4.astype(np.uint64)
     for col in (src6[:, 0], src6[:, 1], dst6[:, 0], dst6[:, 1], ports):

@@ -74,6 +74,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .pcap import PacketBatch, PcapReader, ipv6_string
+from .stats import CaptureStatistics
 
 __all__ = ["summarize_pcap", "PcapSummarizer", "AMP_PORTS", "PROTO_NAMES"]
 
@@ -512,8 +513,11 @@ class PcapSummarizer:
     dst6: _Tally6 = field(init=False)
     frag_src4: _Tally = field(init=False)
     amp_src: _Tally = field(init=False)  # (reflector port index, source) pairs
+    # Conversations, protocol hierarchy, anomalies: ``summary["statistics"]`` (see stats.py).
+    stats: CaptureStatistics = field(init=False)
 
     def __post_init__(self) -> None:
+        self.stats = CaptureStatistics()
         self.src4 = _Tally(self.cap, distinct=True, prefix_shift=8)
         self.dst4 = _Tally(self.cap)
         self.src6 = _Tally6(self.cap // 8, distinct=True)
@@ -590,6 +594,7 @@ class PcapSummarizer:
         if is6.any():
             self.src6.add(b.src6[is6], wl[is6])
             self.dst6.add(b.dst6[is6], wl[is6])
+        self.stats.add(b)
 
     def flush(self) -> None:
         """Reduces every buffered address key into its tally (before pickling or merging)."""
@@ -618,6 +623,7 @@ class PcapSummarizer:
             slot[1] += q
         for name in ("src4", "dst4", "src6", "dst6", "frag_src4", "amp_src"):
             getattr(self, name).merge(getattr(other, name))
+        self.stats.merge(other.stats)
 
     # -------------------------------------------------------------------------------
 
@@ -675,6 +681,7 @@ class PcapSummarizer:
             "errors": list(errors or []),
         }
         out["vectors"] = self._vectors(out, duration)
+        out["statistics"] = self.stats.result(self, out["start"])
         if self.amp_src.bounded or self.frag_src4.bounded:
             estimated["vectors"] = {"reflectors": "lower bound: only the heaviest reflectors are kept"}
         return out

@@ -14,7 +14,7 @@ from console.context import acting_as
 class Command(BaseCommand):
     help = "Import alerts from a file (JSON lines, EVE JSON, optionally gzipped) into a feed."
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser) -> None:
         parser.add_argument("--feed", required=True, help="feed slug")
         parser.add_argument("file")
 

@@ -14,7 +14,7 @@ from alerts import simulator
 class Command(BaseCommand):
     help = "Simulate attacks: POST Cloudflare, Alertmanager, FastNetMon, Suricata and CrowdSec alerts to /ingest/."
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser) -> None:
         parser.add_argument("--url", default="http://127.0.0.1:8000", help="the console's base URL")
         parser.add_argument("--count", type=int, default=50, help="deliveries to send (ignored with --forever)")
         parser.add_argument("--forever", action="store_true")

@@ -11,7 +11,7 @@ from console.services import api_token_create
 class Command(BaseCommand):
     help = "Create an API token for the given username and print it (it is shown only this once)."
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser) -> None:
         parser.add_argument("username")
         parser.add_argument("--name", default="Command line", help="what the token is for, shown in the token list")
 

@@ -15,7 +15,7 @@ class Command(BaseCommand):
         "The user logs in with their password, opens the link and enrols an authenticator app."
     )
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser) -> None:
         parser.add_argument("username")
         parser.add_argument(
             "--hours", type=int, default=None, help="how long the link works (default TWO_FACTOR_ENROLMENT_HOURS)"

@@ -20,13 +20,13 @@ from console.backup import KEY_TABLES, audit_guard_present, compare, inventory
 class Command(BaseCommand):
     help = "Inventory of the database (rows per table, audit hash chain); compare it with a manifest of the source."
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser) -> None:
         parser.add_argument("--write", metavar="FILE", help="write this database's inventory (the manifest) to FILE")
         parser.add_argument("--against", metavar="FILE", help="compare this database with the manifest in FILE")
         parser.add_argument("--database", default="default")
         parser.add_argument("--json", action="store_true", help="print the inventory as JSON")
 
-    def handle(self, *args, write: str | None, against: str | None, database: str, json: bool, **options) -> None:  # noqa: A002
+    def handle(self, *args, write: str | None, against: str | None, database: str, json: bool, **options) -> None:
         found = inventory(database)
         if write:
             Path(write).write_text(_dumps(found))

@@ -21,7 +21,7 @@ from console.queues import QUEUES
 class Command(BaseCommand):
     help = "Run web + Celery worker + beat (+ the simulated alert feed) until Ctrl-C."
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser) -> None:
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=settings.PORT)
         parser.add_argument("--no-simulate", action="store_true", help="do not start the simulated alert feed")
@@ -57,7 +57,7 @@ class Command(BaseCommand):
         self.stdout.write("Ctrl-C stops all of them.")
         stopping = False
 
-        def stop(*_args) -> None:  # noqa: ANN002
+        def stop(*_args) -> None:
             nonlocal stopping
             stopping = True
 

@@ -16,7 +16,7 @@ class Command(BaseCommand):
     # URLconf for them is most of what the engineer would wait for before the work starts).
     requires_system_checks: list[str] = []
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser) -> None:
         parser.add_argument("expression")
         parser.add_argument("--target", choices=["nftables", "iptables", "cloudflare"], required=True)
         parser.add_argument("--action", default="block")
@@ -40,7 +40,7 @@ class Command(BaseCommand):
         account_id: str,
         rate: str | None,
         **options,
-    ) -> None:  # noqa: ANN003
+    ) -> None:
         try:
             rule = parse(expression)
             rate_opts = None

@@ -16,13 +16,13 @@ class Command(BaseCommand):
     # URLconf for them is most of what the engineer would wait for before the work starts).
     requires_system_checks: list[str] = []
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser) -> None:
         parser.add_argument("file")
         parser.add_argument("--format", choices=["logpush", "combined"], default=None)
         parser.add_argument("--baseline")
         parser.add_argument("--json", action="store_true")
 
-    def handle(self, *args, file: str, format: str | None, baseline: str | None, json: bool, **options) -> None:  # noqa: A002
+    def handle(self, *args, file: str, format: str | None, baseline: str | None, json: bool, **options) -> None:
         try:
             attack = read_log(file, fmt=format)
             base = read_log(baseline, fmt=format) if baseline else None
@@ -45,5 +45,5 @@ class Command(BaseCommand):
             )
 
 
-def _dumps(value) -> str:  # noqa: ANN001
+def _dumps(value) -> str:
     return json.dumps(value, indent=2, default=str)

@@ -16,12 +16,12 @@ class Command(BaseCommand):
     # URLconf for them is most of what the engineer would wait for before the work starts).
     requires_system_checks: list[str] = []
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser) -> None:
         parser.add_argument("file")
         parser.add_argument("--json", action="store_true")
         parser.add_argument("--top", type=int, default=10)
 
-    def handle(self, *args, file: str, json: bool, top: int, **options) -> None:  # noqa: A002
+    def handle(self, *args, file: str, json: bool, top: int, **options) -> None:
         try:
             summary = summarize_pcap(file, top=top)
         except (PcapError, OSError) as exc:
@@ -42,5 +42,5 @@ class Command(BaseCommand):
             self.stderr.write(f"problem: {error}")
 
 
-def _dumps(value) -> str:  # noqa: ANN001
+def _dumps(value) -> str:
     return json.dumps(value, indent=2, default=str)

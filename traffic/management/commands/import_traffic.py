@@ -14,7 +14,7 @@ from traffic.services import sample_create, sample_parse
 class Command(BaseCommand):
     help = "Import a capture or request log as a traffic sample of a customer, and parse it."
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser) -> None:
         parser.add_argument("file")
         parser.add_argument("--customer", required=True, help="customer slug")
         parser.add_argument("--label", choices=TrafficSample.Label.values, default="unknown")

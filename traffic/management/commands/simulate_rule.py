@@ -13,7 +13,7 @@ from traffic.parsers.pcap import PcapError, read_pcap
 from traffic.services import PCAP_MAGICS, rule_simulate
 
 
-def load_records(path: str):  # noqa: ANN201
+def load_records(path: str):
     with Path(path).open("rb") as fh:
         magic = fh.read(4)
     if magic in PCAP_MAGICS:
@@ -27,13 +27,13 @@ class Command(BaseCommand):
     # URLconf for them is most of what the engineer would wait for before the work starts).
     requires_system_checks: list[str] = []
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser) -> None:
         parser.add_argument("expression")
         parser.add_argument("--attack")
         parser.add_argument("--baseline")
         parser.add_argument("--json", action="store_true")
 
-    def handle(self, *args, expression: str, attack: str | None, baseline: str | None, json: bool, **options) -> None:  # noqa: A002
+    def handle(self, *args, expression: str, attack: str | None, baseline: str | None, json: bool, **options) -> None:
         if not attack and not baseline:
             raise CommandError("give --attack FILE and/or --baseline FILE")
         try:
@@ -58,5 +58,5 @@ class Command(BaseCommand):
                 self.stdout.write(f"{name}: {part['matched']} of {part['records']} matched ({part['share']:.2%})")
 
 
-def _dumps(value) -> str:  # noqa: ANN001
+def _dumps(value) -> str:
     return json.dumps(value, indent=2, default=str)

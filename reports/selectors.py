@@ -10,33 +10,26 @@ from __future__ import annotations
 
 import math
 import zoneinfo
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.apps import apps
 from django.db.models import Count, Max, Min, Q, Sum
 from django.utils import timezone
 
 from alerts.models import Alert, Attack
-from console import charts
 from console.models import Asset, Customer
-from console.reports import text
+from mitigations import selectors as mitigation_selectors
+from reports import charts, text
+from tickets import selectors as ticket_selectors
+from traffic import selectors as traffic_selectors
 
 ALERT_ROWS_CAP = 20_000  # alerts read row by row (sources, timeline); aggregates use the database
 TOP = 10
 # An alert of a flood may name thousands of sources; these are enough to place it.
 GEO_ADDRESSES_PER_ALERT = 20
 EFFECT_WINDOW = timedelta(minutes=10)
-
-
-def optional_model(label: str) -> Any:
-    """A model of an app that may not be installed yet (tickets, mitigations, traffic)."""
-    try:
-        return apps.get_model(label)
-    except (LookupError, ValueError):
-        return None
 
 
 def zone_of(customer: Customer | None) -> zoneinfo.ZoneInfo:
@@ -65,22 +58,6 @@ def _target(row: dict[str, Any]) -> tuple[str, str, int | None]:
         return (f"{ip}:{port}" if port else ip), ip, port
     name = host or zone or ""
     return name, name, port
-
-
-def _hits(mitigation: Any) -> tuple[int | None, int | None]:
-    """Packets and bytes the backends counted against this mitigation, where they report counters."""
-    packets = bytes_ = None
-    for counters in (mitigation.hits or {}).values():
-        if not isinstance(counters, dict):
-            continue
-        for key, total in (("packets", "p"), ("bytes", "b")):
-            value = counters.get(key)
-            if isinstance(value, int | float):
-                if total == "p":
-                    packets = (packets or 0) + int(value)
-                else:
-                    bytes_ = (bytes_ or 0) + int(value)
-    return packets, bytes_
 
 
 def _mitigation_words(m: Any) -> str:
@@ -180,42 +157,19 @@ class _Builder:
 
     def samples(self) -> list[Any]:
         if not hasattr(self, "_samples"):
-            model = optional_model("traffic.TrafficSample")
-            self._samples = (
-                list(model.objects.filter(attack_id__in=self.ids, status="ready").order_by("start_at", "id")[:50])
-                if model
-                else []
-            )
+            self._samples = traffic_selectors.ready_samples_for_attacks(self.ids)
         return self._samples
 
     def sample_totals(self) -> dict[str, int]:
-        totals: dict[str, int] = defaultdict(int)
-        for s in self.samples():
-            summary = s.summary or {}
-            if s.kind == "pcap":
-                totals["packets"] += int(summary.get("packets") or 0)
-                totals["bytes"] += int(summary.get("bytes") or 0)
-            else:
-                totals["requests"] += int(summary.get("requests") or 0)
-        return dict(totals)
+        return traffic_selectors.sample_totals(self.samples())
 
     def sample_series(self) -> Iterable[tuple[str, str, list[tuple[datetime, float]]]]:
         """(name, metric, [(time, value)]) per-second rates of the attached samples."""
-        for s in self.samples():
-            per_second = (s.summary or {}).get("per_second") or []
-            if s.kind == "pcap":
-                for metric, key in (("bps", "bits"), ("pps", "packets")):
-                    points = [(datetime.fromtimestamp(p["t"], tz=UTC), float(p[key])) for p in per_second if p.get(key)]
-                    if points:
-                        yield f"capture {s.name} ({charts.METRIC_LABELS[metric]})", metric, points
+        for rate in traffic_selectors.sample_rates(self.samples()):
+            if rate.kind == "pcap":
+                yield f"capture {rate.sample} ({charts.METRIC_LABELS[rate.metric]})", rate.metric, rate.points
             else:
-                points = [
-                    (datetime.fromtimestamp(p["t"], tz=UTC), float(p["requests"]))
-                    for p in per_second
-                    if p.get("requests")
-                ]
-                if points:
-                    yield f"log {s.name} (requests/s)", "rps", points
+                yield f"log {rate.sample} (requests/s)", rate.metric, rate.points
 
     def sample_peaks(self) -> Iterable[tuple[str, float, datetime]]:
         for _, metric, points in self.sample_series():
@@ -458,22 +412,16 @@ class _Builder:
     ) -> list[dict[str, Any]]:
         """The ledger's mitigations for this report: those made for its attacks or tickets, and
         every other mitigation of the customer that was in force during the period."""
-        model = optional_model("mitigations.Mitigation")
-        if model is None:
-            return []
-        condition = Q(attack_id__in=self.ids)
-        if tickets:
-            condition |= Q(ticket_id__in=[t.pk for t in tickets])
-        if start is not None:
-            condition |= Q(applied_at__lte=end or self.now) & (Q(ended_at__isnull=True) | Q(ended_at__gte=start))
-        rows = list(
-            model.objects.filter(condition, customer=self.customer, applied_at__isnull=False)
-            .select_related("mitigation_list")
-            .order_by("applied_at", "id")[:100]
+        rows = mitigation_selectors.applied_for_report(
+            customer=self.customer,
+            attack_ids=self.ids,
+            ticket_ids=[t.pk for t in tickets],
+            start=start,
+            end=end or self.now,
         )
         out = []
         for n, m in enumerate(rows, start=1):
-            packets, bytes_ = _hits(m)
+            packets, bytes_ = mitigation_selectors.hit_counters(m)
             window = self.alerts.filter(bps__isnull=False)
             before = window.filter(event_time__gte=m.applied_at - EFFECT_WINDOW, event_time__lt=m.applied_at).aggregate(
                 v=Max("bps")
@@ -536,32 +484,19 @@ class _Builder:
 
     def customer_ticket_events(self, tickets: Sequence[Any]) -> list[dict[str, Any]]:
         """The customer-facing entries of the tickets' timelines. Internal entries are never read."""
-        model = optional_model("tickets.TimelineEntry")
-        if model is None or not tickets:
-            return []
-        entries = (
-            model.objects.filter(ticket_id__in=[t.pk for t in tickets], visibility="customer")
-            .select_related("ticket")
-            .order_by("at", "id")[:300]
-        )
-        out = []
-        for e in entries:
-            subject = (e.data or {}).get("subject") if isinstance(e.data, dict) else None
-            out.append(
-                {
-                    "at": _iso(e.at),
-                    "at_local": _stamp(e.at, self.tz),
-                    "source": e.ticket.number,
-                    "what": e.get_kind_display() + (f": {subject}" if subject else ""),
-                    "detail": e.body,
-                }
-            )
-        return out
+        return [
+            {
+                "at": _iso(e["at"]),
+                "at_local": _stamp(e["at"], self.tz),
+                "source": e["ticket"],
+                "what": e["what"],
+                "detail": e["body"],
+            }
+            for e in ticket_selectors.customer_timeline(tickets)
+        ]
 
     def recommendations(self, vectors: list[dict[str, Any]], targets: list[dict[str, Any]]) -> list[dict[str, str]]:
-        paths = []
-        for s in self.samples():
-            paths += [str(p["value"]) for p in (s.summary or {}).get("top_paths") or [] if p.get("value")]
+        paths = traffic_selectors.sample_top_paths(self.samples())
         spectrum_ports = []
         for value in Asset.objects.filter(customer=self.customer, kind="spectrum").values_list("value", flat=True):
             port = value.rpartition(":")[2]
@@ -755,10 +690,7 @@ class _Builder:
 
 
 def _tickets_for_attacks(ids: Sequence[int]) -> list[Any]:
-    model = optional_model("tickets.Ticket")
-    if model is None or not ids:
-        return []
-    return list(model.objects.filter(attacks__in=ids).distinct().order_by("created_at", "id")[:20])
+    return ticket_selectors.tickets_for_attacks(ids)
 
 
 def _what(vectors: list[str]) -> str:
@@ -790,6 +722,44 @@ def attack_report_data(attack: Attack, *, tz: zoneinfo.ZoneInfo | None = None) -
     return figures
 
 
+def attack_sources(attack: Attack) -> dict[str, Any]:
+    """The attack page's source countries and ASNs: the report's own figures (``_Builder.sources``),
+    so the page and the report never disagree."""
+    return _Builder(attack.customer, [attack], zone_of(attack.customer)).sources()
+
+
+def alert_sources(alert: Alert) -> dict[str, Any]:
+    """One alert's source countries and networks: the sender's where it named them, else the
+    offline geolocation of its source addresses (``located`` says which), as reports count them."""
+    from traffic import geo
+
+    addresses = sorted(set(alert.source_ips or []))
+    countries = sorted({str(c).upper() for c in alert.source_countries or [] if c})
+    networks = sorted({f"AS{a}" for a in alert.source_asns or [] if str(a).isdigit()})
+    located_countries = located_networks = False
+    if addresses and not (countries and networks):
+        places = [geo.lookup(ip) for ip in addresses[:GEO_ADDRESSES_PER_ALERT]]
+        if not countries:
+            countries = sorted({p["country"] for p in places if p["country"]})
+            located_countries = bool(countries)
+        if not networks:
+            networks = sorted(
+                {
+                    " ".join(x for x in (f"AS{p['asn']}" if p.get("asn") else "", p.get("as_name") or "") if x)
+                    for p in places
+                    if p.get("asn") or p.get("as_name")
+                }
+            )
+            located_networks = bool(networks)
+    return {
+        "countries": countries,
+        "networks": networks,
+        "located": located_countries or located_networks,
+        "addresses": len(addresses),
+        "looked_up": min(len(addresses), GEO_ADDRESSES_PER_ALERT),
+    }
+
+
 def ticket_report_data(ticket: Any, *, tz: zoneinfo.ZoneInfo | None = None) -> dict[str, Any]:
     """One incident tracked as a ticket: its attacks together, and its customer-facing timeline."""
     customer = ticket.customer
@@ -817,17 +787,7 @@ def period_report_data(
             "started_at", "id"
         )[:2000]
     )
-    tickets_model = optional_model("tickets.Ticket")
-    tickets = (
-        list(
-            tickets_model.objects.filter(customer=customer)
-            .filter(Q(attacks__in=[a.pk for a in attacks]) | Q(created_at__gte=start, created_at__lt=end))
-            .distinct()
-            .order_by("created_at", "id")[:50]
-        )
-        if tickets_model
-        else []
-    )
+    tickets = ticket_selectors.tickets_for_period(customer, attack_ids=[a.pk for a in attacks], start=start, end=end)
     builder = _Builder(customer, attacks, tz)
     local_start, local_end = start.astimezone(tz), (end - timedelta(seconds=1)).astimezone(tz)
     figures = builder.figures(
@@ -872,9 +832,5 @@ def report_subjects(user: Any, customer: Customer | None = None) -> dict[str, li
     attacks = Attack.objects.visible_to(user).select_related("customer").order_by("-started_at", "-id")
     if customer is not None:
         attacks = attacks.filter(customer=customer)
-    tickets_model = optional_model("tickets.Ticket")
-    tickets = []
-    if tickets_model is not None:
-        qs = tickets_model.objects.visible_to(user).select_related("customer").order_by("-created_at", "-id")
-        tickets = list(qs.filter(customer=customer)[:50] if customer else qs[:50])
+    tickets = ticket_selectors.recent_tickets(user, customer=customer)
     return {"attacks": list(attacks.exclude(customer__isnull=True)[:100]), "tickets": tickets}

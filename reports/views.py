@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from alerts.models import Alert, Attack
 from console import roles
-from console.http import client_address
+from console.http import HtmxHttpRequest, client_address
 from console.models import Customer
 from console.permissions import get_visible_or_404
-from console.reports import services
-from console.reports.forms import ReportRequestForm, ShareForm
-from console.reports.models import Report, ShareLink
+from console.selectors import dashboard_overview
+from console.views import require_internal
+from reports import dashboards, selectors, services
+from reports.forms import ReportRequestForm, ShareForm
+from reports.models import Report, ShareLink
 
 
 def require_actor(request: HttpRequest) -> None:
@@ -85,7 +90,11 @@ def report_new(request: HttpRequest) -> HttpResponse:
 @login_required
 def report_detail(request: HttpRequest, pk: int) -> HttpResponse:
     report = _report(request, pk)
-    context = {"report": report, "body": mark_safe(report.html), "share_form": ShareForm()}  # noqa: S308 - rendered escaped by our template
+    context = {
+        "report": report,
+        "body": mark_safe(report.html),
+        "share_form": ShareForm(),
+    }  # rendered escaped by our template
     if roles.can_act(request.user):
         context["share_links"] = list(report.share_links.select_related("created_by").order_by("-created_at")[:20])
     return render(request, "reports/report_detail.html", context)
@@ -102,17 +111,20 @@ def report_progress(request: HttpRequest, pk: int) -> HttpResponse:
     return response
 
 
-def _file(report: Report, kind: str) -> HttpResponse:
+def _file(report: Report, kind: str) -> HttpResponseBase:
     if not report.is_ready:
         raise Http404("This report is not ready")
     if kind == "pdf":
         if not report.pdf:
             raise Http404("This report has no PDF")
-        return FileResponse(
-            report.pdf.open("rb"), as_attachment=True, filename=report.filename("pdf"), content_type="application/pdf"
-        )
+        try:
+            handle = report.pdf.open("rb")
+        except FileNotFoundError as exc:
+            # The row names a file the storage no longer holds (restored database, pruned media).
+            raise Http404("This report's PDF file is missing") from exc
+        return FileResponse(handle, as_attachment=True, filename=report.filename("pdf"), content_type="application/pdf")
     if kind == "csv":
-        response = HttpResponse(services.figures_csv(report.figures), content_type="text/csv; charset=utf-8")
+        response = HttpResponse(services.figures_csv(report.figures, report), content_type="text/csv; charset=utf-8")
     else:
         response = HttpResponse(services.figures_json(report.figures), content_type="application/json")
     response["Content-Disposition"] = f'attachment; filename="{report.filename(kind)}"'
@@ -121,7 +133,7 @@ def _file(report: Report, kind: str) -> HttpResponse:
 
 @login_required
 @require_GET
-def report_download(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
+def report_download(request: HttpRequest, pk: int, kind: str) -> HttpResponseBase:
     return _file(_report(request, pk), kind)
 
 
@@ -140,7 +152,7 @@ def report_share(request: HttpRequest, pk: int) -> HttpResponse:
     share_url = request.build_absolute_uri(f"/share/{token}/")
     context = {
         "report": report,
-        "body": mark_safe(report.html),  # noqa: S308
+        "body": mark_safe(report.html),
         "share_form": ShareForm(),
         "share_links": list(report.share_links.select_related("created_by").order_by("-created_at")[:20]),
         "new_share_url": share_url,
@@ -194,7 +206,7 @@ def share_view(request: HttpRequest, token: str) -> HttpResponse:
     response = render(
         request,
         "reports/share.html",
-        {"report": report, "body": mark_safe(report.html), "link": link, "token": token},  # noqa: S308
+        {"report": report, "body": mark_safe(report.html), "link": link, "token": token},
     )
     response["X-Robots-Tag"] = "noindex, nofollow"
     response["Referrer-Policy"] = "no-referrer"
@@ -203,10 +215,65 @@ def share_view(request: HttpRequest, token: str) -> HttpResponse:
 
 @never_cache
 @require_GET
-def share_download(request: HttpRequest, token: str, kind: str) -> HttpResponse:
+def share_download(request: HttpRequest, token: str, kind: str) -> HttpResponseBase:
     link = services.share_link_open(
         token=token, ip=_client_ip(request), user_agent=request.headers.get("User-Agent", ""), what=kind
     )
     if link is None:
         raise Http404("This link is unknown, expired or revoked")
     return _file(link.report, kind)
+
+
+# --------------------------------------------------------------------------- dashboards
+
+
+@login_required
+def dashboard(request: HtmxHttpRequest) -> HttpResponse:
+    """The SOC overview; its cards refresh themselves every 30 s (htmx polls ``?fragment=1``)."""
+    if not roles.is_internal(request.user):
+        customer_id = roles.bound_customer_id(request.user)
+        if customer_id is None:
+            return render(request, "console/no_access.html", status=200)
+        customer = get_visible_or_404(Customer.objects.all(), request.user, pk=customer_id)
+        return render(
+            request, "reports/customer_dashboard.html", dashboards.customer_overview(customer, internal=False)
+        )
+    context = {
+        **dashboard_overview(),
+        **dashboards.soc_overview(),
+        "refresh_seconds": settings.DASHBOARD_REFRESH_SECONDS,
+    }
+    if request.GET.get("fragment") and request.htmx:
+        return render(request, "reports/_soc_overview.html", context)
+    return render(request, "console/dashboard.html", context)
+
+
+@login_required
+def customer_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
+    """One customer's attacks over time, vectors, largest peaks, tickets, mitigations and assets."""
+    # A customer viewer sees their own customer's (scope makes any other a 404), without the staff's parts.
+    customer = get_visible_or_404(Customer.objects.all(), request.user, slug=slug)
+    internal = roles.is_internal(request.user)
+    if not internal and roles.bound_customer_id(request.user) != customer.pk:
+        raise Http404("No such page")
+    overview = dashboards.customer_overview(customer, internal=internal)
+    return render(request, "reports/customer_dashboard.html", overview)
+
+
+@login_required
+@require_GET
+def attack_places(request: HttpRequest, pk: int) -> HttpResponse:
+    """The attack page's source countries and ASNs: the report's own figures, so the two agree."""
+    require_internal(request)
+    attack = get_visible_or_404(Attack.objects.select_related("customer"), request.user, pk=pk)
+    context = {"attack": attack, "sources": selectors.attack_sources(attack)}
+    return render(request, "reports/_attack_places.html", context)
+
+
+@login_required
+@require_GET
+def alert_places(request: HttpRequest, pk: int) -> HttpResponse:
+    """One alert's source countries and ASNs: the sender's, else offline geolocation (said so)."""
+    require_internal(request)
+    alert = get_visible_or_404(Alert.objects.select_related("customer"), request.user, pk=pk)
+    return render(request, "reports/_alert_places.html", {"places": selectors.alert_sources(alert)})

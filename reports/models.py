@@ -1,4 +1,9 @@
-"""Customer attack reports: a stored object with its parameters, snapshot and files, and its share links.
+"""The roof's tables: customer attack reports with their share links, and the dashboards' rollups.
+
+The tables keep the ``console_`` names they had when these models were the console app's:
+moving the models moved no data.
+
+Customer attack reports: a stored object with its parameters, snapshot and files, and its share links.
 
 A report is generated once (by the ``reports`` Celery queue) and kept as it was: the
 HTML snapshot, the PDF and the figures behind both. Re-sending it later sends the same
@@ -17,6 +22,7 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone as dj_timezone
 
+from console.models import Customer
 from console.querysets import CustomerScopedQuerySet
 
 
@@ -68,6 +74,7 @@ class Report(models.Model):
     customer_visible = True  # a customer viewer reads their own customer's reports
 
     class Meta:
+        db_table = "console_report"
         ordering = ["-created_at", "-id"]
         constraints = [
             # One scheduled report per customer, schedule and period: the beat may run twice.
@@ -131,6 +138,7 @@ class ShareLink(models.Model):
     objects = ShareLinkQuerySet.as_manager()
 
     class Meta:
+        db_table = "console_sharelink"
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
@@ -163,7 +171,69 @@ class ShareAccess(models.Model):
     what = models.CharField(max_length=10, default="html")
 
     class Meta:
+        db_table = "console_shareaccess"
         ordering = ["-at", "-id"]
 
     def __str__(self) -> str:
         return f"{self.link_id} {self.at:%Y-%m-%d %H:%M} {self.what}"
+
+
+class AlertRollup(models.Model):
+    """Alerts per hour × customer × severity × layer: what the dashboards chart instead of scanning alerts.
+
+    Filled by the ``refresh_rollups`` beat task, which recomputes whole hours from the
+    alerts, so a rerun gives the same rows.
+    """
+
+    bucket = models.DateTimeField(db_index=True, help_text="start of the hour (UTC) of the alerts' event time")
+    customer = models.ForeignKey(
+        Customer, null=True, blank=True, on_delete=models.CASCADE, db_constraint=False, related_name="+"
+    )
+    severity = models.CharField(max_length=10)
+    layer = models.CharField(max_length=2)
+    alerts = models.PositiveIntegerField(default=0, help_text="alert rows")
+    events = models.BigIntegerField(default=0, help_text="alerts with their repeats (sum of counts)")
+
+    class Meta:
+        db_table = "console_alertrollup"
+        ordering = ["bucket", "id"]
+        indexes = [models.Index(fields=["customer", "bucket"], name="alertrollup_customer_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.bucket:%Y-%m-%d %H}h {self.customer_id} {self.severity} {self.layer}: {self.alerts}"
+
+
+class AttackRollup(models.Model):
+    """Attacks per day (UTC, by start) × customer, with their largest peaks and vectors."""
+
+    day = models.DateField(db_index=True)
+    customer = models.ForeignKey(
+        Customer, null=True, blank=True, on_delete=models.CASCADE, db_constraint=False, related_name="+"
+    )
+    attacks = models.PositiveIntegerField(default=0)
+    peak_bps = models.FloatField(null=True, blank=True)
+    peak_pps = models.FloatField(null=True, blank=True)
+    peak_rps = models.FloatField(null=True, blank=True)
+    vectors = models.JSONField(default=dict, blank=True, help_text="{vector: attacks showing it}")
+
+    class Meta:
+        db_table = "console_attackrollup"
+        ordering = ["day", "id"]
+        indexes = [models.Index(fields=["customer", "day"], name="attackrollup_customer_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.customer_id}: {self.attacks}"
+
+
+class RollupWatermark(models.Model):
+    """How far a rollup has read its source: the next run starts here (less an overlap)."""
+
+    name = models.CharField(max_length=40, unique=True)
+    value = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "console_rollupwatermark"
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.value}"

@@ -115,11 +115,11 @@ def _static(path: str) -> str | None:
     return str(found) if found else None
 
 
-def _refuse_all_but(page, pages: dict[str, bytes]) -> None:  # noqa: ANN001
+def _refuse_all_but(page, pages: dict[str, bytes]) -> None:
     """Serve ``pages`` (path -> HTML) and plotly.js at ORIGIN; refuse every other request."""
     plotly = _static("plotly/plotly.min.js")
 
-    def route(r) -> None:  # noqa: ANN001
+    def route(r) -> None:
         url = r.request.url
         path = url[len(ORIGIN) :] if url.startswith(ORIGIN + "/") else None
         if path in pages:
@@ -199,7 +199,7 @@ class _Browser:
                             continue
                         done.set_exception(PdfError(str(exc)))
                         break
-                    except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                    except BaseException as exc:  # handed to the caller's thread
                         done.set_exception(exc)
                         break
         finally:
@@ -207,7 +207,7 @@ class _Browser:
             if playwright is not None:
                 playwright.stop()
 
-    def _launch(self, playwright, old, timeout_ms: int):  # noqa: ANN001, ANN202
+    def _launch(self, playwright, old, timeout_ms: int):
         self._close(old)
         self.launches += 1
         browser = playwright.chromium.launch(
@@ -220,13 +220,13 @@ class _Browser:
         return browser, charts
 
     @staticmethod
-    def _close(browser) -> None:  # noqa: ANN001
+    def _close(browser) -> None:
         if browser is not None:
             with contextlib.suppress(Exception):  # already gone
                 browser.close()
 
 
-def _print(browser, charts, html: str, timeout_ms: int) -> bytes:  # noqa: ANN001
+def _print(browser, charts, html: str, timeout_ms: int) -> bytes:
     page = browser.new_page(viewport=VIEWPORT)
     try:
         page.set_default_timeout(timeout_ms)

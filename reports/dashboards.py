@@ -21,10 +21,12 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from alerts.models import Alert, Attack, Feed
-from console import charts
-from console.models import AlertRollup, Asset, AttackRollup, Customer, RollupWatermark
-from console.reports.selectors import optional_model
-from console.reports.text import si, vector_title
+from console.models import Asset, Customer
+from mitigations import selectors as mitigation_selectors
+from reports import charts
+from reports.models import AlertRollup, AttackRollup, Report, RollupWatermark
+from reports.text import si, vector_title
+from tickets import selectors as ticket_selectors
 
 # Rows whose change committed late (a long transaction) are still caught: each run
 # rereads this much before the watermark. Recomputing a bucket twice is harmless.
@@ -289,49 +291,29 @@ def top_customers(*, now: datetime, days: int = TOP_CUSTOMERS_DAYS, limit: int =
     }
 
 
-def tickets_overview() -> dict[str, Any] | None:
-    Ticket = optional_model("tickets.Ticket")
-    if Ticket is None:
-        return None
-    open_states = [s for s in Ticket.Status.values if s not in ("resolved", "closed")]
-    by_status = dict(
-        Ticket.objects.filter(status__in=open_states).values_list("status").annotate(n=Count("id")).order_by()
-    )
-    sla = dict(
-        Ticket.objects.filter(status__in=open_states, sla_state__in=["at_risk", "breached"])
-        .values_list("sla_state")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    labels = dict(Ticket.Status.choices)
-    statuses = [s for s in open_states if by_status.get(s)]
+def tickets_overview() -> dict[str, Any]:
+    counts = ticket_selectors.open_ticket_counts()
+    statuses = counts["statuses"]
     chart = charts.bars(
-        [labels[s] for s in statuses],
-        [by_status[s] for s in statuses],
+        [label for _, label, _ in statuses],
+        [n for _, _, n in statuses],
         title="Open tickets by status",
-        links=[url("ticket-list", status=s) for s in statuses],
+        links=[url("ticket-list", status=s) for s, _, _ in statuses],
         axis="tickets",
         color="#0090ff",
     )
     return {
         "chart": chart,
-        "open": sum(by_status.values()),
-        "at_risk": sla.get("at_risk", 0),
-        "breached": sla.get("breached", 0),
+        "open": counts["open"],
+        "at_risk": counts["at_risk"],
+        "breached": counts["breached"],
         "at_risk_url": url("ticket-list", sla="at_risk", open="true"),
         "breached_url": url("ticket-list", sla="breached", open="true"),
     }
 
 
-def mitigations_expiring(*, now: datetime, limit: int = 20) -> list[Any] | None:
-    Mitigation = optional_model("mitigations.Mitigation")
-    if Mitigation is None:
-        return None
-    return list(
-        Mitigation.objects.filter(state="active", expires_at__gte=now, expires_at__lt=now + timedelta(hours=1))
-        .select_related("customer")
-        .order_by("expires_at", "id")[:limit]
-    )
+def mitigations_expiring(*, now: datetime, limit: int = 20) -> list[Any]:
+    return mitigation_selectors.expiring_within(now=now, window=timedelta(hours=1), limit=limit)
 
 
 def feed_health(*, now: datetime) -> list[dict[str, Any]]:
@@ -408,19 +390,8 @@ def customer_overview(
         .order_by("-peak_bps", "-peak_pps", "-peak_rps", "-id")
         .only("id", "target", "title", "vectors", "peak_bps", "peak_pps", "peak_rps", "started_at", "ongoing")[:10]
     )
-    Ticket = optional_model("tickets.Ticket")
-    Mitigation = optional_model("mitigations.Mitigation")
-    tickets = (
-        list(Ticket.objects.filter(customer=customer).order_by("-created_at", "-id")[:10])
-        if Ticket and internal
-        else None
-    )
-    mitigations = (
-        list(Mitigation.objects.filter(customer=customer, state="active").order_by("expires_at", "id")[:20])
-        if Mitigation
-        else None
-    )
-    Report = optional_model("console.Report")
+    tickets = ticket_selectors.customer_tickets(customer, limit=10) if internal else None
+    mitigations = mitigation_selectors.active_for_customer(customer)
     return {
         "customer": customer,
         "internal": internal,

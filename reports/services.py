@@ -21,8 +21,9 @@ from django.utils.safestring import mark_safe
 from alerts.models import Attack
 from console.audit import audit_record
 from console.models import Customer
-from console.reports import selectors
-from console.reports.models import Report, ShareAccess, ShareLink, hash_token
+from reports import selectors
+from reports.models import Report, ShareAccess, ShareLink, hash_token
+from tickets import selectors as ticket_selectors
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ def report_request(
 
 
 def report_enqueue(*, report: Report, send: bool = False) -> None:
-    from console.tasks import REPORTS_QUEUE, generate_report
+    from reports.tasks import REPORTS_QUEUE, generate_report
 
     transaction.on_commit(lambda: generate_report.apply_async((report.pk, send), queue=REPORTS_QUEUE))
 
@@ -128,8 +129,7 @@ def report_figures(report: Report) -> dict[str, Any]:
             raise ReportError(f"attack {params['attack']} no longer exists")
         return selectors.attack_report_data(attack, tz=tz)
     if "ticket" in params:
-        model = selectors.optional_model("tickets.Ticket")
-        ticket = model.objects.filter(number=params["ticket"], customer=report.customer).first() if model else None
+        ticket = ticket_selectors.ticket_by_number(params["ticket"], customer=report.customer)
         if ticket is None:
             raise ReportError(f"ticket {params['ticket']} no longer exists")
         return selectors.ticket_report_data(ticket, tz=tz)
@@ -143,7 +143,7 @@ def render_body(report: Report, figures: dict[str, Any]) -> str:
 
 def render_print(report: Report, body: str) -> str:
     # The body was rendered by our own template, escaped; it is trusted as HTML here.
-    return render_to_string("reports/print.html", {"report": report, "body": mark_safe(body)})  # noqa: S308
+    return render_to_string("reports/print.html", {"report": report, "body": mark_safe(body)})
 
 
 def report_generate(*, report_id: int, pdf: bool | None = None, send: bool = False) -> Report | None:
@@ -168,7 +168,7 @@ def report_generate(*, report_id: int, pdf: bool | None = None, send: bool = Fal
         _progress(report, 55)
         report.pdf_error = ""
         if pdf if pdf is not None else settings.REPORT_PDF:
-            from console.reports.pdf import PdfError, render_pdf
+            from reports.pdf import PdfError, render_pdf
 
             try:
                 content = render_pdf(render_print(report, body))
@@ -211,8 +211,18 @@ def _cell(value: Any) -> Any:
     return "" if value is None else value
 
 
-def figures_csv(figures: dict[str, Any]) -> str:
-    """The report's figures as one CSV: section, name, then the values of that row."""
+def _stamp(value: datetime | None, report: Report) -> str:
+    return value.astimezone(report.tz).strftime("%Y-%m-%d %H:%M %Z") if value else ""
+
+
+def figures_csv(figures: dict[str, Any], report: Report | None = None) -> str:
+    """The report's figures as one CSV: section, name, then the values of that row.
+
+    Every section is read as optional: a report row can be ready with no figures stored
+    (made before figures were kept, or written by a bulk tool), and its export must still
+    answer, stating what the row knows and that the figures are unknown, not fail.
+    """
+    figures = figures or {}
     out = io.StringIO()
     w = csv.writer(out)
     w.writerow(["section", "name", "value", "detail", "detail2", "detail3"])
@@ -220,34 +230,46 @@ def figures_csv(figures: dict[str, Any]) -> str:
     def row(*cells: Any) -> None:
         w.writerow([_cell(c) for c in cells] + [""] * (6 - len(cells)))
 
-    r = figures["report"]
-    row("report", "customer", r["customer"]["name"])
-    row("report", "title", r["title"])
-    row("report", "timezone", r["timezone"])
-    row("report", "period_start", r["period_start_local"])
-    row("report", "period_end", r["period_end_local"])
-    row("report", "generated_at", r["generated_local"])
-    for sentence in figures.get("summary", []):
+    r = figures.get("report")
+    if r:
+        row("report", "customer", r["customer"]["name"])
+        row("report", "title", r["title"])
+        row("report", "timezone", r["timezone"])
+        row("report", "period_start", r["period_start_local"])
+        row("report", "period_end", r["period_end_local"])
+        row("report", "generated_at", r["generated_local"])
+    elif report is not None:
+        # The figures' own header is the snapshot; without it, the row is the one place that knows.
+        row("report", "customer", report.customer.name)
+        row("report", "title", report.title)
+        row("report", "timezone", report.timezone)
+        row("report", "period_start", _stamp(report.period_start, report))
+        row("report", "period_end", _stamp(report.period_end, report))
+        row("report", "generated_at", _stamp(report.generated_at, report))
+    if not figures:
+        row("figures", "unknown", "this report was stored without its figures")
+        return out.getvalue()
+    for sentence in figures.get("summary") or []:
         row("summary", "", sentence)
-    o = figures["overview"]
+    o = figures.get("overview") or {}
     for key in ("attacks", "alerts", "duration_s", "packets", "bytes", "dropped_packets", "dropped_share"):
         row("overview", key, o.get(key))
-    for metric, peak in o["peaks"].items():
+    for metric, peak in (o.get("peaks") or {}).items():
         row("peak", metric, peak["value"], peak["at_local"], peak["source"])
-    for v in figures["vectors"]:
+    for v in figures.get("vectors") or []:
         row("vector", v["vector"], v["alerts"], v["share"], v["peak_bps"], v["peak_pps"])
-    for t in figures["targets"]:
+    for t in figures.get("targets") or []:
         row("target", t["target"], t["alerts"], t["peak_bps"], t["peak_pps"], t["peak_rps"])
-    for p in figures["peaks_table"]:
+    for p in figures.get("peaks_table") or []:
         row("attack", p["target"], p["peak_bps"], p["peak_pps"], p["peak_rps"], p["start_local"])
     for key, name in (("top_ips", "ip"), ("top_asns", "network"), ("top_countries", "country")):
-        for s in figures[key]:
+        for s in figures.get(key) or []:
             row(key, s[name], s["alerts"], s["sampled"])
-    for m in figures["mitigations"]:
+    for m in figures.get("mitigations") or []:
         row("mitigation", m["label"], m["what"], m["applied_local"], m["until_local"], m["matched_packets"])
-    for e in figures["timeline"]:
+    for e in figures.get("timeline") or []:
         row("timeline", e["at_local"], e["what"], e["detail"], e["source"])
-    for rec in figures["recommendations"]:
+    for rec in figures.get("recommendations") or []:
         row("recommendation", rec["topic"], rec["text"], rec["reason"])
     return out.getvalue()
 
@@ -323,9 +345,13 @@ def report_send(*, report: Report, user: Any, recipients: list[str] | None = Non
             "",
             f"{report.title} for {report.customer.name}",
             "",
-            *figures.get("summary", []),
+            # A report stored without its figures has no summary to quote: say so, guess nothing.
+            *(figures.get("summary") or ["The figures of this report are not available."]),
             "",
-            "The full report, with its charts and tables, is attached as a PDF.",
+            # Say only what is attached: a report can be ready without a PDF (printing off or failed).
+            "The full report, with its charts and tables, is attached as a PDF."
+            if report.pdf
+            else "No PDF of this report is available; what it holds is attached as CSV.",
             "",
             "— Shieldwall SOC",
         ]
@@ -358,7 +384,7 @@ def report_send(*, report: Report, user: Any, recipients: list[str] | None = Non
     if report.pdf:
         with report.pdf.open("rb") as fh:
             message.attach(report.filename("pdf"), fh.read(), "application/pdf")
-    message.attach(report.filename("csv"), figures_csv(figures).encode(), "text/csv")
+    message.attach(report.filename("csv"), figures_csv(figures, report).encode(), "text/csv")
     message.send()
     now = timezone.now()
     Report.objects.filter(pk=report.pk).update(sent_at=now, sent_to=recipients)
@@ -381,14 +407,12 @@ def report_send(*, report: Report, user: Any, recipients: list[str] | None = Non
 
 def _report_tickets(report: Report) -> list[Any]:
     """The tickets a report is about: its own ticket, or the tickets of its attack."""
-    model = selectors.optional_model("tickets.Ticket")
     params = report.parameters or {}
-    if model is None:
-        return []
     if "ticket" in params:
-        return list(model.objects.filter(number=params["ticket"], customer=report.customer)[:1])
+        ticket = ticket_selectors.ticket_by_number(params["ticket"], customer=report.customer)
+        return [ticket] if ticket else []
     if "attack" in params:
-        return list(model.objects.filter(attacks=params["attack"], customer=report.customer).order_by("created_at")[:5])
+        return ticket_selectors.tickets_for_attacks([params["attack"]], customer=report.customer, limit=5)
     return []
 
 

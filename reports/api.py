@@ -16,9 +16,9 @@ from alerts.models import Attack
 from console import roles
 from console.api.base import ActorMixin
 from console.models import Customer
-from console.reports import services
-from console.reports.models import Report, ShareLink
-from console.reports.selectors import optional_model
+from reports import services
+from reports.models import Report, ShareLink
+from tickets import selectors as ticket_selectors
 
 
 def _choices_field(choices: type, help_text: str) -> serializers.CharField:
@@ -136,13 +136,13 @@ class ReportViewSet(
     filterset_fields = ["kind", "status", "schedule"]
     ordering_fields = ["created_at", "generated_at"]
 
-    def get_queryset(self):  # noqa: ANN201
+    def get_queryset(self):
         qs = Report.objects.visible_to(self.request.user).select_related("customer").order_by("-created_at", "-id")
         if self.action == "retrieve":
             qs = qs.prefetch_related("share_links")
         return qs
 
-    def get_serializer_class(self):  # noqa: ANN201
+    def get_serializer_class(self):
         if self.action == "create":
             return ReportCreateSerializer
         if self.action == "share":
@@ -170,8 +170,7 @@ class ReportViewSet(
                     raise NotFound("no such attack")
                 report = services.report_request(user=user, attack=attack)
             elif v.get("ticket"):
-                model = optional_model("tickets.Ticket")
-                ticket = model.objects.visible_to(user).filter(number=v["ticket"]).first() if model else None
+                ticket = ticket_selectors.ticket_by_number(v["ticket"], user=user)
                 if ticket is None:
                     raise NotFound("no such ticket")
                 report = services.report_request(user=user, ticket=ticket)

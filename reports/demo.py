@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from alerts.models import Attack
 from console.models import Customer
-from console.reports import services
-from console.reports.models import Report
+from reports import services
+from reports.models import Report
 
 
-def seed(stdout=None) -> dict:  # noqa: ANN001
+def seed(stdout=None) -> dict:
     bank = Customer.objects.filter(slug="first-harbor-bank").first()
     if bank is None:
         return {"reports": 0}

@@ -8,7 +8,7 @@ from django import forms
 
 from alerts.models import Attack
 from console.models import Customer
-from console.reports.selectors import optional_model
+from tickets import selectors as ticket_selectors
 
 
 class ReportRequestForm(forms.Form):
@@ -47,12 +47,7 @@ class ReportRequestForm(forms.Form):
         if subject == "attack" and not data.get("attack"):
             self.add_error("attack", "Choose the attack to report on.")
         if subject == "ticket":
-            model = optional_model("tickets.Ticket")
-            ticket = (
-                model.objects.visible_to(self.user).filter(number=(data.get("ticket") or "").strip()).first()
-                if model
-                else None
-            )
+            ticket = ticket_selectors.ticket_by_number((data.get("ticket") or "").strip(), user=self.user)
             if ticket is None:
                 self.add_error("ticket", "No such ticket.")
             data["ticket_obj"] = ticket
