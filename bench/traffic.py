@@ -108,10 +108,9 @@ print(a.num_rows, r["signatures"][0]["expression"] if r["signatures"] else None)
 PARQUET_COMPARE = """
 import sys
 sys.path.insert(0, {repo!r})
-import pyarrow.parquet as pq
-from traffic.parsers.compare import REQUEST_COLUMNS, compare
-a = pq.read_table({attack_pq!r}, columns=list(REQUEST_COLUMNS))
-b = pq.read_table({baseline_pq!r}, columns=list(REQUEST_COLUMNS))
+from traffic.parsers.compare import REQUEST_COLUMNS, compare, read_parquet_columns
+a = read_parquet_columns({attack_pq!r}, list(REQUEST_COLUMNS))
+b = read_parquet_columns({baseline_pq!r}, list(REQUEST_COLUMNS))
 r = compare(a, b)
 print(a.num_rows, r["signatures"][0]["expression"] if r["signatures"] else None)
 """

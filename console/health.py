@@ -99,7 +99,7 @@ def health() -> dict[str, Any]:
     db = database_status()
     broker = broker_status()
     if broker["ok"]:
-        from console.celery import QUEUES
+        from console.queues import QUEUES
 
         broker["queues"] = queue_depths(QUEUES)
     report: dict[str, Any] = {"ok": db["ok"] and broker["ok"], "database": db, "broker": broker}

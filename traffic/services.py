@@ -401,8 +401,10 @@ def sample_table(sample: TrafficSample, columns: Collection[str] | None = None) 
         raise ValueError(f"sample {sample.pk} is not parsed yet ({sample.get_status_display()})")
     if columns is not None:
         present = set(pq.read_schema(sample.columnar_path).names)
-        columns = [name for name in columns if name in present]
-    return pq.read_table(sample.columnar_path, columns=columns)
+        from traffic.parsers import compare
+
+        return compare.read_parquet_columns(sample.columnar_path, [name for name in columns if name in present])
+    return pq.read_table(sample.columnar_path)
 
 
 def _compared_columns(sample: TrafficSample) -> tuple[str, ...] | None:

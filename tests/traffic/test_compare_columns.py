@@ -6,6 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from traffic.models import TrafficSample
+from traffic.parsers import compare as compare_module
 from traffic.parsers.compare import compare
 from traffic.services import _jsonable, sample_parse, samples_compare
 
@@ -32,18 +33,34 @@ def test_a_log_comparison_on_its_columns_equals_one_on_every_column(customer_a, 
     every = {s.pk: pq.read_table(s.columnar_path) for s in (attack, baseline)}
     assert "http.request.headers" in every[attack.pk].column_names  # the header values were stored
 
-    read: list[list[str] | None] = []
-    real = pq.read_table
+    read: list[list[str]] = []
+    real, real_pq = compare_module.read_parquet_columns, pq.read_table
 
-    def spy(path, columns=None, **kwargs):  # noqa: ANN001, ANN202
+    def spy(path, columns):  # noqa: ANN001, ANN202
         read.append(columns)
-        return real(path, columns=columns, **kwargs)
+        table = real(path, columns)
+        assert table.equals(real_pq(path, columns=columns))  # DuckDB's read is pyarrow's
+        return table
 
-    monkeypatch.setattr(pq, "read_table", spy)
+    monkeypatch.setattr(compare_module, "read_parquet_columns", spy)
+    monkeypatch.setattr(pq, "read_table", lambda *a, **k: pytest.fail("a comparison read every column"))
     ours = samples_compare(attack=attack, baseline=baseline)
 
     expected = _jsonable(compare(every[attack.pk], every[baseline.pk]))
     expected["baseline"] = ours["baseline"]
     assert ours == expected
     assert ours["attack_rows"] == every[attack.pk].num_rows and ours["signatures"]  # a real comparison
-    assert len(read) == 2 and all(cols is not None and "http.request.headers" not in cols for cols in read)
+    assert len(read) == 2 and all("http.request.headers" not in cols for cols in read)
+
+
+def test_a_damaged_columnar_file_is_a_clear_error_not_a_crash(tmp_path) -> None:
+    """Its footer intact, its data pages overwritten: the views catch ValueError, as pyarrow's ArrowInvalid was."""
+    import pyarrow as pa
+
+    path = tmp_path / "sample.parquet"
+    pq.write_table(pa.table({"http.user_agent": [f"agent {i}" for i in range(5000)]}), path, compression="zstd")
+    data = bytearray(path.read_bytes())
+    data[4:2000] = b"\xff" * 1996
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="cannot be read"):
+        compare_module.read_parquet_columns(path, ["http.user_agent"])
