@@ -81,7 +81,8 @@ class FailSoftRedisCache(RedisCache):
     def _add_many(self, keys: list[str], timeout: int) -> list[bool]:
         """``add`` of each key (value 1) in one pipelined round trip: a debounce per attack of a delivery."""
         full = [self.make_and_validate_key(key) for key in keys]
-        value = self._cache._serializer.dumps(1)
+        # Django's own serializer (private, not in the stubs), so get() reads these keys back as 1.
+        value = self._cache._serializer.dumps(1)  # type: ignore[attr-defined]
         pipe = self._cache.get_client(full[0], write=True).pipeline(transaction=False)
         for key in full:
             pipe.set(key, value, nx=True, ex=timeout)
