@@ -630,8 +630,13 @@ def simulate_tables(
     *,
     top: int = 5,
     examples: int = 5,
+    from_samples: bool = False,
 ) -> dict[str, Any]:
     """Run ``rule`` over attack and baseline traffic (pyarrow tables with rule-field columns).
+
+    ``from_samples``: the tables are parsed traffic samples, whose schema is what the sample
+    can answer; a field it lacks makes that side "unknown". Tables given directly (the API's
+    records) must carry every field the rule reads, and evaluating them refuses them if not.
 
     Returns the shares matched (the baseline share is the collateral the approval gates
     on), the values the matched attack rows have most often for each field the rule
@@ -644,7 +649,7 @@ def simulate_tables(
             out[label] = None
             continue
         unknown = ""
-        absent = sorted(f for f in rule.fields if f not in table.column_names)
+        absent = sorted(f for f in rule.fields if f not in table.column_names) if from_samples else []
         if absent:
             # The sample cannot answer these fields (a cookie rule on a capture, say): unknown, not 0.
             what = "this capture" if "frame.number" in table.column_names else "this sample"
@@ -751,7 +756,8 @@ def mitigation_simulate(
     baseline_table: pa.Table | None = None,
 ) -> Mitigation:
     """Store the simulation over the given tables, or over the traffic samples of the attack."""
-    if attack_table is None and baseline_table is None:
+    from_samples = attack_table is None and baseline_table is None
+    if from_samples:
         attack_table, baseline_table = traffic_tables(mitigation)
     _require(
         attack_table is not None or baseline_table is not None,
@@ -761,7 +767,7 @@ def mitigation_simulate(
     lists = _rule_lists(mitigation, rule)
     if mitigation.kind == Mitigation.Kind.IP_LIST:
         lists = {mitigation.mitigation_list.name: [v for v, _, _ in _list_items(mitigation.mitigation_list)]}
-    result = simulate_tables(rule, attack_table, baseline_table, lists)
+    result = simulate_tables(rule, attack_table, baseline_table, lists, from_samples=from_samples)
     mitigation.simulation = result
     mitigation.simulated_at = timezone.now()
     fields = ["simulation", "simulated_at"]

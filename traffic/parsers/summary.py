@@ -21,6 +21,10 @@ two processes, a half each (both cores; ≈ 2.5 M packets/s whole-process on the
 capture against 1.6 M for one process), and their summed peak RSS is ≈ 250 MB for the
 0.95 GB capture and ≈ 730 MB for the 4.1 GB one (two capped tallies before the merge).
 
+``statistics`` holds the Wireshark-style tables (conversations, endpoints, protocol
+hierarchy, 1 s I/O graph, expert-style anomalies): see ``stats.py`` for what is counted
+where and how its conversation tables stay bounded.
+
 Vector detection (``vectors``): every vector must pass three kinds of test, so that a
 short burst is not a flood and a busy but normal link is not an attack:
 
