@@ -1,7 +1,7 @@
 """Print a report to PDF with Debian's headless Chromium (Playwright), charts as static images.
 
 One browser per process, kept warm: the reports worker starts it when its process starts
-(``warm``, from ``worker_process_init`` in console/tasks.py), any other process with its
+(``warm``, from ``worker_process_init`` in reports/tasks.py), any other process with its
 first PDF, and every later report reuses it. It holds a chart page with
 plotly.js loaded: compiling plotly.min.js is most of a cold start (1.5 s on an idle
 2-core machine, 6 s on a busy one), so it is paid once per process, not once per report.
