@@ -403,7 +403,9 @@ INGEST_MAX_ATTEMPTS = env_int("INGEST_MAX_ATTEMPTS", 3)
 INGEST_SWEEP_BATCH = env_int("INGEST_SWEEP_BATCH", 500)
 # Micro-batching in the worker: deliveries waiting are written together, in one transaction.
 INGEST_BATCH_MAX = env_int("INGEST_BATCH_MAX", 50)
-INGEST_BATCH_WAIT_MS = env_int("INGEST_BATCH_WAIT_MS", 200)
+# 0: a worker takes the deliveries already waiting and never lingers for more, so no alert waits
+# on others (with 200 ms, eight single senders' p99 rose from 218 to 658 ms on a loaded machine).
+INGEST_BATCH_WAIT_MS = env_int("INGEST_BATCH_WAIT_MS", 0)
 # Extra sections of /healthz, each a function returning a dict.
 HEALTH_EXTRAS = ["alerts.health.ingest_status"]
 # Retention, in days: raw deliveries, resolved alerts and parsed traffic files are pruned.
