@@ -137,6 +137,10 @@ class PacketBatch:
     l7_rows: np.ndarray | None = None
     l7_payloads: list[bytes] | None = None
     tcp_window: np.ndarray | None = None  # int32, -1 when not TCP or not captured (statistics only)
+    # Sequence number and segment length (tshark's tcp.seq_raw, tcp.len: from the IP length,
+    # so a snaplen cut does not shorten it) for the retransmission check; -1 when not TCP.
+    tcp_seq: np.ndarray | None = None  # int64
+    tcp_len: np.ndarray | None = None  # int32
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
@@ -333,6 +337,12 @@ def _decode(
     tw = t[l4[t] + 16 <= end[t]] if t.size else t
     if tw.size:
         tcp_window[tw] = v.u16be[l4[tw] + 14]
+    tcp_seq = np.full(n, -1, dtype=np.int64)
+    tcp_len = np.full(n, -1, dtype=np.int32)
+    if t.size:
+        lt = l4[t]
+        tcp_seq[t] = v.u32be[lt + 4]
+        tcp_len[t] = np.maximum(l3[t] + ip_len[t] - (lt + ((v.u8[lt + 12] >> 4).astype(np.int64) << 2)), 0)
     u = np.nonzero(has_l4 & (proto == 17) & (l4 + 9 <= end))[0]
     if u.size:
         udp_payload0[u] = v.u8[l4[u] + 8]
@@ -387,6 +397,8 @@ def _decode(
         l7_rows=l7_rows,
         l7_payloads=l7_payloads,
         tcp_window=tcp_window,
+        tcp_seq=tcp_seq,
+        tcp_len=tcp_len,
     )
 
 

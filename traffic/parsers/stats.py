@@ -16,8 +16,9 @@ What is counted where, so that nothing is counted twice on the upload path:
 * **Protocol hierarchy** is one bincount of (link type, IP version, IP protocol) with
   bytes; **I/O graph** is the summary's per-second series, empty seconds filled with 0.
 * **Anomalies** are drawn from figures already kept (TCP flags, fragments, truncated
-  frames, zero windows, parser errors). TCP retransmissions and checksums are not
-  checked, and the list says so rather than implying a clean capture.
+  frames, zero windows, parser errors) plus TCP retransmissions (:class:`_Retransmissions`).
+  Checksums, out-of-order segments and duplicate ACKs are not checked, and the list says
+  so rather than implying a clean capture.
 
 Bytes are frame (wire) lengths, as in tshark's ``-z conv``/``-z endpoints``/``-z io,phs``.
 Only the outer IP header of a tunnelled packet is counted here (the inner packets are in
@@ -31,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .pcap import PacketBatch, ipv6_string
+from .pcap import PacketBatch, _flow_key, ipv6_string
 
 __all__ = ["CaptureStatistics", "CONV_CAP"]
 
@@ -55,6 +56,8 @@ _L4_NAMES = {
     58: "icmpv6",
     132: "sctp",
 }
+RETX_CAP = 200_000  # (direction, sequence number) keys remembered: 1.6 MB
+RETX_FLOWS = 10_000  # flows with retransmissions named; the rest count in the total only
 _NPROTO = 258  # proto + 1 (0 = none), 256 = an IPv6 chain we could not finish
 
 
@@ -215,6 +218,122 @@ class _Conversations:
 _NO_PORTS = np.uint64(1 << 40)  # in a row's ports word: a packet without ports (ICMP, GRE, a fragment)
 
 
+class _Retransmissions:
+    """TCP retransmissions, roughly as Wireshark's ``tcp.analysis.retransmission`` flags them:
+    a segment that occupies sequence space (payload, SYN or FIN) whose direction of the
+    connection already carried a segment starting at the same sequence number.
+
+    Each such segment start is remembered as one 64-bit hash of (direction, seq) in a
+    sorted array of at most ``RETX_CAP`` keys. Once it is full, segments starting at a new
+    sequence number are no longer remembered, so later copies of them are missed: the
+    count is then a lower bound (``exact: False``). Wireshark's other rule (a segment
+    that starts below the highest sequence number seen, e.g. a repacketised one) and its
+    keep-alive exception are not reproduced: a 1-byte segment with neither SYN nor FIN is
+    not remembered, as Wireshark would call its repeat a keep-alive.
+    """
+
+    def __init__(self, cap: int = RETX_CAP) -> None:
+        self.cap = cap
+        self.seen = np.zeros(0, np.uint64)
+        self.seen_flow = np.zeros(0, np.uint64)  # the flow of each remembered start, for merges
+        self.unnamed = 0  # repeats found in a merge whose flow neither part had named
+        self.full = False
+        self.count = 0
+        self.flows: dict[int, list] = {}  # flow hash -> [retransmissions, from, to]
+
+    def add(self, b: PacketBatch) -> None:
+        if b.tcp_seq is None or b.tcp_len is None:
+            return
+        f = b.tcp_flags
+        ln = b.tcp_len
+        i = np.flatnonzero((f >= 0) & (((f & 0x03) != 0) | (ln > 1)))
+        if i.size == 0:
+            return
+        ports = (b.sport[i].astype(np.uint64) << np.uint64(16)) | b.dport[i].astype(np.uint64)
+        flow = _flow_key(b.src4[i], b.dst4[i], b.src6[i], b.dst6[i], ports)
+        # The SYN bit in the key: a crafted SYN and data segment may share a sequence number.
+        syn = (f[i] & 0x02).astype(np.uint64) << np.uint64(32)
+        key = _mix64(flow ^ (b.tcp_seq[i].astype(np.uint64) | syn))
+        uniq, first = np.unique(key, return_index=True)
+        repeat = np.ones(i.size, bool)
+        repeat[first] = False  # repeats inside this batch
+        known = _member(self.seen, uniq)
+        repeat[first[known]] = True  # a first copy in this batch of a start seen earlier
+        new, new_flow = uniq[~known], flow[first[~known]]
+        if new.size and not self.full:
+            room = self.cap - self.seen.size
+            if new.size > room:
+                keep = np.sort(np.argsort(first[~known], kind="stable")[:room])
+                new, new_flow = new[keep], new_flow[keep]
+                self.full = True
+            self._insert(new, new_flow)
+        r = np.flatnonzero(repeat)
+        if r.size:
+            self.count += int(r.size)
+            self._name(b, i[r], flow[r])
+
+    def _name(self, b: PacketBatch, rows: np.ndarray, flow: np.ndarray) -> None:
+        u, at, n = np.unique(flow, return_index=True, return_counts=True)
+        for h, j, c in zip(u.tolist(), at.tolist(), n.tolist(), strict=True):
+            entry = self.flows.get(h)
+            if entry is not None:
+                entry[0] += c
+            elif len(self.flows) < RETX_FLOWS:
+                k = int(rows[j])
+                if b.ip_version[k] == 4:
+                    a, z = str(ipaddress.IPv4Address(int(b.src4[k]))), str(ipaddress.IPv4Address(int(b.dst4[k])))
+                else:
+                    a = ipv6_string(int(b.src6[k, 0]), int(b.src6[k, 1]))
+                    z = ipv6_string(int(b.dst6[k, 0]), int(b.dst6[k, 1]))
+                self.flows[h] = [c, f"{a}:{int(b.sport[k])}", f"{z}:{int(b.dport[k])}"]
+
+    def merge(self, other: _Retransmissions) -> None:
+        """Adds the part after this one: its first copy of a start this part saw is a repeat."""
+        known = _member(self.seen, other.seen)
+        self.count += other.count + int(np.count_nonzero(known))
+        self.unnamed += other.unnamed
+        self.full |= other.full
+        for h, (c, a, z) in other.flows.items():
+            if h in self.flows:
+                self.flows[h][0] += c
+            elif len(self.flows) < RETX_FLOWS:
+                self.flows[h] = [c, a, z]
+        for h in other.seen_flow[known].tolist():
+            if h in self.flows:
+                self.flows[h][0] += 1
+            else:
+                self.unnamed += 1
+        new, new_flow = other.seen[~known], other.seen_flow[~known]
+        if new.size and not self.full:
+            if new.size > self.cap - self.seen.size:
+                new, new_flow = new[: self.cap - self.seen.size], new_flow[: self.cap - self.seen.size]
+                self.full = True
+            self._insert(new, new_flow)
+
+    def _insert(self, keys: np.ndarray, flows: np.ndarray) -> None:
+        order = np.argsort(keys)
+        keys, flows = keys[order], flows[order]
+        at = np.searchsorted(self.seen, keys)
+        self.seen = np.insert(self.seen, at, keys)
+        self.seen_flow = np.insert(self.seen_flow, at, flows)
+
+    def result(self, top: int) -> dict:
+        rows = sorted(self.flows.values(), key=lambda e: (-e[0], e[1], e[2]))[:top]
+        return {
+            "count": self.count,
+            "exact": not self.full,
+            "unnamed": self.unnamed,  # on a connection cut by the split into parts, not named
+            "flows": [{"from": a, "to": z, "retransmissions": c} for c, a, z in rows],
+        }
+
+
+def _member(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    if sorted_keys.size == 0:
+        return np.zeros(keys.size, bool)
+    at = np.searchsorted(sorted_keys, keys)
+    return sorted_keys[np.minimum(at, sorted_keys.size - 1)] == keys
+
+
 class CaptureStatistics:
     """The conversation tables and the per-packet counters the summary does not keep.
 
@@ -233,6 +352,7 @@ class CaptureStatistics:
         self.truncated = 0
         self.truncated_bytes_lost = 0
         self.zero_window = 0
+        self.retx = _Retransmissions()
 
     # ------------------------------------------------------------------ feeding
 
@@ -250,6 +370,7 @@ class CaptureStatistics:
             f = b.tcp_flags
             # tshark's tcp.analysis.zero_window: window 0 on a segment that is not SYN, FIN or RST.
             self.zero_window += int(np.count_nonzero((b.tcp_window == 0) & (f >= 0) & ((f & 0x07) == 0)))
+        self.retx.add(b)
         is4 = b.ip_version == 4
         if is4.all():
             self._v4(b, slice(None))
@@ -313,6 +434,7 @@ class CaptureStatistics:
         self.truncated += other.truncated
         self.truncated_bytes_lost += other.truncated_bytes_lost
         self.zero_window += other.zero_window
+        self.retx.merge(other.retx)
 
     # ------------------------------------------------------------------ result
 
@@ -330,6 +452,7 @@ class CaptureStatistics:
             "protocol_hierarchy": self._hierarchy(),
             "io": _io_graph(summarizer.per_sec),
             "anomalies": self._anomalies(summarizer),
+            "retransmissions": self.retx.result(10),
             "bytes": "frame length",
         }
 
@@ -474,7 +597,21 @@ class CaptureStatistics:
         if nonip:
             add("note", "Protocol", f"{nonip:,} frames carry no IP packet we decode (ARP, LLDP, other)", nonip)
         add("note", "Checksum", "Checksums are not verified (as in Wireshark by default)", 0)
-        add("note", "Sequence", "TCP retransmissions and out-of-order segments are not checked", 0)
+        rx = self.retx
+        if rx.count:
+            worst = max(rx.flows.values(), key=lambda e: e[0]) if rx.flows else None
+            where = f"; most on {worst[1]} → {worst[2]} ({worst[0]:,})" if worst else ""
+            bound = "at least " if rx.full else ""
+            add(
+                "warning" if tcp and rx.count / tcp >= 0.05 else "note",
+                "Sequence",
+                f"{bound}{rx.count:,} TCP retransmissions (a segment starting at a sequence number its "
+                f"direction already carried){where}",
+                rx.count,
+            )
+        else:
+            add("note", "Sequence", "No TCP retransmissions (no segment repeats a sequence number)", 0)
+        add("note", "Sequence", "Out-of-order segments and duplicate ACKs are not checked", 0)
         return out
 
 
