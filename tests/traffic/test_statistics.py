@@ -405,3 +405,70 @@ def test_retransmissions_stay_bounded_and_merge_across_parts(tmp_path):
         small.add(b)
     assert small.seen.size == 3 and small.full
     assert small.count == 1 and small.result(10)["exact"] is False
+
+
+def applications() -> list[gen.Packet]:
+    """DNS (one query too short for a header), HTTP request and response, a TLS ClientHello
+    and application data, NTP, SSDP and memcached, beside plain TCP and UDP."""
+    c, s = "192.0.2.10", "198.51.100.7"
+    out: list[gen.Packet] = []
+    t = T0
+
+    def add(src: str, dst: str, proto: int, seg: bytes) -> None:
+        nonlocal t
+        t += 0.01
+        frame = gen.eth(gen.ipv4(src, dst, proto, seg))
+        out.append((t, frame, len(frame)))
+
+    dns_header = struct.pack("!HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0)
+    for i in range(3):
+        add(c, s, 17, gen.udp(53000 + i, 53, dns_header + b"\x07example\x03com\x00\x00\x01\x00\x01"))
+        add(s, c, 17, gen.udp(53, 53000 + i, dns_header + b"\x07example\x03com\x00\x00\x01\x00\x01" + b"a" * 16))
+    add(c, s, 6, gen.tcp(40001, 80, gen.SYN, seq=100))
+    add(s, c, 6, gen.tcp(80, 40001, gen.SYN | gen.ACK, seq=900))
+    add(c, s, 6, gen.tcp(40001, 80, gen.PSH | gen.ACK, gen.http_request("GET", "/", [("Host", "x.test")]), seq=101))
+    body = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nhello"
+    add(s, c, 6, gen.tcp(80, 40001, gen.PSH | gen.ACK, body, seq=901))
+    add(c, s, 6, gen.tcp(40002, 443, gen.SYN, seq=100))
+    add(s, c, 6, gen.tcp(443, 40002, gen.SYN | gen.ACK, seq=900))
+    hello = gen.client_hello([0x1301, 0xC02F], [0, 10, 13], sni="x.test")
+    add(c, s, 6, gen.tcp(40002, 443, gen.PSH | gen.ACK, hello, seq=101))
+    add(c, s, 6, gen.tcp(40003, 22, gen.PSH | gen.ACK, b"SSH-2.0-OpenSSH_9.6\r\n", seq=5))
+    add(c, s, 17, gen.udp(40123, 123, b"\x23" + bytes(47)))
+    ssdp = b'M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: "ssdp:discover"\r\n'
+    ssdp += b"MX: 1\r\nST: ssdp:all\r\n\r\n"
+    add(c, "239.255.255.250", 17, gen.udp(40900, 1900, ssdp))
+    add(c, s, 17, gen.udp(41000, 11211, b"\x00\x01\x00\x00\x00\x01\x00\x00stats\r\n"))
+    add(c, s, 17, gen.udp(41001, 9999, b"plain"))
+    return out
+
+
+@pytest.mark.peer
+@needs_tshark
+def test_protocol_hierarchy_above_layer_4_equals_tshark(tmp_path):
+    path = tmp_path / "apps.pcap"
+    gen.write_pcap(path, applications())
+    theirs = {}
+    l4 = None
+    for depth, name, frames, nbytes in tshark_stats.parse(tshark_stats.run(path))["phs"]:
+        if depth == 2:
+            l4 = name
+        elif depth == 3 and name in {"dns", "http", "tls", "ntp", "ssdp", "memcache"}:
+            theirs[(l4, name)] = (frames, nbytes)
+    st = everything(path)
+    ours, l4 = {}, None
+    for r in st["protocol_hierarchy"]:
+        if r["depth"] == 2:
+            l4 = r["protocol"]
+        elif r["depth"] == 3:
+            ours[(l4, r["protocol"])] = (r["frames"], r["bytes"])
+    assert set(theirs) == {
+        ("udp", "dns"),
+        ("tcp", "http"),
+        ("tcp", "tls"),
+        ("udp", "ntp"),
+        ("udp", "ssdp"),
+        ("udp", "memcache"),
+    }
+    assert ours == theirs
+    assert ours[("udp", "dns")][0] == 6 and ours[("tcp", "http")][0] == 2

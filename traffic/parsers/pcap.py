@@ -141,6 +141,8 @@ class PacketBatch:
     # so a snaplen cut does not shorten it) for the retransmission check; -1 when not TCP.
     tcp_seq: np.ndarray | None = None  # int64
     tcp_len: np.ndarray | None = None  # int32
+    # Application protocol above TCP/UDP for the protocol hierarchy: APP_NAMES codes, 0 none.
+    app: np.ndarray | None = None  # int8
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
@@ -350,6 +352,7 @@ def _decode(
     if ic.size:
         icmp_type[ic] = v.u8[l4[ic]]
 
+    app = _app_classes(v, n, t, u, l3, l4, end, ip_len, sport, dport) if depth == 0 else None
     inner = tunnel_index = tunnel_kind = None
     l7_rows = l7_payloads = None
     if depth == 0 and t.size:
@@ -399,6 +402,7 @@ def _decode(
         tcp_window=tcp_window,
         tcp_seq=tcp_seq,
         tcp_len=tcp_len,
+        app=app,
     )
 
 
@@ -414,6 +418,45 @@ def _flow_key(src4, dst4, src6, dst6, ports) -> np.ndarray:
 # Tunnel kinds, as coded in ``PacketBatch.tunnel_kind``.
 TUNNEL_KINDS = {1: "ipip", 2: "6in4", 3: "gre", 4: "vxlan", 5: "geneve"}
 _TUNNEL_UDP_PORTS = (4789, 6081)
+
+# Protocols above layer 4 named in the protocol hierarchy (tshark's ``io,phs`` names).
+APP_NAMES = {1: "dns", 2: "http", 3: "tls", 4: "ntp", 5: "ssdp", 6: "memcache"}
+_HTTP_STARTS = np.array(
+    [
+        int.from_bytes(m, "big")
+        for m in (b"GET ", b"POST", b"HEAD", b"PUT ", b"DELE", b"OPTI", b"PATC", b"CONN", b"TRAC")
+    ],
+    dtype=np.uint32,
+)
+_UDP_APPS = ((53, 1), (123, 4), (1900, 5), (11211, 6))
+
+
+def _app_classes(v: _Views, n: int, t: np.ndarray, u: np.ndarray, l3, l4, end, ip_len, sport, dport) -> np.ndarray:
+    """HTTP/TLS from a TCP segment's first payload bytes (a request line or ``HTTP/``, a TLS
+    record header); DNS, NTP, SSDP, memcached by UDP port as tshark dissects them, DNS only
+    with room for its 12-byte header. A message spread over segments counts in its first."""
+    app = np.zeros(n, np.int8)
+    if t.size:
+        lt = l4[t]
+        pay = lt + ((v.u8[lt + 12] >> 4).astype(np.int64) << 2)
+        ok = np.minimum(end[t], l3[t] + ip_len[t]) - pay >= 5
+        rows, pay = t[ok], pay[ok]
+        if rows.size:
+            w = v.u32be[pay]
+            b4 = v.u8[pay + 4]
+            http = np.isin(w, _HTTP_STARTS) | ((w == 0x48545450) & (b4 == 0x2F))  # "HTTP/"
+            ct, major, minor = w >> 24, (w >> 16) & 0xFF, (w >> 8) & 0xFF
+            tls = (ct >= 20) & (ct <= 23) & (major == 3) & (minor <= 4)
+            app[rows[http]] = 2
+            app[rows[tls & ~http]] = 3
+    if u.size:
+        sp, dp = sport[u], dport[u]
+        for port, code in _UDP_APPS:
+            hit = (sp == port) | (dp == port)
+            if code == 1:
+                hit &= (l3[u] + ip_len[u]) - (l4[u] + 8) >= 12
+            app[u[hit & (app[u] == 0)]] = code
+    return app
 
 
 def _tunnels(

@@ -14,7 +14,9 @@ What is counted where, so that nothing is counted twice on the upload path:
 * **Endpoints** (sent/received per address) come from the summary's own source and
   destination tallies (``src4``/``dst4``/``src6``/``dst6``): no second count.
 * **Protocol hierarchy** is one bincount of (link type, IP version, IP protocol) with
-  bytes; **I/O graph** is the summary's per-second series, empty seconds filled with 0.
+  bytes, and one of the application protocols above TCP/UDP that ``pcap.APP_NAMES`` lists
+  (HTTP and TLS by a segment's first payload bytes, DNS/NTP/SSDP/memcached by port);
+  **I/O graph** is the summary's per-second series, empty seconds filled with 0.
 * **Anomalies** are drawn from figures already kept (TCP flags, fragments, truncated
   frames, zero windows, parser errors) plus TCP retransmissions (:class:`_Retransmissions`).
   Checksums, out-of-order segments and duplicate ACKs are not checked, and the list says
@@ -32,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .pcap import PacketBatch, _flow_key, ipv6_string
+from .pcap import APP_NAMES, PacketBatch, _flow_key, ipv6_string
 
 __all__ = ["CaptureStatistics", "CONV_CAP"]
 
@@ -58,6 +60,8 @@ _L4_NAMES = {
 }
 RETX_CAP = 200_000  # (direction, sequence number) keys remembered: 1.6 MB
 RETX_FLOWS = 10_000  # flows with retransmissions named; the rest count in the total only
+_NAPP = max(APP_NAMES) + 1
+_APP_L4 = {"dns": 17, "http": 6, "tls": 6, "ntp": 17, "ssdp": 17, "memcache": 17}
 _NPROTO = 258  # proto + 1 (0 = none), 256 = an IPv6 chain we could not finish
 
 
@@ -349,6 +353,7 @@ class CaptureStatistics:
         }
         n = len(_LINK_NAMES) * 3 * _NPROTO
         self.layers = np.zeros((2, n), np.int64)  # packets, bytes per (link, IP version, protocol)
+        self.apps = np.zeros((2, len(_LINK_NAMES) * 3 * _NAPP), np.int64)  # ... per application
         self.truncated = 0
         self.truncated_bytes_lost = 0
         self.zero_window = 0
@@ -396,6 +401,14 @@ class CaptureStatistics:
         size = self.layers.shape[1]
         self.layers[0] += np.bincount(key, minlength=size)
         self.layers[1] += np.bincount(key, weights=b.wirelen, minlength=size).astype(np.int64)
+        if b.app is not None:
+            a = np.flatnonzero(b.app)
+            if a.size:
+                lka = lk if isinstance(lk, int) else lk[a]
+                akey = (lka * 3 + vk[a]) * _NAPP + b.app[a]
+                size = self.apps.shape[1]
+                self.apps[0] += np.bincount(akey, minlength=size)
+                self.apps[1] += np.bincount(akey, weights=b.wirelen[a], minlength=size).astype(np.int64)
 
     @staticmethod
     def _ports(b: PacketBatch, i: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -431,6 +444,7 @@ class CaptureStatistics:
         for name, table in self.conv.items():
             table.merge(other.conv[name])
         self.layers += other.layers
+        self.apps += other.apps
         self.truncated += other.truncated
         self.truncated_bytes_lost += other.truncated_bytes_lost
         self.zero_window += other.zero_window
@@ -522,6 +536,8 @@ class CaptureStatistics:
         """Rows of (depth, protocol, frames, bytes) in tshark ``io,phs`` order (heaviest first)."""
         pk = self.layers[0].reshape(len(_LINK_NAMES), 3, _NPROTO)
         by = self.layers[1].reshape(len(_LINK_NAMES), 3, _NPROTO)
+        apk = self.apps[0].reshape(len(_LINK_NAMES), 3, _NAPP)
+        aby = self.apps[1].reshape(len(_LINK_NAMES), 3, _NAPP)
         total = int(pk.sum())
         rows: list[dict] = []
 
@@ -550,6 +566,9 @@ class CaptureStatistics:
                     if vi == 1 and pi == 0:
                         name = "unknown"
                     row(2, name, n, int(by[li, vi, pi]))
+                    for ai in np.argsort(-apk[li, vi], kind="stable").tolist():
+                        if apk[li, vi, ai] and _APP_L4[APP_NAMES[ai]] == pi - 1:
+                            row(3, APP_NAMES[ai], int(apk[li, vi, ai]), int(aby[li, vi, ai]))
         return rows
 
     def _anomalies(self, s: Any) -> list[dict]:  # noqa: ANN401 - PcapSummarizer
