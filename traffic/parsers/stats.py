@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .pcap import APP_NAMES, PacketBatch, _flow_key, ipv6_string
+from .pcap import APP_NAMES, PacketBatch, ipv6_string
 
 __all__ = ["CaptureStatistics", "CONV_CAP"]
 
@@ -253,28 +253,42 @@ class _Retransmissions:
         i = np.flatnonzero((f >= 0) & (((f & 0x03) != 0) | (ln > 1)))
         if i.size == 0:
             return
-        ports = (b.sport[i].astype(np.uint64) << np.uint64(16)) | b.dport[i].astype(np.uint64)
-        flow = _flow_key(b.src4[i], b.dst4[i], b.src6[i], b.dst6[i], ports)
+        # One 64-bit word of ports and sequence number, one of the addresses (IPv6 folded).
+        word = (
+            (b.sport[i].astype(np.uint64) << np.uint64(48))
+            | (b.dport[i].astype(np.uint64) << np.uint64(32))
+            | b.tcp_seq[i].astype(np.uint64)
+        )
+        addr = (b.src4[i].astype(np.uint64) << np.uint64(32)) | b.dst4[i].astype(np.uint64)
+        v6 = np.flatnonzero(b.ip_version[i] == 6)
+        if v6.size:
+            j = i[v6]
+            addr[v6] = _mix64(_mix64(_mix64(_mix64(b.src6[j, 0]) ^ b.src6[j, 1]) ^ b.dst6[j, 0]) ^ b.dst6[j, 1])
         # The SYN bit in the key: a crafted SYN and data segment may share a sequence number.
-        syn = (f[i] & 0x02).astype(np.uint64) << np.uint64(32)
-        key = _mix64(flow ^ (b.tcp_seq[i].astype(np.uint64) | syn))
-        uniq, first = np.unique(key, return_index=True)
+        syn = np.where((f[i] & 0x02) != 0, _SYN_SALT, np.uint64(0))
+        key = _mix64(_mix64(addr ^ syn) ^ word)
+        # Sort once (np.unique's stable sort is slower); a key's first copy is its lowest row.
+        order = np.argsort(key)
+        ks = key[order]
+        start = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+        uniq, first = ks[start], np.minimum.reduceat(order, start)
         repeat = np.ones(i.size, bool)
         repeat[first] = False  # repeats inside this batch
         known = _member(self.seen, uniq)
         repeat[first[known]] = True  # a first copy in this batch of a start seen earlier
-        new, new_flow = uniq[~known], flow[first[~known]]
-        if new.size and not self.full:
+        if not self.full:
+            new, at = uniq[~known], first[~known]
             room = self.cap - self.seen.size
             if new.size > room:
-                keep = np.sort(np.argsort(first[~known], kind="stable")[:room])
-                new, new_flow = new[keep], new_flow[keep]
+                keep = np.sort(np.argsort(at, kind="stable")[:room])
+                new, at = new[keep], at[keep]
                 self.full = True
-            self._insert(new, new_flow)
+            if new.size:
+                self._insert(new, _flow_of(addr[at], word[at]))
         r = np.flatnonzero(repeat)
         if r.size:
             self.count += int(r.size)
-            self._name(b, i[r], flow[r])
+            self._name(b, i[r], _flow_of(addr[r], word[r]))
 
     def _name(self, b: PacketBatch, rows: np.ndarray, flow: np.ndarray) -> None:
         u, at, n = np.unique(flow, return_index=True, return_counts=True)
@@ -329,6 +343,14 @@ class _Retransmissions:
             "unnamed": self.unnamed,  # on a connection cut by the split into parts, not named
             "flows": [{"from": a, "to": z, "retransmissions": c} for c, a, z in rows],
         }
+
+
+_SYN_SALT = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _flow_of(addr: np.ndarray, word: np.ndarray) -> np.ndarray:
+    """One direction of a connection: addresses and ports (the top half of ``word``)."""
+    return _mix64(_mix64(addr) ^ (word >> np.uint64(32)))
 
 
 def _member(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
