@@ -341,10 +341,13 @@ def _decode(
         tcp_window[tw] = v.u16be[l4[tw] + 14]
     tcp_seq = np.full(n, -1, dtype=np.int64)
     tcp_len = np.full(n, -1, dtype=np.int32)
+    lt = l4[t]
+    tpay = lt + ((v.u8[lt + 12] >> 4).astype(np.int64) << 2)  # TCP payload offset
+    tip_end = l3[t] + ip_len[t]
+    tpend = np.minimum(end[t], tip_end)  # captured end of the payload
     if t.size:
-        lt = l4[t]
         tcp_seq[t] = v.u32be[lt + 4]
-        tcp_len[t] = np.maximum(l3[t] + ip_len[t] - (lt + ((v.u8[lt + 12] >> 4).astype(np.int64) << 2)), 0)
+        tcp_len[t] = np.maximum(tip_end - tpay, 0)
     u = np.nonzero(has_l4 & (proto == 17) & (l4 + 9 <= end))[0]
     if u.size:
         udp_payload0[u] = v.u8[l4[u] + 8]
@@ -352,14 +355,12 @@ def _decode(
     if ic.size:
         icmp_type[ic] = v.u8[l4[ic]]
 
-    app = _app_classes(v, n, t, u, l3, l4, end, ip_len, sport, dport) if depth == 0 else None
+    app = _app_classes(v, n, t, tpay, tpend, u, l3, l4, ip_len, sport, dport) if depth == 0 else None
     inner = tunnel_index = tunnel_kind = None
     l7_rows = l7_payloads = None
     if depth == 0 and t.size:
         # TCP segments with payload only; their first bytes decide (see l7.select_payloads).
-        lt4 = l4[t]
-        pay = lt4 + ((v.u8[lt4 + 12] >> 4).astype(np.int64) << 2)
-        pend = np.minimum(end[t], l3[t] + ip_len[t])
+        lt4, pay, pend = lt, tpay, tpend
         has = np.flatnonzero(pend - pay >= 4)
         if has.size:
             rows = t[has]
@@ -421,41 +422,45 @@ _TUNNEL_UDP_PORTS = (4789, 6081)
 
 # Protocols above layer 4 named in the protocol hierarchy (tshark's ``io,phs`` names).
 APP_NAMES = {1: "dns", 2: "http", 3: "tls", 4: "ntp", 5: "ssdp", 6: "memcache"}
-_HTTP_STARTS = np.array(
-    [
-        int.from_bytes(m, "big")
-        for m in (b"GET ", b"POST", b"HEAD", b"PUT ", b"DELE", b"OPTI", b"PATC", b"CONN", b"TRAC")
-    ],
-    dtype=np.uint32,
+_HTTP_STARTS = np.sort(
+    np.array(
+        [
+            int.from_bytes(m, "big")
+            for m in (b"GET ", b"POST", b"HEAD", b"PUT ", b"DELE", b"OPTI", b"PATC", b"CONN", b"TRAC")
+        ],
+        dtype=np.uint32,
+    )
 )
-_UDP_APPS = ((53, 1), (123, 4), (1900, 5), (11211, 6))
+_UDP_APP_BY_PORT = np.zeros(65536, np.int8)
+_UDP_APP_BY_PORT[[53, 123, 1900, 11211]] = [1, 4, 5, 6]
 
 
-def _app_classes(v: _Views, n: int, t: np.ndarray, u: np.ndarray, l3, l4, end, ip_len, sport, dport) -> np.ndarray:
+def _app_classes(v: _Views, n: int, t, tpay, tpend, u, l3, l4, ip_len, sport, dport) -> np.ndarray:  # noqa: ANN001
     """HTTP/TLS from a TCP segment's first payload bytes (a request line or ``HTTP/``, a TLS
     record header); DNS, NTP, SSDP, memcached by UDP port as tshark dissects them, DNS only
     with room for its 12-byte header. A message spread over segments counts in its first."""
     app = np.zeros(n, np.int8)
-    if t.size:
-        lt = l4[t]
-        pay = lt + ((v.u8[lt + 12] >> 4).astype(np.int64) << 2)
-        ok = np.minimum(end[t], l3[t] + ip_len[t]) - pay >= 5
-        rows, pay = t[ok], pay[ok]
-        if rows.size:
-            w = v.u32be[pay]
-            b4 = v.u8[pay + 4]
-            http = np.isin(w, _HTTP_STARTS) | ((w == 0x48545450) & (b4 == 0x2F))  # "HTTP/"
-            ct, major, minor = w >> 24, (w >> 16) & 0xFF, (w >> 8) & 0xFF
-            tls = (ct >= 20) & (ct <= 23) & (major == 3) & (minor <= 4)
-            app[rows[http]] = 2
-            app[rows[tls & ~http]] = 3
+    ok = np.flatnonzero(tpend - tpay >= 5)
+    if ok.size:
+        rows, pay = t[ok], tpay[ok]
+        w = v.u32be[pay]
+        ct = w >> 24
+        tls = (ct >= 20) & (ct <= 23) & (((w >> 16) & 0xFF) == 3) & (((w >> 8) & 0xFF) <= 4)
+        app[rows[tls]] = 3
+        # Only words between "CONN" and "TRAC" can start a request line or "HTTP/".
+        c = np.flatnonzero((w >= _HTTP_STARTS[0]) & (w <= _HTTP_STARTS[-1]))
+        if c.size:
+            wc = w[c]
+            http = np.isin(wc, _HTTP_STARTS) | ((wc == 0x48545450) & (v.u8[pay[c] + 4] == 0x2F))  # "HTTP/"
+            app[rows[c[http]]] = 2
     if u.size:
-        sp, dp = sport[u], dport[u]
-        for port, code in _UDP_APPS:
-            hit = (sp == port) | (dp == port)
-            if code == 1:
-                hit &= (l3[u] + ip_len[u]) - (l4[u] + 8) >= 12
-            app[u[hit & (app[u] == 0)]] = code
+        sp, dp = _UDP_APP_BY_PORT[sport[u]], _UDP_APP_BY_PORT[dport[u]]
+        code = np.where(sp > 0, sp, dp)
+        dns = code == 1
+        if dns.any():
+            d = u[dns]
+            code[dns] = np.where((l3[d] + ip_len[d]) - (l4[d] + 8) >= 12, 1, 0)
+        app[u] = code
     return app
 
 
