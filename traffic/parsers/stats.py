@@ -58,7 +58,7 @@ _L4_NAMES = {
     58: "icmpv6",
     132: "sctp",
 }
-RETX_CAP = 200_000  # (direction, sequence number) keys remembered: 1.6 MB
+RETX_CAP = 200_000  # (direction, sequence number) starts remembered: 20 bytes each, 4 MB
 RETX_FLOWS = 10_000  # flows with retransmissions named; the rest count in the total only
 _NAPP = max(APP_NAMES) + 1
 _APP_L4 = {"dns": 17, "http": 6, "tls": 6, "ntp": 17, "ssdp": 17, "memcache": 17}
@@ -239,8 +239,13 @@ class _Retransmissions:
     def __init__(self, cap: int = RETX_CAP) -> None:
         self.cap = cap
         self.seen = np.zeros(0, np.uint64)
-        self.seen_flow = np.zeros(0, np.uint64)  # the flow of each remembered start, for merges
-        self.unnamed = 0  # repeats found in a merge whose flow neither part had named
+        # Per remembered start, for merges: its flow, and to name it, the IPv4 address pair
+        # (0 for IPv6, named from ``v6_names``) and the ports: 20 bytes a key in all.
+        self.seen_flow = np.zeros(0, np.uint64)
+        self.seen_pair = np.zeros(0, np.uint64)
+        self.seen_ports = np.zeros(0, np.uint32)
+        self.v6_names: dict[int, tuple[str, str]] = {}  # bounded at RETX_FLOWS
+        self.unnamed = 0  # repeats found in a merge whose flow could not be named
         self.full = False
         self.count = 0
         self.flows: dict[int, list] = {}  # flow hash -> [retransmissions, from, to]
@@ -260,6 +265,7 @@ class _Retransmissions:
             | b.tcp_seq[i].astype(np.uint64)
         )
         addr = (b.src4[i].astype(np.uint64) << np.uint64(32)) | b.dst4[i].astype(np.uint64)
+        pair = addr.copy()
         v6 = np.flatnonzero(b.ip_version[i] == 6)
         if v6.size:
             j = i[v6]
@@ -284,7 +290,10 @@ class _Retransmissions:
                 new, at = new[keep], at[keep]
                 self.full = True
             if new.size:
-                self._insert(new, _flow_of(addr[at], word[at]))
+                flows = _flow_of(addr[at], word[at])
+                self._insert(new, flows, pair[at], (word[at] >> np.uint64(32)).astype(np.uint32))
+                if v6.size:
+                    self._name_v6(b, i[at], flows)
         r = np.flatnonzero(repeat)
         if r.size:
             self.count += int(r.size)
@@ -316,24 +325,55 @@ class _Retransmissions:
                 self.flows[h][0] += c
             elif len(self.flows) < RETX_FLOWS:
                 self.flows[h] = [c, a, z]
-        for h in other.seen_flow[known].tolist():
+        for h, p, pt in zip(
+            other.seen_flow[known].tolist(),
+            other.seen_pair[known].tolist(),
+            other.seen_ports[known].tolist(),
+            strict=True,
+        ):
             if h in self.flows:
                 self.flows[h][0] += 1
+                continue
+            if p:
+                a = f"{ipaddress.IPv4Address(p >> 32)}:{pt >> 16}"
+                z = f"{ipaddress.IPv4Address(p & 0xFFFFFFFF)}:{pt & 0xFFFF}"
+            elif h in other.v6_names or h in self.v6_names:
+                a, z = other.v6_names.get(h) or self.v6_names[h]
             else:
                 self.unnamed += 1
-        new, new_flow = other.seen[~known], other.seen_flow[~known]
-        if new.size and not self.full:
-            if new.size > self.cap - self.seen.size:
-                new, new_flow = new[: self.cap - self.seen.size], new_flow[: self.cap - self.seen.size]
-                self.full = True
-            self._insert(new, new_flow)
+                continue
+            if len(self.flows) < RETX_FLOWS:
+                self.flows[h] = [1, a, z]
+            else:
+                self.unnamed += 1
+        for h, names in other.v6_names.items():
+            if len(self.v6_names) < RETX_FLOWS:
+                self.v6_names.setdefault(h, names)
+        new = ~known
+        if new.any() and not self.full:
+            keep = np.flatnonzero(new)[: self.cap - self.seen.size]
+            self.full = keep.size < np.count_nonzero(new)
+            self._insert(other.seen[keep], other.seen_flow[keep], other.seen_pair[keep], other.seen_ports[keep])
 
-    def _insert(self, keys: np.ndarray, flows: np.ndarray) -> None:
+    def _insert(self, keys: np.ndarray, flows: np.ndarray, pairs: np.ndarray, ports: np.ndarray) -> None:
         order = np.argsort(keys)
-        keys, flows = keys[order], flows[order]
+        keys = keys[order]
         at = np.searchsorted(self.seen, keys)
         self.seen = np.insert(self.seen, at, keys)
-        self.seen_flow = np.insert(self.seen_flow, at, flows)
+        self.seen_flow = np.insert(self.seen_flow, at, flows[order])
+        self.seen_pair = np.insert(self.seen_pair, at, pairs[order])
+        self.seen_ports = np.insert(self.seen_ports, at, ports[order])
+
+    def _name_v6(self, b: PacketBatch, rows: np.ndarray, flows: np.ndarray) -> None:
+        six = np.flatnonzero(b.ip_version[rows] == 6)
+        for k, h in zip(rows[six].tolist(), flows[six].tolist(), strict=True):
+            if len(self.v6_names) >= RETX_FLOWS:
+                return
+            if h not in self.v6_names:
+                self.v6_names[h] = (
+                    f"{ipv6_string(int(b.src6[k, 0]), int(b.src6[k, 1]))}:{int(b.sport[k])}",
+                    f"{ipv6_string(int(b.dst6[k, 0]), int(b.dst6[k, 1]))}:{int(b.dport[k])}",
+                )
 
     def result(self, top: int) -> dict:
         rows = sorted(self.flows.values(), key=lambda e: (-e[0], e[1], e[2]))[:top]
@@ -640,8 +680,9 @@ class CaptureStatistics:
         add("note", "Checksum", "Checksums are not verified (as in Wireshark by default)", 0)
         rx = self.retx
         if rx.count:
-            worst = max(rx.flows.values(), key=lambda e: e[0]) if rx.flows else None
-            where = f"; most on {worst[1]} → {worst[2]} ({worst[0]:,})" if worst else ""
+            top_flows = rx.result(1)["flows"]  # ties broken by address, so parts merge alike
+            worst = top_flows[0] if top_flows else None
+            where = f"; most on {worst['from']} → {worst['to']} ({worst['retransmissions']:,})" if worst else ""
             bound = "at least " if rx.full else ""
             add(
                 "warning" if tcp and rx.count / tcp >= 0.05 else "note",
