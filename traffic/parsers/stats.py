@@ -352,7 +352,7 @@ class _Retransmissions:
         new = ~known
         if new.any() and not self.full:
             keep = np.flatnonzero(new)[: self.cap - self.seen.size]
-            self.full = keep.size < np.count_nonzero(new)
+            self.full = bool(keep.size < np.count_nonzero(new))
             self._insert(other.seen[keep], other.seen_flow[keep], other.seen_pair[keep], other.seen_ports[keep])
 
     def _insert(self, keys: np.ndarray, flows: np.ndarray, pairs: np.ndarray, ports: np.ndarray) -> None:
