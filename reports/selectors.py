@@ -12,6 +12,7 @@ import math
 import zoneinfo
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,6 +31,44 @@ TOP = 10
 # An alert of a flood may name thousands of sources; these are enough to place it.
 GEO_ADDRESSES_PER_ALERT = 20
 EFFECT_WINDOW = timedelta(minutes=10)
+
+
+def _network_label(asn: Any, name: Any) -> tuple[str | None, int | None]:
+    """ "AS15169 GOOGLE", "AS64500" or the name alone, with the number when there is one."""
+    number = int(asn) if str(asn or "").isdigit() else None
+    label = " ".join(part for part in (f"AS{number}" if number else "", str(name or "").strip()) if part)
+    return label or None, number
+
+
+@dataclass(frozen=True)
+class _AlertPlaces:
+    countries: set[str]
+    networks: dict[str, int | None]  # label -> AS number
+    located_countries: bool
+    located_networks: bool
+    addresses: int
+
+
+def _alert_places(source_ips: Any, source_asns: Any, source_countries: Any) -> _AlertPlaces:
+    """One alert's countries and networks, for the alert page and every report alike: the sender's
+    where it named them, else our offline geolocation of its first source addresses."""
+    from traffic import geo
+
+    addresses = sorted(set(source_ips or []))
+    countries = {str(c).upper() for c in source_countries or [] if c}
+    networks = dict(label_number for a in source_asns or [] if (label_number := _network_label(a, None))[0])
+    located_countries = located_networks = False
+    if addresses and not (countries and networks):
+        places = [geo.lookup(ip) for ip in addresses[:GEO_ADDRESSES_PER_ALERT]]
+        if not countries:
+            countries = {p["country"] for p in places if p["country"]}
+            located_countries = bool(countries)
+        if not networks:
+            networks = dict(
+                label_number for p in places if (label_number := _network_label(p.get("asn"), p.get("as_name")))[0]
+            )
+            located_networks = bool(networks)
+    return _AlertPlaces(countries, networks, located_countries, located_networks, len(addresses))
 
 
 def zone_of(customer: Customer | None) -> zoneinfo.ZoneInfo:
@@ -254,8 +293,6 @@ class _Builder:
         so, because a spoofed address is located where it is registered, not where the attacker is.
         A capture's sources come from its victim-side analysis, a log's from its own columns.
         """
-        from traffic import geo
-
         ips: Counter[str] = Counter()
         networks: Counter[str] = Counter()
         asn_of: dict[str, int | None] = {}
@@ -263,27 +300,20 @@ class _Builder:
         located = 0
 
         def network(asn: Any, name: Any) -> str | None:
-            number = int(asn) if str(asn or "").isdigit() else None
-            label = " ".join(part for part in (f"AS{number}" if number else "", str(name or "").strip()) if part)
+            label, number = _network_label(asn, name)
             if label:
                 asn_of.setdefault(label, number)
-            return label or None
+            return label
 
         rows = self.alerts.order_by("event_time", "id").values_list("source_ips", "source_asns", "source_countries")
         for source_ips, source_asns, source_countries in rows[:ALERT_ROWS_CAP]:
-            addresses = set(source_ips or [])
-            ips.update(addresses)
-            named_countries = {str(c).upper() for c in source_countries or [] if c}
-            named_networks = {n for n in (network(a, None) for a in source_asns or []) if n}
-            if addresses and not (named_countries and named_networks):
-                places = [geo.lookup(ip) for ip in sorted(addresses)[:GEO_ADDRESSES_PER_ALERT]]
-                if not named_countries:
-                    named_countries = {p["country"] for p in places if p["country"]}
-                    located += bool(named_countries)
-                if not named_networks:
-                    named_networks = {n for n in (network(p["asn"], p["as_name"]) for p in places) if n}
-            countries.update(named_countries)
-            networks.update(named_networks)
+            ips.update(set(source_ips or []))
+            places = _alert_places(source_ips, source_asns, source_countries)
+            located += places.located_countries
+            for label, number in places.networks.items():
+                asn_of.setdefault(label, number)
+            countries.update(places.countries)
+            networks.update(places.networks.keys())
 
         sampled_ips: Counter[str] = Counter()
         sampled_networks: Counter[str] = Counter()
@@ -731,32 +761,13 @@ def attack_sources(attack: Attack) -> dict[str, Any]:
 def alert_sources(alert: Alert) -> dict[str, Any]:
     """One alert's source countries and networks: the sender's where it named them, else the
     offline geolocation of its source addresses (``located`` says which), as reports count them."""
-    from traffic import geo
-
-    addresses = sorted(set(alert.source_ips or []))
-    countries = sorted({str(c).upper() for c in alert.source_countries or [] if c})
-    networks = sorted({f"AS{a}" for a in alert.source_asns or [] if str(a).isdigit()})
-    located_countries = located_networks = False
-    if addresses and not (countries and networks):
-        places = [geo.lookup(ip) for ip in addresses[:GEO_ADDRESSES_PER_ALERT]]
-        if not countries:
-            countries = sorted({p["country"] for p in places if p["country"]})
-            located_countries = bool(countries)
-        if not networks:
-            networks = sorted(
-                {
-                    " ".join(x for x in (f"AS{p['asn']}" if p.get("asn") else "", p.get("as_name") or "") if x)
-                    for p in places
-                    if p.get("asn") or p.get("as_name")
-                }
-            )
-            located_networks = bool(networks)
+    places = _alert_places(alert.source_ips, alert.source_asns, alert.source_countries)
     return {
-        "countries": countries,
-        "networks": networks,
-        "located": located_countries or located_networks,
-        "addresses": len(addresses),
-        "looked_up": min(len(addresses), GEO_ADDRESSES_PER_ALERT),
+        "countries": sorted(places.countries),
+        "networks": sorted(places.networks),
+        "located": places.located_countries or places.located_networks,
+        "addresses": places.addresses,
+        "looked_up": min(places.addresses, GEO_ADDRESSES_PER_ALERT),
     }
 
 
